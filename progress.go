@@ -1,0 +1,39 @@
+package img2vid
+
+// Stages a job goes through, in order.
+const (
+	StageQueued = "queued"
+	StageDecode = "decode"
+	StageEncode = "encode"
+	StageDone   = "done"
+)
+
+// Progress is a snapshot of a running job, sent as often as frames reach the
+// encoder.
+type Progress struct {
+	// Stage is one of the Stage constants.
+	Stage string `json:"stage"`
+	// Done and Total count output frames handed to the encoder.
+	Done  int `json:"done"`
+	Total int `json:"total"`
+	// ElapsedMS is the time since the job started, ETAMS the estimated time
+	// left (0 when unknown).
+	ElapsedMS int64 `json:"elapsed_ms"`
+	ETAMS     int64 `json:"eta_ms"`
+}
+
+// Result describes a finished video.
+type Result struct {
+	Output      string  `json:"-"`
+	Format      string  `json:"format"`
+	Width       int     `json:"width"`
+	Height      int     `json:"height"`
+	Inputs      int     `json:"inputs"`     // images read
+	Frames      int     `json:"frames"`     // frames encoded
+	FPS         float64 `json:"fps"`        // output frame rate
+	Duration    float64 `json:"duration_s"` // Frames / FPS
+	Duplicates  int     `json:"duplicates"` // consecutive exact duplicates seen (dropped with Dedupe)
+	SceneCuts   int     `json:"scene_cuts"` // pairs held instead of interpolated
+	FrameModel  string  `json:"frame_model,omitempty"`
+	InterpModel string  `json:"interp_model,omitempty"`
+}
