@@ -1,0 +1,158 @@
+package inference
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// sharedDir is ../shared beside the repository root, where the test data
+// and the third-party model live.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := repoRoot(wd)
+	if root == "" {
+		t.Fatalf("no go.mod above %s", wd)
+	}
+	return filepath.Join(root, "..", "shared")
+}
+
+// needShared returns the path of a file under ../shared, skipping the test
+// when the shared data is not there.
+func needShared(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(sharedDir(t), rel)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("test data %s is absent (it lives in ../shared beside the repository): %v", p, err)
+	}
+	return p
+}
+
+// openRuntime opens the real ONNX Runtime on the CPU, skipping the test
+// when the library is not installed. ONNXRUNTIME_LIB is read here, as the
+// command line does, never inside the package.
+func openRuntime(t testing.TB, modelsDir string) *Runtime {
+	t.Helper()
+	if _, err := FindLibrary(DefaultLibrarySearch(os.Getenv("ONNXRUNTIME_LIB"))); err != nil {
+		t.Skipf("ONNX Runtime is not installed (run scripts/setup.sh run): %v", err)
+	}
+	r, err := Open(Config{
+		Library:   os.Getenv("ONNXRUNTIME_LIB"),
+		Device:    DeviceCPU,
+		ModelsDir: modelsDir,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
+}
+
+const quickSRNet = "models/quicksrnetsmall-2x-360p.onnx"
+
+// quickSRNetDir makes a models folder holding QuickSRNet (linked, not
+// copied) and a manifest that names only the required fields and the
+// checksum, so the rest must be read from the model.
+func quickSRNetDir(t testing.TB) string {
+	t.Helper()
+	src := needShared(t, quickSRNet)
+	dir := t.TempDir()
+	if err := os.Symlink(src, filepath.Join(dir, "sr-2x.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "sr-2x.json"), `{"name": "sr-2x", "kind": "frame", "file": "sr-2x.onnx",
+ "description": "QuickSRNet-Small 2x", "sha256": "`+fileSHA256(t, src)+`"}`)
+	return dir
+}
+
+func writeFile(t testing.TB, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// aquariumFrame decodes frame n of the shared aquarium set.
+func aquariumFrame(t testing.TB, n int) *image.NRGBA {
+	t.Helper()
+	f, err := os.Open(needShared(t, filepath.Join("data", "aquarium", fmt.Sprintf("frame_%03d.jpg", n))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := jpeg.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := image.NewNRGBA(img.Bounds())
+	draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
+	return out
+}
+
+// downscale2 halves an image by averaging each 2x2 block (area filter).
+func downscale2(src *image.NRGBA) *image.NRGBA {
+	w, h := src.Rect.Dx()/2, src.Rect.Dy()/2
+	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			for c := range 3 {
+				s := 0
+				for _, o := range []int{src.PixOffset(2*x, 2*y), src.PixOffset(2*x+1, 2*y), src.PixOffset(2*x, 2*y+1), src.PixOffset(2*x+1, 2*y+1)} {
+					s += int(src.Pix[o+c])
+				}
+				dst.Pix[dst.PixOffset(x, y)+c] = uint8((s + 2) / 4)
+			}
+			dst.Pix[dst.PixOffset(x, y)+3] = 255
+		}
+	}
+	return dst
+}
+
+// psnr is the peak signal-to-noise ratio of b against a over RGB, in dB.
+func psnr(t testing.TB, a, b *image.NRGBA) float64 {
+	t.Helper()
+	if a.Rect.Size() != b.Rect.Size() {
+		t.Fatalf("psnr: sizes differ, %v and %v", a.Rect.Size(), b.Rect.Size())
+	}
+	var se float64
+	n := 0
+	for y := range a.Rect.Dy() {
+		for x := range a.Rect.Dx() {
+			i, j := a.PixOffset(x, y), b.PixOffset(x, y)
+			for c := range 3 {
+				d := float64(a.Pix[i+c]) - float64(b.Pix[j+c])
+				se += d * d
+				n++
+			}
+		}
+	}
+	return 10 * math.Log10(255*255/(se/float64(n)))
+}

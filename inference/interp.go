@@ -1,0 +1,105 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"image"
+
+	"github.com/img2vid/img2vid"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// interpolator runs an interpolate model: frame0, frame1 and t in, the
+// frame at t out. Frames are padded to the model's multiple by repeating
+// their edges, and the result cropped back.
+type interpolator struct {
+	spec  *spec
+	sess  *session
+	codec *codec
+}
+
+var _ img2vid.Interpolator = (*interpolator)(nil)
+
+func newInterpolator(s *spec, se *session) loadedModel {
+	return &interpolator{spec: s, sess: se, codec: newCodec(s.Manifest)}
+}
+
+func (m *interpolator) kind() string { return img2vid.KindInterpolate }
+func (m *interpolator) close() error { return m.sess.close() }
+
+// Name is the model's registry name.
+func (m *interpolator) Name() string { return m.spec.Name }
+
+func (m *interpolator) shape(w, h int) ort.Shape {
+	if m.spec.Layout == LayoutNHWC {
+		return ort.NewShape(1, int64(h), int64(w), 3)
+	}
+	return ort.NewShape(1, 3, int64(h), int64(w))
+}
+
+// Interpolate returns the frames at each t in ts between a and b.
+func (m *interpolator) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
+	w, h := a.Rect.Dx(), a.Rect.Dy()
+	switch {
+	case w == 0 || h == 0:
+		return nil, img2vid.Errorf(img2vid.EINVALID, "model %s: the frames are empty (%dx%d)", m.spec.Name, w, h)
+	case b.Rect.Dx() != w || b.Rect.Dy() != h:
+		return nil, img2vid.Errorf(img2vid.EINVALID, "model %s: the frames differ in size, %dx%d and %dx%d", m.spec.Name, w, h, b.Rect.Dx(), b.Rect.Dy())
+	case m.spec.tileW != 0 && (w != m.spec.tileW || h != m.spec.tileH):
+		return nil, img2vid.Errorf(img2vid.EINVALID, "model %s takes %dx%d frames only, got %dx%d", m.spec.Name, m.spec.tileW, m.spec.tileH, w, h)
+	}
+	for _, t := range ts {
+		if !(t > 0 && t < 1) {
+			return nil, img2vid.Errorf(img2vid.EINVALID, "model %s: each time must be strictly between 0 and 1, got %v", m.spec.Name, t)
+		}
+	}
+	pw, ph := roundUp(w, m.spec.Multiple), roundUp(h, m.spec.Multiple)
+	shape := m.shape(pw, ph)
+	f0, err := m.frameTensor(shape, a)
+	if err != nil {
+		return nil, err
+	}
+	defer f0.Destroy()
+	f1, err := m.frameTensor(shape, b)
+	if err != nil {
+		return nil, err
+	}
+	defer f1.Destroy()
+	out := make([]float32, 3*pw*ph)
+	frames := make([]*image.NRGBA, 0, len(ts))
+	for _, t := range ts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := m.runAt(f0, f1, t, shape, out); err != nil {
+			return nil, img2vid.Errorf(img2vid.EINTERNAL, "model %s on %dx%d frames at t=%v: %w", m.spec.Name, w, h, t, err)
+		}
+		img := image.NewNRGBA(image.Rect(0, 0, w, h))
+		m.codec.store(img, out, pw, ph, 0, 0)
+		frames = append(frames, img)
+	}
+	return frames, nil
+}
+
+func (m *interpolator) frameTensor(shape ort.Shape, img *image.NRGBA) (*ort.Tensor[float32], error) {
+	w, h := int(shape[3]), int(shape[2])
+	if m.spec.Layout == LayoutNHWC {
+		w, h = int(shape[2]), int(shape[1])
+	}
+	buf := make([]float32, 3*w*h)
+	m.codec.load(buf, img, 0, 0, w, h)
+	t, err := ort.NewTensor(shape, buf)
+	if err != nil {
+		return nil, img2vid.Errorf(img2vid.EINTERNAL, "model %s: creating a frame tensor %v: %w", m.spec.Name, shape, err)
+	}
+	return t, nil
+}
+
+func (m *interpolator) runAt(f0, f1 *ort.Tensor[float32], t float32, shape ort.Shape, out []float32) error {
+	tt, err := ort.NewTensor(ort.NewShape(1), []float32{t})
+	if err != nil {
+		return fmt.Errorf("creating the time tensor: %w", err)
+	}
+	defer tt.Destroy()
+	return m.sess.run([]ort.Value{f0, f1, tt}, shape, out)
+}

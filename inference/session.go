@@ -1,0 +1,104 @@
+package inference
+
+import (
+	"fmt"
+
+	ort "github.com/yalue/onnxruntime_go"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// session is one ONNX Runtime session. DynamicAdvancedSession takes its
+// tensors per Run, and ONNX Runtime allows concurrent Run calls on one
+// session, so one session serves every worker.
+type session struct {
+	s *ort.DynamicAdvancedSession
+}
+
+// newSession creates a session for the model bytes with intra-op threads
+// (0: ONNX Runtime's default) on the CPU or, with cuda, the CUDA provider.
+func newSession(model []byte, inputs []string, output string, threads int, cuda bool) (*session, error) {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("creating session options: %w", err)
+	}
+	defer opts.Destroy()
+	if threads > 0 {
+		if err := opts.SetIntraOpNumThreads(threads); err != nil {
+			return nil, fmt.Errorf("setting %d intra-op threads: %w", threads, err)
+		}
+	}
+	if cuda {
+		if err := appendCUDA(opts); err != nil {
+			return nil, err
+		}
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, []string{output}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the session: %w", err)
+	}
+	return &session{s: s}, nil
+}
+
+// appendCUDA adds the CUDA provider on device 0. cuDNN's exhaustive
+// convolution search is turned off: it costs seconds per new input shape,
+// and tiles keep the shapes few but frames of new sizes would pay it again.
+func appendCUDA(opts *ort.SessionOptions) error {
+	cu, err := ort.NewCUDAProviderOptions()
+	if err != nil {
+		return fmt.Errorf("creating CUDA provider options: %w", err)
+	}
+	defer cu.Destroy()
+	if err := cu.Update(map[string]string{"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC"}); err != nil {
+		return fmt.Errorf("setting CUDA provider options: %w", err)
+	}
+	if err := opts.AppendExecutionProviderCUDA(cu); err != nil {
+		return fmt.Errorf("adding the CUDA provider: %w", err)
+	}
+	return nil
+}
+
+func (s *session) close() error { return s.s.Destroy() }
+
+// run runs the session on float32 tensors over the given buffers; the
+// output buffer's shape must be the one the model produces.
+func (s *session) run(ins []ort.Value, outShape ort.Shape, out []float32) error {
+	o, err := ort.NewTensor(outShape, out)
+	if err != nil {
+		return fmt.Errorf("creating the output tensor %v: %w", outShape, err)
+	}
+	defer o.Destroy()
+	if err := s.s.Run(ins, []ort.Value{o}); err != nil {
+		return fmt.Errorf("running the model: %w", err)
+	}
+	return nil
+}
+
+// probeModel returns an ONNX model with one Identity node from float32 x
+// [1] to y [1], written out field by field with protowire so the CUDA probe
+// needs no file.
+func probeModel() []byte {
+	msg := func(field protowire.Number, body []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, field, protowire.BytesType), body)
+	}
+	str := func(field protowire.Number, s string) []byte { return msg(field, []byte(s)) }
+	varint := func(field protowire.Number, v uint64) []byte {
+		return protowire.AppendVarint(protowire.AppendTag(nil, field, protowire.VarintType), v)
+	}
+	cat := func(parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
+	// ValueInfoProto{name, type: TypeProto{tensor_type{elem_type FLOAT, shape{dim{dim_value 1}}}}}
+	value := func(name string) []byte {
+		shape := msg(2, msg(1, varint(1, 1)))
+		tensor := cat(varint(1, 1), shape)
+		return cat(str(1, name), msg(2, msg(1, tensor)))
+	}
+	node := cat(str(1, "x"), str(2, "y"), str(3, "probe"), str(4, "Identity"))
+	graph := cat(msg(1, node), str(2, "probe"), msg(11, value("x")), msg(12, value("y")))
+	opset := cat(str(1, ""), varint(2, 13))
+	return cat(varint(1, 8), msg(8, opset), msg(7, graph))
+}
