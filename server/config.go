@@ -1,0 +1,124 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/img2vid/img2vid"
+)
+
+// Converter turns images, in the order given, into a video written to
+// output. *pipeline.Pipeline implements it.
+type Converter interface {
+	Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
+		progress func(img2vid.Progress)) (img2vid.Result, error)
+}
+
+// Catalog lists the models a job may name and the runtime that runs them.
+// *inference.Runtime implements it.
+type Catalog interface {
+	ListModels() []img2vid.ModelInfo
+	Info() img2vid.RuntimeInfo
+}
+
+// Limits bound what one request and all jobs together may use. Each is
+// checked before the work it guards starts; a zero value means the default.
+type Limits struct {
+	// UploadBytes caps one POST /api/jobs body, files and fields together.
+	UploadBytes int64
+	// FileBytes caps one uploaded image.
+	FileBytes int64
+	// Files caps the number of images in one job.
+	Files int
+	// Pixels caps width x height of one image, read from its header before
+	// anything is decoded, so a decompression bomb costs nothing.
+	Pixels int64
+	// OutputFrames caps the frames one job may encode (after interpolation).
+	OutputFrames int
+	// Duration caps the length of one output video.
+	Duration time.Duration
+	// JobTime caps how long one job may run before it is canceled.
+	JobTime time.Duration
+	// DiskBytes caps the bytes all job folders together may hold.
+	DiskBytes int64
+}
+
+// DefaultLimits are generous for one person's use and small enough that a
+// public server cannot be filled by one client.
+func DefaultLimits() Limits {
+	return Limits{
+		UploadBytes:  1 << 30,
+		FileBytes:    64 << 20,
+		Files:        2000,
+		Pixels:       50_000_000,
+		OutputFrames: 20_000,
+		Duration:     30 * time.Minute,
+		JobTime:      30 * time.Minute,
+		DiskBytes:    8 << 30,
+	}
+}
+
+// Config is what the server needs. cmd fills it from flags and environment;
+// zero values take the defaults shown on each field.
+type Config struct {
+	// Converter runs the jobs. Required.
+	Converter Converter
+	// Catalog answers /api/models and labels metrics with the execution
+	// provider. Optional: without it no model can be named in a job.
+	Catalog Catalog
+	// Ready reports whether ffmpeg and the runtime work, for /readyz.
+	// Optional: without it the server is ready once it is up.
+	Ready func(ctx context.Context) error
+	// Logger receives request and job logs. Optional.
+	Logger *slog.Logger
+	// WorkDir holds one folder per job (uploads and the video). Required;
+	// created if missing.
+	WorkDir string
+	// Workers is how many jobs run at once (default 1: a job already uses
+	// every core through ffmpeg and the runtime).
+	Workers int
+	// Queue is how many accepted jobs may wait for a worker (default 8);
+	// beyond it POST /api/jobs answers 503 with Retry-After.
+	Queue int
+	// TTL is how long a finished job and its files are kept (default 1h).
+	TTL time.Duration
+	// Token, when set, is required on /api and /metrics as
+	// "Authorization: Bearer <token>" or the img2vid_token cookie.
+	Token string
+	// RetryAfter is the delay a busy server suggests to clients (default 5s).
+	RetryAfter time.Duration
+	// Limits bound uploads and jobs.
+	Limits Limits
+}
+
+// withDefaults returns c with zero fields set to their defaults, or an
+// error naming the first field that cannot work.
+func (c Config) withDefaults() (Config, error) {
+	if c.Converter == nil {
+		return c, fmt.Errorf("server config: Converter is required")
+	}
+	if c.WorkDir == "" {
+		return c, fmt.Errorf("server config: WorkDir is required")
+	}
+	if c.Workers < 0 || c.Queue < 0 || c.TTL < 0 || c.RetryAfter < 0 {
+		return c, fmt.Errorf("server config: workers, queue, TTL and retry-after must not be negative")
+	}
+	c.Workers = cmp.Or(c.Workers, 1)
+	c.Queue = cmp.Or(c.Queue, 8)
+	c.TTL = cmp.Or(c.TTL, time.Hour)
+	c.RetryAfter = max(cmp.Or(c.RetryAfter, 5*time.Second), time.Second)
+	d := DefaultLimits()
+	l := &c.Limits
+	l.UploadBytes = cmp.Or(l.UploadBytes, d.UploadBytes)
+	l.FileBytes = cmp.Or(l.FileBytes, d.FileBytes)
+	l.Files = cmp.Or(l.Files, d.Files)
+	l.Pixels = cmp.Or(l.Pixels, d.Pixels)
+	l.OutputFrames = cmp.Or(l.OutputFrames, d.OutputFrames)
+	l.Duration = cmp.Or(l.Duration, d.Duration)
+	l.JobTime = cmp.Or(l.JobTime, d.JobTime)
+	l.DiskBytes = cmp.Or(l.DiskBytes, d.DiskBytes)
+	return c, nil
+}

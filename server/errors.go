@@ -1,0 +1,84 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/img2vid/img2vid"
+)
+
+// EUNAUTHORIZED is the code of a request without the right API token. It is
+// local to the HTTP layer: nothing below the server knows about tokens.
+const EUNAUTHORIZED = "unauthorized"
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// statusOf maps an error code to its HTTP status. It is the only place that
+// does, so the CLI's exit codes and the API's statuses cannot drift apart
+// from the codes' meaning.
+func statusOf(code string) int {
+	switch code {
+	case img2vid.EINVALID:
+		return http.StatusBadRequest
+	case img2vid.ENOTFOUND:
+		return http.StatusNotFound
+	case img2vid.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case img2vid.EBUSY, img2vid.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	case img2vid.ECANCELED:
+		return http.StatusConflict
+	case EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorBody returns what a client may see of err: the coded message, or a
+// generic text for internal errors, whose detail only goes to the log.
+func errorBody(err error) ErrorBody {
+	var e *img2vid.Error
+	if errors.As(err, &e) && e.Code == EUNAUTHORIZED {
+		return ErrorBody{Error: e.Message, Code: e.Code}
+	}
+	return ErrorBody{Error: img2vid.ErrorMessage(err), Code: img2vid.ErrorCode(err)}
+}
+
+// writeError answers the request with err as JSON and the status its code
+// maps to. Internal errors are logged with their full chain; a busy server
+// tells the client when to come back.
+func (s *Server) writeError(c *gin.Context, err error) {
+	body := errorBody(err)
+	status := statusOf(body.Code)
+	if status >= http.StatusInternalServerError && body.Code != img2vid.EBUSY && body.Code != img2vid.EUNAVAILABLE {
+		s.log.Error("request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
+	} else {
+		s.log.Debug("request refused", "method", c.Request.Method, "route", c.FullPath(), "status", status, "err", err)
+	}
+	if body.Code == img2vid.EBUSY {
+		c.Header("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
+	}
+	if body.Code == EUNAUTHORIZED {
+		c.Header("WWW-Authenticate", `Bearer realm="img2vid"`)
+	}
+	c.AbortWithStatusJSON(status, body)
+}
+
+// logger returns l, or a logger that discards everything when l is nil, so
+// tests and embedders need not set one.
+func logger(l *slog.Logger) *slog.Logger {
+	if l != nil {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}

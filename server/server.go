@@ -1,0 +1,366 @@
+// Package server is the HTTP face of img2vid: the upload page, a JSON API
+// for conversion jobs with live progress, health, metrics and the OpenAPI
+// document. It runs jobs through a Converter on a bounded queue; cmd owns
+// the listener, its timeouts and graceful shutdown.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	_ "embed"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/web"
+)
+
+// Server holds the job queue, its workers and the router. Make one with
+// New, serve Handler, and call Shutdown when done.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	router  *gin.Engine
+	disk    atomic.Int64 // bytes in job folders, against Limits.DiskBytes
+
+	mu     sync.Mutex
+	jobs   map[string]*job
+	queue  chan *job
+	closed bool
+
+	workers sync.WaitGroup
+	stop    chan struct{}
+	base    context.Context // parent of every job's context
+	abort   context.CancelFunc
+}
+
+// New checks cfg, creates the work folder, and starts the workers and the
+// reaper of expired jobs.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating work folder: %w", err)
+	}
+	s := &Server{
+		cfg:   cfg,
+		log:   logger(cfg.Logger),
+		jobs:  map[string]*job{},
+		queue: make(chan *job, cfg.Queue),
+		stop:  make(chan struct{}),
+	}
+	s.base, s.abort = context.WithCancel(context.Background())
+	s.metrics = newMetrics(func() float64 { return float64(len(s.queue)) })
+	s.router = s.routes()
+	s.workers.Add(cfg.Workers + 1)
+	for range cfg.Workers {
+		go s.work()
+	}
+	go s.reap(s.stop)
+	return s, nil
+}
+
+// Handler returns the router with every route of the page and the API.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// ObserveInference records one model run in the inference duration
+// histogram. The runtime calls it, wired in by cmd, so /metrics shows time
+// spent per model and execution provider.
+func (s *Server) ObserveInference(model, provider string, d time.Duration) {
+	s.metrics.inference.WithLabelValues(model, provider).Observe(d.Seconds())
+}
+
+// Shutdown stops accepting jobs, cancels those still queued and waits for
+// running ones until ctx ends; then it cancels those too, waits for the
+// workers to let go, and deletes every job folder. It returns ctx's error
+// if running jobs had to be canceled.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for _, j := range s.jobs { // a job still queued is not worth starting now
+		j.mu.Lock()
+		if j.status == StatusQueued {
+			j.cancel()
+		}
+		j.mu.Unlock()
+	}
+	close(s.queue) // workers drain the canceled jobs, then stop
+	s.mu.Unlock()
+	close(s.stop)
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("jobs still running at shutdown were canceled: %w", ctx.Err())
+		s.abort()
+		<-done
+	}
+	s.abort()
+	s.mu.Lock()
+	all := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		all = append(all, j)
+	}
+	s.mu.Unlock()
+	for _, j := range all {
+		s.remove(j)
+	}
+	return err
+}
+
+// routes builds the router. Every route here is listed in openapi.json; a
+// test keeps the two in step.
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.recovery, securityHeaders, s.accessLog)
+	r.NoRoute(func(c *gin.Context) {
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "no such page: %s", truncate(c.Request.URL.Path, 80)))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, ErrorBody{
+			Error: fmt.Sprintf("method %s is not allowed here", c.Request.Method), Code: img2vid.EINVALID})
+	})
+
+	r.GET("/", s.page("index.html"))
+	r.GET("/assets/:file", s.asset)
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+
+	api := r.Group("/", s.auth)
+	api.GET("/metrics", gin.WrapH(s.metrics.handler()))
+	api.GET("/api/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPI) })
+	api.GET("/api/models", s.models)
+	api.POST("/api/jobs", s.createJob)
+	api.GET("/api/jobs/:id", s.getJob)
+	api.DELETE("/api/jobs/:id", s.deleteJob)
+	api.GET("/api/jobs/:id/events", s.events)
+	api.GET("/api/jobs/:id/video", s.video)
+	return r
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+// recovery turns a panic in a handler into a 500 for that request alone.
+func (s *Server) recovery(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler { // the client went away; nothing to answer
+				panic(p)
+			}
+			s.log.Error("handler panicked", "route", c.FullPath(), "panic", p, "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				s.writeError(c, fmt.Errorf("panic: %v", p))
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// contentSecurityPolicy allows the page's own scripts, styles, blob: images
+// (thumbnails) and media, and nothing inline or from elsewhere.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
+	"media-src 'self' blob:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// securityHeaders sets headers that keep the page from being framed,
+// sniffed into another type, or extended by injected scripts.
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	c.Next()
+}
+
+// accessLog logs each request at debug level; only the path, never the
+// query, which may hold user text.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	s.log.Debug("request", "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "took", time.Since(start))
+}
+
+// tokenCookie carries the API token for requests a page cannot add headers
+// to: EventSource, <video> and download links.
+const tokenCookie = "img2vid_token"
+
+// auth requires the API token when one is configured.
+func (s *Server) auth(c *gin.Context) {
+	if s.cfg.Token == "" {
+		return
+	}
+	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	if !ok {
+		got, _ = c.Cookie(tokenCookie)
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+		s.writeError(c, img2vid.Errorf(EUNAUTHORIZED, "this server needs an API token: send it as \"Authorization: Bearer <token>\""))
+	}
+}
+
+// page serves one embedded page; no-cache so a new binary's page is picked
+// up at once.
+func (s *Server) page(name string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		b, err := web.Files.ReadFile(name)
+		if err != nil {
+			s.writeError(c, fmt.Errorf("embedded page %s: %w", name, err))
+			return
+		}
+		c.Header("Cache-Control", "no-cache")
+		c.Data(http.StatusOK, "text/html; charset=utf-8", b)
+	}
+}
+
+// assetTypes are the content types of the files the page loads; anything
+// else under /assets is not found, so nothing can be listed or guessed.
+var assetTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+	".svg": "image/svg+xml",
+}
+
+// asset serves one embedded script, style sheet or icon.
+func (s *Server) asset(c *gin.Context) {
+	name := c.Param("file")
+	typ, known := assetTypes[filepath.Ext(name)]
+	b, err := web.Files.ReadFile(name)
+	if !known || err != nil {
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "no such asset: %s", truncate(name, 80)))
+		return
+	}
+	c.Header("Cache-Control", "no-cache")
+	c.Data(http.StatusOK, typ, b)
+}
+
+// ready answers 200 when the dependencies of a job work, else 503 with why.
+func (s *Server) ready(c *gin.Context) {
+	body := gin.H{"status": "ready"}
+	if s.cfg.Catalog != nil {
+		body["runtime"] = s.cfg.Catalog.Info()
+	}
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			msg := img2vid.ErrorMessage(err)
+			if img2vid.ErrorCode(err) == img2vid.EINTERNAL {
+				msg = "a dependency does not work; see the server log"
+			}
+			c.AbortWithStatusJSON(http.StatusServiceUnavailable, ErrorBody{Error: msg, Code: img2vid.EUNAVAILABLE})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, body)
+}
+
+// ModelsView is the JSON of GET /api/models.
+type ModelsView struct {
+	Models  []img2vid.ModelInfo  `json:"models"`
+	Runtime *img2vid.RuntimeInfo `json:"runtime,omitempty"`
+}
+
+// models lists the models a job may name and the execution provider.
+func (s *Server) models(c *gin.Context) {
+	v := ModelsView{Models: []img2vid.ModelInfo{}}
+	if s.cfg.Catalog != nil {
+		v.Models = append(v.Models, s.cfg.Catalog.ListModels()...)
+		info := s.cfg.Catalog.Info()
+		v.Runtime = &info
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+// provider names the execution provider in use, for metric labels.
+func (s *Server) provider() string {
+	if s.cfg.Catalog == nil {
+		return "none"
+	}
+	return s.cfg.Catalog.Info().Provider
+}
+
+// getJob reports a job's status, progress and outcome.
+func (s *Server) getJob(c *gin.Context) {
+	j, err := s.lookup(c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	v, _ := j.view(s.cfg.TTL)
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, v)
+}
+
+// deleteJob cancels a job and deletes its files.
+func (s *Server) deleteJob(c *gin.Context) {
+	j, err := s.lookup(c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	s.remove(j)
+	c.Status(http.StatusNoContent)
+}
+
+// video serves the finished video with Range support, so a <video> element
+// can seek, and as an attachment when ?download=1.
+func (s *Server) video(c *gin.Context) {
+	j, err := s.lookup(c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	v, _ := j.view(s.cfg.TTL)
+	if v.Status != StatusDone {
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s has no video yet: it is %s", j.id, v.Status))
+		return
+	}
+	f, err := os.Open(j.output)
+	if err != nil {
+		s.writeError(c, fmt.Errorf("opening the video of job %s: %w", j.id, err))
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.writeError(c, fmt.Errorf("reading the video of job %s: %w", j.id, err))
+		return
+	}
+	name := "img2vid-" + j.id[:8] + filepath.Ext(j.output)
+	c.Header("Content-Type", contentTypes[filepath.Ext(j.output)])
+	c.Header("Cache-Control", "private, max-age=3600")
+	if c.Query("download") == "1" {
+		c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	}
+	http.ServeContent(c.Writer, c.Request, name, fi.ModTime(), f)
+}
+
+// contentTypes maps an output's extension to its media type.
+var contentTypes = map[string]string{".mp4": "video/mp4", ".webm": "video/webm", ".gif": "image/gif"}

@@ -1,0 +1,281 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/gif" // decoders for reading image headers before a job starts
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/tiff"
+	_ "golang.org/x/image/webp"
+
+	"github.com/img2vid/img2vid"
+)
+
+// optionFields are the form fields a job accepts besides files; they are
+// the CLI's option names.
+var optionFields = []string{"fps", "fps_out", "format", "size", "fit", "quality", "preset",
+	"dedupe", "interpolate", "interp_model", "frame_model", "scene_cut"}
+
+// maxFieldBytes bounds one option field; no valid value comes close.
+const maxFieldBytes = 256
+
+// extensions maps the format image.DecodeConfig names to the extension the
+// stored file gets: the client's file name is never used on disk.
+var extensions = map[string]string{"jpeg": ".jpg", "png": ".png", "gif": ".gif", "bmp": ".bmp", "tiff": ".tif", "webp": ".webp"}
+
+// outputExtensions maps an output format to the video's file name.
+var outputExtensions = map[string]string{img2vid.FormatMP4: ".mp4", img2vid.FormatWebM: ".webm", img2vid.FormatGIF: ".gif"}
+
+// createJob reads a multipart upload into a new job folder and queues the
+// job. Every limit is checked as early as the data allows: the declared
+// size and the queue before anything is read, each file's size and pixel
+// count as it arrives, the output's length before the job is queued.
+func (s *Server) createJob(c *gin.Context) {
+	lim := s.cfg.Limits
+	r := c.Request
+	if r.ContentLength > lim.UploadBytes {
+		s.writeError(c, img2vid.Errorf(img2vid.ETOOLARGE, "the upload is %d bytes; the limit is upload_bytes=%d", r.ContentLength, lim.UploadBytes))
+		return
+	}
+	if err := s.admit(r.ContentLength); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	r.Body = http.MaxBytesReader(c.Writer, r.Body, lim.UploadBytes)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		s.writeError(c, img2vid.Errorf(img2vid.EINVALID, "send the images as multipart/form-data with one files field per image"))
+		return
+	}
+	id := newID()
+	ctx, cancel := context.WithCancel(s.base)
+	j := &job{id: id, dir: filepath.Join(s.cfg.WorkDir, id), created: time.Now(), ctx: ctx, cancel: cancel,
+		status: StatusQueued, changed: make(chan struct{})}
+	j.progress.Stage = img2vid.StageQueued
+	if err := os.Mkdir(j.dir, 0o700); err != nil {
+		cancel()
+		s.writeError(c, fmt.Errorf("creating job folder: %w", err))
+		return
+	}
+	queued := false
+	defer func() {
+		if !queued {
+			cancel()
+			s.removeFiles(j)
+		}
+	}()
+	if err := s.receive(mr, j); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	if err := s.enqueue(j); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	queued = true
+	s.log.Info("job queued", "job", id, "images", len(j.inputs), "bytes", j.bytes)
+	c.Header("Location", "/api/jobs/"+id)
+	c.JSON(http.StatusAccepted, gin.H{"id": id, "status": StatusQueued})
+}
+
+// admit refuses an upload the server cannot take right now, before a byte
+// of it is read.
+func (s *Server) admit(declared int64) error {
+	s.mu.Lock()
+	closed, full := s.closed, len(s.queue) >= cap(s.queue)
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
+	case full:
+		return img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", cap(s.queue))
+	case s.disk.Load()+max(declared, 0) > s.cfg.Limits.DiskBytes:
+		return img2vid.Errorf(img2vid.EBUSY, "the disk space for jobs (disk_bytes=%d) is used up; try again later", s.cfg.Limits.DiskBytes)
+	}
+	return nil
+}
+
+// receive stores the files and reads the options of one upload into j.
+func (s *Server) receive(mr *multipart.Reader, j *job) error {
+	fields := map[string]string{}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return uploadError(err, s.cfg.Limits)
+		}
+		name := part.FormName()
+		switch {
+		case name == "files":
+			err = s.storeFile(part, j)
+		case slices.Contains(optionFields, name):
+			fields[name], err = readField(part)
+		default:
+			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files and the options %s", truncate(name, 40), strings.Join(optionFields, ", "))
+		}
+		part.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if len(j.inputs) == 0 {
+		return img2vid.Errorf(img2vid.EINVALID, "no images: send one or more files fields")
+	}
+	opts, err := img2vid.ParseOptions(func(name string) string { return fields[name] })
+	if err != nil {
+		return err
+	}
+	if err := s.checkModels(opts); err != nil {
+		return err
+	}
+	if err := s.checkOutput(opts, len(j.inputs)); err != nil {
+		return err
+	}
+	j.opts = opts
+	format := cmp.Or(opts.Format, img2vid.FormatMP4)
+	j.opts.Format = format
+	j.output = filepath.Join(j.dir, "video"+outputExtensions[format])
+	return nil
+}
+
+// storeFile writes one image under a generated name in the job's folder and
+// checks its header: a file that is no image, or has more pixels than
+// allowed, is refused before anything decodes it.
+func (s *Server) storeFile(part *multipart.Part, j *job) error {
+	lim := s.cfg.Limits
+	n := len(j.inputs) + 1
+	label := fmt.Sprintf("file %d (%q)", n, truncate(filepath.Base(part.FileName()), 60))
+	if n > lim.Files {
+		return img2vid.Errorf(img2vid.ETOOLARGE, "too many images: the limit is files=%d", lim.Files)
+	}
+	path := filepath.Join(j.dir, fmt.Sprintf("%06d.upload", n))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating upload file: %w", err)
+	}
+	written, err := io.Copy(f, io.LimitReader(part, lim.FileBytes+1))
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing upload file: %w", cerr)
+	}
+	j.bytes += written
+	s.disk.Add(written)
+	switch {
+	case err != nil:
+		return uploadError(err, lim)
+	case written > lim.FileBytes:
+		return img2vid.Errorf(img2vid.ETOOLARGE, "%s is larger than the limit of file_bytes=%d", label, lim.FileBytes)
+	case written == 0:
+		return img2vid.Errorf(img2vid.EINVALID, "%s is empty", label)
+	case s.disk.Load() > lim.DiskBytes:
+		return img2vid.Errorf(img2vid.EBUSY, "the disk space for jobs (disk_bytes=%d) is used up; try again later", lim.DiskBytes)
+	}
+	format, err := checkImage(path, label, lim.Pixels)
+	if err != nil {
+		return err
+	}
+	final := strings.TrimSuffix(path, ".upload") + extensions[format]
+	if err := os.Rename(path, final); err != nil {
+		return fmt.Errorf("naming upload file: %w", err)
+	}
+	j.inputs = append(j.inputs, final)
+	return nil
+}
+
+// checkImage reads the image header at path and returns its format.
+func checkImage(path, label string, maxPixels int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("reading upload file: %w", err)
+	}
+	defer f.Close()
+	cfg, format, err := image.DecodeConfig(f)
+	switch {
+	case err != nil:
+		return "", img2vid.Errorf(img2vid.EINVALID, "%s is not an image that can be read (jpeg, png, gif, bmp, tiff, webp)", label)
+	case cfg.Width <= 0 || cfg.Height <= 0:
+		return "", img2vid.Errorf(img2vid.EINVALID, "%s has no pixels (%dx%d)", label, cfg.Width, cfg.Height)
+	case int64(cfg.Width)*int64(cfg.Height) > maxPixels:
+		return "", img2vid.Errorf(img2vid.ETOOLARGE, "%s is %dx%d, more pixels than the limit of pixels=%d", label, cfg.Width, cfg.Height, maxPixels)
+	}
+	return format, nil
+}
+
+// readField reads one option value, refusing values no option could have.
+func readField(part *multipart.Part) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
+	if err != nil {
+		return "", img2vid.Errorf(img2vid.EINVALID, "the upload could not be read: %v", err)
+	}
+	if len(b) > maxFieldBytes {
+		return "", img2vid.Errorf(img2vid.EINVALID, "field %s is longer than %d bytes", part.FormName(), maxFieldBytes)
+	}
+	return string(b), nil
+}
+
+// uploadError names the limit a body that ran over it hit, and otherwise
+// says the upload was cut short or malformed.
+func uploadError(err error, lim Limits) error {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return img2vid.Errorf(img2vid.ETOOLARGE, "the upload is larger than the limit of upload_bytes=%d", lim.UploadBytes)
+	}
+	return img2vid.Errorf(img2vid.EINVALID, "the upload could not be read (cut short or malformed): %w", err)
+}
+
+// checkModels refuses a job naming a model that is unknown or unavailable,
+// with the catalogue's reason, before any work starts.
+func (s *Server) checkModels(o img2vid.Options) error {
+	want := map[string]string{}
+	if o.FrameModel != "" {
+		want[img2vid.KindFrame] = o.FrameModel
+	}
+	if o.Interpolate > 1 {
+		want[img2vid.KindInterpolate] = o.InterpModel
+	}
+	var known []img2vid.ModelInfo
+	if s.cfg.Catalog != nil {
+		known = s.cfg.Catalog.ListModels()
+	}
+	for kind, name := range want {
+		field := map[string]string{img2vid.KindFrame: "frame_model", img2vid.KindInterpolate: "interp_model"}[kind]
+		i := slices.IndexFunc(known, func(m img2vid.ModelInfo) bool { return m.Name == name && m.Kind == kind })
+		switch {
+		case i < 0:
+			return img2vid.Errorf(img2vid.EINVALID, "%s %q is not a known %s model; GET /api/models lists them", field, truncate(name, 60), kind)
+		case !known[i].Available:
+			return img2vid.Errorf(img2vid.EUNAVAILABLE, "%s %q cannot be used: %s", field, name, known[i].Reason)
+		}
+	}
+	return nil
+}
+
+// checkOutput refuses a job whose video would be longer than the limits,
+// counting the frames interpolation adds between each pair of images.
+func (s *Server) checkOutput(o img2vid.Options, images int) error {
+	lim := s.cfg.Limits
+	frames := (images-1)*o.Interpolate + 1
+	if frames > lim.OutputFrames {
+		return img2vid.Errorf(img2vid.ETOOLARGE, "the video would have %d frames; the limit is output_frames=%d", frames, lim.OutputFrames)
+	}
+	if d := time.Duration(float64(frames) / o.OutputFPS() * float64(time.Second)); d > lim.Duration {
+		return img2vid.Errorf(img2vid.ETOOLARGE, "the video would last %s; the limit is duration=%s", d.Round(time.Second), lim.Duration)
+	}
+	return nil
+}
