@@ -1,0 +1,114 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+)
+
+// config is every setting of the program, in one typed place. Each has a
+// flag, most also an environment variable; a flag given on the command line
+// wins over the environment, which wins over the default. Only this file
+// reads the environment.
+type config struct {
+	// Server.
+	ServerName string
+	ServerPort int
+	Workers    int
+	QueueSize  int
+	JobTTL     time.Duration
+	WorkDir    string
+	APIToken   string
+
+	// Convert's volumes, as in the seed app.
+	InputDir  string
+	OutputDir string
+
+	// Runtime.
+	FFmpeg    string
+	ORTLib    string
+	Device    string
+	Threads   int
+	ModelsDir string
+	LogLevel  string
+}
+
+// binder registers settings on a flag set, taking defaults from the
+// environment and remembering the first malformed variable.
+type binder struct {
+	fs  *flag.FlagSet
+	err error
+}
+
+func (b *binder) env(name string) (string, bool) {
+	if name == "" {
+		return "", false
+	}
+	v, ok := os.LookupEnv(name)
+	return v, ok && v != ""
+}
+
+func (b *binder) usage(usage, env string) string {
+	if env == "" {
+		return usage
+	}
+	return usage + " (env " + env + ")"
+}
+
+func (b *binder) str(p *string, name, env, def, usage string) {
+	if v, ok := b.env(env); ok {
+		def = v
+	}
+	b.fs.StringVar(p, name, def, b.usage(usage, env))
+}
+
+func (b *binder) int(p *int, name, env string, def int, usage string) {
+	if v, ok := b.env(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil && b.err == nil {
+			b.err = fmt.Errorf("%s=%q: not a whole number", env, v)
+		}
+		def = n
+	}
+	b.fs.IntVar(p, name, def, b.usage(usage, env))
+}
+
+func (b *binder) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v, ok := b.env(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil && b.err == nil {
+			b.err = fmt.Errorf("%s=%q: not a duration such as 30m", env, v)
+		}
+		def = d
+	}
+	b.fs.DurationVar(p, name, def, b.usage(usage, env))
+}
+
+// runtimeFlags are the settings every command that runs models or ffmpeg takes.
+func (c *config) runtimeFlags(b *binder) {
+	b.str(&c.FFmpeg, "ffmpeg", "IMG2VID_FFMPEG", "ffmpeg", "ffmpeg program")
+	b.str(&c.ORTLib, "ort-lib", "ONNXRUNTIME_LIB", "", "path of libonnxruntime.so (default: found beside the program, in .deps/, then system places)")
+	b.str(&c.Device, "device", "IMG2VID_DEVICE", "auto", "execution provider: cpu, cuda, or auto (CUDA when usable, else CPU)")
+	b.int(&c.Threads, "threads", "IMG2VID_THREADS", 0, "threads per model run (0: one per CPU)")
+	b.str(&c.ModelsDir, "models-dir", "IMG2VID_MODELS_DIR", "", "folder of extra models (NAME.onnx + NAME.json); the built-in models are always there")
+	b.str(&c.LogLevel, "log-level", "IMG2VID_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+}
+
+// serverFlags are the settings of `serve` (and of `healthcheck`, which
+// needs the port).
+func (c *config) serverFlags(b *binder) {
+	b.str(&c.ServerName, "host", "SERVER_NAME", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
+	b.int(&c.ServerPort, "port", "SERVER_PORT", 8080, "port to listen on")
+}
+
+// logger builds the program's logger from LogLevel.
+func (c *config) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), nil
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/ingest"
+	"github.com/img2vid/img2vid/pipeline"
+)
+
+// stringList is a flag that can be given many times.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := newFlagSet("convert", "convert [flags] INPUT... OUTPUT\n\n"+
+		"INPUT is a folder of images (read in natural order: frame_2 before frame_10) or\n"+
+		"image files; OUTPUT is the video file. Relative paths resolve against INPUT_DIR\n"+
+		"and OUTPUT_DIR when those are set (the container sets /input and /output).", stderr)
+	b := &binder{fs: fs}
+	b.str(&c.InputDir, "input-dir", "INPUT_DIR", "", "folder that relative INPUT paths start from")
+	b.str(&c.OutputDir, "output-dir", "OUTPUT_DIR", "", "folder that a relative OUTPUT path starts from")
+	c.runtimeFlags(b)
+	o := img2vid.DefaultOptions()
+	var size string
+	var include, exclude stringList
+	var asJSON, keepOrder bool
+	fs.Float64Var(&o.FPS, "fps", o.FPS, "images per second")
+	fs.Float64Var(&o.FPSOut, "fps-out", 0, "output frame rate (default fps x interpolate)")
+	fs.StringVar(&o.Format, "format", "", "mp4, webm or gif (default from OUTPUT's extension, else mp4)")
+	fs.StringVar(&size, "size", "", "video size WxH (default the first image's, after the frame model)")
+	fs.StringVar(&o.Fit, "fit", o.Fit, "how images fill the size: contain (letterbox), cover (crop) or stretch")
+	fs.IntVar(&o.Quality, "quality", o.Quality, "CRF-like quality, 0 (best, largest) to 51 (worst)")
+	fs.StringVar(&o.Preset, "preset", o.Preset, "x264 speed preset, ultrafast to veryslow")
+	fs.Var(&include, "include", "only images whose name matches this glob (repeatable), e.g. 'frame_*.jpg'")
+	fs.Var(&exclude, "exclude", "skip images whose name matches this glob (repeatable)")
+	fs.BoolVar(&keepOrder, "keep-order", false, "keep INPUT files in the order given instead of natural order")
+	fs.BoolVar(&o.Dedupe, "dedupe", false, "drop consecutive exact duplicate images (they are reported either way)")
+	fs.IntVar(&o.Interpolate, "interpolate", 1, "frames per input pair: N makes N-1 new frames between neighbours (1: off)")
+	fs.StringVar(&o.InterpModel, "interp-model", o.InterpModel, "interpolation model")
+	fs.StringVar(&o.FrameModel, "frame-model", "", "per-frame model run on every image, e.g. a super-resolution model")
+	fs.Float64Var(&o.SceneCut, "scene-cut", o.SceneCut, "mean luma difference (0-1) above which a pair is held, not interpolated")
+	fs.BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines on stdout")
+	if err := parse(fs, b, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		fs.Usage()
+		return errUsage
+	}
+	if size != "" {
+		var err error
+		if o.Width, o.Height, err = img2vid.ParseSize(size); err != nil {
+			return err
+		}
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+
+	output := resolve(c.OutputDir, fs.Arg(fs.NArg()-1))
+	inputs, err := collectInputs(c.InputDir, fs.Args()[:fs.NArg()-1], include, exclude, keepOrder)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(output), 0o755); err != nil {
+		return img2vid.Errorf(img2vid.EINVALID, "cannot create the output folder: %w", err)
+	}
+
+	models := newLazyModels(&c, log)
+	defer models.Close()
+	p := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, Logger: log}
+	var show func(img2vid.Progress)
+	enc := json.NewEncoder(stdout)
+	switch {
+	case asJSON:
+		show = func(pr img2vid.Progress) {
+			enc.Encode(struct {
+				Event string `json:"event"`
+				img2vid.Progress
+			}{"progress", pr})
+		}
+	default:
+		show = newProgressBar(stderr).update
+	}
+	res, err := p.Convert(ctx, inputs, output, o, show)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return enc.Encode(struct {
+			Event  string `json:"event"`
+			Output string `json:"output"`
+			img2vid.Result
+		}{"done", output, res})
+	}
+	fmt.Fprintf(stdout, "%s: %d frames, %dx%d, %.4g fps, %.2f s, %s", output, res.Frames, res.Width, res.Height, res.FPS, res.Duration, res.Format)
+	if res.Duplicates > 0 {
+		verb := "kept"
+		if o.Dedupe {
+			verb = "dropped"
+		}
+		fmt.Fprintf(stdout, "; %d duplicate images %s", res.Duplicates, verb)
+	}
+	if o.Interpolate > 1 {
+		fmt.Fprintf(stdout, "; %s interpolation, %d scene cuts held", res.InterpModel, res.SceneCuts)
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// resolve joins a relative path onto dir (when dir is set), as the seed
+// app's INPUT_DIR and OUTPUT_DIR do.
+func resolve(dir, path string) string {
+	if dir == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(dir, path)
+}
+
+// collectInputs turns INPUT arguments into the ordered image list: a
+// folder's images, filtered by the globs, or the files named.
+func collectInputs(inputDir string, args []string, include, exclude []string, keepOrder bool) ([]string, error) {
+	if len(args) == 1 {
+		dir := resolve(inputDir, args[0])
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return ingest.List(dir, include, exclude)
+		}
+	}
+	files := make([]string, 0, len(args))
+	for _, a := range args {
+		p := resolve(inputDir, a)
+		st, err := os.Stat(p)
+		switch {
+		case err != nil:
+			return nil, img2vid.Errorf(img2vid.ENOTFOUND, "input %s: %w", p, err)
+		case st.IsDir():
+			return nil, img2vid.Errorf(img2vid.EINVALID, "input %s is a folder: give one folder, or image files", p)
+		}
+		files = append(files, p)
+	}
+	if !keepOrder {
+		sort.SliceStable(files, func(i, j int) bool {
+			return ingest.NaturalLess(filepath.Base(files[i]), filepath.Base(files[j]))
+		})
+	}
+	return files, nil
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/pipeline"
+	"github.com/img2vid/img2vid/server"
+	"github.com/img2vid/img2vid/video"
+)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+	var c config
+	var grace time.Duration
+	lim := server.DefaultLimits()
+	fs := newFlagSet("serve", "serve [flags]\n\nRuns the upload page and the JSON API.", stderr)
+	b := &binder{fs: fs}
+	c.serverFlags(b)
+	b.int(&c.Workers, "workers", "IMG2VID_WORKERS", 1, "jobs run at once")
+	b.int(&c.QueueSize, "queue", "IMG2VID_QUEUE", 8, "jobs that may wait for a worker; beyond it uploads get 503")
+	b.dur(&c.JobTTL, "job-ttl", "IMG2VID_JOB_TTL", time.Hour, "how long a finished job's video is kept")
+	b.str(&c.WorkDir, "work-dir", "IMG2VID_WORK_DIR", filepath.Join(os.TempDir(), "img2vid"), "folder for uploads and videos, one sub-folder per job")
+	b.str(&c.APIToken, "api-token", "IMG2VID_API_TOKEN", "", "when set, required on the API as 'Authorization: Bearer TOKEN'")
+	b.dur(&grace, "grace", "IMG2VID_GRACE", 20*time.Second, "on SIGTERM, how long running jobs may finish before they are canceled")
+	var uploadMB, fileMB, diskMB int
+	b.int(&uploadMB, "max-upload-mb", "IMG2VID_MAX_UPLOAD_MB", int(lim.UploadBytes>>20), "largest upload (all files of one job), MiB")
+	b.int(&fileMB, "max-file-mb", "IMG2VID_MAX_FILE_MB", int(lim.FileBytes>>20), "largest image, MiB")
+	b.int(&lim.Files, "max-files", "IMG2VID_MAX_FILES", lim.Files, "most images in one job")
+	var pixels int
+	b.int(&pixels, "max-pixels", "IMG2VID_MAX_PIXELS", int(lim.Pixels), "most pixels (width x height) in one image")
+	b.int(&lim.OutputFrames, "max-frames", "IMG2VID_MAX_FRAMES", lim.OutputFrames, "most frames in one video")
+	b.dur(&lim.Duration, "max-duration", "IMG2VID_MAX_DURATION", lim.Duration, "longest video")
+	b.dur(&lim.JobTime, "job-timeout", "IMG2VID_JOB_TIMEOUT", lim.JobTime, "longest a job may run")
+	b.int(&diskMB, "max-disk-mb", "IMG2VID_MAX_DISK_MB", int(lim.DiskBytes>>20), "most disk all jobs together may use, MiB")
+	c.runtimeFlags(b)
+	if err := parse(fs, b, args); err != nil {
+		return err
+	}
+	lim.UploadBytes, lim.FileBytes, lim.DiskBytes = int64(uploadMB)<<20, int64(fileMB)<<20, int64(diskMB)<<20
+	lim.Pixels = int64(pixels)
+	log, err := c.logger()
+	if err != nil {
+		return err
+	}
+
+	rt, err := c.openRuntime(log)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	var srv *server.Server
+	models := timedModels{Models: rt, observe: func(model string, d time.Duration) {
+		srv.ObserveInference(model, rt.Info().Provider, d)
+	}}
+	conv := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, MaxPixels: pixels, Logger: log}
+	srv, err = server.New(server.Config{
+		Converter: conv, Catalog: rt, Logger: log, WorkDir: c.WorkDir,
+		Workers: c.Workers, Queue: c.QueueSize, TTL: c.JobTTL, Token: c.APIToken, Limits: lim,
+		Ready: func(ctx context.Context) error {
+			_, err := video.Version(ctx, c.FFmpeg)
+			return err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(c.ServerName, strconv.Itoa(c.ServerPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	info := rt.Info()
+	log.Info("img2vid serving", "url", "http://"+displayAddr(ln.Addr()), "version", version,
+		"provider", info.Provider, "onnxruntime", info.Version, "library", info.Library,
+		"workers", c.Workers, "queue", c.QueueSize, "job_ttl", c.JobTTL, "work_dir", c.WorkDir,
+		"token", c.APIToken != "", "max_upload_mb", uploadMB, "max_files", lim.Files)
+	fmt.Fprintf(stderr, "img2vid is running at http://%s/\n", displayAddr(ln.Addr()))
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new requests; running jobs get the grace period", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	jobsErr := srv.Shutdown(sctx)
+	httpSrv.Shutdown(sctx)
+	if jobsErr != nil && !errors.Is(jobsErr, context.DeadlineExceeded) {
+		return jobsErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// displayAddr is the address people can open: a wildcard listener is
+// reachable on localhost.
+func displayAddr(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var c config
+	fs := newFlagSet("healthcheck", "healthcheck [flags]\n\nExits 0 when the server on this machine answers /healthz.", stderr)
+	b := &binder{fs: fs}
+	c.serverFlags(b)
+	if err := parse(fs, b, args); err != nil {
+		return err
+	}
+	host := c.ServerName
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(c.ServerPort)) + "/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	fmt.Fprintln(stdout, "healthy")
+	return nil
+}
+
+// timedModels reports how long each model run takes, for the metrics.
+type timedModels struct {
+	img2vid.Models
+	observe func(model string, d time.Duration)
+}
+
+func (t timedModels) FrameModel(name string) (img2vid.FrameModel, error) {
+	m, err := t.Models.FrameModel(name)
+	if err != nil {
+		return nil, err
+	}
+	return timedFrame{m, t.observe}, nil
+}
+
+func (t timedModels) Interpolator(name string) (img2vid.Interpolator, error) {
+	m, err := t.Models.Interpolator(name)
+	if err != nil {
+		return nil, err
+	}
+	return timedInterp{m, t.observe}, nil
+}
+
+type timedFrame struct {
+	img2vid.FrameModel
+	observe func(string, time.Duration)
+}
+
+func (t timedFrame) Apply(ctx context.Context, in *image.NRGBA) (*image.NRGBA, error) {
+	start := time.Now()
+	out, err := t.FrameModel.Apply(ctx, in)
+	t.observe(t.Name(), time.Since(start))
+	return out, err
+}
+
+type timedInterp struct {
+	img2vid.Interpolator
+	observe func(string, time.Duration)
+}
+
+func (t timedInterp) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
+	start := time.Now()
+	out, err := t.Interpolator.Interpolate(ctx, a, b, ts)
+	t.observe(t.Name(), time.Since(start))
+	return out, err
+}

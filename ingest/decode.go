@@ -1,0 +1,209 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	_ "image/gif" // registered decoders: every format in Extensions
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/disintegration/imaging"
+	_ "golang.org/x/image/bmp"
+	_ "golang.org/x/image/tiff"
+	_ "golang.org/x/image/webp"
+
+	"github.com/img2vid/img2vid"
+)
+
+// DefaultMaxPixels bounds the pixels of one image (width x height) unless the
+// caller sets its own: about 100 megapixels, 400 MB once decoded.
+const DefaultMaxPixels = 100_000_000
+
+// Header is what can be learnt of an image without decoding its pixels.
+type Header struct {
+	Format      string // "jpeg", "png", ...
+	Width       int    // upright width, after EXIF orientation
+	Height      int    // upright height, after EXIF orientation
+	Orientation int    // EXIF orientation 1-8; 1 when absent
+	CMYK        bool   // a CMYK or YCCK JPEG
+}
+
+// ReadHeader reads the format, size and orientation of the image at path,
+// refusing one whose pixel count is above maxPixels before any pixel
+// memory is allocated (a decompression bomb declares its size up front).
+func ReadHeader(path string, maxPixels int) (Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Header{}, openError(path, err)
+	}
+	defer f.Close()
+	return readHeader(bufio.NewReader(f), path, maxPixels)
+}
+
+func readHeader(r *bufio.Reader, path string, maxPixels int) (Header, error) {
+	// 64 KiB holds the JPEG APP1 segment where EXIF lives.
+	head, _ := r.Peek(64 << 10)
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(head))
+	if err != nil {
+		// A large header can spill past the peeked bytes; retry on the stream.
+		cfg, format, err = image.DecodeConfig(r)
+	}
+	if err != nil {
+		return Header{}, img2vid.Errorf(img2vid.EINVALID, "%s: not a readable image: %w", filepath.Base(path), err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return Header{}, img2vid.Errorf(img2vid.EINVALID, "%s: image has no pixels (%dx%d)", filepath.Base(path), cfg.Width, cfg.Height)
+	}
+	if maxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
+		return Header{}, img2vid.Errorf(img2vid.ETOOLARGE, "%s: %dx%d is %d pixels, above the limit of %d",
+			filepath.Base(path), cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels)
+	}
+	h := Header{Format: format, Width: cfg.Width, Height: cfg.Height, Orientation: 1}
+	if format == "jpeg" {
+		h.Orientation = jpegOrientation(head)
+		h.CMYK = cfg.ColorModel == color.CMYKModel
+	}
+	if h.Orientation >= 5 { // the transposing orientations swap the sides
+		h.Width, h.Height = h.Height, h.Width
+	}
+	return h, nil
+}
+
+// Decode reads the image at path into upright NRGBA pixels: EXIF
+// orientation applied (Go's decoders ignore it), any colour model (gray,
+// paletted, CMYK, 16-bit) converted, the first frame of an animated GIF.
+func Decode(path string, maxPixels int) (*image.NRGBA, Header, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, Header{}, openError(path, err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	h, err := readHeader(r, path, maxPixels)
+	if err != nil {
+		return nil, h, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, h, fmt.Errorf("rewind %s: %w", path, err)
+	}
+	r.Reset(f)
+	src, _, err := image.Decode(r)
+	if err != nil {
+		return nil, h, img2vid.Errorf(img2vid.EINVALID, "%s: cannot decode %s: %w", filepath.Base(path), h.Format, err)
+	}
+	return orient(toNRGBA(src), h.Orientation), h, nil
+}
+
+// toNRGBA converts any decoded image to 8-bit NRGBA, reusing it when it
+// already is one.
+func toNRGBA(src image.Image) *image.NRGBA {
+	if n, ok := src.(*image.NRGBA); ok && n.Rect.Min == (image.Point{}) {
+		return n
+	}
+	b := src.Bounds()
+	dst := image.NewNRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	draw.Draw(dst, dst.Rect, src, b.Min, draw.Src)
+	return dst
+}
+
+// orient turns pixels stored with EXIF orientation o upright.
+func orient(img *image.NRGBA, o int) *image.NRGBA {
+	switch o {
+	case 2:
+		return imaging.FlipH(img)
+	case 3:
+		return imaging.Rotate180(img)
+	case 4:
+		return imaging.FlipV(img)
+	case 5:
+		return imaging.Transpose(img)
+	case 6:
+		return imaging.Rotate270(img)
+	case 7:
+		return imaging.Transverse(img)
+	case 8:
+		return imaging.Rotate90(img)
+	}
+	return img
+}
+
+func openError(path string, err error) error {
+	if os.IsNotExist(err) {
+		return img2vid.Errorf(img2vid.ENOTFOUND, "%s does not exist", path)
+	}
+	return img2vid.Errorf(img2vid.EINVALID, "cannot open %s: %w", path, err)
+}
+
+// jpegOrientation finds the EXIF orientation tag in the first bytes of a
+// JPEG file, returning 1 (upright) when there is none or it is malformed.
+func jpegOrientation(b []byte) int {
+	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+		return 1
+	}
+	i := 2
+	for i+4 <= len(b) {
+		if b[i] != 0xFF {
+			return 1
+		}
+		marker := b[i+1]
+		if marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01 {
+			i += 2
+			continue
+		}
+		if marker == 0xDA || marker == 0xD9 { // image data starts: no EXIF before it
+			return 1
+		}
+		n := int(binary.BigEndian.Uint16(b[i+2:]))
+		if n < 2 || i+2+n > len(b) {
+			return 1
+		}
+		seg := b[i+4 : i+2+n]
+		if marker == 0xE1 && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
+			return exifOrientation(seg[6:])
+		}
+		i += 2 + n
+	}
+	return 1
+}
+
+// exifOrientation reads tag 0x0112 from IFD0 of a TIFF-structured EXIF block.
+func exifOrientation(t []byte) int {
+	if len(t) < 8 {
+		return 1
+	}
+	var bo binary.ByteOrder
+	switch string(t[:2]) {
+	case "II":
+		bo = binary.LittleEndian
+	case "MM":
+		bo = binary.BigEndian
+	default:
+		return 1
+	}
+	ifd := int(bo.Uint32(t[4:]))
+	if ifd < 8 || ifd+2 > len(t) {
+		return 1
+	}
+	count := int(bo.Uint16(t[ifd:]))
+	for k := 0; k < count; k++ {
+		e := ifd + 2 + 12*k
+		if e+12 > len(t) {
+			return 1
+		}
+		if bo.Uint16(t[e:]) == 0x0112 {
+			if o := int(bo.Uint16(t[e+8:])); o >= 1 && o <= 8 {
+				return o
+			}
+			return 1
+		}
+	}
+	return 1
+}

@@ -1,0 +1,359 @@
+// Package pipeline runs one conversion: images are read and placed on one
+// canvas, passed through the optional frame model and interpolator, and
+// streamed into the encoder. The stages overlap, and only a bounded number
+// of frames is in memory at any time.
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/ingest"
+	"github.com/img2vid/img2vid/video"
+)
+
+// Pipeline converts images to videos. The zero value works with the ffmpeg
+// on PATH and no models; it is safe for concurrent use.
+type Pipeline struct {
+	FFmpeg    string         // ffmpeg program; "" means "ffmpeg" on PATH
+	Models    img2vid.Models // resolves model names; nil when none are available
+	MaxPixels int            // pixels per image; 0 means ingest.DefaultMaxPixels
+	Workers   int            // images decoded at once; 0 means one per CPU
+	Logger    *slog.Logger   // nil means slog.Default()
+}
+
+// frame is one decoded image on its way to the encoder.
+type frame struct {
+	img  *image.NRGBA
+	data []byte // the file itself, on the JPEG pass-through path
+}
+
+// FormatFor returns the format for an output file name: its extension when
+// that names a format, else MP4.
+func FormatFor(output string) string {
+	switch strings.ToLower(filepath.Ext(output)) {
+	case ".webm":
+		return img2vid.FormatWebM
+	case ".gif":
+		return img2vid.FormatGIF
+	}
+	return img2vid.FormatMP4
+}
+
+// Convert encodes the images at inputs, in the order given, into output,
+// calling progress (which may be nil) as frames reach the encoder. output
+// appears only when the whole video is written.
+func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options, progress func(img2vid.Progress)) (img2vid.Result, error) {
+	start := time.Now()
+	log := p.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := opts.Validate(); err != nil {
+		return img2vid.Result{}, err
+	}
+	if len(inputs) == 0 {
+		return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "no input images")
+	}
+	if opts.Format == "" {
+		opts.Format = FormatFor(output)
+	}
+	maxPixels := p.MaxPixels
+	if maxPixels == 0 {
+		maxPixels = ingest.DefaultMaxPixels
+	}
+
+	// Every header first: a file that is not an image, or too large, stops
+	// the job before ffmpeg starts.
+	headers := make([]ingest.Header, len(inputs))
+	for i, in := range inputs {
+		h, err := ingest.ReadHeader(in, maxPixels)
+		if err != nil {
+			return img2vid.Result{}, err
+		}
+		headers[i] = h
+	}
+
+	var fm img2vid.FrameModel
+	var interp img2vid.Interpolator
+	if opts.FrameModel != "" {
+		m, err := p.models().FrameModel(opts.FrameModel)
+		if err != nil {
+			return img2vid.Result{}, err
+		}
+		fm = m
+	}
+	if opts.Interpolate > 1 {
+		m, err := p.models().Interpolator(opts.InterpModel)
+		if err != nil {
+			return img2vid.Result{}, err
+		}
+		interp = m
+	}
+
+	cv := ingest.Canvas{Width: opts.Width, Height: opts.Height, Fit: opts.Fit}
+	if cv.Width == 0 {
+		cv.Width, cv.Height = headers[0].Width, headers[0].Height
+		if fm != nil {
+			cv.Width, cv.Height = fm.OutputSize(cv.Width, cv.Height)
+		}
+	}
+	if w, h := cv.Size(); w > img2vid.MaxSide || h > img2vid.MaxSide {
+		return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "video size %dx%d is above the limit of %dx%d; set a smaller size", w, h, img2vid.MaxSide, img2vid.MaxSide)
+	}
+	fw, fh := cv.Size()
+
+	spec := video.Spec{Input: video.InputRaw, Width: fw, Height: fh, FPS: opts.OutputFPS(),
+		Format: opts.Format, Quality: opts.Quality, Preset: opts.Preset, Output: output}
+	passThrough := fm == nil && interp == nil && canPassThrough(headers, fw, fh)
+	if passThrough {
+		spec.Input = video.InputJPEG
+	}
+
+	ffmpegPath := p.FFmpeg
+	if ffmpegPath == "" {
+		ffmpegPath = "ffmpeg"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	enc, err := video.Start(ctx, ffmpegPath, spec, log)
+	if err != nil {
+		return img2vid.Result{}, err
+	}
+
+	res := img2vid.Result{Output: output, Format: opts.Format, Width: fw, Height: fh, Inputs: len(inputs),
+		FPS: spec.FPS, FrameModel: opts.FrameModel}
+	if interp != nil {
+		res.InterpModel = interp.Name()
+	}
+	perInput := max(opts.Interpolate, 1)
+	total := len(inputs) * perInput
+	report := func(stage string) {
+		if progress == nil {
+			return
+		}
+		done := enc.Frames()
+		el := time.Since(start)
+		var eta time.Duration
+		if done > 0 && done < total {
+			eta = el * time.Duration(total-done) / time.Duration(done)
+		}
+		progress(img2vid.Progress{Stage: stage, Done: done, Total: total, ElapsedMS: el.Milliseconds(), ETAMS: eta.Milliseconds()})
+	}
+	report(img2vid.StageDecode)
+
+	workers := p.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	load := func(ctx context.Context, i int) (frame, error) {
+		if passThrough {
+			data, err := os.ReadFile(inputs[i])
+			if err != nil {
+				return frame{}, img2vid.Errorf(img2vid.EINVALID, "cannot read %s: %w", filepath.Base(inputs[i]), err)
+			}
+			if err := checkJPEG(data); err != nil {
+				return frame{}, img2vid.Errorf(img2vid.EINVALID, "%s: %w", filepath.Base(inputs[i]), err)
+			}
+			return frame{data: data}, nil
+		}
+		img, _, err := ingest.Decode(inputs[i], maxPixels)
+		if err != nil {
+			return frame{}, err
+		}
+		if fm != nil {
+			if img, err = fm.Apply(ctx, img); err != nil {
+				return frame{}, fmt.Errorf("%s on %s: %w", fm.Name(), filepath.Base(inputs[i]), err)
+			}
+		}
+		return frame{img: cv.Place(img)}, nil
+	}
+
+	err = func() error {
+		var prev frame
+		havePrev := false
+		for slot := range ordered(ctx, len(inputs), workers, 2*workers+1, load) {
+			r := <-slot
+			if r.err != nil {
+				return r.err
+			}
+			cur := r.val
+			if havePrev && sameFrame(prev, cur) {
+				res.Duplicates++
+				if opts.Dedupe {
+					total -= perInput
+					continue
+				}
+			}
+			if havePrev && interp != nil {
+				if err := p.between(ctx, enc, interp, prev.img, cur.img, opts, &res); err != nil {
+					return err
+				}
+			}
+			if err := write(enc, cur); err != nil {
+				return err
+			}
+			report(img2vid.StageEncode)
+			prev, havePrev = cur, true
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Hold the last image for the rest of its slot, so the video lasts
+		// as long as the images at their rate, whatever the interpolation.
+		for k := 1; k < perInput && havePrev; k++ {
+			if err := write(enc, prev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err == nil {
+		err = enc.Close()
+	} else {
+		enc.Abort()
+	}
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			// Whatever broke after a cancel (ffmpeg killed, a model
+			// interrupted) is a consequence; the cancel is the cause.
+			return img2vid.Result{}, img2vid.Errorf(img2vid.ECANCELED, "conversion stopped: %w", ctxErr)
+		}
+		return img2vid.Result{}, err
+	}
+	res.Frames = enc.Frames()
+	res.Duration = float64(res.Frames) / res.FPS
+	total = res.Frames
+	report(img2vid.StageDone)
+	log.Info("converted", "output", output, "inputs", res.Inputs, "frames", res.Frames, "size", fmt.Sprintf("%dx%d", fw, fh),
+		"format", res.Format, "pass_through", passThrough, "duplicates", res.Duplicates, "scene_cuts", res.SceneCuts,
+		"elapsed", time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+// between writes the frames between a and b: interpolated ones, or, when
+// the pair is a scene cut, a hold of a (a warp across a cut only smears).
+func (p *Pipeline) between(ctx context.Context, enc *video.Encoder, interp img2vid.Interpolator, a, b *image.NRGBA, opts img2vid.Options, res *img2vid.Result) error {
+	n := opts.Interpolate
+	if SceneDiff(a, b) > opts.SceneCut {
+		res.SceneCuts++
+		for k := 1; k < n; k++ {
+			if err := enc.WriteFrame(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ts := make([]float32, n-1)
+	for k := range ts {
+		ts[k] = float32(k+1) / float32(n)
+	}
+	mids, err := interp.Interpolate(ctx, a, b, ts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", interp.Name(), err)
+	}
+	for _, m := range mids {
+		if err := enc.WriteFrame(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pipeline) models() img2vid.Models {
+	if p.Models == nil {
+		return noModels{}
+	}
+	return p.Models
+}
+
+// noModels answers every name when no runtime is configured.
+type noModels struct{}
+
+func (noModels) FrameModel(name string) (img2vid.FrameModel, error) {
+	return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "frame model %q: no inference runtime is configured", name)
+}
+
+func (noModels) Interpolator(name string) (img2vid.Interpolator, error) {
+	return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "interpolation model %q: no inference runtime is configured", name)
+}
+
+func write(enc *video.Encoder, f frame) error {
+	if f.data != nil {
+		return enc.WriteEncoded(f.data)
+	}
+	return enc.WriteFrame(f.img)
+}
+
+// sameFrame reports whether two consecutive images are exact duplicates:
+// identical pixels, or, on the pass-through path, identical files.
+func sameFrame(a, b frame) bool {
+	if a.data != nil || b.data != nil {
+		return bytes.Equal(a.data, b.data)
+	}
+	return a.img.Rect == b.img.Rect && bytes.Equal(a.img.Pix, b.img.Pix)
+}
+
+// canPassThrough reports whether ffmpeg can decode the files itself: every
+// image is a colour or gray JPEG, upright, of exactly the frame size. Then
+// no pixel of ours would change, and ffmpeg's decoder is the faster one.
+func canPassThrough(headers []ingest.Header, w, h int) bool {
+	for _, hd := range headers {
+		if hd.Format != "jpeg" || hd.CMYK || hd.Orientation != 1 || hd.Width != w || hd.Height != h {
+			return false
+		}
+	}
+	return true
+}
+
+// checkJPEG is the structural check done on pass-through files: they start
+// with SOI and end with EOI (trailing padding allowed), which catches the
+// common damage, truncation, before ffmpeg would quietly fill in grey.
+func checkJPEG(b []byte) error {
+	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+		return errors.New("not a JPEG file")
+	}
+	end := bytes.TrimRight(b, "\x00\r\n ")
+	if len(end) < 2 || end[len(end)-2] != 0xFF || end[len(end)-1] != 0xD9 {
+		return errors.New("truncated JPEG (no end-of-image marker)")
+	}
+	return nil
+}
+
+// SceneDiff is the mean absolute difference of luma between a and b, in
+// [0,1], sampled on a sparse grid: a cheap measure of whether two frames
+// show the same scene.
+func SceneDiff(a, b *image.NRGBA) float64 {
+	w, h := a.Rect.Dx(), a.Rect.Dy()
+	const step = 4
+	var sum, n int64
+	for y := 0; y < h; y += step {
+		pa := a.Pix[y*a.Stride:]
+		pb := b.Pix[y*b.Stride:]
+		for x := 0; x < w; x += step {
+			i := 4 * x
+			la := 299*int64(pa[i]) + 587*int64(pa[i+1]) + 114*int64(pa[i+2])
+			lb := 299*int64(pb[i]) + 587*int64(pb[i+1]) + 114*int64(pb[i+2])
+			if la > lb {
+				sum += la - lb
+			} else {
+				sum += lb - la
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(sum) / float64(n) / (1000 * 255)
+}

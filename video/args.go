@@ -1,0 +1,87 @@
+// Package video drives ffmpeg: argument lists built by pure functions, an
+// encoder that takes frames on stdin, and probing of finished files.
+package video
+
+import (
+	"fmt"
+	"strconv"
+
+	ffmpeg "github.com/u2takey/ffmpeg-go"
+
+	"github.com/img2vid/img2vid"
+)
+
+func init() {
+	// ffmpeg-go logs every compiled command through the standard logger;
+	// the encoder logs what it runs itself.
+	ffmpeg.LogCompiledCommand = false
+}
+
+// Input kinds for Spec.Input.
+const (
+	InputRaw  = "raw"  // packed RGB24 frames of Spec.Width x Spec.Height
+	InputJPEG = "jpeg" // whole JPEG files, decoded by ffmpeg itself
+)
+
+// Spec says what to encode: the frames coming in and the file going out.
+type Spec struct {
+	Input   string  // InputRaw or InputJPEG
+	Width   int     // frame width, even
+	Height  int     // frame height, even
+	FPS     float64 // frames per second of the output
+	Format  string  // img2vid.FormatMP4, FormatWebM or FormatGIF
+	Quality int     // CRF-like 0 (best) to 51
+	Preset  string  // x264 preset
+	Output  string  // file written; the muxer comes from Format, not the name
+}
+
+// GIFFilter makes one palette for the whole clip and dithers frames onto
+// it, which looks far better than ffmpeg's default fixed palette. It is a
+// constant: no user text ever reaches a filter string.
+const GIFFilter = "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a"
+
+// Args returns the ffmpeg argument list (without the program name) that
+// reads frames from stdin and writes s.Output.
+func Args(s Spec) []string {
+	rate := strconv.FormatFloat(s.FPS, 'f', -1, 64)
+	in := ffmpeg.KwArgs{"framerate": rate}
+	switch s.Input {
+	case InputJPEG:
+		in["f"] = "image2pipe"
+		in["c:v"] = "mjpeg"
+	default:
+		in["f"] = "rawvideo"
+		in["pix_fmt"] = "rgb24"
+		in["s"] = fmt.Sprintf("%dx%d", s.Width, s.Height)
+	}
+	out := ffmpeg.KwArgs{}
+	switch s.Format {
+	case img2vid.FormatWebM:
+		out["f"] = "webm"
+		out["c:v"] = "libvpx-vp9"
+		out["pix_fmt"] = "yuv420p"
+		// VP9's CRF scale runs 0-63; map ours (x264's 0-51) onto it.
+		out["crf"] = strconv.Itoa((s.Quality*63 + 25) / 51)
+		out["b:v"] = "0"
+		out["deadline"] = "good"
+		out["cpu-used"] = "5"
+		out["row-mt"] = "1"
+	case img2vid.FormatGIF:
+		out["f"] = "gif"
+		out["vf"] = GIFFilter
+	default:
+		out["f"] = "mp4"
+		out["c:v"] = "libx264"
+		out["preset"] = s.Preset
+		out["crf"] = strconv.Itoa(s.Quality)
+		out["pix_fmt"] = "yuv420p"
+		// The index at the front lets browsers start playing before the
+		// whole file has arrived.
+		out["movflags"] = "+faststart"
+	}
+	return ffmpeg.Input("pipe:0", in).
+		Output(s.Output, out).
+		GlobalArgs("-hide_banner", "-nostats", "-loglevel", "error").
+		OverWriteOutput().
+		GetArgs()
+}

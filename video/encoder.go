@@ -1,0 +1,173 @@
+package video
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/img2vid/img2vid"
+)
+
+// Encoder streams frames into an ffmpeg process. The video is written to a
+// temporary file beside the output and renamed into place only when ffmpeg
+// succeeds, so a failed or canceled job never leaves a half-written file.
+type Encoder struct {
+	spec   Spec
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *tail
+	tmp    string
+	buf    []byte // one RGB24 frame, reused
+	frames int
+	waited chan struct{}
+	err    error // ffmpeg's exit, set before waited closes
+}
+
+// Start launches ffmpeg (the program at path ffmpegPath) for spec. Canceling
+// ctx kills ffmpeg; Close or Abort must be called either way.
+func Start(ctx context.Context, ffmpegPath string, spec Spec, log *slog.Logger) (*Encoder, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(spec.Output), "."+filepath.Base(spec.Output)+".*.part")
+	if err != nil {
+		return nil, img2vid.Errorf(img2vid.EINVALID, "cannot write output %s: %w", spec.Output, err)
+	}
+	tmp.Close()
+	e := &Encoder{spec: spec, tmp: tmp.Name(), stderr: newTail(4096), waited: make(chan struct{})}
+	final := spec
+	final.Output = e.tmp
+	args := Args(final)
+	e.cmd = exec.CommandContext(ctx, ffmpegPath, args...)
+	// SIGKILL on cancel, and a bound on how long a wedged pipe can hold Wait.
+	e.cmd.Cancel = func() error { return e.cmd.Process.Signal(syscall.SIGKILL) }
+	e.cmd.WaitDelay = 5 * time.Second
+	e.cmd.Stderr = e.stderr // exec copies it concurrently, so ffmpeg never blocks on a full stderr pipe
+	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
+		os.Remove(e.tmp)
+		return nil, fmt.Errorf("ffmpeg stdin: %w", err)
+	}
+	log.Debug("starting ffmpeg", "path", ffmpegPath, "args", strings.Join(args, " "))
+	if err := e.cmd.Start(); err != nil {
+		os.Remove(e.tmp)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "ffmpeg not found at %q: install ffmpeg or set IMG2VID_FFMPEG", ffmpegPath)
+		}
+		return nil, fmt.Errorf("start ffmpeg: %w", err)
+	}
+	go func() {
+		e.err = e.cmd.Wait()
+		close(e.waited)
+	}()
+	return e, nil
+}
+
+// WriteFrame sends one frame; it must be Spec.Width x Spec.Height. Alpha is
+// ignored: the canvas has already composited it.
+func (e *Encoder) WriteFrame(img *image.NRGBA) error {
+	b := img.Bounds()
+	if b.Dx() != e.spec.Width || b.Dy() != e.spec.Height {
+		return fmt.Errorf("frame is %dx%d, encoder expects %dx%d", b.Dx(), b.Dy(), e.spec.Width, e.spec.Height)
+	}
+	n := e.spec.Width * e.spec.Height
+	if len(e.buf) != 3*n {
+		e.buf = make([]byte, 3*n)
+	}
+	for y := 0; y < b.Dy(); y++ {
+		src := img.Pix[img.PixOffset(b.Min.X, b.Min.Y+y):][:4*b.Dx()]
+		dst := e.buf[3*b.Dx()*y:][:3*b.Dx()]
+		for i, j := 0, 0; i < len(src); i, j = i+4, j+3 {
+			dst[j], dst[j+1], dst[j+2] = src[i], src[i+1], src[i+2]
+		}
+	}
+	return e.write(e.buf)
+}
+
+// WriteEncoded sends one whole image file (Spec.Input = InputJPEG).
+func (e *Encoder) WriteEncoded(data []byte) error { return e.write(data) }
+
+func (e *Encoder) write(p []byte) error {
+	if _, err := e.stdin.Write(p); err != nil {
+		// ffmpeg died: its own words say why better than EPIPE does.
+		<-e.waited
+		return e.failure()
+	}
+	e.frames++
+	return nil
+}
+
+// Frames is the number of frames written so far.
+func (e *Encoder) Frames() int { return e.frames }
+
+// Close ends the input, waits for ffmpeg and moves the file into place.
+func (e *Encoder) Close() error {
+	e.stdin.Close()
+	<-e.waited
+	if e.err != nil {
+		return e.failure()
+	}
+	if err := os.Rename(e.tmp, e.spec.Output); err != nil {
+		os.Remove(e.tmp)
+		return img2vid.Errorf(img2vid.EINVALID, "cannot move the video into place at %s: %w", e.spec.Output, err)
+	}
+	return nil
+}
+
+// Abort kills ffmpeg, waits for it, and removes the partial file.
+func (e *Encoder) Abort() {
+	e.stdin.Close()
+	if e.cmd.Process != nil {
+		e.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-e.waited
+	os.Remove(e.tmp)
+}
+
+// failure removes the partial file and turns ffmpeg's exit into an error
+// that carries the end of what it printed.
+func (e *Encoder) failure() error {
+	os.Remove(e.tmp)
+	msg := strings.TrimSpace(e.stderr.String())
+	if msg == "" {
+		msg = "no output"
+	}
+	if e.err == nil {
+		e.err = errors.New("closed its input early")
+	}
+	return fmt.Errorf("ffmpeg failed (%v): %s", e.err, msg)
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func newTail(max int) *tail { return &tail{max: max} }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
