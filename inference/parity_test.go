@@ -1,0 +1,109 @@
+package inference
+
+import (
+	"context"
+	"encoding/binary"
+	"image"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// nodeReference returns the node command and the script that runs a model
+// through onnxruntime-node, skipping when either is absent.
+func nodeReference(t testing.TB) (node, script string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed; the parity check needs it with onnxruntime-node (npm ci in inference/testdata/node)")
+	}
+	script, err = filepath.Abs(filepath.Join("testdata", "node", "run.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join("testdata", "node", "node_modules", "onnxruntime-node")); err != nil {
+		t.Skip("onnxruntime-node is not installed; run: npm ci --ignore-scripts --prefix inference/testdata/node")
+	}
+	return node, script
+}
+
+func writeFloats(t testing.TB, path string, v []float32) {
+	t.Helper()
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFloats(t testing.TB, path string) []float32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+// TestParityWithNodeBinding: the Go pipeline's output tensor for a real
+// frame equals that of onnxruntime-node, an independent binding, within
+// 1e-4, and the frame Apply returns is that tensor in 8 bits.
+func TestParityWithNodeBinding(t *testing.T) {
+	node, script := nodeReference(t)
+	r := openRuntime(t, quickSRNetDir(t))
+	fm, err := r.FrameModel("sr-2x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fm.(*frameModel)
+	img := aquariumFrame(t, 30).SubImage(image.Rect(500, 300, 1140, 660)).(*image.NRGBA)
+	in := make([]float32, 3*640*360)
+	m.codec.load(in, img, 0, 0, 640, 360)
+	out := make([]float32, 3*1280*720)
+	if err := m.runTiles(in, out, 1, 640, 360); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFloats(t, filepath.Join(dir, "in.f32"), in)
+	cmd := exec.Command(node, script, needShared(t, quickSRNet), "image", "upscaled_image", "1,3,360,640",
+		filepath.Join(dir, "in.f32"), filepath.Join(dir, "out.f32"))
+	if res, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", cmd, err, res)
+	}
+	ref := readFloats(t, filepath.Join(dir, "out.f32"))
+	if len(ref) != len(out) {
+		t.Fatalf("onnxruntime-node returned %d values, Go %d", len(ref), len(out))
+	}
+	worst := 0.0
+	for i := range out {
+		worst = max(worst, math.Abs(float64(out[i]-ref[i])))
+	}
+	t.Logf("largest difference from onnxruntime-node over %d values: %g", len(out), worst)
+	if worst > 1e-4 {
+		t.Errorf("the Go output tensor differs from onnxruntime-node's by up to %g, above 1e-4", worst)
+	}
+
+	frame, err := fm.Apply(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for y := range 720 {
+		for x := range 1280 {
+			p := frame.Pix[frame.PixOffset(x, y):]
+			for c := range 3 {
+				want := math.Round(min(max(float64(ref[c*1280*720+y*1280+x]), 0), 1) * 255)
+				if d := math.Abs(float64(p[c]) - want); d > 1 {
+					t.Fatalf("pixel (%d,%d) channel %d: Apply gives %d, onnxruntime-node's tensor %v", x, y, c, p[c], want)
+				}
+			}
+		}
+	}
+}

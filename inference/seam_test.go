@@ -1,0 +1,96 @@
+package inference
+
+import (
+	"context"
+	"image"
+	"math"
+	"path/filepath"
+	"testing"
+)
+
+// lineDiff is the mean absolute difference, over RGB, between a and b
+// along output column x (vertical) or row x, on the part of a that b covers:
+// b is a's frame cut at (ox, oy), run through the model again.
+func lineDiff(a, b *image.NRGBA, ox, oy, k int, vertical bool) float64 {
+	w, h := b.Rect.Dx(), b.Rect.Dy()
+	n := h
+	if !vertical {
+		n = w
+	}
+	var s float64
+	// b's own frame edges (the model sees padding there) are left out.
+	const margin = 16
+	for i := margin; i < n-margin; i++ {
+		x, y := k-ox, i
+		if !vertical {
+			x, y = i, k-oy
+		}
+		p, q := a.PixOffset(ox+x, oy+y), b.PixOffset(x, y)
+		for c := range 3 {
+			s += math.Abs(float64(a.Pix[p+c]) - float64(b.Pix[q+c]))
+		}
+	}
+	return s / float64(3*(n-2*margin))
+}
+
+// worstSeam runs a 1920x1080 frame through sr-2x with the given tile
+// overlap, and again cut by (200, 100) so that its tiles fall elsewhere,
+// and returns the largest lineDiff along the first run's tile borders: a
+// tile's output differs from its neighbour's near their shared edge (the
+// model pads there), so a hard seam shows as a difference there, where a
+// feathered blend matches the other run.
+func worstSeam(t *testing.T, overlap string) float64 {
+	dir := quickSRNetDir(t)
+	writeFile(t, filepath.Join(dir, "sr-2x.json"), `{"name": "sr-2x", "kind": "frame", "file": "sr-2x.onnx", "tile_overlap": `+overlap+`}`)
+	r := openRuntime(t, dir)
+	m, err := r.FrameModel("sr-2x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := aquariumFrame(t, 10)
+	a, err := m.Apply(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Rect.Size(); got != image.Pt(3840, 2160) {
+		t.Fatalf("output %v, want 3840x2160", got)
+	}
+	const dx, dy = 200, 100
+	b, err := m.Apply(context.Background(), in.SubImage(image.Rect(dx, dy, 1920, 1080)).(*image.NRGBA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := m.(*frameModel).plan(1920, 1080)
+	worst := 0.0
+	check := func(k int, vertical bool, lo, hi int) {
+		if k <= lo || k >= hi {
+			return // outside the frame, or outside the part b covers
+		}
+		d := lineDiff(a, b, 2*dx, 2*dy, k, vertical)
+		t.Logf("tile_overlap %s: border %s %d: mean difference %.4f", overlap, map[bool]string{true: "column", false: "row"}[vertical], k, d)
+		worst = max(worst, d)
+	}
+	for _, x := range tl.xs {
+		check(2*x, true, 2*dx, 3840)
+		check(2*(x+tl.tw), true, 2*dx, 3840)
+	}
+	for _, y := range tl.ys {
+		check(2*y, false, 2*dy, 2160)
+		check(2*(y+tl.th), false, 2*dy, 2160)
+	}
+	return worst
+}
+
+// TestTiledFrameHasNoSeam: a 1920x1080 frame through the fixed 640x360
+// model becomes 3840x2160 with no seam at any tile border. The same
+// measurement on tiles butted together without overlap shows the seams, so
+// the measurement can see them.
+func TestTiledFrameHasNoSeam(t *testing.T) {
+	const limit = 0.02 // grey levels, mean along a border line
+	if w := worstSeam(t, "16"); w > limit {
+		t.Errorf("feathered tiles: a tile border differs by %.4f grey levels on average, above %.2f: a seam shows", w, limit)
+	}
+	if w := worstSeam(t, "0"); w <= limit {
+		t.Errorf("butted tiles: the worst border differs by only %.4f grey levels; the measurement does not see hard seams", w)
+	}
+}
