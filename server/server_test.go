@@ -1,0 +1,775 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/img2vid/img2vid"
+)
+
+// fakeConverter stands in for the pipeline: it records what it was given,
+// reports progress per input and writes a small file as the video. With
+// block set it waits for release or for its context.
+type fakeConverter struct {
+	mu      sync.Mutex
+	inputs  [][]string
+	opts    []img2vid.Options
+	block   bool
+	release chan struct{}
+	started chan string // receives each job's output path as it starts
+	panics  bool
+	err     error
+}
+
+func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
+	progress func(img2vid.Progress)) (img2vid.Result, error) {
+	f.mu.Lock()
+	f.inputs = append(f.inputs, inputs)
+	f.opts = append(f.opts, opts)
+	f.mu.Unlock()
+	if f.started != nil {
+		f.started <- output
+	}
+	if f.panics {
+		panic("converter exploded")
+	}
+	if f.block {
+		select {
+		case <-ctx.Done():
+			return img2vid.Result{}, ctx.Err()
+		case <-f.release:
+		}
+	}
+	if f.err != nil {
+		return img2vid.Result{}, f.err
+	}
+	for i := range inputs {
+		progress(img2vid.Progress{Stage: img2vid.StageEncode, Done: i + 1, Total: len(inputs)})
+	}
+	if err := os.WriteFile(output, bytes.Repeat([]byte("video"), 1000), 0o600); err != nil {
+		return img2vid.Result{}, err
+	}
+	return img2vid.Result{Output: output, Format: opts.Format, Width: 8, Height: 8, Inputs: len(inputs),
+		Frames: len(inputs), FPS: opts.OutputFPS(), Duration: float64(len(inputs)) / opts.OutputFPS()}, nil
+}
+
+// fakeCatalog lists one frame model, one interpolator and one broken model.
+type fakeCatalog struct{ panics bool }
+
+func (f fakeCatalog) ListModels() []img2vid.ModelInfo {
+	if f.panics {
+		panic("catalogue exploded")
+	}
+	return []img2vid.ModelInfo{
+		{Name: "sr2x", Kind: img2vid.KindFrame, Scale: 2, Available: true},
+		{Name: "flow", Kind: img2vid.KindInterpolate, Available: true},
+		{Name: "broken", Kind: img2vid.KindFrame, Available: false, Reason: "sha256 does not match the manifest"},
+	}
+}
+
+func (fakeCatalog) Info() img2vid.RuntimeInfo {
+	return img2vid.RuntimeInfo{Library: "/lib/libonnxruntime.so", Version: "1.24.3", Provider: "cpu"}
+}
+
+// start makes a server on a fresh work folder; edit adjusts its config.
+func start(t *testing.T, conv Converter, edit func(*Config)) (*Server, *httptest.Server) {
+	t.Helper()
+	cfg := Config{Converter: conv, Catalog: fakeCatalog{}, WorkDir: filepath.Join(t.TempDir(), "jobs")}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return s, ts
+}
+
+// pngOf encodes a w x h image of one colour.
+func pngOf(t *testing.T, w, h int, c color.Color) []byte {
+	t.Helper()
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := 0; i < len(img.Pix); i += 4 {
+		r, g, b, a := c.RGBA()
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = uint8(r>>8), uint8(g>>8), uint8(b>>8), uint8(a>>8)
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// bombHeader is a PNG whose header claims w x h pixels and which has no
+// image data: anything that trusted the header would allocate w*h*4 bytes.
+func bombHeader(w, h uint32) []byte {
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], w)
+	binary.BigEndian.PutUint32(ihdr[4:], h)
+	ihdr[8], ihdr[9] = 8, 2 // 8-bit RGB
+	chunk := append([]byte("IHDR"), ihdr...)
+	out := []byte("\x89PNG\r\n\x1a\n")
+	out = binary.BigEndian.AppendUint32(out, 13)
+	out = append(out, chunk...)
+	return binary.BigEndian.AppendUint32(out, crc32.ChecksumIEEE(chunk))
+}
+
+// part is one multipart field: a file when name is set, else a value.
+type part struct {
+	field, name string
+	data        []byte
+}
+
+func file(name string, data []byte) part { return part{field: "files", name: name, data: data} }
+func field(k, v string) part            { return part{field: k, data: []byte(v)} }
+
+// multipartBody encodes parts in order.
+func multipartBody(t *testing.T, parts ...part) (io.Reader, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := multipart.NewWriter(&buf)
+	for _, p := range parts {
+		var dst io.Writer
+		var err error
+		if p.name != "" {
+			dst, err = w.CreateFormFile(p.field, p.name)
+		} else {
+			dst, err = w.CreateFormField(p.field)
+		}
+		if err == nil {
+			_, err = dst.Write(p.data)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return &buf, w.FormDataContentType()
+}
+
+// do sends a request and returns the response with its body read.
+func do(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+func get(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, req)
+}
+
+func post(t *testing.T, ts *httptest.Server, parts ...part) (*http.Response, []byte) {
+	t.Helper()
+	body, typ := multipartBody(t, parts...)
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/api/jobs", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", typ)
+	return do(t, req)
+}
+
+// submit posts parts and returns the new job's id, failing unless 202.
+func submit(t *testing.T, ts *httptest.Server, parts ...part) string {
+	t.Helper()
+	resp, body := post(t, ts, parts...)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /api/jobs: %d %s", resp.StatusCode, body)
+	}
+	var v struct{ ID string }
+	if err := json.Unmarshal(body, &v); err != nil || !validID(v.ID) {
+		t.Fatalf("POST /api/jobs answered %s (%v), want an id of 32 hex digits", body, err)
+	}
+	return v.ID
+}
+
+// errorOf decodes an error body, failing if it is not one.
+func errorOf(t *testing.T, body []byte) ErrorBody {
+	t.Helper()
+	var e ErrorBody
+	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" || e.Code == "" {
+		t.Fatalf("want a JSON error body, got %q (%v)", body, err)
+	}
+	return e
+}
+
+// jobOf fetches a job's JSON.
+func jobOf(t *testing.T, ts *httptest.Server, id string) (int, JobView) {
+	t.Helper()
+	resp, body := get(t, ts.URL+"/api/jobs/"+id)
+	var v JobView
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(body, &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode, v
+}
+
+// waitFor polls cond until it holds or a few seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// event is one server-sent event.
+type event struct {
+	name string
+	job  JobView
+}
+
+// readEvents reads a job's event stream to its end.
+func readEvents(t *testing.T, url string) []event {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	var out []event
+	var name string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			var v JobView
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &v); err != nil {
+				t.Fatalf("event data: %v", err)
+			}
+			out = append(out, event{name, v})
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+var red, green, blue = color.NRGBA{255, 0, 0, 255}, color.NRGBA{0, 255, 0, 255}, color.NRGBA{0, 0, 255, 255}
+
+func TestJobRunsToDoneAndServesVideo(t *testing.T) {
+	conv := &fakeConverter{}
+	_, ts := start(t, conv, nil)
+	id := submit(t, ts, field("fps", "2"), file("a.png", pngOf(t, 8, 8, red)), file("b.png", pngOf(t, 8, 8, green)),
+		file("c.png", pngOf(t, 8, 8, blue)))
+
+	events := readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+	last := events[len(events)-1]
+	if last.name != StatusDone || last.job.Status != StatusDone || last.job.Result == nil || last.job.Result.Frames != 3 {
+		t.Fatalf("last event = %+v, want done with 3 frames", last)
+	}
+	for _, e := range events[:len(events)-1] {
+		if e.name != "progress" {
+			t.Errorf("event before the last is %q, want progress", e.name)
+		}
+	}
+	if conv.opts[0].FPS != 2 || conv.opts[0].Format != img2vid.FormatMP4 {
+		t.Errorf("converter got options %+v, want fps 2 and mp4", conv.opts[0])
+	}
+
+	code, v := jobOf(t, ts, id)
+	if code != http.StatusOK || v.Status != StatusDone || v.Video != "/api/jobs/"+id+"/video" || v.ExpiresAt == nil {
+		t.Fatalf("GET job = %d %+v", code, v)
+	}
+	resp, body := get(t, ts.URL+v.Video)
+	if resp.StatusCode != http.StatusOK || len(body) != 5000 || resp.Header.Get("Content-Type") != "video/mp4" {
+		t.Fatalf("video: %d, %d bytes, %s", resp.StatusCode, len(body), resp.Header.Get("Content-Type"))
+	}
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+v.Video, nil)
+	req.Header.Set("Range", "bytes=100-199")
+	resp, body = do(t, req)
+	if resp.StatusCode != http.StatusPartialContent || len(body) != 100 {
+		t.Fatalf("range: %d with %d bytes, want 206 with 100", resp.StatusCode, len(body))
+	}
+	resp, _ = get(t, ts.URL+v.Video+"?download=1")
+	if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") || !strings.Contains(cd, ".mp4") {
+		t.Errorf("download Content-Disposition = %q", cd)
+	}
+}
+
+func TestUploadsKeepOrderAndNeverUseClientNames(t *testing.T) {
+	conv := &fakeConverter{}
+	s, ts := start(t, conv, nil)
+	colors := []color.NRGBA{blue, red, green}
+	names := []string{"../../etc/passwd.png", "/abs/frame_10.txt", strings.Repeat("é", 300) + ".png"}
+	var parts []part
+	for i, c := range colors {
+		parts = append(parts, file(names[i], pngOf(t, 4, 4, c)))
+	}
+	id := submit(t, ts, parts...)
+	readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+	inputs := conv.inputs[0]
+	if len(inputs) != 3 {
+		t.Fatalf("converter got %d inputs, want 3", len(inputs))
+	}
+	for i, in := range inputs {
+		if want := filepath.Join(s.cfg.WorkDir, id, fmt.Sprintf("%06d.png", i+1)); in != want {
+			t.Errorf("input %d stored as %s, want %s", i, in, want)
+		}
+	}
+	// The inputs are deleted once the job ends; only the video remains.
+	entries, err := os.ReadDir(filepath.Join(s.cfg.WorkDir, id))
+	if err != nil || len(entries) != 1 || entries[0].Name() != "video.mp4" {
+		t.Fatalf("job folder after the job holds %v (%v), want only video.mp4", entries, err)
+	}
+}
+
+func TestUploadOrderIsTheClients(t *testing.T) {
+	started := make(chan string, 1)
+	conv := &fakeConverter{block: true, release: make(chan struct{}), started: started}
+	_, ts := start(t, conv, nil)
+	defer close(conv.release)
+	colors := []color.NRGBA{green, blue, red}
+	var parts []part
+	for i, c := range colors {
+		parts = append(parts, file(fmt.Sprintf("frame_%d.png", 3-i), pngOf(t, 4, 4, c)))
+	}
+	submit(t, ts, parts...)
+	<-started
+	conv.mu.Lock()
+	inputs := conv.inputs[0]
+	conv.mu.Unlock()
+	for i, in := range inputs {
+		f, err := os.Open(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := color.NRGBAModel.Convert(img.At(0, 0)); got != colors[i] {
+			t.Errorf("input %d is %v, want %v: the server must keep the order the client sent", i, got, colors[i])
+		}
+	}
+}
+
+func TestRefusalsAreJSONErrorsNamingTheProblem(t *testing.T) {
+	img := pngOf(t, 8, 8, red)
+	_, ts := start(t, &fakeConverter{}, func(c *Config) {
+		c.Limits = Limits{Files: 3, FileBytes: 4096, UploadBytes: 64 << 10, Pixels: 10_000, OutputFrames: 20, Duration: time.Minute}
+	})
+	tests := []struct {
+		name   string
+		parts  []part
+		status int
+		code   string
+		says   string
+	}{
+		{"no files", []part{field("fps", "5")}, 400, img2vid.EINVALID, "no images"},
+		{"fps zero", []part{field("fps", "0"), file("a.png", img)}, 400, img2vid.EINVALID, "fps"},
+		{"fps NaN", []part{field("fps", "NaN"), file("a.png", img)}, 400, img2vid.EINVALID, "fps"},
+		{"interpolate 1000", []part{field("interpolate", "1000"), file("a.png", img)}, 400, img2vid.EINVALID, "interpolate"},
+		{"unknown field", []part{field("colour", "red"), file("a.png", img)}, 400, img2vid.EINVALID, `"colour"`},
+		{"text named .jpg", []part{file("a.jpg", []byte("hello, not an image"))}, 400, img2vid.EINVALID, "not an image"},
+		{"zero bytes", []part{file("a.png", nil)}, 400, img2vid.EINVALID, "empty"},
+		{"truncated png", []part{file("a.png", img[:20])}, 400, img2vid.EINVALID, "not an image"},
+		{"unknown model", []part{field("frame_model", "nope"), file("a.png", img)}, 400, img2vid.EINVALID, `"nope"`},
+		{"unavailable model", []part{field("frame_model", "broken"), file("a.png", img)}, 503, img2vid.EUNAVAILABLE, "sha256"},
+		{"too many files", []part{file("a.png", img), file("b.png", img), file("c.png", img), file("d.png", img)}, 413, img2vid.ETOOLARGE, "files=3"},
+		{"file too big", []part{file("a.png", pngOf(t, 90, 90, color.NRGBA{1, 2, 3, 4})), file("b.png", bytes.Repeat([]byte{1}, 5000))}, 413, img2vid.ETOOLARGE, "file_bytes=4096"},
+		{"bomb header", []part{file("bomb.png", bombHeader(50000, 50000))}, 413, img2vid.ETOOLARGE, "pixels=10000"},
+		{"too many frames", []part{field("interpolate", "16"), file("a.png", img), file("b.png", img), file("c.png", img)}, 413, img2vid.ETOOLARGE, "output_frames=20"},
+		{"too long", []part{field("fps", "0.01"), file("a.png", img), file("b.png", img)}, 413, img2vid.ETOOLARGE, "duration=1m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := post(t, ts, tt.parts...)
+			e := errorOf(t, body)
+			if resp.StatusCode != tt.status || e.Code != tt.code || !strings.Contains(e.Error, tt.says) {
+				t.Fatalf("got %d %+v, want %d %s saying %q", resp.StatusCode, e, tt.status, tt.code, tt.says)
+			}
+		})
+	}
+
+	t.Run("upload too big", func(t *testing.T) {
+		var parts []part
+		for range 3 {
+			parts = append(parts, file("a.png", bytes.Repeat([]byte{1}, 30<<10)))
+		}
+		resp, body := post(t, ts, parts...)
+		if e := errorOf(t, body); resp.StatusCode != 413 || !strings.Contains(e.Error, "upload_bytes=65536") {
+			t.Fatalf("got %d %+v", resp.StatusCode, e)
+		}
+	})
+	t.Run("not multipart", func(t *testing.T) {
+		resp, body := do(t, mustRequest(t, http.MethodPost, ts.URL+"/api/jobs", strings.NewReader(`{"files":[]}`)))
+		if e := errorOf(t, body); resp.StatusCode != 400 || !strings.Contains(e.Error, "multipart") {
+			t.Fatalf("got %d %+v", resp.StatusCode, e)
+		}
+	})
+	for _, path := range []string{"/api/jobs/0123456789abcdef0123456789abcdef", "/api/jobs/..%2f..%2fetc", "/api/jobs/x/video", "/nope"} {
+		resp, body := get(t, ts.URL+path)
+		if e := errorOf(t, body); resp.StatusCode != 404 || e.Code != img2vid.ENOTFOUND {
+			t.Errorf("GET %s = %d %+v, want 404 not_found", path, resp.StatusCode, e)
+		}
+	}
+	resp, body := get(t, ts.URL+"/api/jobs")
+	if e := errorOf(t, body); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /api/jobs = %d %+v, want 405: jobs are never listed", resp.StatusCode, e)
+	}
+}
+
+func mustRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func TestRefusedUploadLeavesNothingBehind(t *testing.T) {
+	s, ts := start(t, &fakeConverter{}, func(c *Config) { c.Limits.Files = 1 })
+	img := pngOf(t, 8, 8, red)
+	post(t, ts, file("a.png", img), file("b.png", img))
+	post(t, ts, file("a.png", []byte("nope")))
+	entries, err := os.ReadDir(s.cfg.WorkDir)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("work folder holds %v (%v) after refused uploads, want nothing", entries, err)
+	}
+	if s.disk.Load() != 0 {
+		t.Errorf("disk budget still counts %d bytes", s.disk.Load())
+	}
+}
+
+func TestFullQueueAnswers503WithRetryAfter(t *testing.T) {
+	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 4)}
+	_, ts := start(t, conv, func(c *Config) { c.Workers, c.Queue, c.RetryAfter = 1, 1, 7*time.Second })
+	img := pngOf(t, 8, 8, red)
+	running := submit(t, ts, file("a.png", img))
+	<-conv.started
+	queued := submit(t, ts, file("a.png", img))
+	resp, body := post(t, ts, file("a.png", img))
+	e := errorOf(t, body)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.Code != img2vid.EBUSY || resp.Header.Get("Retry-After") != "7" ||
+		!strings.Contains(e.Error, "queue=1") {
+		t.Fatalf("third job: %d Retry-After %q %+v, want 503 busy naming queue=1 with Retry-After 7", resp.StatusCode, resp.Header.Get("Retry-After"), e)
+	}
+	if _, v := jobOf(t, ts, queued); v.Status != StatusQueued {
+		t.Errorf("second job is %s, want queued", v.Status)
+	}
+	close(conv.release)
+	for _, id := range []string{running, queued} {
+		if ev := readEvents(t, ts.URL+"/api/jobs/"+id+"/events"); ev[len(ev)-1].name != StatusDone {
+			t.Errorf("job %s ended %s, want done", id, ev[len(ev)-1].name)
+		}
+	}
+}
+
+func TestFinishedJobsExpireWithTheirFiles(t *testing.T) {
+	s, ts := start(t, &fakeConverter{}, func(c *Config) { c.TTL = 50 * time.Millisecond })
+	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
+	dir := filepath.Join(s.cfg.WorkDir, id)
+	waitFor(t, "the job to finish", func() bool { _, v := jobOf(t, ts, id); return v.Status == StatusDone })
+	waitFor(t, "the job to expire", func() bool { code, _ := jobOf(t, ts, id); return code == http.StatusNotFound })
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("job folder %s still there after the TTL (%v)", dir, err)
+	}
+	if s.disk.Load() != 0 {
+		t.Errorf("disk budget still counts %d bytes", s.disk.Load())
+	}
+}
+
+func TestDeleteCancelsARunningJob(t *testing.T) {
+	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 1)}
+	s, ts := start(t, conv, nil)
+	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
+	<-conv.started
+	stream, err := http.Get(ts.URL + "/api/jobs/" + id + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	resp, _ := do(t, mustRequest(t, http.MethodDelete, ts.URL+"/api/jobs/"+id, nil))
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE = %d, want 204", resp.StatusCode)
+	}
+	if code, _ := jobOf(t, ts, id); code != http.StatusNotFound {
+		t.Errorf("GET after DELETE = %d, want 404", code)
+	}
+	// The converter returns only when its context is canceled; the stream
+	// ends with that outcome, then the folder goes.
+	all, err := io.ReadAll(stream.Body)
+	if err != nil || !strings.Contains(string(all), "event: canceled") {
+		t.Fatalf("event stream ended with %q (%v), want a canceled event", all, err)
+	}
+	waitFor(t, "the job folder to go", func() bool {
+		_, err := os.Stat(filepath.Join(s.cfg.WorkDir, id))
+		return errors.Is(err, os.ErrNotExist)
+	})
+}
+
+func TestJobTimeLimitFailsTheJob(t *testing.T) {
+	conv := &fakeConverter{block: true, release: make(chan struct{})}
+	_, ts := start(t, conv, func(c *Config) { c.Limits.JobTime = 50 * time.Millisecond })
+	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
+	ev := readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+	last := ev[len(ev)-1]
+	if last.name != StatusFailed || last.job.Error == nil || !strings.Contains(last.job.Error.Error, "job_time") {
+		t.Fatalf("last event %+v, want failed naming job_time", last)
+	}
+}
+
+func TestFailuresShowOnlySafeMessages(t *testing.T) {
+	tests := []struct {
+		name string
+		conv *fakeConverter
+		want ErrorBody
+	}{
+		{"coded", &fakeConverter{err: img2vid.Errorf(img2vid.EINVALID, "images differ in size")},
+			ErrorBody{Error: "images differ in size", Code: img2vid.EINVALID}},
+		{"internal", &fakeConverter{err: fmt.Errorf("open /secret/path: permission denied")},
+			ErrorBody{Error: "internal error", Code: img2vid.EINTERNAL}},
+		{"panic", &fakeConverter{panics: true}, ErrorBody{Error: "internal error", Code: img2vid.EINTERNAL}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, ts := start(t, tt.conv, nil)
+			id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
+			ev := readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+			if last := ev[len(ev)-1]; last.name != StatusFailed || last.job.Error == nil || *last.job.Error != tt.want {
+				t.Fatalf("last event %+v, want failed with %+v", last, tt.want)
+			}
+			if resp, _ := get(t, ts.URL+"/api/jobs/"+id+"/video"); resp.StatusCode != http.StatusNotFound {
+				t.Errorf("video of a failed job = %d, want 404", resp.StatusCode)
+			}
+			if resp, _ := get(t, ts.URL+"/healthz"); resp.StatusCode != http.StatusOK {
+				t.Errorf("server stopped serving after a failed job: %d", resp.StatusCode)
+			}
+		})
+	}
+}
+
+func TestHandlerPanicIsA500ForThatRequestOnly(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Catalog = fakeCatalog{panics: true} })
+	resp, body := get(t, ts.URL+"/api/models")
+	if e := errorOf(t, body); resp.StatusCode != 500 || e != (ErrorBody{Error: "internal error", Code: img2vid.EINTERNAL}) {
+		t.Fatalf("panicking handler = %d %+v, want 500 internal error", resp.StatusCode, e)
+	}
+	if resp, _ := get(t, ts.URL+"/healthz"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("server stopped serving after a panic: %d", resp.StatusCode)
+	}
+}
+
+func TestTokenGuardsTheAPI(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Token = "s3cret" })
+	for _, path := range []string{"/api/models", "/api/openapi.json", "/metrics", "/api/jobs/0123456789abcdef0123456789abcdef"} {
+		resp, body := get(t, ts.URL+path)
+		if e := errorOf(t, body); resp.StatusCode != 401 || e.Code != EUNAUTHORIZED || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("GET %s without token = %d %+v, want 401", path, resp.StatusCode, e)
+		}
+	}
+	resp, _ := post(t, ts, file("a.png", pngOf(t, 8, 8, red)))
+	if resp.StatusCode != 401 {
+		t.Errorf("POST without token = %d, want 401", resp.StatusCode)
+	}
+	req := mustRequest(t, http.MethodGet, ts.URL+"/api/models", nil)
+	req.Header.Set("Authorization", "Bearer wrong")
+	if resp, _ := do(t, req); resp.StatusCode != 401 {
+		t.Errorf("wrong token = %d, want 401", resp.StatusCode)
+	}
+	req.Header.Set("Authorization", "Bearer s3cret")
+	if resp, _ := do(t, req); resp.StatusCode != 200 {
+		t.Errorf("bearer token = %d, want 200", resp.StatusCode)
+	}
+	req = mustRequest(t, http.MethodGet, ts.URL+"/api/models", nil)
+	req.AddCookie(&http.Cookie{Name: tokenCookie, Value: "s3cret"})
+	if resp, _ := do(t, req); resp.StatusCode != 200 {
+		t.Errorf("token cookie = %d, want 200", resp.StatusCode)
+	}
+	for _, path := range []string{"/", "/assets/app.js", "/healthz", "/readyz"} {
+		if resp, _ := get(t, ts.URL+path); resp.StatusCode != 200 {
+			t.Errorf("GET %s = %d, want 200 without a token", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestPageHeadersAndNoInlineScript(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, nil)
+	resp, body := get(t, ts.URL+"/")
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("CSP = %q", csp)
+	}
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("no nosniff header")
+	}
+	page := string(body)
+	if !strings.Contains(page, "<title>Image to Video Converter</title>") {
+		t.Errorf("page title missing")
+	}
+	// Every script is a file of our own, and no element carries an inline
+	// handler: the CSP would block both.
+	for _, tag := range strings.Split(page, "<script")[1:] {
+		if !strings.HasPrefix(strings.TrimSpace(tag), `src="/assets/`) || !strings.Contains(tag, "></script>") {
+			t.Errorf("inline or foreign script: <script%s", tag[:min(len(tag), 80)])
+		}
+	}
+	for _, attr := range []string{" onclick=", " onload=", " onchange=", " onsubmit=", "javascript:", "http://", "https://"} {
+		if strings.Contains(page, attr) {
+			t.Errorf("page contains %q", attr)
+		}
+	}
+	for _, asset := range []string{"app.js", "style.css"} {
+		if resp, body := get(t, ts.URL+"/assets/"+asset); resp.StatusCode != 200 || len(body) == 0 {
+			t.Errorf("asset %s = %d", asset, resp.StatusCode)
+		}
+	}
+	for _, path := range []string{"/assets/", "/assets/web.go", "/assets/..%2fweb.go", "/assets/index.html"} {
+		if resp, _ := get(t, ts.URL+path); resp.StatusCode != 404 {
+			t.Errorf("GET %s = %d, want 404: nothing but the assets is served or listed", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestModelsAndReadiness(t *testing.T) {
+	var notReady error = img2vid.Errorf(img2vid.EUNAVAILABLE, "ffmpeg not found on PATH")
+	_, ts := start(t, &fakeConverter{}, func(c *Config) {
+		c.Ready = func(context.Context) error { return notReady }
+	})
+	resp, body := get(t, ts.URL+"/api/models")
+	var m ModelsView
+	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 3 || m.Runtime.Provider != "cpu" {
+		t.Fatalf("models = %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, ts.URL+"/readyz")
+	if e := errorOf(t, body); resp.StatusCode != 503 || !strings.Contains(e.Error, "ffmpeg") {
+		t.Fatalf("readyz when not ready = %d %+v", resp.StatusCode, e)
+	}
+	notReady = nil
+	if resp, body = get(t, ts.URL+"/readyz"); resp.StatusCode != 200 || !strings.Contains(string(body), `"provider":"cpu"`) {
+		t.Fatalf("readyz when ready = %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestMetricsCountJobsAndFrames(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, nil)
+	img := pngOf(t, 8, 8, red)
+	id := submit(t, ts, field("frame_model", "sr2x"), file("a.png", img), file("b.png", img))
+	readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+	_, body := get(t, ts.URL+"/metrics")
+	for _, want := range []string{
+		`img2vid_jobs_total{outcome="done"} 1`,
+		`img2vid_frames_processed_total 2`,
+		`img2vid_queue_depth 0`,
+		`img2vid_convert_duration_seconds_count{frame_model="sr2x",interp_model="none",provider="cpu"} 1`,
+		`img2vid_job_duration_seconds_count{outcome="done"} 1`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestOpenAPIListsEveryRoute(t *testing.T) {
+	s, _ := start(t, &fakeConverter{}, nil)
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil || !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi.json: %v (version %q)", err, doc.OpenAPI)
+	}
+	routes := s.router.Routes()
+	if len(routes) < 10 {
+		t.Fatalf("only %d routes registered", len(routes))
+	}
+	seen := map[string]bool{}
+	for _, r := range routes {
+		path := r.Path
+		for _, seg := range strings.Split(path, "/") {
+			if strings.HasPrefix(seg, ":") {
+				path = strings.Replace(path, seg, "{"+seg[1:]+"}", 1)
+			}
+		}
+		seen[path] = true
+		if _, ok := doc.Paths[path][strings.ToLower(r.Method)]; !ok {
+			t.Errorf("route %s %s is not in openapi.json", r.Method, path)
+		}
+	}
+	for path := range doc.Paths {
+		if !seen[path] {
+			t.Errorf("openapi.json lists %s, which no route serves", path)
+		}
+	}
+}
+
+func TestShutdownCancelsJobsAndCleansUp(t *testing.T) {
+	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 1)}
+	s, ts := start(t, conv, nil)
+	img := pngOf(t, 8, 8, red)
+	submit(t, ts, file("a.png", img))
+	<-conv.started
+	submit(t, ts, file("a.png", img))
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown with a job stuck = %v, want the deadline error", err)
+	}
+	entries, err := os.ReadDir(s.cfg.WorkDir)
+	if err != nil || len(entries) != 0 {
+		t.Errorf("work folder holds %v (%v) after shutdown", entries, err)
+	}
+	resp, body := post(t, ts, file("a.png", img))
+	if e := errorOf(t, body); resp.StatusCode != 503 || !strings.Contains(e.Error, "shutting down") {
+		t.Errorf("POST after shutdown = %d %+v", resp.StatusCode, e)
+	}
+}
