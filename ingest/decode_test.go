@@ -1,0 +1,158 @@
+package ingest
+
+import (
+	"image"
+	"image/color"
+	"image/color/palette"
+	"image/gif"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/testimage"
+)
+
+// near reports whether two colours differ by at most tol per channel (JPEG
+// is lossy).
+func near(a, b color.NRGBA, tol int) bool {
+	d := func(x, y uint8) bool { v := int(x) - int(y); return v <= tol && v >= -tol }
+	return d(a.R, b.R) && d(a.G, b.G) && d(a.B, b.B)
+}
+
+func TestDecodeOrientation(t *testing.T) {
+	dir := t.TempDir()
+	upright := testimage.Quadrants(64, 32)
+	for o := 1; o <= 8; o++ {
+		path := filepath.Join(dir, "o.jpg")
+		testimage.Write(t, path, testimage.OrientedJPEG(t, upright, o))
+		img, h, err := Decode(path, 0)
+		if err != nil {
+			t.Fatalf("orientation %d: %v", o, err)
+		}
+		if h.Orientation != o || h.Width != 64 || h.Height != 32 {
+			t.Errorf("orientation %d: header %+v, want orientation %d and 64x32 upright", o, h, o)
+		}
+		if img.Rect.Dx() != 64 || img.Rect.Dy() != 32 {
+			t.Fatalf("orientation %d: decoded %v, want 64x32", o, img.Rect)
+		}
+		for _, p := range []struct {
+			x, y      int
+			left, top bool
+		}{{8, 8, true, true}, {56, 8, false, true}, {8, 24, true, false}, {56, 24, false, false}} {
+			if got, want := img.NRGBAAt(p.x, p.y), testimage.QuadrantColor(p.left, p.top); !near(got, want, 40) {
+				t.Errorf("orientation %d: pixel (%d,%d) = %v, want %v", o, p.x, p.y, got, want)
+			}
+		}
+	}
+}
+
+func TestDecodeFormats(t *testing.T) {
+	dir := t.TempDir()
+	want := color.NRGBA{200, 40, 40, 255}
+	src := testimage.Solid(32, 24, want)
+	write := func(name string, enc func(f *os.File) error) string {
+		p := filepath.Join(dir, name)
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := enc(f); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		return p
+	}
+	gray := image.NewGray(image.Rect(0, 0, 32, 24))
+	for i := range gray.Pix {
+		gray.Pix[i] = 90
+	}
+	deep := image.NewNRGBA64(image.Rect(0, 0, 32, 24))
+	for y := 0; y < 24; y++ {
+		for x := 0; x < 32; x++ {
+			deep.SetNRGBA64(x, y, color.NRGBA64{200 * 257, 40 * 257, 40 * 257, 0xFFFF})
+		}
+	}
+	pal := image.NewPaletted(image.Rect(0, 0, 32, 24), palette.Plan9)
+	for i := range pal.Pix {
+		pal.Pix[i] = uint8(pal.Palette.Index(want))
+	}
+	palWant := color.NRGBAModel.Convert(pal.Palette[pal.Pix[0]]).(color.NRGBA)
+	second := image.NewPaletted(image.Rect(0, 0, 32, 24), palette.Plan9)
+
+	cases := []struct {
+		name string
+		path string
+		want color.NRGBA
+	}{
+		{"jpeg", write("a.jpg", func(f *os.File) error { _, err := f.Write(testimage.JPEG(t, src)); return err }), want},
+		{"png", write("a.png", func(f *os.File) error { _, err := f.Write(testimage.PNG(t, src)); return err }), want},
+		{"png gray", write("g.png", func(f *os.File) error { _, err := f.Write(testimage.PNG(t, gray)); return err }), color.NRGBA{90, 90, 90, 255}},
+		{"png 16-bit", write("d.png", func(f *os.File) error { _, err := f.Write(testimage.PNG(t, deep)); return err }), want},
+		{"png paletted", write("p.png", func(f *os.File) error { _, err := f.Write(testimage.PNG(t, pal)); return err }), palWant},
+		{"gif animated: first frame", write("a.gif", func(f *os.File) error {
+			return gif.EncodeAll(f, &gif.GIF{Image: []*image.Paletted{pal, second}, Delay: []int{10, 10}})
+		}), palWant},
+		{"bmp", write("a.bmp", func(f *os.File) error { return bmp.Encode(f, src) }), want},
+		{"tiff", write("a.tiff", func(f *os.File) error { return tiff.Encode(f, src, nil) }), want},
+	}
+	if ffmpeg, err := exec.LookPath("ffmpeg"); err == nil {
+		p := filepath.Join(dir, "a.webp")
+		out, err := exec.Command(ffmpeg, "-v", "error", "-f", "lavfi", "-i", "color=c=0xC82828:s=32x24", "-frames:v", "1", "-lossless", "1", p).CombinedOutput()
+		if err != nil {
+			t.Fatalf("make webp: %v: %s", err, out)
+		}
+		cases = append(cases, struct {
+			name string
+			path string
+			want color.NRGBA
+		}{"webp", p, want})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			img, _, err := Decode(c.path, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if img.Rect.Dx() != 32 || img.Rect.Dy() != 24 {
+				t.Fatalf("size %v", img.Rect)
+			}
+			if got := img.NRGBAAt(16, 12); !near(got, c.want, 6) {
+				t.Errorf("pixel = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestDecodeBadInput(t *testing.T) {
+	dir := t.TempDir()
+	good := testimage.JPEG(t, testimage.Quadrants(512, 512))
+	cases := []struct {
+		name, file string
+		data       []byte
+		code, text string
+	}{
+		{"text named .jpg", "notes.jpg", []byte("hello, not an image"), img2vid.EINVALID, "notes.jpg: not a readable image"},
+		{"zero bytes", "empty.png", nil, img2vid.EINVALID, "empty.png: not a readable image"},
+		{"truncated jpeg", "cut.jpg", good[:len(good)-200], img2vid.EINVALID, "cut.jpg: cannot decode jpeg"},
+		{"bomb header", "bomb.png", testimage.PNGHeaderOnly(50000, 50000), img2vid.ETOOLARGE, "bomb.png: 50000x50000 is 2500000000 pixels, above the limit"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.file)
+			testimage.Write(t, p, c.data)
+			_, _, err := Decode(p, DefaultMaxPixels)
+			if img2vid.ErrorCode(err) != c.code || !strings.Contains(err.Error(), c.text) {
+				t.Errorf("got %v (%s), want code %s and a message containing %q", err, img2vid.ErrorCode(err), c.code, c.text)
+			}
+		})
+	}
+	if _, _, err := Decode(filepath.Join(dir, "absent.jpg"), 0); img2vid.ErrorCode(err) != img2vid.ENOTFOUND {
+		t.Errorf("missing file: %v", err)
+	}
+}
