@@ -1,0 +1,230 @@
+# img2vid container images, one Dockerfile with several targets:
+#
+#   docker build -t img2vid .                    CPU image (the last stage, the default)
+#   docker build --target gpu -t img2vid:gpu \
+#     --build-arg ORT_GPU_SHA256=<sha256> .      NVIDIA CUDA image for `docker run --gpus all`
+#
+# Every download is pinned and checked: Go modules against go.sum, the ONNX
+# Runtime tarballs against a sha256, Debian packages by apt's signatures. Behind
+# a proxy or offline mirror, override GOPROXY, ORT_URL and ORT_GPU_URL.
+#
+# Stage order matters for Docker's legacy builder, which builds every stage up
+# to the requested target: the CPU path (ffmpeg, ort, build, cpu) comes first so
+# `--target cpu` never touches the CUDA base. BuildKit only builds what the
+# target needs.
+
+# The CUDA 12 + cuDNN 9 runtime that ONNX Runtime 1.24's GPU release is built
+# against (onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider: any
+# CUDA 12.x works, cuDNN must be 9.x). Ubuntu 24.04's glibc is newer than the
+# Debian 12 one the binary is linked against, so the same binary runs there.
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+# ---------------------------------------------------------------------------
+# ffmpeg: built here rather than installed. Debian's ffmpeg package pulls about
+# 700 MB of dependencies (LLVM, Mesa, X11, codecs the app never uses); even the
+# libraries `ldd ffmpeg` names come to about 250 MB. img2vid only pipes raw RGB
+# frames in and writes H.264 MP4, VP9 WebM or GIF, so this stage configures
+# Debian's own ffmpeg source (same version and patches as the distribution's
+# package) with --disable-everything plus exactly those parts, and links
+# Debian's libx264 and libvpx statically. The result is one self-contained
+# binary of a few MB that runs unchanged on the Debian and the Ubuntu (CUDA)
+# bases. ffprobe is left out: the app does not call it.
+FROM debian:bookworm-slim AS ffmpeg
+RUN set -eux; \
+    . /etc/os-release; \
+    printf 'deb-src http://deb.debian.org/debian %s main\ndeb-src http://deb.debian.org/debian-security %s-security main\n' \
+        "$VERSION_CODENAME" "$VERSION_CODENAME" > /etc/apt/sources.list.d/img2vid-src.list; \
+    apt-get update; \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        dpkg-dev gcc libc6-dev make nasm pkg-config libx264-dev libvpx-dev tini xz-utils; \
+    mkdir /usr/src/ffmpeg; cd /usr/src/ffmpeg; \
+    apt-get source --only-source ffmpeg; \
+    rm -rf /var/lib/apt/lists/*
+WORKDIR /usr/src/ffmpeg
+# Only what the app's encoder uses: raw RGB frames or whole JPEG files
+# (image2pipe + mjpeg, for images passed through untouched) from a pipe in;
+# libx264 (H.264),
+# libvpx (VP9) and the GIF encoder out; the mp4, webm and gif muxers; the file
+# and pipe protocols; the filters for pixel-format conversion and the GIF
+# palette. No network, devices, audio, docs or other programs, which also keeps
+# the compile to a few minutes.
+RUN set -eux; \
+    cd ffmpeg-*/; \
+    ./configure \
+        --prefix=/opt/ffmpeg \
+        --pkg-config-flags=--static \
+        --extra-ldflags=-static \
+        --disable-everything \
+        --disable-autodetect \
+        --disable-debug \
+        --disable-doc \
+        --disable-network \
+        --disable-avdevice \
+        --disable-postproc \
+        --disable-swresample \
+        --disable-ffplay \
+        --disable-ffprobe \
+        --enable-gpl \
+        --enable-libx264 \
+        --enable-libvpx \
+        --enable-protocol=file,pipe \
+        --enable-demuxer=rawvideo,image2pipe \
+        --enable-decoder=rawvideo,mjpeg \
+        --enable-parser=mjpeg \
+        --enable-encoder=libx264,libvpx_vp9,gif \
+        --enable-muxer=mp4,webm,gif \
+        --enable-filter=scale,format,null,split,palettegen,paletteuse,fps,pad,setsar; \
+    make -j"$(nproc)"; \
+    make install; \
+    /opt/ffmpeg/bin/ffmpeg -hide_banner -encoders | grep -E 'libx264|libvpx-vp9| gif '; \
+    /opt/ffmpeg/bin/ffmpeg -hide_banner -muxers | grep -E ' mp4 | webm | gif '; \
+    if ldd /opt/ffmpeg/bin/ffmpeg >/dev/null 2>&1; then echo "ffmpeg is not static" >&2; exit 1; fi
+
+# ---------------------------------------------------------------------------
+# ort: the official ONNX Runtime CPU release, checked, and only the shared
+# library kept (the headers and the rest of the tarball stay behind).
+FROM golang:1.26-bookworm AS ort
+ARG ORT_VERSION=1.24.3
+ARG ORT_URL=https://github.com/microsoft/onnxruntime/releases/download/v${ORT_VERSION}/onnxruntime-linux-x64-${ORT_VERSION}.tgz
+ARG ORT_SHA256=4c436a280d650f8bf32c921a2bf4de7c42cc32884c51c90e47de991708bbb5a4
+RUN set -eux; \
+    curl -fsSL --retry 3 -o /tmp/ort.tgz "$ORT_URL"; \
+    echo "$ORT_SHA256  /tmp/ort.tgz" | sha256sum -c -; \
+    mkdir -p /tmp/ort /opt/onnxruntime; \
+    tar -xzf /tmp/ort.tgz -C /tmp/ort --strip-components=2 \
+        "onnxruntime-linux-x64-${ORT_VERSION}/lib/libonnxruntime.so.${ORT_VERSION}"; \
+    mv "/tmp/ort/libonnxruntime.so.${ORT_VERSION}" /opt/onnxruntime/; \
+    ln -s "libonnxruntime.so.${ORT_VERSION}" /opt/onnxruntime/libonnxruntime.so; \
+    rm -rf /tmp/ort /tmp/ort.tgz
+
+# ---------------------------------------------------------------------------
+# build: the img2vid binary. cgo is on because onnxruntime_go dlopens
+# libonnxruntime at run time through a small C shim; no ORT headers are needed.
+FROM golang:1.26-bookworm AS build
+ARG GOPROXY=https://proxy.golang.org,direct
+ENV GOPROXY=${GOPROXY} \
+    CGO_ENABLED=1 \
+    GOFLAGS=-mod=readonly \
+    GOTOOLCHAIN=local
+WORKDIR /src
+# Modules in their own layer: a source edit does not download them again.
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/img2vid ./cmd/img2vid \
+ && /out/img2vid version
+
+# ---------------------------------------------------------------------------
+# cpu: the runtime image. Nothing is installed with apt here: ffmpeg and tini
+# are static binaries and libonnxruntime needs only glibc and libstdc++'s
+# runtime, which the slim base has.
+FROM debian:bookworm-slim AS cpu
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="img2vid" \
+      org.opencontainers.image.description="Turns a folder of images into a browser-playable video, with ONNX models in the loop (CPU)" \
+      org.opencontainers.image.source="https://github.com/img2vid/img2vid" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+# A fixed uid, so operators can chown a bind-mounted output folder to it.
+RUN groupadd --system --gid 10001 img2vid \
+ && useradd --system --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
+ && mkdir -p /input /output /models /var/lib/img2vid \
+ && chown img2vid:img2vid /output /models /var/lib/img2vid
+# tini is PID 1 so ffmpeg children of a cancelled job are reaped and SIGTERM
+# reaches img2vid, which stops gracefully.
+COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
+COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
+COPY --from=ort /opt/onnxruntime/ /usr/local/lib/onnxruntime/
+COPY --from=build /out/img2vid /usr/local/bin/img2vid
+ENV SERVER_NAME=0.0.0.0 \
+    SERVER_PORT=8080 \
+    INPUT_DIR=/input \
+    OUTPUT_DIR=/output \
+    ONNXRUNTIME_LIB=/usr/local/lib/onnxruntime/libonnxruntime.so \
+    IMG2VID_DEVICE=cpu \
+    IMG2VID_MODELS_DIR=/models \
+    IMG2VID_WORK_DIR=/var/lib/img2vid
+USER img2vid:img2vid
+WORKDIR /var/lib/img2vid
+EXPOSE 8080
+VOLUME ["/output", "/models"]
+# The binary checks itself: no curl in the image.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["img2vid", "healthcheck"]
+ENTRYPOINT ["tini", "--", "img2vid"]
+CMD ["serve"]
+
+# ---------------------------------------------------------------------------
+# ort-gpu: the official ONNX Runtime GPU release (CUDA 12, cuDNN 9). The CUDA
+# provider and the providers_shared library it needs go beside the main
+# library, where ONNX Runtime looks for them; the TensorRT provider is left out
+# because the base has no TensorRT. The release page publishes no checksum file
+# for this tarball that the build can fetch, so the sha256 is a required
+# build argument rather than a guess.
+FROM golang:1.26-bookworm AS ort-gpu
+ARG ORT_VERSION=1.24.3
+ARG ORT_GPU_URL=https://github.com/microsoft/onnxruntime/releases/download/v${ORT_VERSION}/onnxruntime-linux-x64-gpu-${ORT_VERSION}.tgz
+ARG ORT_GPU_SHA256
+RUN set -eux; \
+    if [ -z "$ORT_GPU_SHA256" ]; then \
+        echo "ORT_GPU_SHA256 is not set: pass --build-arg ORT_GPU_SHA256=<sha256 of $ORT_GPU_URL>" >&2; exit 1; \
+    fi; \
+    curl -fsSL --retry 3 -o /tmp/ort.tgz "$ORT_GPU_URL"; \
+    echo "$ORT_GPU_SHA256  /tmp/ort.tgz" | sha256sum -c -; \
+    mkdir -p /tmp/ort /opt/onnxruntime; \
+    tar -xzf /tmp/ort.tgz -C /tmp/ort --strip-components=2 \
+        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime.so.${ORT_VERSION}" \
+        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime_providers_shared.so" \
+        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime_providers_cuda.so"; \
+    mv /tmp/ort/* /opt/onnxruntime/; \
+    ln -s "libonnxruntime.so.${ORT_VERSION}" /opt/onnxruntime/libonnxruntime.so; \
+    rm -rf /tmp/ort /tmp/ort.tgz
+
+# ---------------------------------------------------------------------------
+# gpu: same binary, same ffmpeg, on the CUDA runtime. IMG2VID_DEVICE=auto uses
+# CUDA when a GPU is passed in (`docker run --gpus all`) and says in its log and
+# on /readyz when it falls back to the CPU.
+FROM ${CUDA_IMAGE} AS gpu
+ARG CUDA_IMAGE
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="img2vid-gpu" \
+      org.opencontainers.image.description="Turns a folder of images into a browser-playable video, with ONNX models in the loop (NVIDIA CUDA)" \
+      org.opencontainers.image.source="https://github.com/img2vid/img2vid" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+RUN groupadd --system --gid 10001 img2vid \
+ && useradd --system --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
+ && mkdir -p /input /output /models /var/lib/img2vid \
+ && chown img2vid:img2vid /output /models /var/lib/img2vid
+COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
+COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
+COPY --from=ort-gpu /opt/onnxruntime/ /usr/local/lib/onnxruntime/
+COPY --from=build /out/img2vid /usr/local/bin/img2vid
+# A CUDA or cuDNN library missing from the base fails the build here, not the
+# first request on the GPU server.
+RUN set -eu; \
+    missing=$(LD_LIBRARY_PATH=/usr/local/lib/onnxruntime ldd /usr/local/lib/onnxruntime/libonnxruntime_providers_cuda.so | grep 'not found' || true); \
+    if [ -n "$missing" ]; then \
+        echo "libonnxruntime_providers_cuda.so cannot load in ${CUDA_IMAGE:-this base}; missing:" >&2; echo "$missing" >&2; exit 1; \
+    fi
+ENV SERVER_NAME=0.0.0.0 \
+    SERVER_PORT=8080 \
+    INPUT_DIR=/input \
+    OUTPUT_DIR=/output \
+    ONNXRUNTIME_LIB=/usr/local/lib/onnxruntime/libonnxruntime.so \
+    IMG2VID_DEVICE=auto \
+    IMG2VID_MODELS_DIR=/models \
+    IMG2VID_WORK_DIR=/var/lib/img2vid
+USER img2vid:img2vid
+WORKDIR /var/lib/img2vid
+EXPOSE 8080
+VOLUME ["/output", "/models"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["img2vid", "healthcheck"]
+ENTRYPOINT ["tini", "--", "img2vid"]
+CMD ["serve"]
+
+# ---------------------------------------------------------------------------
+# The default target is the CPU image.
+FROM cpu

@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# Proves the container images for real: builds the CPU and GPU targets of the
+# Dockerfile, runs them and checks what a user would see.
+#
+#   scripts/docker-test.sh
+#
+# Works on a machine that cannot reach Docker Hub, GitHub or the Go proxy from
+# inside containers: it installs the engine if missing (Debian docker.io, as
+# root), starts dockerd, builds stand-in base images under the real tags
+# (scripts/docker-standins.sh), and serves the Go module cache and ONNX Runtime
+# tarballs laid out like the official releases from 127.0.0.1, passed to
+# `docker build --network host` as build arguments. What the stand-ins can and
+# cannot prove is written in docs/DEPLOY.md.
+#
+# Prints one PASS or FAIL line per check, then "N passed, N failed"; exits
+# nonzero when a check failed. Stops and removes the containers, servers and
+# the dockerd it started; keeps the images, so a second run reuses the layer
+# cache.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+. scripts/versions.env
+shared=$repo/../shared
+frames=$shared/data/aquarium
+cache=$repo/.deps/docker-test # git-ignored: stand-in release tarballs
+cpu_tag=img2vid:test
+gpu_tag=img2vid:gpu-test
+label=img2vid-docker-test
+cuda_image=$(sed -n 's/^ARG CUDA_IMAGE=//p' Dockerfile)
+
+passed=0
+failed=0
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+check() { # check NAME COMMAND...: PASS or FAIL by the command's status
+	local name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name"; fi
+}
+log() { echo "docker-test: $*" >&2; }
+die() {
+	echo "FAIL $*"
+	failed=$((failed + 1))
+	echo "$passed passed, $failed failed"
+	exit 1
+}
+
+tmp=$(mktemp -d)
+dockerd_pid=
+server_pid=
+cleanup() {
+	local ids
+	ids=$(docker ps -aq --filter "label=$label" 2>/dev/null)
+	# shellcheck disable=SC2086 # one id per word
+	[ -n "$ids" ] && docker rm -f -v $ids >/dev/null 2>&1
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+	if [ -n "$dockerd_pid" ]; then
+		kill "$dockerd_pid" 2>/dev/null
+		# dockerd stops its containers and containerd before it exits.
+		for _ in $(seq 30); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 1; done
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# Engine, tools and inputs.
+apt_updated=
+need() { # need COMMAND PACKAGE...
+	command -v "$1" >/dev/null 2>&1 && return 0
+	shift
+	[ "$(id -u)" = 0 ] || die "missing $* (install with: sudo apt-get install $*)"
+	if [ -z "$apt_updated" ]; then apt-get update -qq || die "apt-get update"; apt_updated=1; fi
+	log "installing $* from Debian"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $*"
+}
+need dockerd docker.io
+need docker docker.io
+need debootstrap debootstrap
+need curl curl
+need gcc gcc
+need python3 python3
+[ -d "$frames" ] || die "test frames not found at $frames"
+bash scripts/setup.sh run >&2 || die "scripts/setup.sh run (ffmpeg, ONNX Runtime)"
+command -v ffprobe >/dev/null || die "ffprobe missing after scripts/setup.sh"
+
+if ! docker info >/dev/null 2>&1; then
+	log "starting dockerd (log: /tmp/img2vid-dockerd.log)"
+	setsid dockerd >/tmp/img2vid-dockerd.log 2>&1 </dev/null &
+	dockerd_pid=$!
+	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+	docker info >/dev/null 2>&1 || die "dockerd did not start; see /tmp/img2vid-dockerd.log"
+fi
+# The legacy builder: Debian's engine has no buildx. It builds every stage up
+# to the target, which the Dockerfile's stage order accounts for.
+export DOCKER_BUILDKIT=0
+
+scripts/docker-standins.sh "$cuda_image" >&2 || die "building the stand-in base images"
+
+# ---------------------------------------------------------------------------
+# Release tarballs laid out like the official ones, made deterministic so their
+# sha256 (and so Docker's layer cache) is the same from run to run.
+ort_dir=$repo/.deps/onnxruntime-$ORT_VERSION
+mkdir -p "$cache"
+pack() { # pack NAME: tar.gz of $tmp/NAME into $cache/NAME.tgz
+	tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$tmp" -c "$1" | gzip -n >"$cache/$1.tgz.tmp" &&
+		mv "$cache/$1.tgz.tmp" "$cache/$1.tgz"
+}
+cpu_name=onnxruntime-linux-x64-$ORT_VERSION
+if [ ! -f "$cache/$cpu_name.tgz" ]; then
+	mkdir -p "$tmp/$cpu_name/lib"
+	cp "$ort_dir/libonnxruntime.so.$ORT_VERSION" "$tmp/$cpu_name/lib/"
+	ln -s "libonnxruntime.so.$ORT_VERSION" "$tmp/$cpu_name/lib/libonnxruntime.so.1"
+	ln -s libonnxruntime.so.1 "$tmp/$cpu_name/lib/libonnxruntime.so"
+	pack "$cpu_name" || die "packing $cpu_name.tgz"
+fi
+# The GPU tarball's main library is the CPU build (the real GPU release cannot
+# be fetched here); its two provider libraries are stand-ins with the real
+# sonames and the real CUDA dependencies, so the image's ldd check has
+# something true to check. They are never loaded: the CPU build of ONNX
+# Runtime cannot load a CUDA provider, so the app falls back to the CPU.
+gpu_name=onnxruntime-linux-x64-gpu-$ORT_VERSION
+if [ ! -f "$cache/$gpu_name.tgz" ]; then
+	lib=$tmp/$gpu_name/lib
+	mkdir -p "$lib" "$tmp/cudalibs"
+	cp "$ort_dir/libonnxruntime.so.$ORT_VERSION" "$lib/"
+	ln -s "libonnxruntime.so.$ORT_VERSION" "$lib/libonnxruntime.so.1"
+	ln -s libonnxruntime.so.1 "$lib/libonnxruntime.so"
+	echo 'int img2vid_standin_library;' >"$tmp/standin.c"
+	for so in libcudart.so.12 libcublas.so.12 libcublasLt.so.12 libcurand.so.10 libcufft.so.11 libcudnn.so.9; do
+		gcc -shared -fPIC -Wl,-soname,$so -o "$tmp/cudalibs/$so" "$tmp/standin.c" || die "compiling stand-in $so"
+	done
+	gcc -shared -fPIC -Wl,-soname,libonnxruntime_providers_shared.so -o "$lib/libonnxruntime_providers_shared.so" "$tmp/standin.c" &&
+		gcc -shared -fPIC -Wl,-soname,libonnxruntime_providers_cuda.so -Wl,--no-as-needed -o "$lib/libonnxruntime_providers_cuda.so" "$tmp/standin.c" \
+			-L"$lib" -L"$tmp/cudalibs" -l:libonnxruntime_providers_shared.so -l:libcudart.so.12 -l:libcublas.so.12 \
+			-l:libcublasLt.so.12 -l:libcurand.so.10 -l:libcufft.so.11 -l:libcudnn.so.9 -Wl,-rpath,'$ORIGIN' ||
+		die "compiling the stand-in CUDA provider"
+	pack "$gpu_name" || die "packing $gpu_name.tgz"
+fi
+
+# One loopback HTTP server: the Go module cache as a GOPROXY, and the tarballs.
+log "go mod download (module cache for the build)"
+go mod download || die "go mod download"
+mkdir -p "$tmp/www"
+ln -s "$(go env GOMODCACHE)/cache/download" "$tmp/www/goproxy"
+ln -s "$cache" "$tmp/www/ort"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server "$port" --bind 127.0.0.1 --directory "$tmp/www" >"$tmp/http.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 20); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.5; done
+www=http://127.0.0.1:$port
+build_args=(
+	--network host
+	--build-arg "GOPROXY=$www/goproxy"
+	--build-arg "ORT_VERSION=$ORT_VERSION"
+	--build-arg "ORT_URL=$www/ort/$cpu_name.tgz"
+	--build-arg "ORT_SHA256=$(sha256sum "$cache/$cpu_name.tgz" | cut -d' ' -f1)"
+	--build-arg "ORT_GPU_URL=$www/ort/$gpu_name.tgz"
+	--build-arg "ORT_GPU_SHA256=$(sha256sum "$cache/$gpu_name.tgz" | cut -d' ' -f1)"
+	--build-arg "VERSION=$(git describe --always --dirty 2>/dev/null || echo dev)"
+	--build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+)
+
+# ---------------------------------------------------------------------------
+# Helpers for the checks.
+json() { # json FIELD.PATH < JSON: prints the field ("" when absent)
+	python3 -c 'import json,sys
+v=json.load(sys.stdin)
+for k in sys.argv[1].split("."):
+    v=v.get(k) if isinstance(v,dict) else None
+print("" if v is None else (json.dumps(v) if isinstance(v,(dict,list)) else v))' "$1"
+}
+run_bg() { # run_bg NAME DOCKER-RUN-ARGS...: starts a labelled container
+	local name=$1
+	shift
+	docker rm -f -v "$name" >/dev/null 2>&1
+	docker run -d --name "$name" --label "$label" -p 127.0.0.1::8080 --health-interval=1s "$@" >/dev/null
+}
+host_url() { echo "http://$(docker port "$1" 8080/tcp | head -1)"; }
+wait_healthy() { # wait_healthy NAME SECONDS
+	local status
+	for _ in $(seq "$2"); do
+		status=$(docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null)
+		[ "$status" = healthy ] && return 0
+		[ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] || break
+		sleep 1
+	done
+	log "$1 is not healthy (${status:-gone}); its log:"
+	docker logs --tail 30 "$1" >&2 2>&1
+	return 1
+}
+upload() { # upload URL [FIELD=VALUE...] < file list: prints the job id
+	local url=$1
+	shift
+	local args=() f kv
+	while read -r f; do args+=(-F "files=@$f"); done
+	for kv in "$@"; do args+=(-F "$kv"); done
+	curl -fsS "${args[@]}" "$url/api/jobs" | json id
+}
+wait_job() { # wait_job URL ID SECONDS: waits for done
+	local status body
+	for _ in $(seq "$3"); do
+		body=$(curl -fsS "$1/api/jobs/$2") || return 1
+		status=$(json status <<<"$body")
+		case $status in
+		done) return 0 ;;
+		failed | canceled | cancelled)
+			log "job $2 ended $status: $body"
+			return 1
+			;;
+		esac
+		sleep 1
+	done
+	log "job $2 still $status after $3 s"
+	return 1
+}
+probe_video() { # probe_video FILE FRAMES: h264, yuv420p, 1920x1080, FRAMES frames
+	local got
+	got=$(ffprobe -v error -count_frames -select_streams v:0 \
+		-show_entries stream=codec_name,pix_fmt,width,height,nb_read_frames -of csv=p=0 "$1" 2>&1)
+	log "ffprobe $(basename "$1"): $got"
+	[ "$got" = "h264,1920,1080,yuv420p,$2" ]
+}
+frame_list() { find "$frames" -maxdepth 1 -type f -name '*.jpg' | sort | head -n "${1:-1000}"; }
+nframes=$(frame_list | wc -l)
+
+# ---------------------------------------------------------------------------
+# 1. The CPU image: build, size.
+dockerfile_ort=$(sed -n 's/^ARG ORT_VERSION=//p' Dockerfile | sort -u)
+check "Dockerfile pins ORT_VERSION=$dockerfile_ort as scripts/versions.env ($ORT_VERSION)" [ "$dockerfile_ort" = "$ORT_VERSION" ]
+log "building $cpu_tag (target cpu)"
+start=$SECONDS
+if docker build "${build_args[@]}" --target cpu -t "$cpu_tag" . >"$tmp/build-cpu.log" 2>&1; then
+	pass "build CPU image ($((SECONDS - start)) s)"
+else
+	tail -40 "$tmp/build-cpu.log"
+	die "build CPU image"
+fi
+size=$(docker image inspect -f '{{.Size}}' "$cpu_tag")
+base=$(docker image inspect -f '{{.Size}}' debian:bookworm-slim)
+growth=$(((size - base) / 1000000))
+echo "image $cpu_tag: $((size / 1000000)) MB, base debian:bookworm-slim (stand-in) $((base / 1000000)) MB, growth $growth MB"
+check "CPU image grows the base by $growth MB (<= 175)" [ "$growth" -le 175 ]
+
+# ---------------------------------------------------------------------------
+# 2. Serve: healthy, upload the frames, download and probe the video.
+serve=img2vid-test-serve
+run_bg "$serve" "$cpu_tag" || die "docker run $cpu_tag"
+if wait_healthy "$serve" 90; then pass "serve: HEALTHCHECK reports healthy"; else fail "serve: HEALTHCHECK reports healthy"; fi
+url=$(host_url "$serve")
+id=$(frame_list | upload "$url")
+if [ -n "$id" ] && wait_job "$url" "$id" 300 && curl -fsS -o "$tmp/api.mp4" "$url/api/jobs/$id/video" && probe_video "$tmp/api.mp4" "$nframes"; then
+	pass "serve: $nframes uploaded frames -> H.264 yuv420p 1920x1080 video of $nframes frames"
+else
+	fail "serve: upload, convert, download and probe"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. (on the running server) non-root, cancel without zombies, docker stop.
+uid=$(docker top "$serve" -eo pid,uid,comm | awk '$3 == "img2vid" {print $2; exit}')
+check "serve: img2vid runs as uid ${uid:-?}, not root" test -n "$uid" -a "$uid" != 0
+# A job made slow on purpose (8x interpolation, slow preset) so that it is
+# still encoding when it is cancelled.
+id=$(frame_list 20 | upload "$url" interpolate=8 preset=veryslow)
+ffmpeg_seen=
+for _ in $(seq 60); do
+	if docker top "$serve" -eo pid,comm | awk '$2 == "ffmpeg"' | grep -q .; then ffmpeg_seen=1; break; fi
+	sleep 0.5
+done
+check "serve: a long job starts ffmpeg in the container" [ -n "$ffmpeg_seen" ]
+code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$url/api/jobs/$id")
+check "serve: DELETE of the running job answers 2xx ($code)" [ "${code:0:1}" = 2 ]
+left=
+for _ in $(seq 20); do
+	left=$(docker top "$serve" -eo pid,stat,comm | awk '$3 == "ffmpeg"')
+	[ -z "$left" ] && break
+	sleep 0.5
+done
+[ -n "$left" ] && log "left in the container: $left"
+check "serve: no ffmpeg (running or zombie) left after the cancel" [ -z "$left" ]
+start=$SECONDS
+docker stop -t 10 "$serve" >/dev/null
+took=$((SECONDS - start))
+exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$serve")
+check "serve: docker stop ends it in $took s (< 10) with exit code $exit_code (not killed)" test "$took" -lt 10 -a "$exit_code" = 0
+
+# ---------------------------------------------------------------------------
+# 3. Convert mode with two volumes, as in the README.
+mkdir -p "$tmp/out"
+chown 10001:10001 "$tmp/out" # the image's fixed uid must be able to write there
+if docker run --rm --label "$label" -v "$shared/data:/input:ro" -v "$tmp/out:/output" "$cpu_tag" convert aquarium aquarium.mp4 >"$tmp/convert.log" 2>&1 &&
+	probe_video "$tmp/out/aquarium.mp4" "$nframes"; then
+	pass "convert: -v data:/input -v out:/output convert aquarium aquarium.mp4 -> out/aquarium.mp4 ($nframes frames)"
+else
+	tail -20 "$tmp/convert.log"
+	fail "convert: two volumes, file on the host"
+fi
+
+# ---------------------------------------------------------------------------
+# 6. Read-only root file system, tmpfs work folder.
+ro=img2vid-test-readonly
+run_bg "$ro" --read-only --tmpfs /var/lib/img2vid:rw,mode=1777 --tmpfs /tmp:rw,mode=1777 "$cpu_tag" || die "docker run --read-only"
+if wait_healthy "$ro" 60; then
+	url=$(host_url "$ro")
+	id=$(frame_list 10 | upload "$url")
+	if [ -n "$id" ] && wait_job "$url" "$id" 180 && curl -fsS -o "$tmp/ro.mp4" "$url/api/jobs/$id/video" && probe_video "$tmp/ro.mp4" 10; then
+		pass "read-only: --read-only with a tmpfs work folder completes a job"
+	else
+		docker logs --tail 20 "$ro" 2>&1
+		fail "read-only: --read-only with a tmpfs work folder completes a job"
+	fi
+else
+	fail "read-only: container starts healthy"
+fi
+docker rm -f -v "$ro" >/dev/null
+
+# ---------------------------------------------------------------------------
+# 5. The GPU target, without a GPU.
+log "building $gpu_tag against img2vid-standin/cuda-no-cudnn (must fail)"
+if docker build "${build_args[@]}" --build-arg CUDA_IMAGE=img2vid-standin/cuda-no-cudnn --target gpu -t img2vid:gpu-broken . >"$tmp/build-broken.log" 2>&1; then
+	fail "gpu: the ldd check fails a build whose base lacks libcudnn.so.9"
+	docker rmi img2vid:gpu-broken >/dev/null 2>&1
+else
+	check "gpu: the ldd check fails a build whose base lacks libcudnn.so.9" grep -q 'libcudnn.so.9 => not found' "$tmp/build-broken.log"
+fi
+log "building $gpu_tag (target gpu, base $cuda_image)"
+start=$SECONDS
+if docker build "${build_args[@]}" --target gpu -t "$gpu_tag" . >"$tmp/build-gpu.log" 2>&1; then
+	pass "gpu: build GPU image ($((SECONDS - start)) s)"
+	gpu=img2vid-test-gpu
+	run_bg "$gpu" "$gpu_tag" || die "docker run $gpu_tag"
+	if wait_healthy "$gpu" 60; then
+		ready=$(curl -fsS "$(host_url "$gpu")/readyz")
+		echo "gpu image without a GPU, /readyz: $ready"
+		provider=$(json runtime.provider <<<"$ready")
+		note=$(json runtime.note <<<"$ready")
+		check "gpu: without a GPU it serves on the CPU and says why (/readyz provider=$provider)" test "$provider" = cpu -a -n "$note"
+	else
+		fail "gpu: starts healthy without a GPU"
+	fi
+	docker rm -f -v "$gpu" >/dev/null
+	docker run --rm --label "$label" -e IMG2VID_DEVICE=cuda "$gpu_tag" doctor >"$tmp/cuda.log" 2>&1
+	rc=$?
+	echo "gpu image, IMG2VID_DEVICE=cuda doctor (exit $rc): $(tr '\n' ' ' <"$tmp/cuda.log" | cut -c1-300)"
+	if [ "$rc" != 0 ] && grep -qi cuda "$tmp/cuda.log"; then
+		pass "gpu: IMG2VID_DEVICE=cuda without a GPU refuses clearly (exit $rc, names CUDA)"
+	else
+		fail "gpu: IMG2VID_DEVICE=cuda without a GPU refuses clearly (exit $rc, names CUDA)"
+	fi
+else
+	tail -30 "$tmp/build-gpu.log"
+	fail "gpu: build GPU image"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
