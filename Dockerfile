@@ -138,6 +138,8 @@ COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
 COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
 COPY --from=ort /opt/onnxruntime/ /usr/local/lib/onnxruntime/
 COPY --from=build /out/img2vid /usr/local/bin/img2vid
+# IMG2VID_GRACE, the time running jobs get after SIGTERM, stays under the 10 s
+# that `docker stop` waits before it kills; raise both together (--stop-timeout).
 ENV SERVER_NAME=0.0.0.0 \
     SERVER_PORT=8080 \
     INPUT_DIR=/input \
@@ -145,7 +147,8 @@ ENV SERVER_NAME=0.0.0.0 \
     ONNXRUNTIME_LIB=/usr/local/lib/onnxruntime/libonnxruntime.so \
     IMG2VID_DEVICE=cpu \
     IMG2VID_MODELS_DIR=/models \
-    IMG2VID_WORK_DIR=/var/lib/img2vid
+    IMG2VID_WORK_DIR=/var/lib/img2vid \
+    IMG2VID_GRACE=8s
 USER img2vid:img2vid
 WORKDIR /var/lib/img2vid
 EXPOSE 8080
@@ -216,7 +219,8 @@ ENV SERVER_NAME=0.0.0.0 \
     ONNXRUNTIME_LIB=/usr/local/lib/onnxruntime/libonnxruntime.so \
     IMG2VID_DEVICE=auto \
     IMG2VID_MODELS_DIR=/models \
-    IMG2VID_WORK_DIR=/var/lib/img2vid
+    IMG2VID_WORK_DIR=/var/lib/img2vid \
+    IMG2VID_GRACE=8s
 USER img2vid:img2vid
 WORKDIR /var/lib/img2vid
 EXPOSE 8080
