@@ -87,8 +87,6 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "fps must be greater than 0 and at most %d, got %v", MaxFPS, o.FPS)
 	case !(o.FPSOut >= 0 && o.FPSOut <= MaxFPS):
 		return Errorf(EINVALID, "fps_out must be between 0 (automatic) and %d, got %v", MaxFPS, o.FPSOut)
-	case o.OutputFPS() > MaxFPS:
-		return Errorf(EINVALID, "output frame rate fps x interpolate = %v is above %d; lower fps or interpolate, or set fps_out", o.OutputFPS(), MaxFPS)
 	case o.Format != "" && o.Format != FormatMP4 && o.Format != FormatWebM && o.Format != FormatGIF:
 		return Errorf(EINVALID, "format must be mp4, webm or gif, got %q", o.Format)
 	case o.Width < 0 || o.Height < 0 || o.Width > MaxSide || o.Height > MaxSide:
@@ -103,6 +101,8 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "preset must be one of %s, got %q", strings.Join(x264Presets, ", "), o.Preset)
 	case o.Interpolate < 1 || o.Interpolate > MaxInterpolate:
 		return Errorf(EINVALID, "interpolate must be between 1 (off) and %d, got %d", MaxInterpolate, o.Interpolate)
+	case o.OutputFPS() > MaxFPS:
+		return Errorf(EINVALID, "output frame rate fps x interpolate = %v is above %d; lower fps or interpolate, or set fps_out", o.OutputFPS(), MaxFPS)
 	case o.Interpolate > 1 && o.InterpModel == "":
 		return Errorf(EINVALID, "interp_model must name a model when interpolate is above 1")
 	case !(o.SceneCut >= 0 && o.SceneCut <= 1):

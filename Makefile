@@ -1,0 +1,55 @@
+# img2vid: the README's two commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/img2vid
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Fuzz each target this long in `make test` (CI); longer by hand: make fuzz FUZZTIME=5m
+FUZZTIME ?= 10s
+
+.PHONY: run build setup test check unit fuzz docker-test bench models clean
+
+## run: install what is missing, build, and serve the web app on the built-in models
+run: build
+	./$(BIN) serve
+
+## build: the img2vid binary in bin/
+build: setup
+	CGO_ENABLED=1 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/img2vid
+
+setup:
+	bash scripts/setup.sh run
+
+## test: install what is missing, then every check, test, fuzz run and the container tests
+test:
+	bash scripts/setup.sh test
+	$(MAKE) check unit fuzz docker-test
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 -timeout 30m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseOptions$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ingest
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./inference
+
+docker-test:
+	bash scripts/docker-test.sh
+
+## bench: the measured comparisons recorded in docs/BENCHMARKS.md
+bench: build
+	$(GO) run ./bench/convert
+	$(GO) run ./bench/interp
+	$(GO) run ./bench/frame
+	$(GO) run ./bench/load
+
+## models: rebuild the built-in models (needs Debian's python3-torch and python3-onnx)
+models:
+	/usr/bin/python3 models/gen_models.py
+
+clean:
+	rm -rf bin

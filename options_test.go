@@ -1,0 +1,95 @@
+package img2vid
+
+import (
+	"math"
+	"strings"
+	"testing"
+)
+
+func form(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestParseOptions(t *testing.T) {
+	o, err := ParseOptions(form("fps", "12.5", "format", "webm", "size", "1280x720", "fit", "cover", "quality", "30",
+		"interpolate", "4", "interp_model", "blend", "frame_model", "sr", "dedupe", "true", "scene_cut", "0.3", "fps_out", "24"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultOptions()
+	want.FPS, want.Format, want.Width, want.Height, want.Fit, want.Quality = 12.5, "webm", 1280, 720, "cover", 30
+	want.Interpolate, want.InterpModel, want.FrameModel, want.Dedupe, want.SceneCut, want.FPSOut = 4, "blend", "sr", true, 0.3, 24
+	if o != want {
+		t.Errorf("got %+v\nwant %+v", o, want)
+	}
+	if d, _ := ParseOptions(form()); d != DefaultOptions() {
+		t.Errorf("empty form: %+v, want the defaults", d)
+	}
+	if got := want.OutputFPS(); got != 24 {
+		t.Errorf("OutputFPS with fps_out = %v", got)
+	}
+	want.FPSOut = 0
+	if got := want.OutputFPS(); got != 50 {
+		t.Errorf("OutputFPS = %v, want fps x interpolate = 50", got)
+	}
+}
+
+func TestParseOptionsRejects(t *testing.T) {
+	tests := []struct {
+		kv   []string
+		text string
+	}{
+		{[]string{"fps", "0"}, "fps must be greater than 0"},
+		{[]string{"fps", "-1"}, "fps must be greater than 0"},
+		{[]string{"fps", "1e9"}, "fps must be greater than 0 and at most 240"},
+		{[]string{"fps", "NaN"}, "fps must be a number"},
+		{[]string{"fps", "Inf"}, "fps must be a number"},
+		{[]string{"fps", "five"}, "fps must be a number"},
+		{[]string{"interpolate", "0"}, "interpolate must be between 1 (off) and 16"},
+		{[]string{"interpolate", "1000"}, "interpolate must be between 1 (off) and 16"},
+		{[]string{"interpolate", "2.5"}, "interpolate must be a whole number"},
+		{[]string{"fps", "60", "interpolate", "8"}, "output frame rate"},
+		{[]string{"format", "avi"}, `format must be mp4, webm or gif, got "avi"`},
+		{[]string{"size", "big"}, `size must look like 1280x720, got "big"`},
+		{[]string{"size", "0x10"}, "size must look like"},
+		{[]string{"size", "9000x9000"}, "size must be at most 8192x8192"},
+		{[]string{"fit", "zoom"}, "fit must be contain, cover or stretch"},
+		{[]string{"quality", "99"}, "quality must be between 0 (best) and 51"},
+		{[]string{"preset", "; rm -rf /"}, "preset must be one of"},
+		{[]string{"dedupe", "maybe"}, "dedupe must be true or false"},
+		{[]string{"scene_cut", "2"}, "scene_cut must be between 0 and 1"},
+	}
+	for _, tt := range tests {
+		_, err := ParseOptions(form(tt.kv...))
+		if ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), tt.text) {
+			t.Errorf("%v: got %v, want an invalid-input error containing %q", tt.kv, err, tt.text)
+		}
+	}
+}
+
+// FuzzParseOptions: any form either parses into options that validate, or
+// is refused with an invalid-input error; it never panics.
+func FuzzParseOptions(f *testing.F) {
+	f.Add("5", "mp4", "1280x720", "contain", "23", "1", "flow")
+	f.Add("NaN", "gif", "1x1", "cover", "-1", "1000", "")
+	f.Add("1e308", "webm", "99999999999999999999x2", "stretch", "51", "16", "x")
+	f.Fuzz(func(t *testing.T, fps, format, size, fit, quality, interpolate, model string) {
+		o, err := ParseOptions(form("fps", fps, "format", format, "size", size, "fit", fit, "quality", quality, "interpolate", interpolate, "interp_model", model))
+		if err != nil {
+			if ErrorCode(err) != EINVALID {
+				t.Fatalf("error %v has code %s, want invalid", err, ErrorCode(err))
+			}
+			return
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("parsed options do not validate: %v", err)
+		}
+		if math.IsNaN(o.FPS) || o.OutputFPS() > MaxFPS || o.Width > MaxSide {
+			t.Fatalf("out of range options accepted: %+v", o)
+		}
+	})
+}
