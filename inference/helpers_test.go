@@ -156,3 +156,5 @@ func psnr(t testing.TB, a, b *image.NRGBA) float64 {
 	}
 	return 10 * math.Log10(255*255/(se/float64(n)))
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -162,7 +162,7 @@ func releaseEnv() {
 // touches the device: the failures --device cuda must report happen here,
 // not halfway through a job.
 func probeCUDA(threads int) error {
-	s, err := newSession(probeModel(), []string{"x"}, "y", threads, true)
+	s, err := newSession(identityModel(1), []string{"x"}, "y", threads, true)
 	if err != nil {
 		return err
 	}

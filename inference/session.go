@@ -2,6 +2,7 @@ package inference
 
 import (
 	"fmt"
+	"slices"
 
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -73,10 +74,10 @@ func (s *session) run(ins []ort.Value, outShape ort.Shape, out []float32) error 
 	return nil
 }
 
-// probeModel returns an ONNX model with one Identity node from float32 x
-// [1] to y [1], written out field by field with protowire so the CUDA probe
-// needs no file.
-func probeModel() []byte {
+// identityModel returns an ONNX model with one Identity node from float32
+// x to y of the given shape, a negative side being free, written out field
+// by field with protowire so the CUDA probe needs no file.
+func identityModel(shape ...int64) []byte {
 	msg := func(field protowire.Number, body []byte) []byte {
 		return protowire.AppendBytes(protowire.AppendTag(nil, field, protowire.BytesType), body)
 	}
@@ -84,21 +85,21 @@ func probeModel() []byte {
 	varint := func(field protowire.Number, v uint64) []byte {
 		return protowire.AppendVarint(protowire.AppendTag(nil, field, protowire.VarintType), v)
 	}
-	cat := func(parts ...[]byte) []byte {
-		var b []byte
-		for _, p := range parts {
-			b = append(b, p...)
-		}
-		return b
-	}
-	// ValueInfoProto{name, type: TypeProto{tensor_type{elem_type FLOAT, shape{dim{dim_value 1}}}}}
+	// ValueInfoProto{name, type: TypeProto{tensor_type{elem_type FLOAT, shape{dim...}}}}
 	value := func(name string) []byte {
-		shape := msg(2, msg(1, varint(1, 1)))
-		tensor := cat(varint(1, 1), shape)
-		return cat(str(1, name), msg(2, msg(1, tensor)))
+		var dims []byte
+		for i, d := range shape {
+			if d < 0 {
+				dims = append(dims, msg(1, str(2, fmt.Sprintf("d%d", i)))...) // dim_param
+			} else {
+				dims = append(dims, msg(1, varint(1, uint64(d)))...) // dim_value
+			}
+		}
+		tensor := append(varint(1, 1), msg(2, dims)...)
+		return append(str(1, name), msg(2, msg(1, tensor))...)
 	}
-	node := cat(str(1, "x"), str(2, "y"), str(3, "probe"), str(4, "Identity"))
-	graph := cat(msg(1, node), str(2, "probe"), msg(11, value("x")), msg(12, value("y")))
-	opset := cat(str(1, ""), varint(2, 13))
-	return cat(varint(1, 8), msg(8, opset), msg(7, graph))
+	node := slices.Concat(str(1, "x"), str(2, "y"), str(3, "identity"), str(4, "Identity"))
+	graph := slices.Concat(msg(1, node), str(2, "identity"), msg(11, value("x")), msg(12, value("y")))
+	opset := slices.Concat(str(1, ""), varint(2, 13))
+	return slices.Concat(varint(1, 8), msg(8, opset), msg(7, graph))
 }
