@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/img2vid/img2vid/pipeline"
+	"github.com/img2vid/img2vid/server"
+)
+
+// repoRoot walks up from the test's folder to the one holding go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("go.mod not found above the test folder")
+		}
+		dir = parent
+	}
+}
+
+// aquarium returns the 50 shared test frames in order, failing if they are
+// missing: CI puts shared/ beside the checkout.
+func aquarium(t *testing.T) []string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "..", "shared", "data", "aquarium")
+	frames, err := filepath.Glob(filepath.Join(dir, "*.jpg"))
+	if err != nil || len(frames) != 50 {
+		t.Fatalf("want the 50 aquarium frames in %s, found %d (%v)", dir, len(frames), err)
+	}
+	slices.Sort(frames)
+	return frames
+}
+
+// needFFmpeg skips the test when ffmpeg or ffprobe is not installed.
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s not installed (scripts/setup.sh installs it)", p)
+		}
+	}
+}
+
+// newServer starts a server running the real pipeline; edit adjusts its
+// config. It is shut down when the test ends.
+func newServer(t *testing.T, edit func(*server.Config)) *server.Server {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg := server.Config{
+		Converter: &pipeline.Pipeline{FFmpeg: "ffmpeg", Logger: log},
+		Logger:    log,
+		WorkDir:   filepath.Join(t.TempDir(), "jobs"),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if left, _ := os.ReadDir(cfg.WorkDir); len(left) != 0 {
+			t.Errorf("work folder not empty after shutdown: %v", left)
+		}
+	})
+	return s
+}
