@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/img2vid/img2vid"
@@ -80,6 +82,9 @@ func fieldErr(field, format string, args ...any) error {
 	return &ManifestError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
+// manifestFields are the JSON names of Manifest's fields.
+var manifestFields = []string{"name", "kind", "file", "description", "inputs", "outputs", "layout", "channels", "range", "scale", "multiple", "tile_overlap", "sha256"}
+
 var (
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	sha256Pattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -89,6 +94,16 @@ var (
 // trailing data and out-of-range values are errors naming the field. The
 // result has its defaults filled in.
 func ParseManifest(data []byte) (Manifest, error) {
+	// encoding/json matches field names regardless of case; a manifest
+	// is checked for exact names first, so "Scale" is not taken for "scale".
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) == nil {
+		for k := range fields {
+			if !slices.Contains(manifestFields, k) {
+				return Manifest{}, fieldErr(strconv.Quote(k), "unknown field (known: %s)", strings.Join(manifestFields, ", "))
+			}
+		}
+	}
 	var m Manifest
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -121,9 +136,6 @@ func jsonError(err error) error {
 		}
 		return fieldErr(typ.Field, "want %s, got a JSON %s", jsonTypeName(typ.Type.Kind().String()), typ.Value)
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fieldErr(strings.Trim(name, `"`), "unknown field (known: name, kind, file, description, inputs, outputs, layout, channels, range, scale, multiple, tile_overlap, sha256)")
-	}
 	return fieldErr("json", "bad JSON: %v", err)
 }
 
@@ -155,15 +167,21 @@ func (m *Manifest) fill() error {
 	case m.File != strings.TrimSpace(m.File) || strings.ContainsAny(m.File, `/\`) || m.File == "." || m.File == "..":
 		return fieldErr("file", "%q must be a plain file name in the manifest's folder", m.File)
 	}
+	if len(m.Inputs) == 0 {
+		m.Inputs = nil // [] and a missing list mean the same: the model's own
+	}
+	if len(m.Outputs) == 0 {
+		m.Outputs = nil
+	}
 	wantIn := 1
 	if m.Kind == img2vid.KindInterpolate {
 		wantIn = 3
 	}
 	if len(m.Inputs) != 0 && len(m.Inputs) != wantIn {
-		return fieldErr("inputs", "a %s model has %d inputs, the manifest names %d", m.Kind, wantIn, len(m.Inputs))
+		return fieldErr("inputs", "kind %s takes %d inputs, the manifest names %d", m.Kind, wantIn, len(m.Inputs))
 	}
 	if len(m.Outputs) > 1 {
-		return fieldErr("outputs", "a %s model has 1 output, the manifest names %d", m.Kind, len(m.Outputs))
+		return fieldErr("outputs", "kind %s takes 1 output, the manifest names %d", m.Kind, len(m.Outputs))
 	}
 	for field, names := range map[string][]string{"inputs": m.Inputs, "outputs": m.Outputs} {
 		for i, n := range names {

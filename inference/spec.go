@@ -42,7 +42,7 @@ func checkModel(m Manifest, ins, outs []ort.InputOutputInfo) (*spec, error) {
 	}
 	find := func(field string, infos []ort.InputOutputInfo, want []string, count int) ([]ort.InputOutputInfo, error) {
 		if len(infos) != count {
-			return nil, fieldErr(field, "a %s model has %d %s, the model has %d (%s)", m.Kind, count, field, len(infos), names(infos))
+			return nil, fieldErr(field, "kind %s takes %d %s, the model has %d (%s)", m.Kind, count, field, len(infos), names(infos))
 		}
 		if len(want) == 0 {
 			return infos, nil
