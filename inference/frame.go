@@ -94,6 +94,7 @@ func (m *frameModel) Apply(ctx context.Context, in *image.NRGBA) (*image.NRGBA, 
 	inBuf := make([]float32, batch*inItem)
 	outBuf := make([]float32, batch*outItem)
 	acc := newBlend(w*sc, h*sc)
+	defer acc.release()
 	for start := 0; start < len(tiles); start += batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err

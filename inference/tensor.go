@@ -2,6 +2,7 @@ package inference
 
 import (
 	"image"
+	"sync"
 )
 
 // codec converts between 8-bit pixels and a model's tensor values: its
@@ -129,9 +130,23 @@ type blend struct {
 	wt   []float32 // w*h
 }
 
+// blendPool keeps the sums between frames: a 4K frame's are 130 MB, and
+// fresh ones would cost page faults and a collection on every frame.
+var blendPool sync.Pool
+
 func newBlend(w, h int) *blend {
-	return &blend{w: w, h: h, sum: make([]float32, 3*w*h), wt: make([]float32, w*h)}
+	bl, _ := blendPool.Get().(*blend)
+	if bl == nil || cap(bl.wt) < w*h {
+		return &blend{w: w, h: h, sum: make([]float32, 3*w*h), wt: make([]float32, w*h)}
+	}
+	bl.w, bl.h, bl.sum, bl.wt = w, h, bl.sum[:3*w*h], bl.wt[:w*h]
+	clear(bl.sum)
+	clear(bl.wt)
+	return bl
 }
+
+// release hands the sums back for the next frame.
+func (bl *blend) release() { blendPool.Put(bl) }
 
 // add accumulates one tile output item src (tw x th) placed at (x0, y0),
 // weighted by wx[x]*wy[y]; the parts outside the frame are dropped.

@@ -1,0 +1,269 @@
+// Command frame measures a per-frame model at 1080p: seconds per frame
+// through the inference package's FrameModel (tiling, conversion,
+// feathering), against the bare ONNX Runtime session time on the same tiles
+// and against the onnxruntime-node binding running the same model on the
+// same tiles in the same run. It prints the ratios.
+//
+//	go run ./bench/frame [-frames 2] [-threads 0] [-model ../shared/models/quicksrnetsmall-2x-360p.onnx]
+//
+// The node comparison needs node and `npm ci --ignore-scripts` in
+// inference/testdata/node; without them it is left out and said so.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/img2vid/img2vid/inference"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// The model's fixed input and the benchmark's frame.
+const (
+	tileW, tileH = 640, 360
+	overlap      = inference.DefaultTileOverlap
+)
+
+func main() {
+	model := flag.String("model", "../shared/models/quicksrnetsmall-2x-360p.onnx", "fixed-size 2x frame model (input image [1,3,360,640])")
+	framePath := flag.String("frame", "../shared/data/aquarium/frame_000.jpg", "a 1920x1080 image")
+	frames := flag.Int("frames", 2, "timed frames per contender, after one warm-up")
+	threads := flag.Int("threads", 0, "intra-op threads per session (0: one per core)")
+	lib := flag.String("ort-lib", os.Getenv("ONNXRUNTIME_LIB"), "ONNX Runtime library (default: searched)")
+	script := flag.String("node-script", "inference/testdata/node/run.js", "the onnxruntime-node runner")
+	flag.Parse()
+	if err := run(*model, *framePath, *frames, *threads, *lib, *script); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/frame:", err)
+		os.Exit(1)
+	}
+}
+
+func run(model, framePath string, frames, threads int, lib, script string) error {
+	frame, err := decode(framePath)
+	if err != nil {
+		return err
+	}
+	if frame.Rect.Dx() != 1920 || frame.Rect.Dy() != 1080 {
+		return fmt.Errorf("%s is %dx%d, want 1920x1080", framePath, frame.Rect.Dx(), frame.Rect.Dy())
+	}
+	modelPath, err := filepath.Abs(model)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "bench-frame-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Symlink(modelPath, filepath.Join(dir, "sr.onnx")); err != nil {
+		return err
+	}
+	manifest := `{"name": "sr", "kind": "frame", "file": "sr.onnx", "inputs": ["image"], "outputs": ["upscaled_image"]}`
+	if err := os.WriteFile(filepath.Join(dir, "sr.json"), []byte(manifest), 0o644); err != nil {
+		return err
+	}
+	rt, err := inference.Open(inference.Config{Library: lib, Device: inference.DeviceCPU, Threads: threads, ModelsDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	fm, err := rt.FrameModel("sr")
+	if err != nil {
+		return err
+	}
+	info := rt.Info()
+	xs, ys := inference.TileOrigins(1920, tileW, overlap), inference.TileOrigins(1080, tileH, overlap)
+	tiles := len(xs) * len(ys)
+	fmt.Printf("model %s, 1920x1080 -> 3840x2160, %d tiles of %dx%d (overlap %d)\n", filepath.Base(model), tiles, tileW, tileH, overlap)
+	fmt.Printf("ONNX Runtime %s (%s) on %s, %d CPUs, threads %d, %d timed frames, %s\n",
+		info.Version, info.Provider, info.Library, runtime.NumCPU(), threads, frames, time.Now().Format("2006-01-02"))
+
+	// The same tiles as tensors for the bare session.
+	in := make([]float32, tiles*3*tileW*tileH)
+	k := 0
+	for _, y := range ys {
+		for _, x := range xs {
+			fill(in[k*3*tileW*tileH:(k+1)*3*tileW*tileH], frame, x, y)
+			k++
+		}
+	}
+	bare, err := newBareSession(modelPath, in, tiles, threads)
+	if err != nil {
+		return err
+	}
+	defer bare.close()
+	// One warm-up each, then frames alternate between the two so that a
+	// change in the machine's load hits both alike.
+	var pipeline, bareTime float64
+	for i := range frames + 1 {
+		start := time.Now()
+		if _, err := fm.Apply(context.Background(), frame); err != nil {
+			return err
+		}
+		if i > 0 {
+			pipeline += time.Since(start).Seconds() / float64(frames)
+		}
+		d, err := bare.pass()
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			bareTime += d / float64(frames)
+		}
+	}
+	bare.close()
+	fmt.Printf("%-28s %8.3f s/frame\n", "FrameModel.Apply", pipeline)
+	fmt.Printf("%-28s %8.3f s/frame\n", "bare session, same tiles", bareTime)
+	fmt.Printf("pipeline overhead: %+.1f%% (target <= 10%%)\n", 100*(pipeline/bareTime-1))
+
+	node, err := nodeSeconds(script, modelPath, in, frames, dir)
+	if err != nil {
+		fmt.Printf("onnxruntime-node: not measured: %v\n", err)
+		return nil
+	}
+	fmt.Printf("%-28s %8.3f s/frame\n", "onnxruntime-node, same tiles", node)
+	fmt.Printf("FrameModel.Apply / onnxruntime-node: %.2f; bare Go session / onnxruntime-node: %.2f\n", pipeline/node, bareTime/node)
+	return nil
+}
+
+func decode(path string) (*image.NRGBA, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	img, err := jpeg.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", path, err)
+	}
+	out := image.NewNRGBA(img.Bounds())
+	draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
+	return out, nil
+}
+
+// fill writes the tile at (x0, y0) as NCHW RGB in [0, 1], the model's
+// input; the frame is large enough that no tile needs padding.
+func fill(dst []float32, img *image.NRGBA, x0, y0 int) {
+	plane := tileW * tileH
+	for y := range tileH {
+		for x := range tileW {
+			p := img.Pix[img.PixOffset(x0+x, y0+y):]
+			for c := range 3 {
+				dst[c*plane+y*tileW+x] = float32(p[c]) / 255
+			}
+		}
+	}
+}
+
+// bareSession is the model's own session with the tiles already tensors,
+// so a pass times Run alone.
+type bareSession struct {
+	s         *ort.DynamicAdvancedSession
+	ins, outs []ort.Value
+}
+
+func newBareSession(model string, in []float32, tiles, threads int) (*bareSession, error) {
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	if threads > 0 {
+		if err := opts.SetIntraOpNumThreads(threads); err != nil {
+			return nil, err
+		}
+	}
+	s, err := ort.NewDynamicAdvancedSession(model, []string{"image"}, []string{"upscaled_image"}, opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &bareSession{s: s}
+	item := 3 * tileW * tileH
+	for k := range tiles {
+		x, err := ort.NewTensor(ort.NewShape(1, 3, tileH, tileW), in[k*item:(k+1)*item])
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		b.ins = append(b.ins, x)
+		y, err := ort.NewEmptyTensor[float32](ort.NewShape(1, 3, 2*tileH, 2*tileW))
+		if err != nil {
+			b.close()
+			return nil, err
+		}
+		b.outs = append(b.outs, y)
+	}
+	return b, nil
+}
+
+// pass runs every tile once and returns the seconds spent in Run.
+func (b *bareSession) pass() (float64, error) {
+	var total time.Duration
+	for k := range b.ins {
+		start := time.Now()
+		if err := b.s.Run(b.ins[k:k+1], b.outs[k:k+1]); err != nil {
+			return 0, err
+		}
+		total += time.Since(start)
+	}
+	return total.Seconds(), nil
+}
+
+// close destroys the tensors and the session; it may be called twice.
+func (b *bareSession) close() {
+	for _, v := range append(b.ins, b.outs...) {
+		v.Destroy()
+	}
+	b.ins, b.outs = nil, nil
+	if b.s != nil {
+		b.s.Destroy()
+		b.s = nil
+	}
+}
+
+// nodeSeconds runs the same tiles through onnxruntime-node and returns its
+// seconds per pass over them.
+func nodeSeconds(script, model string, in []float32, frames int, dir string) (float64, error) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return 0, fmt.Errorf("node is not installed")
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(script), "node_modules", "onnxruntime-node")); err != nil {
+		return 0, fmt.Errorf("onnxruntime-node is not installed (npm ci --ignore-scripts --prefix %s)", filepath.Dir(script))
+	}
+	raw := make([]byte, 4*len(in))
+	for i, f := range in {
+		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(f))
+	}
+	inPath, outPath := filepath.Join(dir, "tiles.f32"), filepath.Join(dir, "out.f32")
+	if err := os.WriteFile(inPath, raw, 0o644); err != nil {
+		return 0, err
+	}
+	cmd := exec.Command(node, script, model, "image", "upscaled_image", fmt.Sprintf("1,3,%d,%d", tileH, tileW), inPath, outPath, fmt.Sprint(frames+1))
+	cmd.Stderr = os.Stderr
+	res, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %w", cmd, err)
+	}
+	var r struct {
+		Seconds float64 `json:"seconds_per_pass"`
+		Version string  `json:"version"`
+	}
+	if err := json.Unmarshal(res, &r); err != nil {
+		return 0, fmt.Errorf("reading the node runner's report %q: %w", res, err)
+	}
+	return r.Seconds, nil
+}
