@@ -149,7 +149,7 @@ type part struct {
 }
 
 func file(name string, data []byte) part { return part{field: "files", name: name, data: data} }
-func field(k, v string) part            { return part{field: k, data: []byte(v)} }
+func field(k, v string) part             { return part{field: k, data: []byte(v)} }
 
 // multipartBody encodes parts in order.
 func multipartBody(t *testing.T, parts ...part) (io.Reader, string) {

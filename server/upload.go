@@ -83,12 +83,13 @@ func (s *Server) createJob(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	images, bytes := len(j.inputs), j.bytes // a worker owns j once it is queued
 	if err := s.enqueue(j); err != nil {
 		s.writeError(c, err)
 		return
 	}
 	queued = true
-	s.log.Info("job queued", "job", id, "images", len(j.inputs), "bytes", j.bytes)
+	s.log.Info("job queued", "job", id, "images", images, "bytes", bytes)
 	c.Header("Location", "/api/jobs/"+id)
 	c.JSON(http.StatusAccepted, gin.H{"id": id, "status": StatusQueued})
 }

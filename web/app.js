@@ -26,14 +26,29 @@ function showError(text) {
   box.hidden = !text;
 }
 
+// tokenError makes the error of a request the server refused for want of
+// the API token.
+function tokenError() {
+  const err = new Error("This server needs an API token.");
+  err.needsToken = true;
+  return err;
+}
+
+// fail shows err, or asks for the token and then runs again, if that was
+// what stopped it.
+function fail(err, again, prefix = "") {
+  if (err.needsToken) {
+    askToken(again);
+  } else {
+    showError(prefix + err.message);
+  }
+}
+
 // api calls the JSON API; the token, if any, rides in a cookie so that the
 // event stream and the video, which cannot send headers, carry it too.
 async function api(path, init) {
   const resp = await fetch(path, Object.assign({ credentials: "same-origin" }, init));
-  if (resp.status === 401) {
-    askToken(() => api(path, init));
-    throw new Error("This server needs an API token.");
-  }
+  if (resp.status === 401) throw tokenError();
   const body = resp.status === 204 ? null : await resp.json().catch(() => null);
   if (!resp.ok) {
     throw new Error(body && body.error ? body.error : `The server answered ${resp.status}.`);
@@ -55,7 +70,7 @@ $("token-form").addEventListener("submit", (e) => {
   showError("");
   const again = retry;
   retry = null;
-  if (again) again().catch((err) => showError(err.message));
+  if (again) again();
 });
 
 // --- models ---
@@ -276,7 +291,7 @@ function follow(id) {
     if (events.readyState === EventSource.CLOSED && job && job.id === id) {
       api(`/api/jobs/${id}`).then((v) => (v.status === "done" ? onDone(v) : onFailed(v)), (err) => {
         finish();
-        showError(err.message);
+        fail(err, () => follow(id));
       });
     }
   });
@@ -294,8 +309,7 @@ function upload(form) {
     });
     xhr.addEventListener("load", () => {
       if (xhr.status === 401) {
-        askToken(convert);
-        reject(new Error("This server needs an API token."));
+        reject(tokenError());
       } else if (xhr.status === 202) {
         resolve(xhr.response);
       } else {
@@ -330,7 +344,7 @@ async function convert() {
   } catch (err) {
     finish();
     $("progress-box").hidden = true;
-    showError(err.message);
+    fail(err, convert);
   }
 }
 
@@ -343,7 +357,7 @@ $("cancel").addEventListener("click", async () => {
   try {
     await api(`/api/jobs/${id}`, { method: "DELETE" });
   } catch (err) {
-    showError(err.message);
+    fail(err, () => api(`/api/jobs/${id}`, { method: "DELETE" }).catch((e) => showError(e.message)));
   }
 });
 
@@ -355,4 +369,8 @@ $("interpolate").addEventListener("input", syncInterp);
 
 render();
 syncInterp();
-loadModels().catch((err) => showError(`Could not load the models: ${err.message}`));
+// loadModelsOrSay loads the model lists, asking for the token if needed.
+function loadModelsOrSay() {
+  loadModels().catch((err) => fail(err, loadModelsOrSay, "Could not load the models: "));
+}
+loadModelsOrSay();
