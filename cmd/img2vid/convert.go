@@ -146,8 +146,10 @@ func collectInputs(inputDir string, args []string, include, exclude []string, ke
 		p := resolve(inputDir, a)
 		st, err := os.Stat(p)
 		switch {
+		case os.IsNotExist(err):
+			return nil, img2vid.Errorf(img2vid.ENOTFOUND, "input %s does not exist", p)
 		case err != nil:
-			return nil, img2vid.Errorf(img2vid.ENOTFOUND, "input %s: %w", p, err)
+			return nil, img2vid.Errorf(img2vid.EINVALID, "input %s: %w", p, err)
 		case st.IsDir():
 			return nil, img2vid.Errorf(img2vid.EINVALID, "input %s is a folder: give one folder, or image files", p)
 		}

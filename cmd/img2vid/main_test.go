@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/disintegration/imaging"
+
+	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/video"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func needFFmpeg(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s not installed (scripts/setup.sh installs it)", p)
+		}
+	}
+}
+
+// help and version must work on a machine with neither ffmpeg nor ONNX
+// Runtime: nothing native is loaded for them.
+func TestHelpAndVersionNeedNothingNative(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("ONNXRUNTIME_LIB", "/nonexistent/libonnxruntime.so")
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "img2vid ") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+	if code, _, errOut := runCLI(t, "--help"); code != 0 || !strings.Contains(errOut, "convert") || !strings.Contains(errOut, "serve") {
+		t.Errorf("--help: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "convert", "--help"); code != 0 || !strings.Contains(errOut, "INPUT_DIR") || !strings.Contains(errOut, "-interpolate") {
+		t.Errorf("convert --help: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+}
+
+func TestConvertErrors(t *testing.T) {
+	empty := t.TempDir()
+	out := t.TempDir()
+	tests := []struct {
+		name string
+		args []string
+		code int
+		text string
+	}{
+		{"empty folder", []string{"convert", empty, filepath.Join(out, "v.mp4")}, 1, "no images in " + empty},
+		{"missing input", []string{"convert", filepath.Join(empty, "nope"), filepath.Join(out, "v.mp4")}, 1, "does not exist"},
+		{"bad fps", []string{"convert", "--fps", "0", empty, filepath.Join(out, "v.mp4")}, 1, "fps must be greater than 0"},
+		{"bad size", []string{"convert", "--size", "huge", empty, filepath.Join(out, "v.mp4")}, 1, `size must look like 1280x720, got "huge"`},
+		{"one argument", []string{"convert", empty}, 2, "Usage: img2vid convert"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCLI(t, tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.text) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errOut, tt.code, tt.text)
+			}
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				t.Errorf("output folder holds %v", entries)
+			}
+		})
+	}
+}
+
+// The seed's container mode: relative paths resolve against INPUT_DIR and
+// OUTPUT_DIR; --json prints progress events and the result.
+func TestConvertWithVolumesAndJSON(t *testing.T) {
+	needFFmpeg(t)
+	shared := testimage.SharedDir(t)
+	outDir := t.TempDir()
+	t.Setenv("INPUT_DIR", filepath.Join(shared, "data"))
+	t.Setenv("OUTPUT_DIR", outDir)
+	code, stdout, errOut := runCLI(t, "convert", "--json", "--include", "frame_00*.jpg", "aquarium", "sub/aquarium.mp4")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var last struct {
+		Event  string `json:"event"`
+		Output string `json:"output"`
+		Frames int    `json:"frames"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	want := filepath.Join(outDir, "sub", "aquarium.mp4")
+	if last.Event != "done" || last.Output != want || last.Frames != 10 {
+		t.Errorf("result event %+v, want done, %s, 10 frames", last, want)
+	}
+	if len(lines) < 3 || !strings.Contains(lines[0], `"event":"progress"`) {
+		t.Errorf("want progress events before the result, got %q", lines)
+	}
+	info, err := video.Probe(context.Background(), "ffprobe", want)
+	if err != nil || info.Frames != 10 {
+		t.Errorf("probe: %+v, %v", info, err)
+	}
+}
+
+// --interpolate 4 with the default model: 4x the frames at 4x the rate,
+// the same 10 seconds.
+func TestConvertInterpolate(t *testing.T) {
+	needFFmpeg(t)
+	out := filepath.Join(t.TempDir(), "smooth.mp4")
+	code, stdout, errOut := runCLI(t, "convert", "--interpolate", "4", "--size", "480x270", "--device", "cpu", "--log-level", "warn",
+		filepath.Join(testimage.SharedDir(t), "data", "aquarium"), out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	info, err := video.Probe(context.Background(), "ffprobe", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Frames != 200 || math.Abs(info.FPS-20) > 0.01 || math.Abs(info.Duration-10) > 0.1 || info.Width != 480 || info.Height != 270 {
+		t.Errorf("probe %+v, want 200 frames at 20 fps, 10 s, 480x270", info)
+	}
+	if !strings.Contains(stdout, "flow interpolation, 0 scene cuts held") {
+		t.Errorf("summary %q should name the model and the scene cuts", stdout)
+	}
+}
+
+// A model the user brings, described by a manifest in the models folder,
+// runs on every frame: QuickSRNet doubles 640x360 frames to 1280x720.
+func TestConvertWithUserFrameModel(t *testing.T) {
+	needFFmpeg(t)
+	shared := testimage.SharedDir(t)
+	models := t.TempDir()
+	if err := os.Symlink(filepath.Join(shared, "models", "quicksrnetsmall-2x-360p.onnx"), filepath.Join(models, "sr.onnx")); err != nil {
+		t.Fatal(err)
+	}
+	testimage.Write(t, filepath.Join(models, "sr-2x.json"), []byte(`{"name": "sr-2x", "kind": "frame", "file": "sr.onnx"}`))
+	in := t.TempDir()
+	for _, n := range []string{"frame_000.jpg", "frame_001.jpg"} {
+		img, err := imaging.Open(filepath.Join(shared, "data", "aquarium", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		small := imaging.Resize(img, 640, 360, imaging.Box)
+		testimage.Write(t, filepath.Join(in, n[:len(n)-4]+".png"), testimage.PNG(t, small))
+	}
+	out := filepath.Join(t.TempDir(), "sr.mp4")
+	code, _, errOut := runCLI(t, "convert", "--frame-model", "sr-2x", "--models-dir", models, "--device", "cpu", "--log-level", "warn", in, out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	info, err := video.Probe(context.Background(), "ffprobe", out)
+	if err != nil || info.Width != 1280 || info.Height != 720 || info.Frames != 2 {
+		t.Errorf("probe %+v (%v), want 1280x720 with 2 frames", info, err)
+	}
+	code, _, errOut = runCLI(t, "convert", "--frame-model", "nope", "--models-dir", models, "--device", "cpu", in, out+".2.mp4")
+	if code != 1 || !strings.Contains(errOut, "nope") {
+		t.Errorf("unknown model: exit %d, %q", code, errOut)
+	}
+}
