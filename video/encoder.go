@@ -144,7 +144,12 @@ func (e *Encoder) failure() error {
 	if e.err == nil {
 		e.err = errors.New("closed its input early")
 	}
-	return fmt.Errorf("ffmpeg failed (%v): %s", e.err, msg)
+	err := fmt.Errorf("ffmpeg failed (%v): %s", e.err, msg)
+	if strings.Contains(msg, "No space left on device") {
+		// Not the user's fault and not a bug: say so, not "internal error".
+		return &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "no space left on the disk for the video", Err: err}
+	}
+	return err
 }
 
 // tail keeps the last max bytes written to it.

@@ -1,0 +1,92 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/ingest"
+	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/pipeline"
+)
+
+// childPIDs lists the processes this test process started.
+func childPIDs(t *testing.T) []int {
+	t.Helper()
+	files, _ := filepath.Glob("/proc/self/task/*/children")
+	var pids []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(s); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// ffmpeg killed in the middle of a job fails that job with ffmpeg's own
+// account of it, leaves nothing behind, and the next job works.
+func TestFFmpegKilledMidJob(t *testing.T) {
+	needFFmpeg(t)
+	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	killed := false
+	_, err = (&pipeline.Pipeline{}).Convert(context.Background(), inputs, filepath.Join(dir, "v.mp4"), img2vid.DefaultOptions(), func(p img2vid.Progress) {
+		if p.Done == 10 && !killed {
+			for _, pid := range childPIDs(t) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				killed = true
+			}
+		}
+	})
+	if !killed {
+		t.Fatal("found no ffmpeg process to kill")
+	}
+	if err == nil || !strings.Contains(err.Error(), "ffmpeg failed") {
+		t.Fatalf("got %v, want an ffmpeg failure", err)
+	}
+	if extra := leftovers(t, dir); extra != nil {
+		t.Errorf("left behind: %v", extra)
+	}
+	if _, err := (&pipeline.Pipeline{}).Convert(context.Background(), inputs[:5], filepath.Join(dir, "next.mp4"), img2vid.DefaultOptions(), nil); err != nil {
+		t.Errorf("the next job failed: %v", err)
+	}
+}
+
+// A full disk fails the job with a message that says so, and leaves no
+// half-written file. The disk is a 256 KiB tmpfs, which needs root.
+func TestDiskFull(t *testing.T) {
+	needFFmpeg(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	defer exec.Command("umount", dir).Run()
+	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = (&pipeline.Pipeline{}).Convert(context.Background(), inputs, filepath.Join(dir, "v.mp4"), img2vid.DefaultOptions(), nil)
+	if img2vid.ErrorCode(err) != img2vid.EUNAVAILABLE || img2vid.ErrorMessage(err) != "no space left on the disk for the video" ||
+		!strings.Contains(errors.Unwrap(err).Error(), "No space left on device") {
+		t.Fatalf("got %v, want an unavailable error saying the disk is full, with ffmpeg's words as the cause", err)
+	}
+	if extra := leftovers(t, dir); extra != nil {
+		t.Errorf("left behind: %v", extra)
+	}
+}
