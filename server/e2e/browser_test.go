@@ -183,14 +183,27 @@ func TestPageConvertsInABrowser(t *testing.T) {
 		ReadyState int     `json:"readyState"`
 		Duration   float64 `json:"duration"`
 		Width      int     `json:"width"`
+		Mean       float64 `json:"mean"`
 	}](t, ctx, `new Promise(done => {
 		const v = document.getElementById("video");
-		v.addEventListener("seeked", () => done({readyState: v.readyState, duration: v.duration, width: v.videoWidth}), {once: true});
+		v.addEventListener("seeked", () => {
+			// The mean of a downscaled copy of the frame shown: a decoder that
+			// gave up would leave it black.
+			const c = document.createElement("canvas");
+			c.width = 64; c.height = 36;
+			const g = c.getContext("2d");
+			g.drawImage(v, 0, 0, 64, 36);
+			const px = g.getImageData(0, 0, 64, 36).data;
+			let sum = 0;
+			for (let i = 0; i < px.length; i += 4) sum += px[i] + px[i + 1] + px[i + 2];
+			done({readyState: v.readyState, duration: v.duration, width: v.videoWidth, mean: sum / (3 * 64 * 36)});
+		}, {once: true});
 		v.currentTime = 5;
 	})`)
-	if state.ReadyState < 2 || math.Abs(state.Duration-10) > 0.05 || state.Width != 1920 {
-		t.Errorf("video element: %+v, want readyState >= 2, 10 s, 1920 wide", state)
+	if state.ReadyState < 2 || math.Abs(state.Duration-10) > 0.05 || state.Width != 1920 || state.Mean < 10 {
+		t.Errorf("video element: %+v, want readyState >= 2, 10 s, 1920 wide, a frame that is not black", state)
 	}
+	t.Logf("video element: %+v", state)
 
 	download := eval[struct {
 		Status int    `json:"status"`
