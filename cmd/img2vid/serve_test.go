@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/img2vid/img2vid/internal/testimage"
+)
+
+// TestMain lets a test run this package's main as a real process: the test
+// binary re-executes itself with IMG2VID_TEST_MAIN=1.
+func TestMain(m *testing.M) {
+	if os.Getenv("IMG2VID_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// startServe runs `img2vid serve` as a child process on a free port and
+// returns it with its base URL.
+func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, append([]string{"serve", "--port", "0", "--work-dir", t.TempDir(), "--device", "cpu"}, args...)...)
+	cmd.Env = append(os.Environ(), "IMG2VID_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	urlRE := regexp.MustCompile(`running at (http://\S+)/`)
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+			go io.Copy(io.Discard, stderr)
+			return cmd, m[1]
+		}
+	}
+	t.Fatalf("serve exited before it said where it runs")
+	return nil, ""
+}
+
+func postJob(t *testing.T, base string, files []string) string {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := mw.CreateFormFile("files", filepath.Base(f))
+		w.Write(data)
+	}
+	mw.WriteField("preset", "medium")
+	mw.Close()
+	resp, err := http.Post(base+"/api/jobs", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var job struct {
+		ID string `json:"id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&job)
+	if resp.StatusCode != http.StatusAccepted || job.ID == "" {
+		t.Fatalf("POST /api/jobs: %s", resp.Status)
+	}
+	return job.ID
+}
+
+func jobStatus(t *testing.T, base, id string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/api/jobs/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var job struct {
+		Status string `json:"status"`
+	}
+	json.NewDecoder(resp.Body).Decode(&job)
+	return job.Status
+}
+
+// SIGTERM with a job running: the server stops taking work, gives the job
+// its grace period, cancels it when that runs out, and exits 0.
+func TestServeSIGTERMWithJobRunning(t *testing.T) {
+	needFFmpeg(t)
+	cmd, base := startServe(t, "--grace", "2s")
+	files, _ := filepath.Glob(filepath.Join(testimage.Aquarium(t), "*.jpg"))
+	id := postJob(t, base, files)
+	deadline := time.Now().Add(30 * time.Second)
+	for jobStatus(t, base, id) != "running" {
+		if time.Now().After(deadline) {
+			t.Fatal("the job never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited with %v, want status 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not exit within 15 s of SIGTERM")
+	}
+	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
