@@ -14,6 +14,7 @@ import (
 	"image/png"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -771,5 +772,42 @@ func TestShutdownCancelsJobsAndCleansUp(t *testing.T) {
 	resp, body := post(t, ts, file("a.png", img))
 	if e := errorOf(t, body); resp.StatusCode != 503 || !strings.Contains(e.Error, "shutting down") {
 		t.Errorf("POST after shutdown = %d %+v", resp.StatusCode, e)
+	}
+}
+
+func TestDisconnectMidUploadLeavesNothing(t *testing.T) {
+	s, ts := start(t, &fakeConverter{}, nil)
+	body, typ := multipartBody(t, file("a.png", pngOf(t, 64, 64, red)), file("b.png", pngOf(t, 64, 64, green)))
+	all, _ := io.ReadAll(body)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Promise the whole body, send two thirds of it, and hang up.
+	fmt.Fprintf(conn, "POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", typ, len(all))
+	conn.Write(all[:len(all)*2/3])
+	waitFor(t, "the upload to start", func() bool { return s.disk.Load() > 0 })
+	conn.Close()
+	waitFor(t, "the partial upload to be removed", func() bool {
+		entries, err := os.ReadDir(s.cfg.WorkDir)
+		return err == nil && len(entries) == 0 && s.disk.Load() == 0
+	})
+}
+
+func TestDiskBudgetRefusesWithBusy(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Limits.DiskBytes = 1000 })
+	resp, body := post(t, ts, file("a.png", pngOf(t, 64, 64, color.NRGBA{10, 200, 30, 255})), file("b.png", bytes.Repeat([]byte{7}, 2000)))
+	e := errorOf(t, body)
+	if resp.StatusCode != 503 || e.Code != img2vid.EBUSY || !strings.Contains(e.Error, "disk_bytes=1000") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("got %d %+v, want 503 busy naming disk_bytes=1000", resp.StatusCode, e)
+	}
+}
+
+func TestInferenceTimesAreExported(t *testing.T) {
+	s, ts := start(t, &fakeConverter{}, nil)
+	s.ObserveInference("blend", "cpu", 20*time.Millisecond)
+	_, body := get(t, ts.URL+"/metrics")
+	if want := `img2vid_inference_duration_seconds_count{model="blend",provider="cpu"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }

@@ -5,7 +5,7 @@
 // minterpolate filter. It prints the mean PSNR against the held-out frames
 // and the interpolated frames per second of each.
 //
-//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2]
+//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow,blend]
 package main
 
 import (
@@ -42,9 +42,10 @@ func main() {
 	threads := flag.Int("threads", 2, "ONNX Runtime intra-op threads")
 	device := flag.String("device", "cpu", "execution provider: cpu, cuda or auto")
 	modelNames := flag.String("models", "flow,blend", "comma-separated interpolation models to measure")
+	modelsDir := flag.String("models-dir", "", "folder of extra models (NAME.json beside its .onnx) to measure besides the built-in ones")
 	ffmpeg := flag.String("ffmpeg", "ffmpeg", "ffmpeg executable; empty skips minterpolate")
 	flag.Parse()
-	if err := run(*data, *width, *lib, *threads, *device, strings.Split(*modelNames, ","), *ffmpeg); err != nil {
+	if err := run(*data, *width, *lib, *threads, *device, *modelsDir, strings.Split(*modelNames, ","), *ffmpeg); err != nil {
 		fmt.Fprintln(os.Stderr, "interp:", err)
 		os.Exit(1)
 	}
@@ -57,7 +58,7 @@ type score struct {
 	fps    float64 // interpolated frames per second; 0 when not meaningful
 }
 
-func run(data string, width int, lib string, threads int, device string, modelNames []string, ffmpeg string) error {
+func run(data string, width int, lib string, threads int, device, modelsDir string, modelNames []string, ffmpeg string) error {
 	if data == "" {
 		root, err := repoRoot()
 		if err != nil {
@@ -85,7 +86,7 @@ func run(data string, width int, lib string, threads int, device string, modelNa
 	}
 	scores = append(scores, score{method: "repeat-previous", psnr: sum / float64(pairs)})
 
-	rt, err := inference.Open(inference.Config{Library: lib, Device: device, Threads: threads,
+	rt, err := inference.Open(inference.Config{Library: lib, Device: device, Threads: threads, ModelsDir: modelsDir,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		return fmt.Errorf("opening ONNX Runtime: %w", err)

@@ -353,4 +353,3 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
-
