@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,9 +83,12 @@ func mustFind(t *testing.T, explicit string) string {
 	return lib
 }
 
-// rss reads this process's resident memory in KiB.
+// rss reads this process's resident memory in KiB, after returning Go's
+// garbage to the system so that what is left is live memory, Go's or
+// ONNX Runtime's, not the collector's timing.
 func rss(t *testing.T) int {
 	t.Helper()
+	debug.FreeOSMemory()
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Skipf("no /proc/self/status: %v", err)
