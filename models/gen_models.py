@@ -6,6 +6,7 @@ Run with Debian's python3 (python3-torch 1.13, python3-onnx 1.12, numpy):
     /usr/bin/python3 models/gen_models.py
 
 It rewrites, deterministically, in the folder of this script:
+  flow.onnx, flow.json     motion-compensated interpolation, the default model
   blend.onnx, blend.json   plain cross-fade (1-t)*frame0 + t*frame1, the baseline
   testdata/                a small input pair and the torch modules' outputs,
                            which the Go tests compare the committed graphs with
@@ -40,7 +41,146 @@ class Blend(torch.nn.Module):
         return torch.clamp((1 - t) * frame0 + t * frame1, 0, 1)
 
 
+def _sample(img, grid):
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+def _warp(img, fx, fy):
+    """Samples img ([N,C,h,w]) at (x+fx, y+fy), offsets [N,1,h,w] in pixels."""
+    h, w = img.shape[2], img.shape[3]
+    xs = torch.arange(w, dtype=img.dtype).reshape(1, 1, w)
+    ys = torch.arange(h, dtype=img.dtype).reshape(1, h, 1)
+    # GridSample's coordinates run from -1 to 1 across the image's outer
+    # edges (align_corners=False): pixel x has its centre at (2x+1)/w - 1.
+    gx = (2 * (xs + fx[:, 0]) + 1) / w - 1
+    gy = (2 * (ys + fy[:, 0]) + 1) / h - 1
+    return _sample(img, torch.stack([gx, gy], 3))
+
+
+def _box(x, r):
+    """Mean over a (2r+1)^2 window, edges repeated."""
+    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+
+
+def _gradients(x):
+    """Central differences along x and y, edges repeated."""
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    gx = (p[:, :, 1:-1, 2:] - p[:, :, 1:-1, :-2]) * 0.5
+    gy = (p[:, :, 2:, 1:-1] - p[:, :, :-2, 1:-1]) * 0.5
+    return gx, gy
+
+
+def _upsample(x, s):
+    return F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
+
+
+class Flow(torch.nn.Module):
+    """Motion-compensated interpolation.
+
+    Motion is estimated once per pair, on luma at 1/4 resolution, as one
+    symmetric flow field v centred between the frames: frame0 at x - v/2
+    matches frame1 at x + v/2. Estimating it at the half-way point (rather
+    than 0->1 and 1->0) gives, for every output pixel, the motion through
+    that pixel, so no forward splatting or hole filling is needed, and it
+    treats both frames alike.
+
+    The estimator is pyramidal Lucas-Kanade with its iterations unrolled:
+    coarse-to-fine over 4 levels (1/4 .. 1/32 resolution, so motions of
+    tens of pixels are found at the coarse levels), at each level a few
+    Gauss-Newton steps that warp both frames by the current flow, solve the
+    2x2 normal equations over a small window, and smooth the update. A
+    small Tikhonov term keeps the solve stable where the image has no
+    texture; there the flow stays what the coarser levels said, and the
+    result degrades to a cross-fade instead of to noise.
+
+    At full resolution only the flow's bilinear upsampling, two GridSample
+    warps (frame0 back by t*v, frame1 forward by (1-t)*v) and the weighted
+    mean remain, which keeps the model fast on CPUs. At t=0 and t=1 the
+    warp of the frame that counts is the identity, so the output is that
+    input frame.
+    """
+
+    # Four halvings below the 1/4-resolution base: H and W multiples of 32.
+    multiple = 32
+    scale = 4        # flow is estimated at 1/scale of the frame size
+    levels = 4       # pyramid levels from 1/scale down
+    iterations = 3   # Gauss-Newton steps per level
+    window = 3       # Lucas-Kanade window radius (7x7)
+    tikhonov = 1e-5  # regulariser of the normal equations, in luma^2
+
+    def mismatch(self, a, b, fx, fy):
+        """Local mean absolute difference of a and b warped by +-flow/2."""
+        return _box(torch.abs(_warp(b, fx / 2, fy / 2) - _warp(a, -fx / 2, -fy / 2)), self.window)
+
+    def estimate(self, g0, g1):
+        """Symmetric flow between luma images g0 and g1, in their pixels."""
+        p0, p1 = [g0], [g1]
+        for _ in range(self.levels - 1):
+            p0.append(F.avg_pool2d(p0[-1], 2))
+            p1.append(F.avg_pool2d(p1[-1], 2))
+        fx = torch.zeros_like(p0[-1])
+        fy = torch.zeros_like(p0[-1])
+        for level in range(self.levels - 1, -1, -1):
+            a, b = p0[level], p1[level]
+            if level < self.levels - 1:
+                fx = _upsample(fx, 2) * 2
+                fy = _upsample(fy, 2) * 2
+                # Where the coarser level was misled (detail that pooling
+                # aliased, a small object against a moving background),
+                # starting again from rest matches better: keep per pixel
+                # whichever of the two explains the frames better.
+                moved = self.mismatch(a, b, fx, fy)
+                still = self.mismatch(a, b, torch.zeros_like(fx), torch.zeros_like(fy))
+                keep = (moved <= still).to(fx.dtype)
+                fx = fx * keep
+                fy = fy * keep
+            for _ in range(self.iterations):
+                w0 = _warp(a, -fx / 2, -fy / 2)
+                w1 = _warp(b, fx / 2, fy / 2)
+                # Moving both by +-d/2 changes w1 - w0 by grad . d, with
+                # grad the mean of the two frames' gradients.
+                gx, gy = _gradients((w0 + w1) * 0.5)
+                gt = w1 - w0
+                r = self.window
+                sxx = _box(gx * gx, r) + self.tikhonov
+                syy = _box(gy * gy, r) + self.tikhonov
+                sxy = _box(gx * gy, r)
+                sxt = _box(gx * gt, r)
+                syt = _box(gy * gt, r)
+                det = sxx * syy - sxy * sxy
+                # A step of at most a pixel per iteration: a larger one
+                # means the linearisation has failed (an occlusion, a
+                # brightness change), and the coarser estimate is safer.
+                fx = fx + torch.clamp((sxy * syt - syy * sxt) / det, -1, 1)
+                fy = fy + torch.clamp((sxy * sxt - sxx * syt) / det, -1, 1)
+                fx = _box(fx, 1)
+                fy = _box(fy, 1)
+        return fx, fy
+
+    def forward(self, frame0, frame1, t):
+        t = torch.clamp(t.reshape(1, 1, 1), 0, 1)
+        h, w = frame0.shape[2], frame0.shape[3]
+        luma = torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)
+        g0 = (F.avg_pool2d(frame0, self.scale) * luma).sum(1, keepdim=True)
+        g1 = (F.avg_pool2d(frame1, self.scale) * luma).sum(1, keepdim=True)
+        fx, fy = self.estimate(g0, g1)
+        # The flow in grid units (2/size per pixel) at full resolution.
+        n = torch.cat([fx * (2.0 / g0.shape[3]), fy * (2.0 / g0.shape[2])], 1)
+        n = _upsample(n, self.scale)
+        nx, ny = n[:, 0], n[:, 1]
+        bx = ((2 * torch.arange(w, dtype=frame0.dtype) + 1) / w - 1).reshape(1, 1, w)
+        by = ((2 * torch.arange(h, dtype=frame0.dtype) + 1) / h - 1).reshape(1, h, 1)
+        w0 = _sample(frame0, torch.stack([bx - t * nx, by - t * ny], 3))
+        w1 = _sample(frame1, torch.stack([bx + (1 - t) * nx, by + (1 - t) * ny], 3))
+        # Bilinear samples and a convex mix of values in [0,1] stay in
+        # [0,1]: no clamp needed.
+        return w0 + t.unsqueeze(0) * (w1 - w0)
+
+
 MODELS = [
+    ("flow", Flow(),
+     "Motion-compensated interpolation (pyramidal optical flow and warping); the default."),
     ("blend", Blend(),
      "Cross-fade between the two frames; ignores motion (the baseline)."),
 ]
