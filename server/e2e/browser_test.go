@@ -235,10 +235,19 @@ func TestPageConvertsInABrowser(t *testing.T) {
 		}
 		t.Logf("screenshot saved to %s", path)
 	}
+
+	// On a phone-sized screen nothing may stick out sideways.
+	step(t, ctx, "emulating a phone", 10*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	fit := eval[struct {
+		Scroll int `json:"scroll"`
+		Inner  int `json:"inner"`
+	}](t, ctx, `new Promise(r => requestAnimationFrame(() => r({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})))`)
+	if fit.Scroll > fit.Inner {
+		t.Errorf("on a 390 px wide screen the page is %d px wide", fit.Scroll)
+	}
 }
 
 func TestPageAsksForTheToken(t *testing.T) {
-	needFFmpeg(t)
 	ctx := browser(t)
 	s := newServer(t, func(c *server.Config) {
 		c.Token = "letmein"
