@@ -50,4 +50,11 @@ need_pkg ffmpeg ffmpeg
 install_ort
 if [ "$mode" = test ]; then
 	need_pkg chromium chromium
+	# An independent ONNX Runtime (the Node.js binding of the same release)
+	# that the parity test and the frame benchmark compare against.
+	if [ ! -d inference/testdata/node/node_modules/onnxruntime-node ]; then
+		need_pkg npm npm
+		echo "setup: installing onnxruntime-node for the parity test"
+		npm ci --silent --ignore-scripts --prefix inference/testdata/node >/dev/null
+	fi
 fi

@@ -113,60 +113,29 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	problems := 0
-	check := func(what, detail string, err error) {
-		if err != nil {
-			problems++
-			fmt.Fprintf(stdout, "FAIL  %-14s %v\n", what, err)
-			return
-		}
-		fmt.Fprintf(stdout, "ok    %-14s %s\n", what, detail)
+	var problems []string
+	if v, err := video.Version(ctx, c.FFmpeg); err != nil {
+		problems = append(problems, "ffmpeg")
+		fmt.Fprintf(stdout, "%-18s FAIL %v\n", "ffmpeg:", err)
+	} else {
+		fmt.Fprintf(stdout, "%-18s %s (%s)\n", "ffmpeg:", v, c.FFmpeg)
 	}
-
-	v, err := video.Version(ctx, c.FFmpeg)
-	check("ffmpeg", v, err)
-
-	lib, err := inference.FindLibrary(inference.DefaultLibrarySearch(c.ORTLib))
-	check("onnxruntime", lib, err)
-	gpu := inference.ProbeGPU(lib)
-	gpuLine := "no NVIDIA GPU visible"
-	if gpu.Visible() {
-		gpuLine = "NVIDIA devices " + strings.Join(gpu.DeviceNodes, " ")
-	}
-	if gpu.DriverErr != "" {
-		gpuLine += "; driver: " + gpu.DriverErr
-	}
-	if gpu.ProviderLib == "" {
-		gpuLine += "; this ONNX Runtime build has no CUDA provider"
-	} else if gpu.ProviderLibErr != "" {
-		gpuLine += "; CUDA provider cannot load: " + gpu.ProviderLibErr
-	}
-	fmt.Fprintf(stdout, "info  %-14s %s\n", "gpu", gpuLine)
-	if err != nil {
-		return fmt.Errorf("%d problem(s) found", problems)
-	}
-
 	rt, err := c.openRuntime(log)
 	if err != nil {
-		check("runtime", "", err)
-		return fmt.Errorf("%d problem(s) found", problems)
-	}
-	defer rt.Close()
-	info := rt.Info()
-	detail := fmt.Sprintf("ONNX Runtime %s, provider %s", info.Version, info.Provider)
-	if info.Note != "" {
-		detail += " (" + info.Note + ")"
-	}
-	check("runtime", detail, nil)
-	for _, m := range rt.ListModels() {
-		if m.Available {
-			check("model "+m.Name, m.Kind, nil)
-		} else {
-			check("model "+m.Name, "", fmt.Errorf("%s", m.Reason))
+		problems = append(problems, "ONNX Runtime")
+		fmt.Fprintf(stdout, "%-18s FAIL %v\n", "onnxruntime:", err)
+	} else {
+		defer rt.Close()
+		d := rt.Diagnose()
+		d.Write(stdout)
+		for _, m := range d.Models {
+			if !m.Available {
+				problems = append(problems, "model "+m.Name)
+			}
 		}
 	}
-	if problems > 0 {
-		return fmt.Errorf("%d problem(s) found", problems)
+	if len(problems) > 0 {
+		return fmt.Errorf("problems with %s", strings.Join(problems, ", "))
 	}
 	fmt.Fprintln(stdout, "all good")
 	return nil
