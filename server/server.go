@@ -285,11 +285,14 @@ func (s *Server) ready(c *gin.Context) {
 type ModelsView struct {
 	Models  []img2vid.ModelInfo  `json:"models"`
 	Runtime *img2vid.RuntimeInfo `json:"runtime,omitempty"`
+	// DefaultInterpModel is the interpolation model a job gets when it
+	// names none, so the page can preselect it.
+	DefaultInterpModel string `json:"default_interp_model"`
 }
 
 // models lists the models a job may name and the execution provider.
 func (s *Server) models(c *gin.Context) {
-	v := ModelsView{Models: []img2vid.ModelInfo{}}
+	v := ModelsView{Models: []img2vid.ModelInfo{}, DefaultInterpModel: img2vid.DefaultInterpModel}
 	if s.cfg.Catalog != nil {
 		v.Models = append(v.Models, s.cfg.Catalog.ListModels()...)
 		info := s.cfg.Catalog.Info()

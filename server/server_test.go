@@ -686,7 +686,7 @@ func TestModelsAndReadiness(t *testing.T) {
 	})
 	resp, body := get(t, ts.URL+"/api/models")
 	var m ModelsView
-	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 3 || m.Runtime.Provider != "cpu" {
+	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 3 || m.Runtime.Provider != "cpu" || m.DefaultInterpModel != img2vid.DefaultInterpModel {
 		t.Fatalf("models = %d %s", resp.StatusCode, body)
 	}
 	resp, body = get(t, ts.URL+"/readyz")

@@ -89,8 +89,10 @@ async function loadModels() {
   }
   if (!interp.options.length) interp.append(new Option("No interpolation model", ""));
   interp.disabled = !data.models.some((m) => m.kind === "interpolate" && m.available);
-  const firstUsable = [...interp.options].find((o) => !o.disabled);
-  if (firstUsable) firstUsable.selected = true;
+  // Preselect the server's default model, else the first usable one.
+  const usable = [...interp.options].filter((o) => !o.disabled);
+  const preferred = usable.find((o) => o.value === data.default_interp_model) || usable[0];
+  if (preferred) preferred.selected = true;
   if (data.runtime) {
     $("runtime").textContent = `Models run on ${data.runtime.provider} (ONNX Runtime ${data.runtime.version}).`;
   }
