@@ -109,6 +109,11 @@ class Flow(torch.nn.Module):
     window = 3       # Lucas-Kanade window radius (7x7)
     tikhonov = 1e-5  # regulariser of the normal equations, in luma^2
 
+    def __init__(self):
+        super().__init__()
+        # Rec. 601 luma: motion is estimated on brightness alone.
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1))
+
     def mismatch(self, a, b, fx, fy):
         """Local mean absolute difference of a and b warped by +-flow/2."""
         return _box(torch.abs(_warp(b, fx / 2, fy / 2) - _warp(a, -fx / 2, -fy / 2)), self.window)
@@ -161,9 +166,8 @@ class Flow(torch.nn.Module):
     def forward(self, frame0, frame1, t):
         t = torch.clamp(t.reshape(1, 1, 1), 0, 1)
         h, w = frame0.shape[2], frame0.shape[3]
-        luma = torch.tensor([0.299, 0.587, 0.114]).reshape(1, 3, 1, 1)
-        g0 = (F.avg_pool2d(frame0, self.scale) * luma).sum(1, keepdim=True)
-        g1 = (F.avg_pool2d(frame1, self.scale) * luma).sum(1, keepdim=True)
+        g0 = (F.avg_pool2d(frame0, self.scale) * self.luma).sum(1, keepdim=True)
+        g1 = (F.avg_pool2d(frame1, self.scale) * self.luma).sum(1, keepdim=True)
         fx, fy = self.estimate(g0, g1)
         # The flow in grid units (2/size per pixel) at full resolution.
         n = torch.cat([fx * (2.0 / g0.shape[3]), fy * (2.0 / g0.shape[2])], 1)

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"image"
+	"math"
+	"testing"
+)
+
+func TestAreaWeights(t *testing.T) {
+	for _, c := range []struct{ src, n int }{{1920, 960}, {1080, 540}, {10, 3}, {7, 7}, {3, 5}} {
+		w := areaWeights(c.src, c.n)
+		if len(w) != c.n {
+			t.Fatalf("areaWeights(%d, %d) has %d outputs", c.src, c.n, len(w))
+		}
+		used := make([]float64, c.src)
+		for o, taps := range w {
+			var sum float64
+			for _, tp := range taps {
+				sum += tp.w
+				used[tp.i] += tp.w * float64(c.src) / float64(c.n)
+			}
+			if math.Abs(sum-1) > 1e-9 {
+				t.Errorf("areaWeights(%d, %d): output %d weights sum to %v, want 1", c.src, c.n, o, sum)
+			}
+		}
+		// Every input pixel is spread over the outputs exactly once.
+		for i, u := range used {
+			if math.Abs(u-1) > 1e-9 {
+				t.Errorf("areaWeights(%d, %d): input %d is used %v times, want 1", c.src, c.n, i, u)
+			}
+		}
+	}
+}
+
+func TestResizeAreaHalvesByMean(t *testing.T) {
+	src := image.NewNRGBA(image.Rect(0, 0, 4, 2))
+	for i := range src.Pix {
+		src.Pix[i] = uint8(10 * (i % 13))
+	}
+	got := resizeArea(src, 2, 1)
+	for x := range 2 {
+		for c := range 3 {
+			var sum int
+			for _, p := range [][2]int{{2 * x, 0}, {2*x + 1, 0}, {2 * x, 1}, {2*x + 1, 1}} {
+				sum += int(src.Pix[p[1]*src.Stride+4*p[0]+c])
+			}
+			want := uint8(math.Round(float64(sum) / 4))
+			if g := got.Pix[4*x+c]; g != want {
+				t.Errorf("pixel %d channel %d = %d, want the 2x2 mean %d", x, c, g, want)
+			}
+		}
+	}
+}
+
+func TestPSNR(t *testing.T) {
+	a := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+	b := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+	if p := psnr(a, b); !math.IsInf(p, 1) {
+		t.Errorf("psnr of equal frames = %v, want +Inf", p)
+	}
+	for i := range b.Pix {
+		if i%4 != 3 { // alpha is not compared
+			b.Pix[i] = 5
+		}
+	}
+	// Every colour sample off by 5: MSE 25.
+	if p, want := psnr(a, b), 10*math.Log10(255*255/25.0); math.Abs(p-want) > 1e-9 {
+		t.Errorf("psnr = %v, want %v", p, want)
+	}
+}
