@@ -252,7 +252,7 @@ def write_reference(models):
     rng = np.random.default_rng(7)
     big = texture(h + 16, w + 16, rng)
     f0 = big[:, 8:8 + h, 8:8 + w]
-    f1 = big[:, 5:5 + h, 10:10 + w]  # moved by (+3, -2) pixels
+    f1 = big[:, 5:5 + h, 10:10 + w]  # the scene moved 2 pixels left, 3 down
     f0 = torch.tensor(f0, dtype=torch.float32).unsqueeze(0)
     f1 = torch.tensor(f1, dtype=torch.float32).unsqueeze(0)
     index = {"height": h, "width": w, "frame0": "frame0.f32", "frame1": "frame1.f32",
