@@ -44,20 +44,26 @@ type Limits struct {
 	JobTime time.Duration
 	// DiskBytes caps the bytes all job folders together may hold.
 	DiskBytes int64
+	// JobsPerClient caps the jobs one client (one remote IP address) may
+	// have queued or running at once, so that one client cannot take the
+	// whole queue. Negative turns the limit off; behind a reverse proxy
+	// every client shares the proxy's address.
+	JobsPerClient int
 }
 
 // DefaultLimits are generous for one person's use and small enough that a
 // public server cannot be filled by one client.
 func DefaultLimits() Limits {
 	return Limits{
-		UploadBytes:  1 << 30,
-		FileBytes:    64 << 20,
-		Files:        2000,
-		Pixels:       50_000_000,
-		OutputFrames: 20_000,
-		Duration:     30 * time.Minute,
-		JobTime:      30 * time.Minute,
-		DiskBytes:    8 << 30,
+		UploadBytes:   1 << 30,
+		FileBytes:     64 << 20,
+		Files:         2000,
+		Pixels:        50_000_000,
+		OutputFrames:  20_000,
+		Duration:      30 * time.Minute,
+		JobTime:       30 * time.Minute,
+		DiskBytes:     8 << 30,
+		JobsPerClient: 4,
 	}
 }
 
@@ -120,5 +126,6 @@ func (c Config) withDefaults() (Config, error) {
 	l.Duration = cmp.Or(l.Duration, d.Duration)
 	l.JobTime = cmp.Or(l.JobTime, d.JobTime)
 	l.DiskBytes = cmp.Or(l.DiskBytes, d.DiskBytes)
+	l.JobsPerClient = cmp.Or(l.JobsPerClient, d.JobsPerClient)
 	return c, nil
 }

@@ -16,6 +16,11 @@ import (
 // local to the HTTP layer: nothing below the server knows about tokens.
 const EUNAUTHORIZED = "unauthorized"
 
+// ETOOMANYJOBS is the code of a job refused because its client already has
+// Limits.JobsPerClient jobs queued or running. Like EUNAUTHORIZED it is
+// about who asks, which only the HTTP layer knows.
+const ETOOMANYJOBS = "too_many_jobs"
+
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
 	Error string `json:"error"`
@@ -39,6 +44,8 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case EUNAUTHORIZED:
 		return http.StatusUnauthorized
+	case ETOOMANYJOBS:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -65,7 +72,7 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	} else {
 		s.log.Debug("request refused", "method", c.Request.Method, "route", c.FullPath(), "status", status, "err", err)
 	}
-	if body.Code == img2vid.EBUSY {
+	if body.Code == img2vid.EBUSY || body.Code == ETOOMANYJOBS {
 		c.Header("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
 	}
 	if body.Code == EUNAUTHORIZED {

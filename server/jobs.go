@@ -44,6 +44,8 @@ type JobView struct {
 type job struct {
 	id      string
 	dir     string
+	client  string // remote IP, counted against Limits.JobsPerClient
+	counted bool   // j holds one of its client's slots; guarded by Server.mu
 	inputs  []string
 	output  string
 	opts    img2vid.Options
@@ -116,19 +118,48 @@ func terminal(status string) bool {
 }
 
 // enqueue hands j to the workers, or refuses with EBUSY when the queue is
-// full or the server is shutting down.
+// full or the server is shutting down, and with ETOOMANYJOBS when j's
+// client has its share of jobs in flight.
 func (s *Server) enqueue(j *job) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
 	}
+	if err := s.clientFull(j.client); err != nil {
+		return err
+	}
 	select {
 	case s.queue <- j:
 		s.jobs[j.id] = j
+		s.active[j.client]++
+		j.counted = true
 		return nil
 	default:
 		return img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", cap(s.queue))
+	}
+}
+
+// clientFull refuses a client that already has Limits.JobsPerClient jobs
+// queued or running. The caller holds s.mu.
+func (s *Server) clientFull(client string) error {
+	limit := s.cfg.Limits.JobsPerClient
+	if n := s.active[client]; limit > 0 && n >= limit {
+		return img2vid.Errorf(ETOOMANYJOBS, "this client already has %d jobs queued or running; the limit is jobs_per_client=%d", n, limit)
+	}
+	return nil
+}
+
+// release gives back j's slot among its client's jobs, once.
+func (s *Server) release(j *job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !j.counted {
+		return
+	}
+	j.counted = false
+	if s.active[j.client]--; s.active[j.client] <= 0 {
+		delete(s.active, j.client)
 	}
 }
 
@@ -217,6 +248,9 @@ func (s *Server) finish(j *job, res img2vid.Result, err error, took time.Duratio
 	if fi, statErr := os.Stat(j.output); statErr == nil && err == nil {
 		size = fi.Size()
 	}
+	// The client's slot frees before the job turns terminal, so a client
+	// that waits for the end may submit its next job at once.
+	s.release(j)
 	var remove bool
 	j.update(func() {
 		j.status, j.err, j.running, j.finished = outcome, err, false, time.Now()
@@ -240,14 +274,18 @@ func (s *Server) remove(j *job) {
 	delete(s.jobs, j.id)
 	s.mu.Unlock()
 	j.cancel()
-	var now bool
+	var now, wasQueued bool
 	j.update(func() {
 		j.deleted = true
 		now = !j.running
 		if j.status == StatusQueued {
 			j.status, j.err = StatusCanceled, context.Canceled
+			wasQueued = true
 		}
 	})
+	if wasQueued { // it will never run: its client may use the slot now
+		s.release(j)
+	}
 	if now {
 		s.removeFiles(j)
 	}

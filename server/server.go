@@ -36,6 +36,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	jobs   map[string]*job
+	active map[string]int // jobs queued or running per client
 	queue  chan *job
 	closed bool
 
@@ -56,11 +57,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("creating work folder: %w", err)
 	}
 	s := &Server{
-		cfg:   cfg,
-		log:   logger(cfg.Logger),
-		jobs:  map[string]*job{},
-		queue: make(chan *job, cfg.Queue),
-		stop:  make(chan struct{}),
+		cfg:    cfg,
+		log:    logger(cfg.Logger),
+		jobs:   map[string]*job{},
+		active: map[string]int{},
+		queue:  make(chan *job, cfg.Queue),
+		stop:   make(chan struct{}),
 	}
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.metrics = newMetrics(func() float64 { return float64(len(s.queue)) })

@@ -52,7 +52,8 @@ func (s *Server) createJob(c *gin.Context) {
 		s.writeError(c, img2vid.Errorf(img2vid.ETOOLARGE, "the upload is %d bytes; the limit is upload_bytes=%d", r.ContentLength, lim.UploadBytes))
 		return
 	}
-	if err := s.admit(r.ContentLength); err != nil {
+	client := c.RemoteIP() // the peer itself: forwarded headers could name anyone
+	if err := s.admit(r.ContentLength, client); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -64,7 +65,7 @@ func (s *Server) createJob(c *gin.Context) {
 	}
 	id := newID()
 	ctx, cancel := context.WithCancel(s.base)
-	j := &job{id: id, dir: filepath.Join(s.cfg.WorkDir, id), created: time.Now(), ctx: ctx, cancel: cancel,
+	j := &job{id: id, dir: filepath.Join(s.cfg.WorkDir, id), client: client, created: time.Now(), ctx: ctx, cancel: cancel,
 		status: StatusQueued, changed: make(chan struct{})}
 	j.progress.Stage = img2vid.StageQueued
 	if err := os.Mkdir(j.dir, 0o700); err != nil {
@@ -94,15 +95,18 @@ func (s *Server) createJob(c *gin.Context) {
 	c.JSON(http.StatusAccepted, gin.H{"id": id, "status": StatusQueued})
 }
 
-// admit refuses an upload the server cannot take right now, before a byte
-// of it is read.
-func (s *Server) admit(declared int64) error {
+// admit refuses an upload the server cannot take right now, or not from
+// this client, before a byte of it is read.
+func (s *Server) admit(declared int64, client string) error {
 	s.mu.Lock()
 	closed, full := s.closed, len(s.queue) >= cap(s.queue)
+	tooMany := s.clientFull(client)
 	s.mu.Unlock()
 	switch {
 	case closed:
 		return img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
+	case tooMany != nil:
+		return tooMany
 	case full:
 		return img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", cap(s.queue))
 	case s.disk.Load()+max(declared, 0) > s.cfg.Limits.DiskBytes:

@@ -101,6 +101,9 @@ func run(clients, jobs, frames int, size string, workers, queue int, source stri
 		Workers:    workers,
 		Queue:      queue,
 		RetryAfter: time.Second,
+		// Every client here dials from 127.0.0.1: a per-client cap would
+		// make them one client.
+		Limits: server.Limits{JobsPerClient: -1},
 	})
 	if err != nil {
 		return err
