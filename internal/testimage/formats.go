@@ -1,0 +1,87 @@
+package testimage
+
+import (
+	"bytes"
+	_ "embed" // the CMYK fixture
+	"encoding/binary"
+	"image"
+	"image/color"
+	"image/gif"
+	"testing"
+)
+
+//go:generate /usr/bin/python3 testdata/cmyk.py
+
+// cmykJPEG is Quadrants(64, 32) as a CMYK JPEG with an Adobe marker, made
+// by testdata/cmyk.py with Pillow: Go's encoder writes no CMYK.
+//
+//go:embed testdata/quadrants-cmyk.jpg
+var cmykJPEG []byte
+
+// CMYKJPEG returns a 64 x 32 CMYK JPEG of the Quadrants pattern.
+func CMYKJPEG() []byte { return bytes.Clone(cmykJPEG) }
+
+// Gray returns a w x h 8-bit grayscale image of level v.
+func Gray(w, h int, v uint8) *image.Gray {
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = v
+	}
+	return img
+}
+
+// Deep returns a w x h image of c with 16 bits per channel, which PNG
+// stores as a 16-bit file.
+func Deep(w, h int, c color.NRGBA) *image.NRGBA64 {
+	img := image.NewNRGBA64(image.Rect(0, 0, w, h))
+	c64 := color.NRGBA64{uint16(c.R) * 257, uint16(c.G) * 257, uint16(c.B) * 257, uint16(c.A) * 257}
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA64(x, y, c64)
+		}
+	}
+	return img
+}
+
+// Paletted returns a w x h paletted image of c, whose palette holds c
+// exactly.
+func Paletted(w, h int, c color.NRGBA) *image.Paletted {
+	return image.NewPaletted(image.Rect(0, 0, w, h), color.Palette{c, color.NRGBA{0, 0, 0, 255}})
+}
+
+// AnimatedGIF encodes one w x h frame of each colour, in order, as an
+// animated GIF.
+func AnimatedGIF(t testing.TB, w, h int, colors ...color.NRGBA) []byte {
+	t.Helper()
+	var g gif.GIF
+	for _, c := range colors {
+		g.Image = append(g.Image, Paletted(w, h, c))
+		g.Delay = append(g.Delay, 10)
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, &g); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// BadCRC returns a copy of a PNG with the checksum of its first IDAT chunk
+// broken: the header reads fine, the pixels do not.
+func BadCRC(t testing.TB, png []byte) []byte {
+	t.Helper()
+	out := bytes.Clone(png)
+	for i := 8; i+8 <= len(out); {
+		n := int(binary.BigEndian.Uint32(out[i:]))
+		end := i + 8 + n + 4
+		if end > len(out) {
+			break
+		}
+		if string(out[i+4:i+8]) == "IDAT" {
+			out[end-1] ^= 0xFF
+			return out
+		}
+		i = end
+	}
+	t.Fatal("BadCRC: no IDAT chunk in the PNG")
+	return nil
+}
