@@ -128,16 +128,23 @@ LABEL org.opencontainers.image.title="img2vid" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 # A fixed uid, so operators can chown a bind-mounted output folder to it.
-RUN groupadd --system --gid 10001 img2vid \
- && useradd --system --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
+RUN groupadd --gid 10001 img2vid \
+ && useradd --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
  && mkdir -p /input /output /models /var/lib/img2vid \
- && chown img2vid:img2vid /output /models /var/lib/img2vid
+ && chown img2vid:img2vid /output /models /var/lib/img2vid \
+ && chmod 0700 /var/lib/img2vid
 # tini is PID 1 so ffmpeg children of a cancelled job are reaped and SIGTERM
 # reaches img2vid, which stops gracefully.
 COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
 COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
 COPY --from=ort /opt/onnxruntime/ /usr/local/lib/onnxruntime/
 COPY --from=build /out/img2vid /usr/local/bin/img2vid
+# Everything runs on this base: a library missing from it fails the build.
+RUN set -eu; \
+    missing=$(ldd /usr/local/lib/onnxruntime/libonnxruntime.so | grep 'not found' || true); \
+    if [ -n "$missing" ]; then echo "libonnxruntime.so cannot load on this base:" >&2; echo "$missing" >&2; exit 1; fi; \
+    img2vid version; \
+    ffmpeg -hide_banner -version | head -1
 # IMG2VID_GRACE, the time running jobs get after SIGTERM, stays under the 10 s
 # that `docker stop` waits before it kills; raise both together (--stop-timeout).
 ENV SERVER_NAME=0.0.0.0 \
@@ -197,10 +204,11 @@ LABEL org.opencontainers.image.title="img2vid-gpu" \
       org.opencontainers.image.source="https://github.com/img2vid/img2vid" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
-RUN groupadd --system --gid 10001 img2vid \
- && useradd --system --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
+RUN groupadd --gid 10001 img2vid \
+ && useradd --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
  && mkdir -p /input /output /models /var/lib/img2vid \
- && chown img2vid:img2vid /output /models /var/lib/img2vid
+ && chown img2vid:img2vid /output /models /var/lib/img2vid \
+ && chmod 0700 /var/lib/img2vid
 COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
 COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
 COPY --from=ort-gpu /opt/onnxruntime/ /usr/local/lib/onnxruntime/
