@@ -6,7 +6,13 @@
 // the peak memory, and exits non-zero if any request failed in another way
 // or an accepted job did not complete. It stops by itself.
 //
+// With -soak N it then runs N jobs one after another and checks that the
+// server gives back what they used: goroutines, open files and resident
+// memory return to the baseline taken before them, no ffmpeg process is
+// left, and the jobs folder is empty once the TTL has passed.
+//
 //	go run ./bench/load -clients 20 -jobs 2
+//	go run ./bench/load -clients 50 -jobs 2 -frames 4 -size 320x180 -soak 500
 package main
 
 import (
@@ -26,8 +32,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -40,17 +48,34 @@ import (
 	"github.com/img2vid/img2vid/server"
 )
 
+// config is what the flags set.
+type config struct {
+	clients, jobs, frames int
+	size                  string
+	workers, queue        int
+	source                string
+	limit                 time.Duration
+	soak                  int
+	ttl                   time.Duration
+	rssSlack              int64 // bytes
+}
+
 func main() {
-	clients := flag.Int("clients", 20, "concurrent clients")
-	jobs := flag.Int("jobs", 2, "jobs each client submits")
-	frames := flag.Int("frames", 10, "images per job")
-	size := flag.String("size", "640x360", "size of each image")
-	workers := flag.Int("workers", 2, "server workers (jobs at once)")
-	queue := flag.Int("queue", 8, "server queue length")
-	source := flag.String("images", "", "folder of source JPEG frames (default ../shared/data/aquarium from the repository root)")
-	limit := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	var c config
+	flag.IntVar(&c.clients, "clients", 20, "concurrent clients")
+	flag.IntVar(&c.jobs, "jobs", 2, "jobs each client submits")
+	flag.IntVar(&c.frames, "frames", 10, "images per job")
+	flag.StringVar(&c.size, "size", "640x360", "size of each image")
+	flag.IntVar(&c.workers, "workers", 2, "server workers (jobs at once)")
+	flag.IntVar(&c.queue, "queue", 8, "server queue length")
+	flag.StringVar(&c.source, "images", "", "folder of source JPEG frames (default ../shared/data/aquarium from the repository root)")
+	flag.DurationVar(&c.limit, "timeout", 10*time.Minute, "give up after this long")
+	flag.IntVar(&c.soak, "soak", 0, "then run this many jobs one after another and check that goroutines, open files and memory return to their baseline (0: no soak)")
+	flag.DurationVar(&c.ttl, "ttl", 2*time.Second, "how long the server keeps finished jobs; the soak waits for their folders to go")
+	rssSlack := flag.Int64("rss-slack", 32, "MiB of resident memory above the baseline that still counts as back to it")
 	flag.Parse()
-	if err := run(*clients, *jobs, *frames, *size, *workers, *queue, *source, *limit); err != nil {
+	c.rssSlack = *rssSlack << 20
+	if err := run(c); err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
@@ -71,11 +96,12 @@ func (s *stats) fail(format string, args ...any) {
 	s.failures = append(s.failures, fmt.Sprintf(format, args...))
 }
 
-func run(clients, jobs, frames int, size string, workers, queue int, source string, limit time.Duration) error {
-	w, h, err := img2vid.ParseSize(size)
+func run(c config) error {
+	w, h, err := img2vid.ParseSize(c.size)
 	if err != nil {
 		return err
 	}
+	source := c.source
 	if source == "" {
 		root, err := repoRoot()
 		if err != nil {
@@ -83,23 +109,29 @@ func run(clients, jobs, frames int, size string, workers, queue int, source stri
 		}
 		source = filepath.Join(root, "..", "shared", "data", "aquarium")
 	}
-	images, err := makeImages(source, frames, w, h)
+	images, err := makeImages(source, c.frames, w, h)
 	if err != nil {
 		return err
+	}
+	body, typ, err := multipartBody(images)
+	if err != nil {
+		return fmt.Errorf("encoding the upload: %w", err)
 	}
 	work, err := os.MkdirTemp("", "img2vid-load-")
 	if err != nil {
 		return fmt.Errorf("making the work folder: %w", err)
 	}
 	defer os.RemoveAll(work)
+	jobsDir := filepath.Join(work, "jobs")
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := server.New(server.Config{
 		Converter:  &pipeline.Pipeline{FFmpeg: "ffmpeg", Logger: log},
 		Logger:     log,
-		WorkDir:    filepath.Join(work, "jobs"),
-		Workers:    workers,
-		Queue:      queue,
+		WorkDir:    jobsDir,
+		Workers:    c.workers,
+		Queue:      c.queue,
+		TTL:        c.ttl,
 		RetryAfter: time.Second,
 		// Every client here dials from 127.0.0.1: a per-client cap would
 		// make them one client.
@@ -116,25 +148,34 @@ func run(clients, jobs, frames int, size string, workers, queue int, source stri
 	go hs.Serve(ln)
 	base := "http://" + ln.Addr().String()
 
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	ctx, cancel := context.WithTimeout(context.Background(), c.limit)
 	defer cancel()
 	var peakHeap atomic.Uint64
 	go sampleHeap(ctx, &peakHeap)
+	fresh := measure()
 
-	fmt.Printf("load: %d clients x %d jobs of %d images at %dx%d; server with %d workers, queue %d; %d CPUs\n",
-		clients, jobs, frames, w, h, workers, queue, runtime.NumCPU())
+	fmt.Printf("load: %d clients x %d jobs of %d images at %dx%d; server with %d workers, queue %d, TTL %s; %d CPUs\n",
+		c.clients, c.jobs, c.frames, w, h, c.workers, c.queue, c.ttl, runtime.NumCPU())
 	st := &stats{}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range clients {
+	for range c.clients {
 		wg.Go(func() {
-			for range jobs {
-				st.runJob(ctx, base, images)
+			for range c.jobs {
+				st.runJob(ctx, base, body, typ, 100*time.Millisecond)
 			}
 		})
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	report(st, wall, c.frames, peakHeap.Load())
+	if want := c.clients * c.jobs; len(st.jobLatency) != want {
+		st.fail("%d of %d jobs completed", len(st.jobLatency), want)
+	}
+
+	if c.soak > 0 && len(st.failures) == 0 {
+		soak(ctx, c, st, base, body, typ, jobsDir, fresh)
+	}
 
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
@@ -142,27 +183,142 @@ func run(clients, jobs, frames int, size string, workers, queue int, source stri
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		st.fail("shutdown: %v", err)
 	}
-	report(st, wall, frames, peakHeap.Load())
 	if n := len(st.failures); n > 0 {
 		for _, f := range st.failures[:min(n, 10)] {
 			fmt.Fprintln(os.Stderr, "  ", f)
 		}
-		return fmt.Errorf("%d failures besides 503s", n)
-	}
-	if want := clients * jobs; len(st.jobLatency) != want {
-		return fmt.Errorf("%d of %d jobs completed", len(st.jobLatency), want)
+		return fmt.Errorf("%d failures besides 503s when the queue was full", n)
 	}
 	return nil
 }
 
-// runJob submits one job, retrying while the server is busy, and polls it
-// to its end.
-func (st *stats) runJob(ctx context.Context, base string, images [][]byte) {
-	body, typ, err := multipartBody(images)
-	if err != nil {
-		st.fail("encoding the upload: %v", err)
+// soak lets the jobs of the concurrent phase expire, takes the baseline,
+// runs c.soak jobs one after another, lets them expire too, and checks
+// that the server is back where it started. fresh is the process as it was
+// before any job, for the record.
+func soak(ctx context.Context, c config, st *stats, base string, body []byte, typ, jobsDir string, fresh usage) {
+	if err := waitEmpty(ctx, jobsDir, c.ttl); err != nil {
+		st.fail("after the concurrent phase: %v", err)
 		return
 	}
+	baseline := settle(ctx, usage{})
+	fmt.Printf("soak: %d jobs one after another\n", c.soak)
+	done := len(st.jobLatency)
+	start := time.Now()
+	for range c.soak {
+		st.runJob(ctx, base, body, typ, 10*time.Millisecond)
+		if len(st.failures) > 0 {
+			return
+		}
+	}
+	wall := time.Since(start)
+	soaked := st.jobLatency[done:]
+	fmt.Printf("soak jobs           %d in %.1f s: %.2f jobs/s; latency p50 %s p99 %s\n",
+		len(soaked), wall.Seconds(), float64(len(soaked))/wall.Seconds(), pct(soaked, 50), pct(soaked, 99))
+	last := time.Now()
+	if err := waitEmpty(ctx, jobsDir, c.ttl); err != nil {
+		st.fail("after the soak: %v", err)
+	} else {
+		fmt.Printf("jobs folder         empty %s after the last job (TTL %s)\n", time.Since(last).Round(10*time.Millisecond), c.ttl)
+	}
+	after := settle(ctx, baseline)
+	fmt.Printf("%-19s %10s %10s %10s\n", "process", "goroutines", "open files", "RSS MiB")
+	for _, row := range []struct {
+		name string
+		u    usage
+	}{{"before any job", fresh}, {"baseline", baseline}, {"after the soak", after}} {
+		fmt.Printf("%-19s %10d %10d %10.1f\n", row.name, row.u.goroutines, row.u.files, float64(row.u.rss)/(1<<20))
+	}
+	if after.goroutines > baseline.goroutines {
+		st.fail("goroutines grew from %d to %d over the soak", baseline.goroutines, after.goroutines)
+	}
+	if after.files > baseline.files {
+		st.fail("open files grew from %d to %d over the soak", baseline.files, after.files)
+	}
+	if after.rss > baseline.rss+c.rssSlack {
+		st.fail("resident memory grew from %d to %d MiB over the soak (slack %d MiB)", baseline.rss>>20, after.rss>>20, c.rssSlack>>20)
+	}
+	if kids := children(); len(kids) > 0 {
+		st.fail("child processes left after the soak: %v", kids)
+	}
+}
+
+// usage is what the process holds at one moment.
+type usage struct {
+	goroutines int
+	files      int   // entries of /proc/self/fd
+	rss        int64 // resident bytes, VmRSS of /proc/self/status
+}
+
+// measure reads the process's usage now.
+func measure() usage {
+	u := usage{goroutines: runtime.NumGoroutine(), files: -1, rss: -1}
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		u.files = len(fds)
+	}
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				u.rss = kb << 10
+			}
+		}
+	}
+	return u
+}
+
+// settle closes the client's idle connections, returns freed memory to the
+// system and measures, waiting up to a few seconds for goroutines and open
+// files to come down to target (the zero usage waits only for the first
+// reading): connections close and their goroutines end asynchronously.
+func settle(ctx context.Context, target usage) usage {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		http.DefaultClient.CloseIdleConnections()
+		runtime.GC()
+		debug.FreeOSMemory()
+		u := measure()
+		if u.goroutines <= target.goroutines && u.files <= target.files || time.Now().After(deadline) || target == (usage{}) {
+			return u
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+}
+
+// waitEmpty waits until the jobs folder is empty, which the server's
+// reaper makes it within the TTL and half of it after the last job ended.
+func waitEmpty(ctx context.Context, dir string, ttl time.Duration) error {
+	start := time.Now()
+	deadline := start.Add(ttl + ttl/2 + 5*time.Second)
+	for {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("reading the jobs folder: %w", err)
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the jobs folder still holds %d entries %s after the last job ended (TTL %s)", len(entries), time.Since(start).Round(time.Second), ttl)
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+}
+
+// children lists the processes this one started and has not reaped.
+func children() []string {
+	files, _ := filepath.Glob("/proc/self/task/*/children")
+	var pids []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		pids = append(pids, strings.Fields(string(b))...)
+	}
+	return pids
+}
+
+// runJob submits one job, retrying while the queue is full, and polls it
+// every poll to its end.
+func (st *stats) runJob(ctx context.Context, base string, body []byte, typ string, poll time.Duration) {
 	var id string
 	for id == "" {
 		if ctx.Err() != nil {
@@ -183,6 +339,10 @@ func (st *stats) runJob(ctx context.Context, base string, images [][]byte) {
 		case http.StatusAccepted:
 			id = v.ID
 		case http.StatusServiceUnavailable:
+			if !strings.Contains(v.Error, "queue is full") { // the only 503 a healthy server gives here
+				st.fail("POST: 503 %s", v.Error)
+				return
+			}
 			st.mu.Lock()
 			st.busy++
 			st.mu.Unlock()
@@ -223,7 +383,7 @@ func (st *stats) runJob(ctx context.Context, base string, images [][]byte) {
 			st.fail("job %s %s: %+v", id, v.Status, v.Error)
 			return
 		}
-		sleep(ctx, 100*time.Millisecond)
+		sleep(ctx, poll)
 	}
 }
 
