@@ -110,6 +110,7 @@ class Flow(torch.nn.Module):
     iterations = 3   # Gauss-Newton steps per level
     window = 3       # Lucas-Kanade window radius (7x7)
     tikhonov = 1e-5  # regulariser of the normal equations, in luma^2
+    max_step = 1     # largest update per iteration, in pixels of the level
 
     def __init__(self):
         super().__init__()
@@ -165,8 +166,8 @@ class Flow(torch.nn.Module):
                 # A step of at most a pixel per iteration: a larger one
                 # means the linearisation has failed (an occlusion, a
                 # brightness change), and the coarser estimate is safer.
-                fx = fx + torch.clamp((sxy * syt - syy * sxt) / det, -1, 1)
-                fy = fy + torch.clamp((sxy * sxt - sxx * syt) / det, -1, 1)
+                fx = fx + torch.clamp((sxy * syt - syy * sxt) / det, -self.max_step, self.max_step)
+                fy = fy + torch.clamp((sxy * sxt - sxx * syt) / det, -self.max_step, self.max_step)
                 fx = _box(fx, 1)
                 fy = _box(fy, 1)
         return fx, fy
