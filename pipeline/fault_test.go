@@ -6,32 +6,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/ingest"
+	"github.com/img2vid/img2vid/internal/proctest"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/pipeline"
 )
 
-// childPIDs lists the processes this test process started.
-func childPIDs(t *testing.T) []int {
-	t.Helper()
-	files, _ := filepath.Glob("/proc/self/task/*/children")
-	var pids []int
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		for _, s := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(s); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
 
 // ffmpeg killed in the middle of a job fails that job with ffmpeg's own
 // account of it, leaves nothing behind, and the next job works.
@@ -45,7 +30,7 @@ func TestFFmpegKilledMidJob(t *testing.T) {
 	killed := false
 	_, err = (&pipeline.Pipeline{}).Convert(context.Background(), inputs, filepath.Join(dir, "v.mp4"), img2vid.DefaultOptions(), func(p img2vid.Progress) {
 		if p.Done == 10 && !killed {
-			for _, pid := range childPIDs(t) {
+			for _, pid := range proctest.Children(t) {
 				syscall.Kill(pid, syscall.SIGKILL)
 				killed = true
 			}

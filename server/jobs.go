@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +49,7 @@ type job struct {
 	client  string // remote IP, counted against Limits.JobsPerClient
 	counted bool   // j holds one of its client's slots; guarded by Server.mu
 	inputs  []string
+	labels  []string // how each input is named to the client: file 3 ("cut.jpg")
 	output  string
 	opts    img2vid.Options
 	bytes   int64 // bytes of the folder counted against Limits.DiskBytes
@@ -238,6 +241,7 @@ func (s *Server) finish(j *job, res img2vid.Result, err error, took time.Duratio
 		os.Remove(in)
 	}
 	if err != nil {
+		err = j.relabel(err)
 		os.Remove(j.output) // never serve a half-written video
 		s.log.Info("job ended", "job", j.id, "outcome", outcome, "took", took, "err", err)
 	} else {
@@ -265,6 +269,24 @@ func (s *Server) finish(j *job, res img2vid.Result, err error, took time.Duratio
 	if remove {
 		s.removeFiles(j)
 	}
+}
+
+// relabel rewrites the stored file names in a failed job's message as the
+// names the client sent, which mean something to them.
+func (j *job) relabel(err error) error {
+	var e *img2vid.Error
+	if !errors.As(err, &e) || e.Code == img2vid.EINTERNAL {
+		return err
+	}
+	msg := e.Message
+	for i, in := range j.inputs {
+		msg = strings.ReplaceAll(msg, in, j.labels[i])
+		msg = strings.ReplaceAll(msg, filepath.Base(in), j.labels[i])
+	}
+	if msg == e.Message {
+		return err
+	}
+	return &img2vid.Error{Code: e.Code, Message: msg, Err: err}
 }
 
 // remove forgets the job, cancels it and deletes its folder, at once if no

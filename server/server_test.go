@@ -39,6 +39,9 @@ type fakeConverter struct {
 	started chan string // receives each job's output path as it starts
 	panics  bool
 	err     error
+	// badInput fails the job the way the pipeline does on a damaged
+	// file: naming the stored file.
+	badInput bool
 }
 
 func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
@@ -59,6 +62,9 @@ func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output str
 			return img2vid.Result{}, ctx.Err()
 		case <-f.release:
 		}
+	}
+	if f.badInput {
+		return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "%s: cannot decode jpeg: unexpected EOF", filepath.Base(inputs[0]))
 	}
 	if f.err != nil {
 		return img2vid.Result{}, f.err
@@ -578,6 +584,8 @@ func TestFailuresShowOnlySafeMessages(t *testing.T) {
 		{"internal", &fakeConverter{err: fmt.Errorf("open /secret/path: permission denied")},
 			ErrorBody{Error: "internal error", Code: img2vid.EINTERNAL}},
 		{"panic", &fakeConverter{panics: true}, ErrorBody{Error: "internal error", Code: img2vid.EINTERNAL}},
+		{"names the client's file", &fakeConverter{badInput: true},
+			ErrorBody{Error: `file 1 ("a.png"): cannot decode jpeg: unexpected EOF`, Code: img2vid.EINVALID}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -200,6 +200,7 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 		return fmt.Errorf("naming upload file: %w", err)
 	}
 	j.inputs = append(j.inputs, final)
+	j.labels = append(j.labels, label)
 	return nil
 }
 

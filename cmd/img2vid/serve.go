@@ -49,6 +49,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	lim.UploadBytes, lim.FileBytes, lim.DiskBytes = int64(uploadMB)<<20, int64(fileMB)<<20, int64(diskMB)<<20
 	lim.Pixels = int64(pixels)
+	if lim.JobsPerClient == 0 {
+		lim.JobsPerClient = -1 // the flag's 0 means no limit; the server's means its default
+	}
 	log, err := c.logger()
 	if err != nil {
 		return err

@@ -18,11 +18,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/proctest"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/server"
 	"github.com/img2vid/img2vid/video"
@@ -95,29 +95,6 @@ func near(got [3]uint8, c color.NRGBA, tol int) bool {
 	return true
 }
 
-// children lists the processes this test process started and has not
-// yet reaped.
-func children(t *testing.T) []int {
-	t.Helper()
-	files, err := filepath.Glob("/proc/self/task/*/children")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("cannot list child processes in /proc: %v", err)
-	}
-	var pids []int
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // the thread ended meanwhile
-		}
-		for _, s := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(s); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	slices.Sort(pids)
-	return pids
-}
 
 // snapshot records every file and folder under root, except the folders
 // named in skip, by mode, size, modification time and content hash.
@@ -375,7 +352,7 @@ func TestBadInputEndToEnd(t *testing.T) {
 	t.Setenv("TMPDIR", tmp)
 	cases := badInputs(t, sandbox)
 	before := snapshot(t, sandbox, work, tmp)
-	kids := children(t)
+	kids := proctest.Children(t)
 
 	s := newServer(t, func(c *server.Config) {
 		c.WorkDir = work
@@ -395,7 +372,7 @@ func TestBadInputEndToEnd(t *testing.T) {
 			t.Errorf("%s folder holds %v (%v) once every job is deleted", what, names(left), err)
 		}
 	}
-	if now := children(t); !slices.Equal(now, kids) {
+	if now := proctest.Children(t); !slices.Equal(now, kids) {
 		t.Errorf("child processes before %v, after %v: a process (ffmpeg?) was left behind", kids, now)
 	}
 	after := snapshot(t, sandbox, work, tmp)
