@@ -17,7 +17,6 @@ import (
 	"github.com/img2vid/img2vid/pipeline"
 )
 
-
 // ffmpeg killed in the middle of a job fails that job with ffmpeg's own
 // account of it, leaves nothing behind, and the next job works.
 func TestFFmpegKilledMidJob(t *testing.T) {

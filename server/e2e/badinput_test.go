@@ -95,7 +95,6 @@ func near(got [3]uint8, c color.NRGBA, tol int) bool {
 	return true
 }
 
-
 // snapshot records every file and folder under root, except the folders
 // named in skip, by mode, size, modification time and content hash.
 func snapshot(t *testing.T, root string, skip ...string) map[string]string {
