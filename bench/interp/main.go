@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/img2vid/img2vid/inference"
@@ -56,6 +57,18 @@ type score struct {
 	method string
 	psnr   float64 // mean over the held-out frames, dB
 	fps    float64 // interpolated frames per second; 0 when not meaningful
+	// cpuMS is the CPU time per interpolated frame, all threads together,
+	// in milliseconds: on a busy machine a steadier measure than fps.
+	cpuMS float64
+}
+
+// cpuTime is the CPU time this process has used so far, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func run(data string, width int, lib string, threads int, device, modelsDir string, modelNames []string, ffmpeg string) error {
@@ -109,18 +122,20 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 		scores = append(scores, s)
 	}
 
-	fmt.Printf("\n%-18s %9s %10s\n", "method", "PSNR dB", "frames/s")
+	fmt.Printf("\n%-18s %9s %10s %14s\n", "method", "PSNR dB", "frames/s", "CPU ms/frame")
 	for _, s := range scores {
-		fps := "-"
+		fps, cpu := "-", "-"
 		if s.fps > 0 {
 			fps = fmt.Sprintf("%.2f", s.fps)
+			cpu = fmt.Sprintf("%.0f", s.cpuMS)
 		}
-		fmt.Printf("%-18s %9.2f %10s\n", s.method, s.psnr, fps)
+		fmt.Printf("%-18s %9.2f %10s %14s\n", s.method, s.psnr, fps, cpu)
 	}
 	if last := scores[len(scores)-1]; ffmpeg != "" && last.fps > 0 {
 		fmt.Println()
 		for _, s := range scores[1 : len(scores)-1] {
-			fmt.Printf("%s: %+.2f dB and %.2fx the frames/s of minterpolate\n", s.method, s.psnr-last.psnr, s.fps/last.fps)
+			fmt.Printf("%s: %+.2f dB, %.2fx the frames/s and %.2fx the CPU time per frame of minterpolate\n",
+				s.method, s.psnr-last.psnr, s.fps/last.fps, s.cpuMS/last.cpuMS)
 		}
 	}
 	return nil
@@ -141,6 +156,7 @@ func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA, pai
 	}
 	var sum float64
 	var busy time.Duration
+	cpu0 := cpuTime()
 	for k := 0; k < pairs; k++ {
 		start := time.Now()
 		out, err := m.Interpolate(ctx, frames[2*k], frames[2*k+2], half)
@@ -150,7 +166,9 @@ func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA, pai
 		}
 		sum += psnr(out[0], frames[2*k+1])
 	}
-	return score{method: name, psnr: sum / float64(pairs), fps: float64(pairs) / busy.Seconds()}, nil
+	cpu := cpuTime() - cpu0 // also counts the PSNR, a few ms per frame
+	return score{method: name, psnr: sum / float64(pairs), fps: float64(pairs) / busy.Seconds(),
+		cpuMS: float64(cpu.Milliseconds()) / float64(pairs)}, nil
 }
 
 // measureMinterpolate pipes the kept (even) frames into ffmpeg at 1 frame/s
@@ -198,7 +216,9 @@ func measureMinterpolate(ffmpeg string, frames []*image.NRGBA, pairs int) (score
 	}
 	// ffmpeg's wall time also covers reading and writing raw frames, a few
 	// milliseconds per frame against the motion search's hundreds.
-	return score{method: "minterpolate mci", psnr: sum / float64(pairs), fps: float64(pairs) / elapsed.Seconds()}, nil
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return score{method: "minterpolate mci", psnr: sum / float64(pairs), fps: float64(pairs) / elapsed.Seconds(),
+		cpuMS: float64(cpu.Milliseconds()) / float64(pairs)}, nil
 }
 
 // loadClip decodes every image in dir, in name order, resized by area to
