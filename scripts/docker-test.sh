@@ -81,6 +81,7 @@ need debootstrap debootstrap
 need curl curl
 need gcc gcc
 need python3 python3
+need docker-compose docker-compose
 [ -d "$frames" ] || die "test frames not found at $frames"
 bash scripts/setup.sh run >&2 || die "scripts/setup.sh run (ffmpeg, ONNX Runtime)"
 command -v ffprobe >/dev/null || die "ffprobe missing after scripts/setup.sh"
@@ -139,6 +140,14 @@ if [ ! -f "$cache/$gpu_name.tgz" ]; then
 	pack "$gpu_name" || die "packing $gpu_name.tgz"
 fi
 
+# Every build uses one snapshot of the source (the files git tracks or would
+# track), so the images agree with each other and the Go build runs once even
+# while the checkout changes under the test.
+mkdir -p "$tmp/src"
+git ls-files -z --cached --others --exclude-standard |
+	tar --null --ignore-failed-read -T - -c 2>/dev/null | tar -x -C "$tmp/src" || die "snapshot of the source"
+context=$tmp/src
+
 # One loopback HTTP server: the Go module cache as a GOPROXY, and the tarballs.
 log "go mod download (module cache for the build)"
 go mod download || die "go mod download"
@@ -165,9 +174,12 @@ build_args=(
 
 # ---------------------------------------------------------------------------
 # Helpers for the checks.
-json() { # json FIELD.PATH < JSON: prints the field ("" when absent)
+json() { # json FIELD.PATH < JSON: prints the field ("" when absent or not JSON)
 	python3 -c 'import json,sys
-v=json.load(sys.stdin)
+try:
+    v=json.load(sys.stdin)
+except ValueError:
+    v=None
 for k in sys.argv[1].split("."):
     v=v.get(k) if isinstance(v,dict) else None
 print("" if v is None else (json.dumps(v) if isinstance(v,(dict,list)) else v))' "$1"
@@ -227,12 +239,14 @@ frame_list() { find "$frames" -maxdepth 1 -type f -name '*.jpg' | sort | head -n
 nframes=$(frame_list | wc -l)
 
 # ---------------------------------------------------------------------------
-# 1. The CPU image: build, size.
+# 1. The CPU image: build, size (and the compose file parses).
+check "compose.yaml is valid (docker-compose config, with and without the gpu profile)" \
+	sh -c 'docker-compose -f compose.yaml config -q && docker-compose -f compose.yaml --profile gpu config -q'
 dockerfile_ort=$(sed -n 's/^ARG ORT_VERSION=//p' Dockerfile | sort -u)
 check "Dockerfile pins ORT_VERSION=$dockerfile_ort as scripts/versions.env ($ORT_VERSION)" [ "$dockerfile_ort" = "$ORT_VERSION" ]
 log "building $cpu_tag (target cpu)"
 start=$SECONDS
-if docker build "${build_args[@]}" --target cpu -t "$cpu_tag" . >"$tmp/build-cpu.log" 2>&1; then
+if docker build "${build_args[@]}" --target cpu -t "$cpu_tag" "$context" >"$tmp/build-cpu.log" 2>&1; then
 	pass "build CPU image ($((SECONDS - start)) s)"
 else
 	tail -40 "$tmp/build-cpu.log"
@@ -301,7 +315,9 @@ fi
 # ---------------------------------------------------------------------------
 # 6. Read-only root file system, tmpfs work folder.
 ro=img2vid-test-readonly
-run_bg "$ro" --read-only --tmpfs /var/lib/img2vid:rw,mode=1777 --tmpfs /tmp:rw,mode=1777 "$cpu_tag" || die "docker run --read-only"
+# A tmpfs mount starts root-owned: give it to the image's user. /tmp is where
+# Go spools large multipart uploads.
+run_bg "$ro" --read-only --tmpfs /var/lib/img2vid:uid=10001,gid=10001 --tmpfs /tmp "$cpu_tag" || die "docker run --read-only"
 if wait_healthy "$ro" 60; then
 	url=$(host_url "$ro")
 	id=$(frame_list 10 | upload "$url")
@@ -319,7 +335,7 @@ docker rm -f -v "$ro" >/dev/null
 # ---------------------------------------------------------------------------
 # 5. The GPU target, without a GPU.
 log "building $gpu_tag against img2vid-standin/cuda-no-cudnn (must fail)"
-if docker build "${build_args[@]}" --build-arg CUDA_IMAGE=img2vid-standin/cuda-no-cudnn --target gpu -t img2vid:gpu-broken . >"$tmp/build-broken.log" 2>&1; then
+if docker build "${build_args[@]}" --build-arg CUDA_IMAGE=img2vid-standin/cuda-no-cudnn --target gpu -t img2vid:gpu-broken "$context" >"$tmp/build-broken.log" 2>&1; then
 	fail "gpu: the ldd check fails a build whose base lacks libcudnn.so.9"
 	docker rmi img2vid:gpu-broken >/dev/null 2>&1
 else
@@ -327,7 +343,7 @@ else
 fi
 log "building $gpu_tag (target gpu, base $cuda_image)"
 start=$SECONDS
-if docker build "${build_args[@]}" --target gpu -t "$gpu_tag" . >"$tmp/build-gpu.log" 2>&1; then
+if docker build "${build_args[@]}" --target gpu -t "$gpu_tag" "$context" >"$tmp/build-gpu.log" 2>&1; then
 	pass "gpu: build GPU image ($((SECONDS - start)) s)"
 	gpu=img2vid-test-gpu
 	run_bg "$gpu" "$gpu_tag" || die "docker run $gpu_tag"
