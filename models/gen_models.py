@@ -46,16 +46,22 @@ def _sample(img, grid):
                          align_corners=False)
 
 
-def _warp(img, fx, fy):
-    """Samples img ([N,C,h,w]) at (x+fx, y+fy), offsets [N,1,h,w] in pixels."""
-    h, w = img.shape[2], img.shape[3]
-    xs = torch.arange(w, dtype=img.dtype).reshape(1, 1, w)
-    ys = torch.arange(h, dtype=img.dtype).reshape(1, h, 1)
-    # GridSample's coordinates run from -1 to 1 across the image's outer
-    # edges (align_corners=False): pixel x has its centre at (2x+1)/w - 1.
-    gx = (2 * (xs + fx[:, 0]) + 1) / w - 1
-    gy = (2 * (ys + fy[:, 0]) + 1) / h - 1
-    return _sample(img, torch.stack([gx, gy], 3))
+def _pixel_grid(like):
+    """The pixel centres of an image like like ([N,C,h,w]) in GridSample's
+    coordinates, which run from -1 to 1 across the image's outer edges
+    (align_corners=False): pixel x has its centre at (2x+1)/w - 1. Also
+    returns the size of a pixel in those units."""
+    h, w = like.shape[2], like.shape[3]
+    bx = ((2 * torch.arange(w, dtype=like.dtype) + 1) / w - 1).reshape(1, 1, w)
+    by = ((2 * torch.arange(h, dtype=like.dtype) + 1) / h - 1).reshape(1, h, 1)
+    return bx, by, 2.0 / w, 2.0 / h
+
+
+def _warp(img, grid, fx, fy):
+    """Samples img ([N,C,h,w]) at (x+fx, y+fy), offsets [N,1,h,w] in pixels;
+    grid is _pixel_grid(img), made once per level rather than per warp."""
+    bx, by, px, py = grid
+    return _sample(img, torch.stack([bx + fx[:, 0] * px, by + fy[:, 0] * py], 3))
 
 
 def _box(x, r):
@@ -123,9 +129,9 @@ class Flow(torch.nn.Module):
         self.register_buffer("to_chroma", to_yc[1:].float())
         self.register_buffer("to_rgb", torch.linalg.inv(to_yc).float())
 
-    def mismatch(self, a, b, fx, fy):
+    def mismatch(self, a, b, grid, fx, fy):
         """Local mean absolute difference of a and b warped by +-flow/2."""
-        return _box(torch.abs(_warp(b, fx / 2, fy / 2) - _warp(a, -fx / 2, -fy / 2)), self.window)
+        return _box(torch.abs(_warp(b, grid, fx / 2, fy / 2) - _warp(a, grid, -fx / 2, -fy / 2)), self.window)
 
     def estimate(self, g0, g1):
         """Symmetric flow between luma images g0 and g1, in their pixels."""
@@ -137,6 +143,7 @@ class Flow(torch.nn.Module):
         fy = torch.zeros_like(p0[-1])
         for level in range(self.levels - 1, -1, -1):
             a, b = p0[level], p1[level]
+            grid = _pixel_grid(a)
             if level < self.levels - 1:
                 fx = _upsample(fx, 2) * 2
                 fy = _upsample(fy, 2) * 2
@@ -144,14 +151,14 @@ class Flow(torch.nn.Module):
                 # aliased, a small object against a moving background),
                 # starting again from rest matches better: keep per pixel
                 # whichever of the two explains the frames better.
-                moved = self.mismatch(a, b, fx, fy)
-                still = self.mismatch(a, b, torch.zeros_like(fx), torch.zeros_like(fy))
+                moved = self.mismatch(a, b, grid, fx, fy)
+                still = self.mismatch(a, b, grid, torch.zeros_like(fx), torch.zeros_like(fy))
                 keep = (moved <= still).to(fx.dtype)
                 fx = fx * keep
                 fy = fy * keep
             for _ in range(self.iterations):
-                w0 = _warp(a, -fx / 2, -fy / 2)
-                w1 = _warp(b, fx / 2, fy / 2)
+                w0 = _warp(a, grid, -fx / 2, -fy / 2)
+                w1 = _warp(b, grid, fx / 2, fy / 2)
                 # Moving both by +-d/2 changes w1 - w0 by grad . d, with
                 # grad the mean of the two frames' gradients.
                 gx, gy = _gradients((w0 + w1) * 0.5)
@@ -199,10 +206,8 @@ def _mix(m, x):
 def _grids(n, t):
     """GridSample grids for frame0 (back by t*n) and frame1 (forward by
     (1-t)*n), n [1,2,h,w] a flow in grid units."""
-    h, w = n.shape[2], n.shape[3]
+    bx, by, _, _ = _pixel_grid(n)
     nx, ny = n[:, 0], n[:, 1]
-    bx = ((2 * torch.arange(w, dtype=n.dtype) + 1) / w - 1).reshape(1, 1, w)
-    by = ((2 * torch.arange(h, dtype=n.dtype) + 1) / h - 1).reshape(1, h, 1)
     return (torch.stack([bx - t * nx, by - t * ny], 3),
             torch.stack([bx + (1 - t) * nx, by + (1 - t) * ny], 3))
 
