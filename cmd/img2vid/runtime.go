@@ -61,15 +61,22 @@ func (l *lazyModels) Close() {
 	}
 }
 
-func runModels(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// runtimeCommand parses the command line of a command that takes only the
+// runtime flags, and makes its logger.
+func runtimeCommand(name, about string, args []string, stderr io.Writer) (*config, *slog.Logger, error) {
 	var c config
-	fs := newFlagSet("models", "models [flags]\n\nLists the built-in models and those in the models folder, and why any cannot be loaded.", stderr)
+	fs := newFlagSet(name, name+" [flags]\n\n"+about, stderr)
 	b := &binder{fs: fs}
 	c.runtimeFlags(b)
 	if err := parse(fs, b, args); err != nil {
-		return err
+		return nil, nil, err
 	}
 	log, err := c.logger()
+	return &c, log, err
+}
+
+func runModels(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	c, log, err := runtimeCommand("models", "Lists the built-in models and those in the models folder, and why any cannot be loaded.", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -100,14 +107,7 @@ func printModels(w io.Writer, models []img2vid.ModelInfo) {
 }
 
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var c config
-	fs := newFlagSet("doctor", "doctor [flags]\n\nChecks everything img2vid needs and says what is wrong.", stderr)
-	b := &binder{fs: fs}
-	c.runtimeFlags(b)
-	if err := parse(fs, b, args); err != nil {
-		return err
-	}
-	log, err := c.logger()
+	c, log, err := runtimeCommand("doctor", "Checks everything img2vid needs and says what is wrong.", args, stderr)
 	if err != nil {
 		return err
 	}
