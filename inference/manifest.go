@@ -39,8 +39,9 @@ type Manifest struct {
 	// Multiple is what a free-size model needs its height and width to be a
 	// multiple of; frames are padded up to it. Default 1.
 	Multiple int `json:"multiple,omitempty"`
-	// TileOverlap is the overlap in input pixels between the tiles of a
-	// fixed-size model, feathered so no seam shows. Default 16.
+	// TileOverlap is the least overlap in input pixels between the tiles
+	// of a fixed-size model; a band this wide at the middle of each
+	// overlap is feathered so no seam shows. Default 16.
 	TileOverlap *int `json:"tile_overlap,omitempty"`
 	// SHA256 is the hex sha256 of File; checked when set.
 	SHA256 string `json:"sha256,omitempty"`

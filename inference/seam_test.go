@@ -38,7 +38,8 @@ func lineDiff(a, b *image.NRGBA, ox, oy, k int, vertical bool) float64 {
 // and returns the largest lineDiff along the first run's tile borders: a
 // tile's output differs from its neighbour's near their shared edge (the
 // model pads there), so a hard seam shows as a difference there, where a
-// feathered blend matches the other run.
+// feathered blend matches the other run. The edges of the feathered bands,
+// where one tile hands over to the next, are measured too.
 func worstSeam(t *testing.T, overlap string) float64 {
 	dir := quickSRNetDir(t)
 	writeFile(t, filepath.Join(dir, "sr-2x.json"), `{"name": "sr-2x", "kind": "frame", "file": "sr-2x.onnx", "tile_overlap": `+overlap+`}`)
@@ -77,6 +78,17 @@ func worstSeam(t *testing.T, overlap string) float64 {
 	for _, y := range tl.ys {
 		check(2*y, false, 2*dy, 2160)
 		check(2*(y+tl.th), false, 2*dy, 2160)
+	}
+	// The feathered bands sit inside the overlaps: their edges, where a
+	// tile's output starts and stops counting, are where a seam would show.
+	ramp := *m.(*frameModel).spec.TileOverlap
+	for _, s := range spans(tl.xs, tl.tw, 2, ramp, 3840) {
+		check(s.lo, true, 2*dx, 3840)
+		check(s.hi, true, 2*dx, 3840)
+	}
+	for _, s := range spans(tl.ys, tl.th, 2, ramp, 2160) {
+		check(s.lo, false, 2*dy, 2160)
+		check(s.hi, false, 2*dy, 2160)
 	}
 	return worst
 }

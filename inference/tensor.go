@@ -1,10 +1,6 @@
 package inference
 
-import (
-	"image"
-	"runtime"
-	"sync"
-)
+import "image"
 
 // codec converts between 8-bit pixels and a model's tensor values: its
 // layout, colour order and value range. It is the hot path (a 1080p frame
@@ -121,88 +117,4 @@ func (c *codec) store(dst *image.NRGBA, src []float32, sw, sh, x0, y0 int) {
 			p[3] = 255
 		}
 	}
-}
-
-// blend is a weighted sum of tile outputs over a whole frame, planar R, G,
-// B, for feathering overlapping tiles together. The feather weights of the
-// tiles along an axis sum to one at every pixel (see featherWeights), and
-// so do their products over both axes, so the sum is the frame itself and
-// needs no division by a sum of weights.
-type blend struct {
-	w, h int
-	sum  []float32 // 3 planes of w*h
-}
-
-// blendPool keeps the sums between frames: a 4K frame's are 130 MB, and
-// fresh ones would cost page faults and a collection on every frame.
-var blendPool sync.Pool
-
-func newBlend(w, h int) *blend {
-	bl, _ := blendPool.Get().(*blend)
-	if bl == nil || cap(bl.sum) < 3*w*h {
-		return &blend{w: w, h: h, sum: make([]float32, 3*w*h)}
-	}
-	bl.w, bl.h, bl.sum = w, h, bl.sum[:3*w*h]
-	clear(bl.sum)
-	return bl
-}
-
-// release hands the sums back for the next frame.
-func (bl *blend) release() { blendPool.Put(bl) }
-
-// add accumulates one tile output item src (tw x th) placed at (x0, y0),
-// weighted by wx[x]*wy[y]; the parts outside the frame are dropped.
-func (bl *blend) add(c *codec, src []float32, tw, th, x0, y0 int, wx, wy []float32) {
-	cs, ys, xs := c.strides(tw, th)
-	w, h := min(tw, bl.w-x0), min(th, bl.h-y0)
-	plane := bl.w * bl.h
-	for k := range 3 {
-		rgb := c.channel(k)
-		dst := bl.sum[rgb*plane:]
-		for y := range h {
-			d := dst[(y0+y)*bl.w+x0 : (y0+y)*bl.w+x0+w]
-			s := src[k*cs+y*ys:]
-			wyy := wy[y]
-			if xs == 1 {
-				s, wx := s[:len(d)], wx[:len(d)]
-				for x := range d {
-					d[x] += s[x] * wx[x] * wyy
-				}
-				continue
-			}
-			for x := range d {
-				d[x] += s[x*xs] * wx[x] * wyy
-			}
-		}
-	}
-}
-
-// image turns the sums into the frame. It runs
-// after the last tile, when the model leaves the cores idle, so the rows
-// are shared among them.
-func (bl *blend) image(c *codec) *image.NRGBA {
-	img := image.NewNRGBA(image.Rect(0, 0, bl.w, bl.h))
-	plane := bl.w * bl.h
-	rs, gs, bs := bl.sum[:plane], bl.sum[plane:2*plane], bl.sum[2*plane:]
-	rows := func(y0, y1 int) {
-		for y := y0; y < y1; y++ {
-			row := img.Pix[y*img.Stride : y*img.Stride+4*bl.w]
-			o := y * bl.w
-			r, g, b := rs[o:o+bl.w], gs[o:o+bl.w], bs[o:o+bl.w]
-			for x := range r {
-				p := row[4*x : 4*x+4 : 4*x+4]
-				p[0] = c.to8bit(r[x])
-				p[1] = c.to8bit(g[x])
-				p[2] = c.to8bit(b[x])
-				p[3] = 255
-			}
-		}
-	}
-	n := min(runtime.GOMAXPROCS(0), max(bl.h/64, 1))
-	var wg sync.WaitGroup
-	for k := range n {
-		wg.Go(func() { rows(k*bl.h/n, (k+1)*bl.h/n) })
-	}
-	wg.Wait()
-	return img
 }
