@@ -155,7 +155,7 @@ ENV SERVER_NAME=0.0.0.0 \
     IMG2VID_DEVICE=cpu \
     IMG2VID_MODELS_DIR=/models \
     IMG2VID_WORK_DIR=/var/lib/img2vid \
-    IMG2VID_GRACE=8s
+    IMG2VID_GRACE=7s
 USER img2vid:img2vid
 WORKDIR /var/lib/img2vid
 EXPOSE 8080
@@ -228,7 +228,7 @@ ENV SERVER_NAME=0.0.0.0 \
     IMG2VID_DEVICE=auto \
     IMG2VID_MODELS_DIR=/models \
     IMG2VID_WORK_DIR=/var/lib/img2vid \
-    IMG2VID_GRACE=8s
+    IMG2VID_GRACE=7s
 USER img2vid:img2vid
 WORKDIR /var/lib/img2vid
 EXPOSE 8080
