@@ -179,10 +179,11 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 		return frame{img: cv.Place(img)}, nil
 	}
 
+	slots, wait := ordered(ctx, len(inputs), workers, 2*workers+1, load)
 	err = func() error {
 		var prev frame
 		havePrev := false
-		for slot := range ordered(ctx, len(inputs), workers, 2*workers+1, load) {
+		for slot := range slots {
 			r := <-slot
 			if r.err != nil {
 				return r.err
@@ -223,11 +224,17 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	} else {
 		enc.Abort()
 	}
+	// Stop the loaders still decoding or inferring ahead, and wait for
+	// them: the next job must not start on top of them, and the runtime
+	// must not be closed under a model run.
+	stopped := ctx.Err() // a cancel from the caller, read before ours
+	cancel()
+	wait()
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
+		if stopped != nil {
 			// Whatever broke after a cancel (ffmpeg killed, a model
 			// interrupted) is a consequence; the cancel is the cause.
-			return img2vid.Result{}, img2vid.Errorf(img2vid.ECANCELED, "conversion stopped: %w", ctxErr)
+			return img2vid.Result{}, img2vid.Errorf(img2vid.ECANCELED, "conversion stopped: %w", stopped)
 		}
 		return img2vid.Result{}, err
 	}
