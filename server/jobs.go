@@ -320,6 +320,7 @@ func (s *Server) removeFiles(j *job) {
 	done := j.removed
 	j.removed = true
 	bytes := j.bytes
+	j.bytes = 0 // counted off once: finish, if it runs later, must not again
 	j.mu.Unlock()
 	if done {
 		return

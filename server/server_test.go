@@ -818,3 +818,25 @@ func TestInferenceTimesAreExported(t *testing.T) {
 		t.Errorf("metrics lack %s", want)
 	}
 }
+
+// A job deleted while it waits in the queue gives its disk space back once:
+// after every job is gone the disk budget is whole again.
+func TestDeletingAQueuedJobCountsItsDiskOnce(t *testing.T) {
+	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 4)}
+	s, ts := start(t, conv, func(c *Config) { c.Workers, c.Queue = 1, 2 })
+	img := pngOf(t, 64, 64, red)
+	running := submit(t, ts, file("a.png", img))
+	<-conv.started
+	queued := submit(t, ts, file("a.png", img), file("b.png", img))
+	for _, id := range []string{queued, running} {
+		if resp, _ := do(t, mustRequest(t, http.MethodDelete, ts.URL+"/api/jobs/"+id, nil)); resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("DELETE %s = %d", id, resp.StatusCode)
+		}
+	}
+	close(conv.release)
+	waitFor(t, "the disk budget to be whole again", func() bool { return s.disk.Load() == 0 })
+	time.Sleep(100 * time.Millisecond) // a second count-off would land now
+	if n := s.disk.Load(); n != 0 {
+		t.Errorf("disk counter = %d bytes after every job was deleted, want 0", n)
+	}
+}

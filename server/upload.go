@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -241,6 +242,13 @@ func uploadError(err error, lim Limits) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return img2vid.Errorf(img2vid.ETOOLARGE, "the upload is larger than the limit of upload_bytes=%d", lim.UploadBytes)
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "the server has no disk space left for uploads; try again later", Err: err}
+	}
+	var pathErr *os.PathError
+	if errors.As(err, &pathErr) { // writing our file failed: not the client's doing
+		return fmt.Errorf("storing upload: %w", err)
 	}
 	return img2vid.Errorf(img2vid.EINVALID, "the upload could not be read (cut short or malformed): %w", err)
 }
