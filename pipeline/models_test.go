@@ -95,3 +95,34 @@ func TestFailedJobLeavesNoWorkRunning(t *testing.T) {
 		t.Errorf("%d model runs still going after Convert returned", n)
 	}
 }
+
+// Frames are bounded like images: neither a large size nor a model's
+// upscaling may make frames above the pixel limit.
+func TestFramePixelsAreBounded(t *testing.T) {
+	inputs := greyImages(t, 2) // 16x16
+	big := img2vid.DefaultOptions()
+	big.Width, big.Height = 8192, 8192
+	up := img2vid.DefaultOptions()
+	up.FrameModel = "x4"
+	up.Width, up.Height = 16, 16 // small frames: the model's own output is what is too large
+	fm := fakeFrameModel{apply: func(_ context.Context, in *image.NRGBA) (*image.NRGBA, error) { return in, nil }}
+	p := &pipeline.Pipeline{Models: fakeModels{upscaler{fm}}, MaxPixels: 1000}
+	for _, tc := range []struct {
+		name string
+		opts img2vid.Options
+		text string
+	}{
+		{"size", big, "video frames of 8192x8192 are above the limit of 1000 pixels"},
+		{"model output", up, "f00.png: fake would make it 64x64, above the limit of 1000 pixels"},
+	} {
+		_, err := p.Convert(context.Background(), inputs, filepath.Join(t.TempDir(), "v.mp4"), tc.opts, nil)
+		if img2vid.ErrorCode(err) != img2vid.ETOOLARGE || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%s: got %v, want too large: %q", tc.name, err, tc.text)
+		}
+	}
+}
+
+// upscaler claims a 4x output size.
+type upscaler struct{ fakeFrameModel }
+
+func (upscaler) OutputSize(w, h int) (int, int) { return 4 * w, 4 * h }

@@ -112,6 +112,20 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 		return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "video size %dx%d is above the limit of %dx%d; set a smaller size", w, h, img2vid.MaxSide, img2vid.MaxSide)
 	}
 	fw, fh := cv.Size()
+	// The frames and what a model makes of an image are bounded like the
+	// images: a small request must not make huge frames.
+	if int64(fw)*int64(fh) > int64(maxPixels) {
+		return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "video frames of %dx%d are above the limit of %d pixels; set a smaller size", fw, fh, maxPixels)
+	}
+	for i, h := range headers {
+		if fm == nil {
+			break
+		}
+		if w, h := fm.OutputSize(h.Width, h.Height); int64(w)*int64(h) > int64(maxPixels) {
+			return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "%s: %s would make it %dx%d, above the limit of %d pixels",
+				filepath.Base(inputs[i]), fm.Name(), w, h, maxPixels)
+		}
+	}
 
 	spec := video.Spec{Input: video.InputRaw, Width: fw, Height: fh, FPS: opts.OutputFPS(),
 		Format: opts.Format, Quality: opts.Quality, Preset: opts.Preset, Output: output}

@@ -284,6 +284,9 @@ func (s *Server) checkModels(o img2vid.Options) error {
 // counting the frames interpolation adds between each pair of images.
 func (s *Server) checkOutput(o img2vid.Options, images int) error {
 	lim := s.cfg.Limits
+	if px := int64(o.Width) * int64(o.Height); px > lim.Pixels {
+		return img2vid.Errorf(img2vid.ETOOLARGE, "size %dx%d is above the limit of pixels=%d", o.Width, o.Height, lim.Pixels)
+	}
 	frames := images * o.Interpolate // the pipeline holds the last image for its whole slot
 	if frames > lim.OutputFrames {
 		return img2vid.Errorf(img2vid.ETOOLARGE, "the video would have %d frames; the limit is output_frames=%d", frames, lim.OutputFrames)
