@@ -35,10 +35,12 @@ type Spec struct {
 	Output  string  // file written; the muxer comes from Format, not the name
 }
 
-// GIFFilter makes one palette for the whole clip and dithers frames onto
-// it, which looks far better than ffmpeg's default fixed palette. It is a
+// GIFFilter gives every frame its own generated palette, dithered, which
+// looks far better than ffmpeg's fixed default palette. One palette for the
+// whole clip (stats_mode=full) would hold every frame in memory until the
+// end; per-frame palettes keep memory flat however long the video. It is a
 // constant: no user text ever reaches a filter string.
-const GIFFilter = "split[a][b];[a]palettegen=stats_mode=full[p];[b][p]paletteuse=dither=sierra2_4a"
+const GIFFilter = "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1:dither=sierra2_4a"
 
 // Args returns the ffmpeg argument list (without the program name) that
 // reads frames from stdin and writes s.Output.
