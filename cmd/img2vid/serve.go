@@ -102,7 +102,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	jobsErr := srv.Shutdown(sctx)
-	httpSrv.Shutdown(sctx)
+	// The jobs are over, so event streams end; give the last responses a
+	// moment of their own, whatever the jobs took of the grace period.
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	httpSrv.Shutdown(hctx)
 	if jobsErr != nil && !errors.Is(jobsErr, context.DeadlineExceeded) {
 		return jobsErr
 	}
