@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/img2vid/img2vid/internal/testenv"
 )
 
 // sharedDir is ../shared beside the repository root, where the test data
@@ -36,7 +38,7 @@ func needShared(t testing.TB, rel string) string {
 	t.Helper()
 	p := filepath.Join(sharedDir(t), rel)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("test data %s is absent (it lives in ../shared beside the repository): %v", p, err)
+		testenv.Missing(t, "test data %s is absent (it lives in ../shared beside the repository): %v", p, err)
 	}
 	return p
 }
@@ -47,7 +49,7 @@ func needShared(t testing.TB, rel string) string {
 func openRuntime(t testing.TB, modelsDir string) *Runtime {
 	t.Helper()
 	if _, err := FindLibrary(DefaultLibrarySearch(os.Getenv("ONNXRUNTIME_LIB"))); err != nil {
-		t.Skipf("ONNX Runtime is not installed (run scripts/setup.sh run): %v", err)
+		testenv.Missing(t, "ONNX Runtime is not installed (run scripts/setup.sh run): %v", err)
 	}
 	r, err := Open(Config{
 		Library:   os.Getenv("ONNXRUNTIME_LIB"),

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/img2vid/img2vid/internal/testenv"
 )
 
 // nodeReference returns the node command and the script that runs a model
@@ -17,14 +19,14 @@ func nodeReference(t testing.TB) (node, script string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed; the parity check needs it with onnxruntime-node (npm ci in inference/testdata/node)")
+		testenv.Missing(t, "node is not installed; the parity check needs it with onnxruntime-node (npm ci in inference/testdata/node)")
 	}
 	script, err = filepath.Abs(filepath.Join("testdata", "node", "run.js"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join("testdata", "node", "node_modules", "onnxruntime-node")); err != nil {
-		t.Skip("onnxruntime-node is not installed; run: npm ci --ignore-scripts --prefix inference/testdata/node")
+		testenv.Missing(t, "onnxruntime-node is not installed; run: npm ci --ignore-scripts --prefix inference/testdata/node")
 	}
 	return node, script
 }

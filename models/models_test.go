@@ -18,6 +18,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/inference"
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/models"
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -48,7 +49,7 @@ func TestMain(m *testing.M) {
 func needRuntime(t *testing.T) {
 	t.Helper()
 	if rt == nil {
-		t.Skip(skipReason)
+		testenv.Missing(t, "%s", skipReason)
 	}
 }
 

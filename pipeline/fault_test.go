@@ -13,6 +13,7 @@ import (
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/ingest"
 	"github.com/img2vid/img2vid/internal/proctest"
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/pipeline"
 )
@@ -20,7 +21,7 @@ import (
 // ffmpeg killed in the middle of a job fails that job with ffmpeg's own
 // account of it, leaves nothing behind, and the next job works.
 func TestFFmpegKilledMidJob(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func TestFFmpegKilledMidJob(t *testing.T) {
 // A full disk fails the job with a message that says so, and leaves no
 // half-written file. The disk is a 256 KiB tmpfs, which needs root.
 func TestDiskFull(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs needs root")
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/pipeline"
 )
@@ -51,7 +52,7 @@ func greyImages(t *testing.T, n int) []string {
 
 // A model that panics fails the job, not the process.
 func TestModelPanicFailsTheJob(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	fm := fakeFrameModel{apply: func(_ context.Context, in *image.NRGBA) (*image.NRGBA, error) {
 		if in.Pix[0] == 2 {
 			panic("model exploded")
@@ -71,7 +72,7 @@ func TestModelPanicFailsTheJob(t *testing.T) {
 // run through a model ahead of the failure have stopped: nothing of the job
 // outlives it.
 func TestFailedJobLeavesNoWorkRunning(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	var running atomic.Int32
 	fm := fakeFrameModel{apply: func(ctx context.Context, in *image.NRGBA) (*image.NRGBA, error) {
 		if in.Pix[0] == 0 {

@@ -6,7 +6,6 @@ import (
 	"image/color"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,19 +13,11 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/ingest"
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/video"
 )
-
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, p := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed (scripts/setup.sh installs it)", p)
-		}
-	}
-}
 
 func probe(t *testing.T, file string) video.Info {
 	t.Helper()
@@ -70,7 +61,7 @@ func convert(t *testing.T, p *pipeline.Pipeline, inputs []string, out string, op
 // The seed's own walkthrough: the 50 aquarium frames at 5 fps, in every
 // output format, checked by ffprobe.
 func TestAquariumFormats(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +102,7 @@ func TestAquariumFormats(t *testing.T) {
 }
 
 func TestOddSizeIsPaddedToEven(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	dir := t.TempDir()
 	var inputs []string
 	for i := 0; i < 3; i++ {
@@ -129,7 +120,7 @@ func TestOddSizeIsPaddedToEven(t *testing.T) {
 }
 
 func TestMixedSizesAreLetterboxed(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	dir := t.TempDir()
 	white := color.NRGBA{255, 255, 255, 255}
 	sizes := [][2]int{{320, 240}, {240, 320}, {640, 160}, {320, 240}}
@@ -168,7 +159,7 @@ func TestMixedSizesAreLetterboxed(t *testing.T) {
 // Photos from a camera held sideways carry an EXIF orientation; the video
 // must show them upright (checked on the pixels, not the metadata).
 func TestEXIFOrientationsComeOutUpright(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	dir := t.TempDir()
 	upright := testimage.Quadrants(128, 64)
 	var inputs []string
@@ -207,7 +198,7 @@ func TestEXIFOrientationsComeOutUpright(t *testing.T) {
 // Frames named frame_1 ... frame_12 play in that order, not frame_1,
 // frame_10, frame_11, frame_12, frame_2.
 func TestNaturalOrderEndToEnd(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	dir := t.TempDir()
 	for i := 1; i <= 12; i++ {
 		v := uint8(i * 20)
@@ -239,7 +230,7 @@ func TestNaturalOrderEndToEnd(t *testing.T) {
 // both the decoding path and the JPEG pass-through path, and leaves no
 // output, not even a partial one.
 func TestCorruptImageLeavesNothing(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	good := testimage.JPEG(t, testimage.Quadrants(256, 128))
 	for _, tc := range []struct {
 		name  string
@@ -270,7 +261,7 @@ func TestCorruptImageLeavesNothing(t *testing.T) {
 }
 
 func TestDuplicates(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	dir := t.TempDir()
 	a := testimage.PNG(t, testimage.Solid(64, 64, color.NRGBA{10, 10, 10, 255}))
 	b := testimage.PNG(t, testimage.Solid(64, 64, color.NRGBA{250, 250, 250, 255}))
@@ -300,7 +291,7 @@ func TestDuplicates(t *testing.T) {
 
 // Canceling a job kills ffmpeg and removes the partial file.
 func TestCancelStopsTheJob(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
 	if err != nil {
 		t.Fatal(err)

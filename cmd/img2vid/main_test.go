@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/disintegration/imaging"
 
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/video"
 )
@@ -22,15 +22,6 @@ func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errb bytes.Buffer
 	code = run(context.Background(), args, &out, &errb)
 	return code, out.String(), errb.String()
-}
-
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, p := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed (scripts/setup.sh installs it)", p)
-		}
-	}
 }
 
 // help and version must work on a machine with neither ffmpeg nor ONNX
@@ -83,7 +74,7 @@ func TestConvertErrors(t *testing.T) {
 // The seed's container mode: relative paths resolve against INPUT_DIR and
 // OUTPUT_DIR; --json prints progress events and the result.
 func TestConvertWithVolumesAndJSON(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	shared := testimage.SharedDir(t)
 	outDir := t.TempDir()
 	t.Setenv("INPUT_DIR", filepath.Join(shared, "data"))
@@ -117,7 +108,7 @@ func TestConvertWithVolumesAndJSON(t *testing.T) {
 // --interpolate 4 with the default model: 4x the frames at 4x the rate,
 // the same 10 seconds.
 func TestConvertInterpolate(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	out := filepath.Join(t.TempDir(), "smooth.mp4")
 	code, stdout, errOut := runCLI(t, "convert", "--interpolate", "4", "--size", "480x270", "--device", "cpu", "--log-level", "warn",
 		filepath.Join(testimage.SharedDir(t), "data", "aquarium"), out)
@@ -139,7 +130,7 @@ func TestConvertInterpolate(t *testing.T) {
 // A model the user brings, described by a manifest in the models folder,
 // runs on every frame: QuickSRNet doubles 640x360 frames to 1280x720.
 func TestConvertWithUserFrameModel(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	shared := testimage.SharedDir(t)
 	models := t.TempDir()
 	if err := os.Symlink(filepath.Join(shared, "models", "quicksrnetsmall-2x-360p.onnx"), filepath.Join(models, "sr.onnx")); err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 )
 
@@ -104,7 +105,7 @@ func jobStatus(t *testing.T, base, id string) string {
 // SIGTERM with a job running: the server stops taking work, gives the job
 // its grace period, cancels it when that runs out, and exits 0.
 func TestServeSIGTERMWithJobRunning(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	cmd, base := startServe(t, "--grace", "2s")
 	files, _ := filepath.Glob(filepath.Join(testimage.Aquarium(t), "*.jpg"))
 	id := postJob(t, base, files)

@@ -4,11 +4,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/img2vid/img2vid/internal/testenv"
 )
 
 // SharedDir returns the project's shared test data folder, ../shared beside
 // the repository root, found by walking up from the working directory to
-// go.mod. The test is skipped, saying why, when it is absent.
+// go.mod. When it is absent the test is skipped, or fails in CI.
 func SharedDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -27,7 +29,7 @@ func SharedDir(t testing.TB) string {
 	}
 	shared := filepath.Join(filepath.Dir(dir), "shared")
 	if _, err := os.Stat(shared); err != nil {
-		t.Skipf("shared test data not found at %s", shared)
+		testenv.Missing(t, "shared test data not found at %s", shared)
 	}
 	return shared
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/server"
 	"github.com/img2vid/img2vid/video"
 )
@@ -94,7 +95,7 @@ func follow(t *testing.T, base, id string) (names []string, jobs []server.JobVie
 }
 
 func TestAquariumThroughTheAPI(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	frames := aquarium(t)
 	s := newServer(t, nil)
 	ts := httptest.NewServer(s.Handler())

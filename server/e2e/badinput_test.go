@@ -23,6 +23,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/proctest"
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/server"
 	"github.com/img2vid/img2vid/video"
@@ -335,7 +336,7 @@ func badInputs(t *testing.T, sandbox string) []badInput {
 // file in the work or temp folder, no ffmpeg process, and nothing outside
 // the job folders touched.
 func TestBadInputEndToEnd(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	videos := t.TempDir()
 	sandbox := t.TempDir()
 	work, tmp := filepath.Join(sandbox, "jobs"), filepath.Join(sandbox, "tmp")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/inference"
+	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/server"
 )
 
@@ -38,7 +39,7 @@ func browser(t *testing.T) context.Context {
 		}
 	}
 	if path == "" {
-		t.Skip("Chromium is not installed (apt-get install chromium); CI installs it")
+		testenv.Missing(t, "Chromium is not installed (apt-get install chromium); CI installs it")
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),
@@ -123,7 +124,7 @@ func unpadded(t *testing.T, frames []string) []string {
 }
 
 func TestPageConvertsInABrowser(t *testing.T) {
-	needFFmpeg(t)
+	testenv.NeedFFmpeg(t)
 	frames := aquarium(t)
 	ctx := browser(t)
 	cat := catalog(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -44,16 +43,6 @@ func aquarium(t *testing.T) []string {
 	}
 	slices.Sort(frames)
 	return frames
-}
-
-// needFFmpeg skips the test when ffmpeg or ffprobe is not installed.
-func needFFmpeg(t *testing.T) {
-	t.Helper()
-	for _, p := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(p); err != nil {
-			t.Skipf("%s not installed (scripts/setup.sh installs it)", p)
-		}
-	}
 }
 
 // newServer starts a server running the real pipeline; edit adjusts its
