@@ -245,6 +245,9 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	cancel()
 	wait()
 	if err != nil {
+		if passThrough && stopped == nil && img2vid.ErrorCode(err) == img2vid.EINTERNAL {
+			err = blameFile(inputs[:min(enc.Frames()+1, len(inputs))], maxPixels, err)
+		}
 		if stopped != nil {
 			// Whatever broke after a cancel (ffmpeg killed, a model
 			// interrupted) is a consequence; the cancel is the cause.
@@ -335,6 +338,18 @@ func canPassThrough(headers []ingest.Header, w, h int) bool {
 		}
 	}
 	return true
+}
+
+// blameFile finds which of the files ffmpeg was given it could not decode,
+// by decoding them here, so the error names the file; it returns ffmpegErr
+// when every file decodes.
+func blameFile(files []string, maxPixels int, ffmpegErr error) error {
+	for _, f := range files {
+		if _, _, err := ingest.Decode(f, maxPixels); err != nil {
+			return err
+		}
+	}
+	return ffmpegErr
 }
 
 // checkJPEG is the structural check done on pass-through files: they start

@@ -232,6 +232,16 @@ func TestNaturalOrderEndToEnd(t *testing.T) {
 func TestCorruptImageLeavesNothing(t *testing.T) {
 	testenv.NeedFFmpeg(t)
 	good := testimage.JPEG(t, testimage.Quadrants(256, 128))
+	camera, err := os.ReadFile(filepath.Join(testimage.Aquarium(t), "frame_000.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damage in the middle of the scan data keeps the markers intact: only
+	// decoding finds it.
+	damaged := append([]byte(nil), camera...)
+	for i := 20000; i < 20400; i++ {
+		damaged[i] = 0x55
+	}
 	for _, tc := range []struct {
 		name  string
 		other []byte // the valid neighbours: same-size JPEGs pass through
@@ -239,6 +249,7 @@ func TestCorruptImageLeavesNothing(t *testing.T) {
 		text  string
 	}{
 		{"pass-through, truncated", good, good[:len(good)-300], "f1.jpg: truncated JPEG"},
+		{"pass-through, damaged scan data", camera, damaged, "f1.jpg: cannot decode jpeg"},
 		{"decoded, truncated", testimage.WithOrientation(good, 6), testimage.WithOrientation(good[:len(good)-300], 6), "f1.jpg: cannot decode jpeg"},
 		{"not an image", good, []byte("<html>oops</html>"), "f1.jpg: not a readable image"},
 	} {

@@ -51,6 +51,9 @@ func Args(s Spec) []string {
 	case InputJPEG:
 		in["f"] = "image2pipe"
 		in["c:v"] = "mjpeg"
+		// A damaged file must stop the job (with -xerror below), not
+		// become a grey smear in the video.
+		in["err_detect"] = "explode"
 	default:
 		in["f"] = "rawvideo"
 		in["pix_fmt"] = "rgb24"
@@ -81,9 +84,13 @@ func Args(s Spec) []string {
 		// whole file has arrived.
 		out["movflags"] = "+faststart"
 	}
+	global := []string{"-hide_banner", "-nostats", "-loglevel", "error"}
+	if s.Input == InputJPEG {
+		global = append(global, "-xerror")
+	}
 	return ffmpeg.Input("pipe:0", in).
 		Output(s.Output, out).
-		GlobalArgs("-hide_banner", "-nostats", "-loglevel", "error").
+		GlobalArgs(global...).
 		OverWriteOutput().
 		GetArgs()
 }

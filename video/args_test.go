@@ -18,7 +18,7 @@ func TestArgs(t *testing.T) {
 			"-f rawvideo -framerate 5 -pix_fmt rgb24 -s 642x482 -i pipe:0 -c:v libx264 -crf 23 -f mp4 -movflags +faststart -pix_fmt yuv420p -preset veryfast /o/v.mp4 -hide_banner -nostats -loglevel error -y"},
 		{"mp4 from JPEG files at a fractional rate",
 			Spec{Input: InputJPEG, Width: 1920, Height: 1080, FPS: 29.97, Format: img2vid.FormatMP4, Quality: 18, Preset: "medium", Output: "v.mp4"},
-			"-f image2pipe -c:v mjpeg -framerate 29.97 -i pipe:0 -c:v libx264 -crf 18 -f mp4 -movflags +faststart -pix_fmt yuv420p -preset medium v.mp4 -hide_banner -nostats -loglevel error -y"},
+			"-f image2pipe -c:v mjpeg -err_detect explode -framerate 29.97 -i pipe:0 -c:v libx264 -crf 18 -f mp4 -movflags +faststart -pix_fmt yuv420p -preset medium v.mp4 -hide_banner -nostats -loglevel error -xerror -y"},
 		{"webm maps quality onto VP9's scale",
 			Spec{Input: InputRaw, Width: 2, Height: 2, FPS: 20, Format: img2vid.FormatWebM, Quality: 51, Output: "v.webm"},
 			"-f rawvideo -framerate 20 -pix_fmt rgb24 -s 2x2 -i pipe:0 -b:v 0 -c:v libvpx-vp9 -cpu-used 5 -crf 63 -deadline good -f webm -pix_fmt yuv420p -row-mt 1 v.webm -hide_banner -nostats -loglevel error -y"},
