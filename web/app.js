@@ -330,7 +330,7 @@ async function convert() {
   showError("");
   $("result").hidden = true;
   $("video").removeAttribute("src");
-  // Options go first so the server can refuse bad ones early.
+  // Options first, then the images in the order the user arranged them.
   const form = new FormData();
   for (const [k, v] of new FormData(settings)) {
     if (v !== "") form.append(k, v.trim());
