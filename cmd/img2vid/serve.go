@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/img2vid/img2vid"
@@ -70,10 +71,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	srv, err = server.New(server.Config{
 		Converter: conv, Catalog: rt, Logger: log, WorkDir: c.WorkDir,
 		Workers: c.Workers, Queue: c.QueueSize, TTL: c.JobTTL, Token: c.APIToken, Limits: lim,
-		Ready: func(ctx context.Context) error {
-			_, err := video.Version(ctx, c.FFmpeg)
-			return err
-		},
+		Ready: readiness(c.FFmpeg, 5*time.Second),
 	})
 	if err != nil {
 		return err
@@ -112,6 +110,23 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// readiness checks that ffmpeg runs, at most once per interval: /readyz
+// is unauthenticated, and must not start a process on every request.
+func readiness(ffmpeg string, interval time.Duration) func(context.Context) error {
+	var mu sync.Mutex
+	var checked time.Time
+	var last error
+	return func(ctx context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(checked) >= interval {
+			_, last = video.Version(ctx, ffmpeg)
+			checked = time.Now()
+		}
+		return last
+	}
 }
 
 // displayAddr is the address people can open: a wildcard listener is

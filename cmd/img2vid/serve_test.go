@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"mime/multipart"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -131,4 +133,29 @@ func TestServeSIGTERMWithJobRunning(t *testing.T) {
 		t.Fatal("serve did not exit within 15 s of SIGTERM")
 	}
 	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+// Readiness runs ffmpeg at most once per interval, and notices when it
+// goes away.
+func TestReadinessIsCached(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "ffmpeg")
+	counter := filepath.Join(dir, "runs")
+	testimage.Write(t, fake, []byte("#!/bin/sh\necho run >> "+counter+"\necho 'ffmpeg version fake'\n"))
+	if err := os.Chmod(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ready := readiness(fake, time.Hour)
+	for i := 0; i < 5; i++ {
+		if err := ready(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(counter); strings.Count(string(b), "run") != 1 {
+		t.Errorf("ffmpeg ran %d times for 5 checks within the interval, want 1", strings.Count(string(b), "run"))
+	}
+	gone := readiness(filepath.Join(dir, "missing"), 0)
+	if err := gone(context.Background()); err == nil {
+		t.Error("a missing ffmpeg reads as ready")
+	}
 }
