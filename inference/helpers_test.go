@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/internal/testenv"
 )
 
@@ -25,7 +26,7 @@ func sharedDir(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := repoRoot(wd)
+	root := repo.Root(wd)
 	if root == "" {
 		t.Fatalf("no go.mod above %s", wd)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/repo"
 )
 
 // ORTVersion is the ONNX Runtime release this build is made for. The Go
@@ -56,26 +57,11 @@ func DefaultLibrarySearch(explicit string) LibrarySearch {
 	}
 	if wd, err := os.Getwd(); err == nil {
 		s.SetupDirs = append(s.SetupDirs, filepath.Join(wd, SetupDir))
-		if root := repoRoot(wd); root != "" && root != wd {
+		if root := repo.Root(wd); root != "" && root != wd {
 			s.SetupDirs = append(s.SetupDirs, filepath.Join(root, SetupDir))
 		}
 	}
 	return s
-}
-
-// repoRoot returns the nearest folder at or above dir that holds go.mod, or
-// "" if there is none.
-func repoRoot(dir string) string {
-	for {
-		if fi, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil && !fi.IsDir() {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
 }
 
 // LibraryCandidates lists, in order, every path FindLibrary would try for

@@ -11,7 +11,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -29,6 +28,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid/inference"
+	"github.com/img2vid/img2vid/internal/repo"
 )
 
 // minterpolateFilter is ffmpeg's own motion-compensated interpolation at its
@@ -73,11 +73,11 @@ func cpuTime() time.Duration {
 
 func run(data string, width int, lib string, threads int, device, modelsDir string, modelNames []string, ffmpeg string) error {
 	if data == "" {
-		root, err := repoRoot()
+		shared, err := repo.Shared()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w; pass -data", err)
 		}
-		data = filepath.Join(root, "..", "shared", "data", "aquarium")
+		data = filepath.Join(shared, "data", "aquarium")
 	}
 	frames, err := loadClip(data, width)
 	if err != nil {
@@ -378,24 +378,4 @@ func tail(s string) string {
 		s = "..." + s[len(s)-500:]
 	}
 	return s
-}
-
-// repoRoot walks up from the working directory to the folder with go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("finding the repository: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("finding the repository: %w", err)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory; pass -data")
-		}
-		dir = parent
-	}
 }

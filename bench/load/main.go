@@ -19,7 +19,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"image"
@@ -44,6 +43,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/server"
 )
@@ -103,11 +103,11 @@ func run(c config) error {
 	}
 	source := c.source
 	if source == "" {
-		root, err := repoRoot()
+		shared, err := repo.Shared()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w; pass -images", err)
 		}
-		source = filepath.Join(root, "..", "shared", "data", "aquarium")
+		source = filepath.Join(shared, "data", "aquarium")
 	}
 	images, err := makeImages(source, c.frames, w, h)
 	if err != nil {
@@ -497,22 +497,4 @@ func multipartBody(images [][]byte) ([]byte, string, error) {
 		return nil, "", err
 	}
 	return buf.Bytes(), mw.FormDataContentType(), nil
-}
-
-// repoRoot walks up from the working folder to the one holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working folder; pass -images")
-		}
-		dir = parent
-	}
 }

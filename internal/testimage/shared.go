@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/internal/testenv"
 )
 
@@ -13,21 +14,10 @@ import (
 // go.mod. When it is absent the test is skipped, or fails in CI.
 func SharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	shared, err := repo.Shared()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(filepath.Dir(dir), "shared")
 	if _, err := os.Stat(shared); err != nil {
 		testenv.Missing(t, "shared test data not found at %s", shared)
 	}

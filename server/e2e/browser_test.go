@@ -16,6 +16,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/inference"
+	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/server"
 )
@@ -225,7 +226,11 @@ func TestPageConvertsInABrowser(t *testing.T) {
 
 	if path := os.Getenv(screenshotEnv); path != "" {
 		if !filepath.IsAbs(path) {
-			path = filepath.Join(repoRoot(t), path)
+			wd, err := os.Getwd()
+			if err != nil {
+				t.Fatal(err)
+			}
+			path = filepath.Join(repo.Root(wd), path)
 		}
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {

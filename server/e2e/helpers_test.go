@@ -9,34 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/server"
 )
-
-// repoRoot walks up from the test's folder to the one holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test folder")
-		}
-		dir = parent
-	}
-}
 
 // aquarium returns the 50 shared test frames in order, failing if they are
 // missing: CI puts shared/ beside the checkout.
 func aquarium(t *testing.T) []string {
 	t.Helper()
-	dir := filepath.Join(repoRoot(t), "..", "shared", "data", "aquarium")
+	dir := testimage.Aquarium(t)
 	frames, err := filepath.Glob(filepath.Join(dir, "*.jpg"))
 	if err != nil || len(frames) != 50 {
 		t.Fatalf("want the 50 aquarium frames in %s, found %d (%v)", dir, len(frames), err)
