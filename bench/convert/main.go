@@ -47,7 +47,7 @@ func main() {
 	}
 
 	fmt.Printf("machine: %d CPUs, %s; %s\n", runtime.NumCPU(), cpuModel(), time.Now().Format("2006-01-02"))
-	fmt.Printf("settings: libx264 -preset %s -crf %d, yuv420p, 5 fps; median of %d runs; peak = largest summed RSS of the process tree\n\n", *preset, *crf, *runs)
+	fmt.Printf("settings: libx264 -preset %s -crf %d, yuv420p, 5 fps; median of %d runs; peak = largest summed RSS of the process tree, from 3 separate runs\n\n", *preset, *crf, *runs)
 	fmt.Printf("%-7s %-14s %10s %12s\n", "frames", "command", "wall", "peak memory")
 	var peak50 int64
 	for _, set := range []struct {
@@ -58,13 +58,18 @@ func main() {
 		ff := []string{"ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-framerate", "5", "-i", filepath.Join(set.dir, "frame_%03d.jpg"),
 			"-c:v", "libx264", "-preset", *preset, "-crf", strconv.Itoa(*crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", out}
 		ours := []string{*bin, "convert", "--fps", "5", "--preset", *preset, "--quality", strconv.Itoa(*crf), "--log-level", "warn", set.dir, out}
+		// Wall time and memory come from separate runs: sampling /proc every
+		// few milliseconds takes CPU from the command measured, and more of
+		// it from a tree of two processes than from one.
 		var ffWall, ourWall []time.Duration
 		var ffPeak, ourPeak []int64
 		for r := 0; r < *runs; r++ { // alternate, so drift hits both alike
-			w, p := measure(ff)
-			ffWall, ffPeak = append(ffWall, w), append(ffPeak, p)
-			w, p = measure(ours)
-			ourWall, ourPeak = append(ourWall, w), append(ourPeak, p)
+			ffWall = append(ffWall, wall(ff))
+			ourWall = append(ourWall, wall(ours))
+		}
+		for r := 0; r < 3; r++ {
+			ffPeak = append(ffPeak, peak(ff))
+			ourPeak = append(ourPeak, peak(ours))
 		}
 		fw, fp, ow, op := median(ffWall), median(ffPeak), median(ourWall), median(ourPeak)
 		fmt.Printf("%-7d %-14s %9.2fs %9.0f MiB\n", set.n, "ffmpeg CLI", fw.Seconds(), mib(fp))
@@ -78,35 +83,47 @@ func main() {
 	}
 }
 
-// measure runs argv and returns its wall time and the peak of the summed
-// resident memory of it and its descendants, sampled every 2 ms.
-func measure(argv []string) (time.Duration, int64) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+// wall runs argv and returns its wall time.
+func wall(argv []string) time.Duration {
+	cmd, stderr := command(argv)
 	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		log.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
+	}
+	return time.Since(start)
+}
+
+// peak runs argv and returns the peak of the summed resident memory of it
+// and its descendants, sampled every 5 ms.
+func peak(argv []string) int64 {
+	cmd, stderr := command(argv)
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	var peak int64
-	tick := time.NewTicker(2 * time.Millisecond)
+	var top int64
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case err := <-done:
-			wall := time.Since(start)
 			if err != nil {
 				log.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
 			}
-			return wall, peak
+			return top
 		case <-tick.C:
-			if rss := treeRSS(cmd.Process.Pid); rss > peak {
-				peak = rss
-			}
+			top = max(top, treeRSS(cmd.Process.Pid))
 		}
 	}
+}
+
+// command prepares argv with its stderr kept for the error message.
+func command(argv []string) (*exec.Cmd, *strings.Builder) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	return cmd, &stderr
 }
 
 // treeRSS sums VmRSS over pid and its descendants, in bytes.
