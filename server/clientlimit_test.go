@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -119,4 +120,45 @@ func workEntries(t *testing.T, s *Server) []os.DirEntry {
 		t.Fatal(err)
 	}
 	return entries
+}
+
+// Uploads in progress count against their client too: one address cannot
+// hold any number of slow uploads open, while others are still served.
+func TestSlowUploadsCountAgainstTheClient(t *testing.T) {
+	s, _ := start(t, &fakeConverter{}, func(c *Config) { c.Limits.JobsPerClient = 1 })
+	body, typ := multipartBody(t, file("a.png", pngOf(t, 8, 8, red)))
+	whole, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req := httptest.NewRequest(http.MethodPost, "/api/jobs", pr)
+	req.RemoteAddr = "192.0.2.7:1000"
+	req.Header.Set("Content-Type", typ)
+	rec := httptest.NewRecorder()
+	done := make(chan struct{})
+	go func() { s.Handler().ServeHTTP(rec, req); close(done) }()
+	pw.Write(whole[:10]) // the upload starts, then stalls
+	uploads := func(client string) int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.uploading[client]
+	}
+	waitFor(t, "the slow upload to be admitted", func() bool { return uploads("192.0.2.7") == 1 })
+
+	second := postFrom(t, s, "192.0.2.7:1001", nil)
+	if e := errorOf(t, second.Body.Bytes()); second.Code != http.StatusTooManyRequests || !strings.Contains(e.Error, "1 uploads in progress; the limit is jobs_per_client=1") {
+		t.Errorf("second upload from the same client: %d %+v, want 429 naming the uploads in progress", second.Code, e)
+	}
+	idOf(t, postFrom(t, s, "198.51.100.1:1000", nil)) // another client is served
+
+	pw.Write(whole[10:])
+	pw.Close()
+	<-done
+	if rec.Code != http.StatusAccepted {
+		t.Errorf("the slow upload, once complete: %d %s, want 202", rec.Code, rec.Body)
+	}
+	if n := uploads("192.0.2.7"); n != 0 {
+		t.Errorf("%d uploads still counted after it ended", n)
+	}
 }

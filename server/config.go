@@ -46,7 +46,8 @@ type Limits struct {
 	DiskBytes int64
 	// JobsPerClient caps the jobs one client (one remote IP address) may
 	// have queued or running at once, so that one client cannot take the
-	// whole queue. Negative turns the limit off; behind a reverse proxy
+	// whole queue, and, counted apart, its uploads in progress, so that it
+	// cannot hold slow uploads open without end. Negative turns the limit off; behind a reverse proxy
 	// every client shares the proxy's address.
 	JobsPerClient int
 }

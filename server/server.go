@@ -37,8 +37,11 @@ type Server struct {
 	mu     sync.Mutex
 	jobs   map[string]*job
 	active map[string]int // jobs queued or running per client
-	queue  chan *job
-	closed bool
+	// uploading counts the uploads in progress per client, so that one
+	// client cannot hold any number of slow uploads open at once.
+	uploading map[string]int
+	queue     chan *job
+	closed    bool
 
 	workers sync.WaitGroup
 	stop    chan struct{}
@@ -57,12 +60,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("creating work folder: %w", err)
 	}
 	s := &Server{
-		cfg:    cfg,
-		log:    logger(cfg.Logger),
-		jobs:   map[string]*job{},
-		active: map[string]int{},
-		queue:  make(chan *job, cfg.Queue),
-		stop:   make(chan struct{}),
+		cfg:       cfg,
+		log:       logger(cfg.Logger),
+		jobs:      map[string]*job{},
+		active:    map[string]int{},
+		uploading: map[string]int{},
+		queue:     make(chan *job, cfg.Queue),
+		stop:      make(chan struct{}),
 	}
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.metrics = newMetrics(func() float64 { return float64(len(s.queue)) })

@@ -54,10 +54,12 @@ func (s *Server) createJob(c *gin.Context) {
 		return
 	}
 	client := c.RemoteIP() // the peer itself: forwarded headers could name anyone
-	if err := s.admit(r.ContentLength, client); err != nil {
+	uploaded, err := s.admit(r.ContentLength, client)
+	if err != nil {
 		s.writeError(c, err)
 		return
 	}
+	defer uploaded()
 	r.Body = http.MaxBytesReader(c.Writer, r.Body, lim.UploadBytes)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -97,23 +99,35 @@ func (s *Server) createJob(c *gin.Context) {
 }
 
 // admit refuses an upload the server cannot take right now, or not from
-// this client, before a byte of it is read.
-func (s *Server) admit(declared int64, client string) error {
+// this client, before a byte of it is read. An admitted upload counts
+// against its client's uploads in progress until uploaded is called.
+func (s *Server) admit(declared int64, client string) (uploaded func(), err error) {
 	s.mu.Lock()
-	closed, full := s.closed, len(s.queue) >= cap(s.queue)
-	tooMany := s.clientFull(client)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	limit := s.cfg.Limits.JobsPerClient
 	switch {
-	case closed:
-		return img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
-	case tooMany != nil:
-		return tooMany
-	case full:
-		return img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", cap(s.queue))
-	case s.disk.Load()+max(declared, 0) > s.cfg.Limits.DiskBytes:
-		return img2vid.Errorf(img2vid.EBUSY, "the disk space for jobs (disk_bytes=%d) is used up; try again later", s.cfg.Limits.DiskBytes)
+	case s.closed:
+		return nil, img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
+	case limit > 0 && s.uploading[client] >= limit:
+		return nil, img2vid.Errorf(ETOOMANYJOBS, "this client already has %d uploads in progress; the limit is jobs_per_client=%d", s.uploading[client], limit)
 	}
-	return nil
+	if err := s.clientFull(client); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(s.queue) >= cap(s.queue):
+		return nil, img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", cap(s.queue))
+	case s.disk.Load()+max(declared, 0) > s.cfg.Limits.DiskBytes:
+		return nil, img2vid.Errorf(img2vid.EBUSY, "the disk space for jobs (disk_bytes=%d) is used up; try again later", s.cfg.Limits.DiskBytes)
+	}
+	s.uploading[client]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.uploading[client]--; s.uploading[client] <= 0 {
+			delete(s.uploading, client)
+		}
+	}, nil
 }
 
 // receive stores the files and reads the options of one upload into j.

@@ -42,7 +42,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	b.int(&lim.OutputFrames, "max-frames", "IMG2VID_MAX_FRAMES", lim.OutputFrames, "most frames in one video")
 	b.dur(&lim.Duration, "max-duration", "IMG2VID_MAX_DURATION", lim.Duration, "longest video")
 	b.dur(&lim.JobTime, "job-timeout", "IMG2VID_JOB_TIMEOUT", lim.JobTime, "longest a job may run")
-	b.int(&lim.JobsPerClient, "max-jobs-per-client", "IMG2VID_MAX_JOBS_PER_CLIENT", lim.JobsPerClient, "most jobs one client address may have queued or running (0: no limit); beyond it 429")
+	b.int(&lim.JobsPerClient, "max-jobs-per-client", "IMG2VID_MAX_JOBS_PER_CLIENT", lim.JobsPerClient, "most jobs one client address may have queued or running, and uploads in progress (0: no limit); beyond it 429")
 	b.int(&diskMB, "max-disk-mb", "IMG2VID_MAX_DISK_MB", int(lim.DiskBytes>>20), "most disk all jobs together may use, MiB")
 	c.runtimeFlags(b)
 	if err := parse(fs, b, args); err != nil {
