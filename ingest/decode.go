@@ -27,6 +27,11 @@ import (
 // caller sets its own: about 100 megapixels, 400 MB once decoded.
 const DefaultMaxPixels = 100_000_000
 
+// headBytes is how much of a file the header is read from: enough for the
+// metadata cameras put before the EXIF orientation (APP1 is at most 64 KiB).
+// Every reader given to readHeader must buffer this much, or Peek sees less.
+const headBytes = 64 << 10
+
 // Header is what can be learnt of an image without decoding its pixels.
 type Header struct {
 	Format      string // "jpeg", "png", ...
@@ -45,12 +50,11 @@ func ReadHeader(path string, maxPixels int) (Header, error) {
 		return Header{}, openError(path, err)
 	}
 	defer f.Close()
-	return readHeader(bufio.NewReader(f), path, maxPixels)
+	return readHeader(bufio.NewReaderSize(f, headBytes), path, maxPixels)
 }
 
 func readHeader(r *bufio.Reader, path string, maxPixels int) (Header, error) {
-	// 64 KiB holds the JPEG APP1 segment where EXIF lives.
-	head, _ := r.Peek(64 << 10)
+	head, _ := r.Peek(headBytes)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(head))
 	if err != nil {
 		// A large header can spill past the peeked bytes; retry on the stream.
@@ -86,7 +90,7 @@ func Decode(path string, maxPixels int) (*image.NRGBA, Header, error) {
 		return nil, Header{}, openError(path, err)
 	}
 	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
+	r := bufio.NewReaderSize(f, headBytes)
 	h, err := readHeader(r, path, maxPixels)
 	if err != nil {
 		return nil, h, err

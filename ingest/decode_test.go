@@ -156,3 +156,27 @@ func TestDecodeBadInput(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// Cameras often put tens of KB of metadata (thumbnails, maker notes) before
+// the orientation tag; ReadHeader, which the pipeline plans with, must
+// find it as Decode does.
+func TestOrientationBehindLargeMetadata(t *testing.T) {
+	upright := testimage.Quadrants(64, 32)
+	jpg := testimage.OrientedJPEG(t, upright, 6) // SOI, APP1 (EXIF), ...
+	// A 20 KB APP2 segment between SOI and the EXIF block.
+	pad := append([]byte{0xFF, 0xE2, 0x50, 0x02}, make([]byte, 0x5000)...)
+	withPad := append(append(append([]byte{}, jpg[:2]...), pad...), jpg[2:]...)
+	p := filepath.Join(t.TempDir(), "camera.jpg")
+	testimage.Write(t, p, withPad)
+	h, err := ReadHeader(p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Orientation != 6 || h.Width != 64 || h.Height != 32 {
+		t.Errorf("ReadHeader = %+v, want orientation 6 and 64x32 upright", h)
+	}
+	_, dh, err := Decode(p, 0)
+	if err != nil || dh != h {
+		t.Errorf("Decode's header %+v (%v) differs from ReadHeader's %+v", dh, err, h)
+	}
+}
