@@ -6,6 +6,7 @@ package ingest
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,13 +18,7 @@ var Extensions = []string{".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tif
 
 // IsImageName reports whether name has one of the Extensions.
 func IsImageName(name string) bool {
-	ext := strings.ToLower(filepath.Ext(name))
-	for _, e := range Extensions {
-		if e == ext {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(Extensions, strings.ToLower(filepath.Ext(name)))
 }
 
 // List returns the images in dir, in natural order (frame_2 before
