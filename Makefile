@@ -24,12 +24,16 @@ setup:
 test:
 	bash scripts/setup.sh test
 	$(MAKE) check unit fuzz docker-test
+	@[ -n "$$IMG2VID_TESTDATA" ] || echo "extended tests not run: IMG2VID_TESTDATA is unset (IMG2VID_TESTDATA=/path/to/data make test, a folder holding data/aquarium/ and models/)"
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The extended tests run on real camera frames and third-party models the
+# project does not ship; IMG2VID_TESTDATA points at them (.ci/run sets it).
 unit:
+	@if [ -z "$$IMG2VID_TESTDATA" ] && [ -n "$$CI" ]; then echo "CI: IMG2VID_TESTDATA is not set; the extended tests must run in CI" >&2; exit 1; fi
 	$(GO) test -count=1 -timeout 30m ./...
 
 fuzz:
@@ -40,7 +44,9 @@ fuzz:
 docker-test:
 	bash scripts/docker-test.sh
 
-## bench: the measured comparisons recorded in docs/BENCHMARKS.md
+## bench: the measured comparisons recorded in docs/BENCHMARKS.md, on the
+## extended test data (IMG2VID_TESTDATA, by default ../shared)
+bench: export IMG2VID_TESTDATA ?= $(abspath ../shared)
 bench: build
 	$(GO) run ./bench/convert
 	$(GO) run ./bench/interp

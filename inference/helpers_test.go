@@ -14,32 +14,17 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/internal/testenv"
+	"github.com/img2vid/img2vid/internal/testimage"
 )
 
-// sharedDir is ../shared beside the repository root, where the test data
-// and the third-party model live.
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := repo.Root(wd)
-	if root == "" {
-		t.Fatalf("no go.mod above %s", wd)
-	}
-	return filepath.Join(root, "..", "shared")
-}
-
-// needShared returns the path of a file under ../shared, skipping the test
-// when the shared data is not there.
+// needShared returns the path of a file in the extended test data
+// (testimage.SharedDir), failing the test when that folder lacks it.
 func needShared(t testing.TB, rel string) string {
 	t.Helper()
-	p := filepath.Join(sharedDir(t), rel)
+	p := filepath.Join(testimage.SharedDir(t), rel)
 	if _, err := os.Stat(p); err != nil {
-		testenv.Missing(t, "test data %s is absent (it lives in ../shared beside the repository): %v", p, err)
+		t.Fatalf("extended test data: %v", err)
 	}
 	return p
 }

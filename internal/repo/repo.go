@@ -1,13 +1,22 @@
 // Package repo finds the project's checkout, for the things that live
-// beside it in development: the .deps folder setup fills, and ../shared,
-// the shared test data.
+// beside it in development: the .deps folder setup fills, and the extended
+// test data that IMG2VID_TESTDATA points at.
 package repo
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 )
+
+// TestDataEnv names the environment variable that points at the extended
+// test data: a folder laid out as data/aquarium/ (real camera frames) and
+// models/ (third-party models), which the project does not ship.
+const TestDataEnv = "IMG2VID_TESTDATA"
+
+// ErrNoTestData is returned by Shared when TestDataEnv is not set.
+var ErrNoTestData = errors.New(TestDataEnv + " is not set: point it at the extended test data (a folder holding data/aquarium/ and models/)")
 
 // Root returns the nearest folder at or above dir that holds go.mod, or ""
 // if there is none.
@@ -24,16 +33,25 @@ func Root(dir string) string {
 	}
 }
 
-// Shared returns ../shared beside the checkout holding the working
-// directory.
+// Shared returns the extended test data folder that TestDataEnv names, or
+// ErrNoTestData when it is unset. A relative path is taken from the root
+// of the checkout holding the working directory, where `make` runs, not
+// from the package folder `go test` runs each test in.
 func Shared() (string, error) {
+	dir := os.Getenv(TestDataEnv)
+	if dir == "" {
+		return "", ErrNoTestData
+	}
+	if filepath.IsAbs(dir) {
+		return dir, nil
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	root := Root(wd)
 	if root == "" {
-		return "", errors.New("no go.mod at or above the working directory")
+		return "", fmt.Errorf("%s=%s is relative and no go.mod is at or above %s to resolve it from", TestDataEnv, dir, wd)
 	}
-	return filepath.Join(filepath.Dir(root), "shared"), nil
+	return filepath.Join(root, dir), nil
 }
