@@ -24,6 +24,12 @@ const (
 	FitStretch = "stretch" // scale to the canvas, ignoring aspect ratio
 )
 
+// Ways to fit a soundtrack to the video.
+const (
+	AudioTrim   = "trim"   // the audio is cut (and faded out) at the video's end
+	AudioExtend = "extend" // the video holds its last frame until the audio ends
+)
+
 // Bounds on option values. They keep a single job's work finite; the server
 // adds its own, tighter limits on top.
 const (
@@ -54,6 +60,10 @@ type Options struct {
 	InterpModel string  // interpolation model name
 	FrameModel  string  // per-frame model name; "" means none
 	SceneCut    float64 // mean luma difference in [0,1] above which a pair is not interpolated
+	// Audio is the path of a soundtrack muxed into the video; "" means none.
+	// It is a file, not a text option: the CLI and the server set it.
+	Audio    string
+	AudioFit string // AudioTrim or AudioExtend
 }
 
 // DefaultOptions returns the options used when the user sets nothing: the
@@ -67,6 +77,7 @@ func DefaultOptions() Options {
 		Interpolate: 1,
 		InterpModel: DefaultInterpModel,
 		SceneCut:    0.12,
+		AudioFit:    AudioTrim,
 	}
 }
 
@@ -107,13 +118,17 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "interp_model must name a model when interpolate is above 1")
 	case !(o.SceneCut >= 0 && o.SceneCut <= 1):
 		return Errorf(EINVALID, "scene_cut must be between 0 and 1, got %v", o.SceneCut)
+	case o.AudioFit != AudioTrim && o.AudioFit != AudioExtend:
+		return Errorf(EINVALID, "audio_fit must be trim or extend, got %q", o.AudioFit)
+	case o.Audio != "" && o.Format == FormatGIF:
+		return Errorf(EINVALID, "a GIF cannot carry a soundtrack: choose mp4 or webm, or leave out the audio")
 	}
 	return nil
 }
 
 // ParseOptions reads options by their names (fps, fps_out, format, size,
 // fit, quality, preset, dedupe, interpolate, interp_model, frame_model,
-// scene_cut) through get, which returns "" for a field not given. Unset
+// scene_cut, audio_fit) through get, which returns "" for a field not given. Unset
 // fields keep their defaults. The result is validated.
 func ParseOptions(get func(name string) string) (Options, error) {
 	o := DefaultOptions()
@@ -156,6 +171,7 @@ func ParseOptions(get func(name string) string) (Options, error) {
 	stringField("preset", &o.Preset)
 	stringField("interp_model", &o.InterpModel)
 	stringField("frame_model", &o.FrameModel)
+	stringField("audio_fit", &o.AudioFit)
 	if s := strings.TrimSpace(get("size")); s != "" {
 		if o.Width, o.Height, err = ParseSize(s); err != nil {
 			return o, err
@@ -169,18 +185,28 @@ func ParseOptions(get func(name string) string) (Options, error) {
 	return o, o.Validate()
 }
 
-// ParseSize parses "WxH" (for example "1280x720"). Both sides must be
-// positive; the canvas is later rounded up to even sides for the encoder.
+// ParseSize parses "WxH" (for example "1280x720"): two runs of digits
+// joined by x, X or the multiplication sign, with spaces allowed around
+// each part ("1280 x 720"). Both sides must be positive; the canvas is
+// later rounded up to even sides for the encoder. The upload page applies
+// the same rule (parseSize in web/app.js), so what one takes the other
+// takes; TestParseSize and the browser test hold them to it.
 func ParseSize(s string) (w, h int, err error) {
-	ws, hs, ok := strings.Cut(strings.ToLower(s), "x")
-	if ok {
-		w, err = strconv.Atoi(ws)
-		if err == nil {
-			h, err = strconv.Atoi(hs)
-		}
-	}
-	if !ok || err != nil || w <= 0 || h <= 0 {
+	ws, hs, ok := strings.Cut(strings.ReplaceAll(strings.ToLower(s), "×", "x"), "x")
+	w, h = sizeSide(ws), sizeSide(hs)
+	if !ok || w <= 0 || h <= 0 {
 		return 0, 0, Errorf(EINVALID, "size must look like 1280x720, got %q", s)
 	}
 	return w, h, nil
+}
+
+// sizeSide reads one side of a size: digits only (no sign), spaces around
+// them allowed; -1 for anything else or a value too large to mean a size.
+func sizeSide(s string) int {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 9 || strings.Trim(s, "0123456789") != "" {
+		return -1
+	}
+	n, _ := strconv.Atoi(s)
+	return n
 }

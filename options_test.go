@@ -62,12 +62,49 @@ func TestParseOptionsRejects(t *testing.T) {
 		{[]string{"preset", "; rm -rf /"}, "preset must be one of"},
 		{[]string{"dedupe", "maybe"}, "dedupe must be true or false"},
 		{[]string{"scene_cut", "2"}, "scene_cut must be between 0 and 1"},
+		{[]string{"audio_fit", "loop"}, `audio_fit must be trim or extend, got "loop"`},
 	}
 	for _, tt := range tests {
 		_, err := ParseOptions(form(tt.kv...))
 		if ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), tt.text) {
 			t.Errorf("%v: got %v, want an invalid-input error containing %q", tt.kv, err, tt.text)
 		}
+	}
+}
+
+// sizeCases are inputs to the size rule and what it makes of them (0x0 for
+// a refusal).
+var sizeCases = []struct {
+	In   string
+	W, H int
+}{
+	{"1280x720", 1280, 720}, {"1280 x 720", 1280, 720}, {" 640X480 ", 640, 480}, {"1920×1080", 1920, 1080},
+	{"0x0", 0, 0}, {"0x10", 0, 0}, {"+5x5", 0, 0}, {"-5x5", 0, 0}, {"5x", 0, 0}, {"x5", 0, 0},
+	{"12 80x720", 0, 0}, {"1280x720x3", 0, 0}, {"1280*720", 0, 0}, {"big", 0, 0}, {"1e3x1", 0, 0},
+	{"99999999999x1", 0, 0},
+}
+
+func TestParseSize(t *testing.T) {
+	for _, c := range sizeCases {
+		w, h, err := ParseSize(c.In)
+		if w != c.W || h != c.H || (err == nil) != (c.W > 0) {
+			t.Errorf("ParseSize(%q) = %d, %d, %v; want %d, %d", c.In, w, h, err, c.W, c.H)
+		}
+	}
+}
+
+func TestAudioOptions(t *testing.T) {
+	o := DefaultOptions()
+	o.Audio, o.Format = "song.mp3", FormatGIF
+	if err := o.Validate(); ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "GIF cannot carry a soundtrack") {
+		t.Errorf("audio with a GIF: %v", err)
+	}
+	o.Format = FormatWebM
+	if err := o.Validate(); err != nil {
+		t.Errorf("audio with a WebM: %v", err)
+	}
+	if o, err := ParseOptions(form("audio_fit", "extend")); err != nil || o.AudioFit != AudioExtend {
+		t.Errorf("audio_fit=extend: %+v, %v", o, err)
 	}
 }
 

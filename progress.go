@@ -36,4 +36,9 @@ type Result struct {
 	SceneCuts   int     `json:"scene_cuts"` // pairs held instead of interpolated
 	FrameModel  string  `json:"frame_model,omitempty"`
 	InterpModel string  `json:"interp_model,omitempty"`
+	// Audio is the length in seconds of the soundtrack in the video; 0
+	// when it has none.
+	Audio     float64 `json:"audio_s,omitempty"`
+	Bytes     int64   `json:"bytes"`      // size of the video file
+	ElapsedMS int64   `json:"elapsed_ms"` // how long the conversion took
 }

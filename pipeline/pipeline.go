@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,14 +60,14 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	if log == nil {
 		log = slog.Default()
 	}
+	if opts.Format == "" {
+		opts.Format = FormatFor(output)
+	}
 	if err := opts.Validate(); err != nil {
 		return img2vid.Result{}, err
 	}
 	if len(inputs) == 0 {
 		return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "no input images")
-	}
-	if opts.Format == "" {
-		opts.Format = FormatFor(output)
 	}
 	maxPixels := p.MaxPixels
 	if maxPixels == 0 {
@@ -134,9 +135,22 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 		spec.Input = video.InputJPEG
 	}
 
-	ffmpegPath := p.FFmpeg
-	if ffmpegPath == "" {
-		ffmpegPath = "ffmpeg"
+	ffmpegPath := p.ffmpeg()
+	var audioLen float64
+	if opts.Audio != "" {
+		// The pictures go to a file of their own first; the soundtrack is
+		// added once their exact length is known.
+		var err error
+		if audioLen, err = p.ProbeAudio(ctx, opts.Audio); err != nil {
+			return img2vid.Result{}, err
+		}
+		silent, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*.silent")
+		if err != nil {
+			return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "cannot write output %s: %w", output, err)
+		}
+		silent.Close()
+		defer os.Remove(silent.Name())
+		spec.Output = silent.Name()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -152,6 +166,14 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	}
 	perInput := max(opts.Interpolate, 1)
 	total := len(inputs) * perInput
+	// With audio_fit=extend the last image is held until the sound ends.
+	hold := func(frames int) int {
+		if opts.AudioFit != img2vid.AudioExtend || audioLen == 0 {
+			return 0
+		}
+		return max(HoldFrames(audioLen, spec.FPS, frames), 0)
+	}
+	total += hold(total)
 	report := func(stage string) {
 		if progress == nil {
 			return
@@ -231,10 +253,22 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 				return err
 			}
 		}
+		for range hold(enc.Frames()) {
+			if err := write(enc, prev); err != nil {
+				return err
+			}
+			report(img2vid.StageEncode)
+		}
 		return nil
 	}()
 	if err == nil {
 		err = enc.Close()
+		if err == nil && audioLen > 0 {
+			d := float64(enc.Frames()) / spec.FPS
+			err = video.Mux(ctx, ffmpegPath, video.MuxSpec{Video: spec.Output, Audio: opts.Audio, Format: opts.Format,
+				Duration: d, FadeOut: FadeOut(audioLen, d), Output: output})
+			res.Audio = min(audioLen, d)
+		}
 	} else {
 		enc.Abort()
 	}
@@ -257,6 +291,10 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	}
 	res.Frames = enc.Frames()
 	res.Duration = float64(res.Frames) / res.FPS
+	if fi, err := os.Stat(output); err == nil {
+		res.Bytes = fi.Size()
+	}
+	res.ElapsedMS = time.Since(start).Milliseconds()
 	total = res.Frames
 	report(img2vid.StageDone)
 	log.Info("converted", "output", output, "inputs", res.Inputs, "frames", res.Frames, "size", fmt.Sprintf("%dx%d", fw, fh),
@@ -292,6 +330,37 @@ func (p *Pipeline) between(ctx context.Context, enc *video.Encoder, interp img2v
 		}
 	}
 	return nil
+}
+
+// ProbeAudio decodes the soundtrack at path and returns its length in
+// seconds, or an EINVALID error naming the file when it is not audio.
+func (p *Pipeline) ProbeAudio(ctx context.Context, path string) (float64, error) {
+	return video.ProbeAudio(ctx, p.ffmpeg(), path, fmt.Sprintf("soundtrack %q", filepath.Base(path)))
+}
+
+// HoldFrames is how many frames at fps must follow the first frames for the
+// video to last at least seconds; 0 or less when it already does.
+func HoldFrames(seconds, fps float64, frames int) int {
+	// A hair of tolerance: 2.5 s at 4 fps is 10 frames, not 11 after
+	// float rounding.
+	return int(math.Ceil(seconds*fps-1e-6)) - frames
+}
+
+// FadeOut is the fade given to a soundtrack of audioLen seconds cut at a
+// video of videoLen seconds: none when the sound ends by itself, else the
+// last second, or a quarter of a shorter video.
+func FadeOut(audioLen, videoLen float64) float64 {
+	if audioLen <= videoLen+0.05 {
+		return 0
+	}
+	return min(1, videoLen/4)
+}
+
+func (p *Pipeline) ffmpeg() string {
+	if p.FFmpeg == "" {
+		return "ffmpeg"
+	}
+	return p.FFmpeg
 }
 
 func (p *Pipeline) models() img2vid.Models {

@@ -50,6 +50,8 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&o.InterpModel, "interp-model", o.InterpModel, "interpolation model")
 	fs.StringVar(&o.FrameModel, "frame-model", "", "per-frame model run on every image, e.g. a super-resolution model")
 	fs.Float64Var(&o.SceneCut, "scene-cut", o.SceneCut, "mean luma difference (0-1) above which a pair is held, not interpolated")
+	fs.StringVar(&o.Audio, "audio", "", "soundtrack file (mp3, m4a, aac, wav, ogg, flac...) muxed into MP4 (AAC) or WebM (Opus)")
+	fs.StringVar(&o.AudioFit, "audio-fit", o.AudioFit, "trim: cut and fade the audio at the video's end; extend: hold the last image until the audio ends")
 	fs.BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines on stdout")
 	if err := parse(fs, b, args); err != nil {
 		return err
@@ -62,6 +64,12 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		var err error
 		if o.Width, o.Height, err = img2vid.ParseSize(size); err != nil {
 			return err
+		}
+	}
+	if o.Audio != "" {
+		o.Audio = resolve(c.InputDir, o.Audio)
+		if _, err := os.Stat(o.Audio); err != nil {
+			return img2vid.Errorf(img2vid.ENOTFOUND, "audio file %s: %w", o.Audio, err)
 		}
 	}
 	if err := o.Validate(); err != nil {
@@ -118,6 +126,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if o.Interpolate > 1 {
 		fmt.Fprintf(stdout, "; %s interpolation, %d scene cuts held", res.InterpModel, res.SceneCuts)
+	}
+	if res.Audio > 0 {
+		fmt.Fprintf(stdout, "; %.2f s of sound", res.Audio)
 	}
 	fmt.Fprintln(stdout)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,6 +58,8 @@ func TestConvertErrors(t *testing.T) {
 		{"bad fps", []string{"convert", "--fps", "0", empty, filepath.Join(out, "v.mp4")}, 1, "fps must be greater than 0"},
 		{"bad size", []string{"convert", "--size", "huge", empty, filepath.Join(out, "v.mp4")}, 1, `size must look like 1280x720, got "huge"`},
 		{"one argument", []string{"convert", empty}, 2, "Usage: img2vid convert"},
+		{"missing audio", []string{"convert", "--audio", filepath.Join(empty, "song.mp3"), empty, filepath.Join(out, "v.mp4")}, 1, "audio file " + filepath.Join(empty, "song.mp3")},
+		{"audio fit", []string{"convert", "--audio-fit", "loop", empty, filepath.Join(out, "v.mp4")}, 1, `audio_fit must be trim or extend, got "loop"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +105,32 @@ func TestConvertWithVolumesAndJSON(t *testing.T) {
 	info, err := video.Probe(context.Background(), "ffprobe", want)
 	if err != nil || info.Frames != 10 {
 		t.Errorf("probe: %+v, %v", info, err)
+	}
+}
+
+// --audio with --audio-fit extend: the last image is held until the
+// soundtrack ends, and the file carries it as AAC.
+func TestConvertWithAudio(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	in, out := t.TempDir(), t.TempDir()
+	for _, name := range []string{"a.png", "b.png"} {
+		testimage.Write(t, filepath.Join(in, name), testimage.PNG(t, testimage.Quadrants(32, 32)))
+	}
+	song := filepath.Join(in, "song.wav")
+	if b, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1.5", "-y", song).CombinedOutput(); err != nil {
+		t.Fatalf("making the song: %v: %s", err, b)
+	}
+	video := filepath.Join(out, "v.mp4")
+	code, stdout, errOut := runCLI(t, "convert", "--fps", "2", "--audio", song, "--audio-fit", "extend", filepath.Join(in, "a.png"), filepath.Join(in, "b.png"), video)
+	if code != 0 || !strings.Contains(stdout, "3 frames") || !strings.Contains(stdout, "1.50 s of sound") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 3 frames (1.5 s at 2 fps) and 1.50 s of sound", code, stdout, errOut)
+	}
+	probe, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "stream=codec_name", "-of", "csv=p=0", video).Output()
+	if err != nil || strings.TrimSpace(string(probe)) != "aac" {
+		t.Errorf("audio stream: %q, %v; want aac", probe, err)
+	}
+	if code, _, errOut := runCLI(t, "convert", "--audio", song, filepath.Join(in, "a.png"), filepath.Join(out, "v.gif")); code != 1 || !strings.Contains(errOut, "GIF cannot carry a soundtrack") {
+		t.Errorf("audio into a GIF: exit %d, %q", code, errOut)
 	}
 }
 
