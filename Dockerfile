@@ -23,10 +23,11 @@ ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 # ffmpeg: built here rather than installed. Debian's ffmpeg package pulls about
 # 700 MB of dependencies (LLVM, Mesa, X11, codecs the app never uses); even the
 # libraries `ldd ffmpeg` names come to about 250 MB. img2vid only pipes raw RGB
-# frames in and writes H.264 MP4, VP9 WebM or GIF, so this stage configures
+# frames in and writes H.264 MP4, VP9 WebM or GIF, with an optional soundtrack
+# (AAC or Opus), so this stage configures
 # Debian's own ffmpeg source (same version and patches as the distribution's
 # package) with --disable-everything plus exactly those parts, and links
-# Debian's libx264 and libvpx statically. The result is one self-contained
+# Debian's libx264, libvpx and libopus statically. The result is one self-contained
 # binary of a few MB that runs unchanged on the Debian and the Ubuntu (CUDA)
 # bases. ffprobe is left out: the app does not call it.
 FROM debian:bookworm-slim AS ffmpeg
@@ -36,7 +37,7 @@ RUN set -eux; \
         "$VERSION_CODENAME" "$VERSION_CODENAME" > /etc/apt/sources.list.d/img2vid-src.list; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        dpkg-dev gcc libc6-dev make nasm pkg-config libx264-dev libvpx-dev tini xz-utils; \
+        dpkg-dev gcc libc6-dev make nasm pkg-config libx264-dev libvpx-dev libopus-dev tini xz-utils; \
     mkdir /usr/src/ffmpeg; cd /usr/src/ffmpeg; \
     apt-get source --only-source ffmpeg; \
     rm -rf /var/lib/apt/lists/*
@@ -61,22 +62,23 @@ RUN set -eux; \
         --disable-network \
         --disable-avdevice \
         --disable-postproc \
-        --disable-swresample \
         --disable-ffplay \
         --disable-ffprobe \
         --enable-gpl \
         --enable-libx264 \
         --enable-libvpx \
+        --enable-libopus \
         --enable-protocol=file,pipe \
-        --enable-demuxer=rawvideo,image2pipe \
-        --enable-decoder=rawvideo,mjpeg \
-        --enable-parser=mjpeg \
-        --enable-encoder=libx264,libvpx_vp9,gif \
-        --enable-muxer=mp4,webm,gif \
-        --enable-filter=scale,format,null,split,palettegen,paletteuse,fps,pad,setsar; \
+        --enable-demuxer=rawvideo,image2pipe,mp3,aac,mov,wav,ogg,flac,matroska \
+        --enable-decoder=rawvideo,mjpeg,mp3,mp3float,aac,aac_fixed,alac,vorbis,opus,libopus,flac,pcm_s16le,pcm_s24le,pcm_s32le,pcm_f32le,pcm_u8 \
+        --enable-parser=mjpeg,h264,vp9,mpegaudio,aac,vorbis,opus,flac \
+        --enable-encoder=libx264,libvpx_vp9,gif,aac,libopus \
+        --enable-muxer=mp4,webm,gif,null \
+        --enable-filter=scale,format,null,split,palettegen,paletteuse,fps,pad,setsar,afade,apad,aresample,aformat,anull; \
     make -j"$(nproc)"; \
     make install; \
-    /opt/ffmpeg/bin/ffmpeg -hide_banner -encoders | grep -E 'libx264|libvpx-vp9| gif '; \
+    /opt/ffmpeg/bin/ffmpeg -hide_banner -encoders | grep -E 'libx264|libvpx-vp9| gif | aac |libopus'; \
+    /opt/ffmpeg/bin/ffmpeg -hide_banner -demuxers | grep -E ' mp3 | mov,| ogg | flac | wav '; \
     /opt/ffmpeg/bin/ffmpeg -hide_banner -muxers | grep -E ' mp4 | webm | gif '; \
     if ldd /opt/ffmpeg/bin/ffmpeg >/dev/null 2>&1; then echo "ffmpeg is not static" >&2; exit 1; fi
 

@@ -141,7 +141,7 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 		// The pictures go to a file of their own first; the soundtrack is
 		// added once their exact length is known.
 		var err error
-		if audioLen, err = p.ProbeAudio(ctx, opts.Audio); err != nil {
+		if audioLen, err = p.ProbeAudio(ctx, opts.Audio, fmt.Sprintf("soundtrack %q", filepath.Base(opts.Audio))); err != nil {
 			return img2vid.Result{}, err
 		}
 		silent, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*.silent")
@@ -333,9 +333,10 @@ func (p *Pipeline) between(ctx context.Context, enc *video.Encoder, interp img2v
 }
 
 // ProbeAudio decodes the soundtrack at path and returns its length in
-// seconds, or an EINVALID error naming the file when it is not audio.
-func (p *Pipeline) ProbeAudio(ctx context.Context, path string) (float64, error) {
-	return video.ProbeAudio(ctx, p.ffmpeg(), path, fmt.Sprintf("soundtrack %q", filepath.Base(path)))
+// seconds, or an EINVALID error naming the file by label when it is not
+// audio.
+func (p *Pipeline) ProbeAudio(ctx context.Context, path, label string) (float64, error) {
+	return video.ProbeAudio(ctx, p.ffmpeg(), path, label)
 }
 
 // HoldFrames is how many frames at fps must follow the first frames for the

@@ -79,6 +79,11 @@ type Config struct {
 	// Ready reports whether ffmpeg and the runtime work, for /readyz.
 	// Optional: without it the server is ready once it is up.
 	Ready func(ctx context.Context) error
+	// ProbeAudio decodes an uploaded soundtrack and returns its length in
+	// seconds, or an EINVALID error naming it by label when it is not
+	// audio. *pipeline.Pipeline's method does. Optional: without it a job
+	// with an audio field is refused.
+	ProbeAudio func(ctx context.Context, path, label string) (float64, error)
 	// Logger receives request and job logs. Optional.
 	Logger *slog.Logger
 	// WorkDir holds one folder per job (uploads and the video). Required;

@@ -33,6 +33,9 @@ func (s *Server) events(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // let nginx pass events through at once
 	c.Status(http.StatusOK)
+	if c.Request.Method == http.MethodHead {
+		return // the headers say what a GET would stream
+	}
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {

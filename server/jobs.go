@@ -50,12 +50,18 @@ type job struct {
 	counted bool   // j holds one of its client's slots; guarded by Server.mu
 	inputs  []string
 	labels  []string // how each input is named to the client: file 3 ("cut.jpg")
-	output  string
-	opts    img2vid.Options
-	bytes   int64 // bytes of the folder counted against Limits.DiskBytes
-	created time.Time
-	ctx     context.Context
-	cancel  context.CancelFunc
+	audio   string   // the stored soundtrack; "" for none
+	// audioLabel names the soundtrack to the client; audioLen is its
+	// length in seconds.
+	audioLabel string
+	audioLen   float64
+	name       string // the download's name without extension, from the first file's
+	output     string
+	opts       img2vid.Options
+	bytes      int64 // bytes of the folder counted against Limits.DiskBytes
+	created    time.Time
+	ctx        context.Context
+	cancel     context.CancelFunc
 
 	mu       sync.Mutex
 	status   string
@@ -282,6 +288,9 @@ func (j *job) relabel(err error) error {
 	for i, in := range j.inputs {
 		msg = strings.ReplaceAll(msg, in, j.labels[i])
 		msg = strings.ReplaceAll(msg, filepath.Base(in), j.labels[i])
+	}
+	if j.audio != "" {
+		msg = strings.ReplaceAll(msg, fmt.Sprintf("soundtrack %q", filepath.Base(j.audio)), j.audioLabel)
 	}
 	if msg == e.Message {
 		return err

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	_ "embed"
@@ -148,20 +149,27 @@ func (s *Server) routes() *gin.Engine {
 			Error: fmt.Sprintf("method %s is not allowed here", c.Request.Method), Code: img2vid.EINVALID})
 	})
 
-	r.GET("/", s.page("index.html"))
-	r.GET("/assets/:file", s.asset)
-	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	r.GET("/readyz", s.ready)
+	// Every GET route answers HEAD too (gin does not on its own), so link
+	// checkers and caches can ask about a page, an asset or a video
+	// without fetching it; Go's server sends no body for HEAD.
+	get := func(g gin.IRoutes, path string, h gin.HandlerFunc) {
+		g.GET(path, h)
+		g.HEAD(path, h)
+	}
+	get(r, "/", s.page("index.html"))
+	get(r, "/assets/:file", s.asset)
+	get(r, "/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	get(r, "/readyz", s.ready)
 
 	api := r.Group("/", s.auth)
-	api.GET("/metrics", gin.WrapH(s.metrics.handler()))
-	api.GET("/api/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPI) })
-	api.GET("/api/models", s.models)
+	get(api, "/metrics", gin.WrapH(s.metrics.handler()))
+	get(api, "/api/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPI) })
+	get(api, "/api/models", s.models)
 	api.POST("/api/jobs", s.createJob)
-	api.GET("/api/jobs/:id", s.getJob)
+	get(api, "/api/jobs/:id", s.getJob)
 	api.DELETE("/api/jobs/:id", s.deleteJob)
-	api.GET("/api/jobs/:id/events", s.events)
-	api.GET("/api/jobs/:id/video", s.video)
+	get(api, "/api/jobs/:id/events", s.events)
+	get(api, "/api/jobs/:id/video", s.video)
 	return r
 }
 
@@ -362,7 +370,7 @@ func (s *Server) video(c *gin.Context) {
 		s.writeError(c, fmt.Errorf("reading the video of job %s: %w", j.id, err))
 		return
 	}
-	name := "img2vid-" + j.id[:8] + filepath.Ext(j.output)
+	name := cmp.Or(j.name, "img2vid-"+j.id[:8]) + filepath.Ext(j.output)
 	c.Header("Content-Type", contentTypes[filepath.Ext(j.output)])
 	c.Header("Cache-Control", "private, max-age=3600")
 	if c.Query("download") == "1" {

@@ -344,8 +344,93 @@ func TestJobRunsToDoneAndServesVideo(t *testing.T) {
 		t.Fatalf("range: %d with %d bytes, want 206 with 100", resp.StatusCode, len(body))
 	}
 	resp, _ = get(t, ts.URL+v.Video+"?download=1")
-	if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "attachment;") || !strings.Contains(cd, ".mp4") {
-		t.Errorf("download Content-Disposition = %q", cd)
+	if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="a.mp4"` {
+		t.Errorf("download Content-Disposition = %q, want the first file's name", cd)
+	}
+	req, _ = http.NewRequest(http.MethodHead, ts.URL+v.Video, nil)
+	resp, body = do(t, req)
+	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != "5000" {
+		t.Errorf("HEAD video: %d, %d bytes of body, Content-Length %q", resp.StatusCode, len(body), resp.Header.Get("Content-Length"))
+	}
+}
+
+func TestHeadIsAnsweredWhereGetIs(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, nil)
+	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
+	for _, path := range []string{"/", "/assets/app.js", "/assets/style.css", "/healthz", "/readyz", "/api/models",
+		"/api/openapi.json", "/metrics", "/api/jobs/" + id, "/api/jobs/" + id + "/events"} {
+		req, _ := http.NewRequest(http.MethodHead, ts.URL+path, nil)
+		resp, body := do(t, req)
+		getResp, _ := get(t, ts.URL+path)
+		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Type") != getResp.Header.Get("Content-Type") {
+			t.Errorf("HEAD %s: %d, %d bytes, type %q (GET: %q)", path, resp.StatusCode, len(body), resp.Header.Get("Content-Type"), getResp.Header.Get("Content-Type"))
+		}
+	}
+}
+
+func TestDownloadName(t *testing.T) {
+	for in, want := range map[string]string{
+		"holiday_001.jpg": "holiday_001", "../../etc/passwd.png": "passwd", `C:\pics\Beach Day.JPG`: "Beach_Day",
+		"ünïcode.png": "ncode", ".hidden.png": "hidden", "é.png": "", `a"b;c.png`: "abc",
+	} {
+		if got := downloadName(in); got != want {
+			t.Errorf("downloadName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// probeAudio stands in for ffmpeg: files holding "sound N" last N seconds,
+// anything else is refused as the pipeline's prober refuses it.
+func probeAudio(_ context.Context, path, label string) (float64, error) {
+	b, _ := os.ReadFile(path)
+	var n float64
+	if _, err := fmt.Sscanf(string(b), "sound %g", &n); err != nil {
+		return 0, img2vid.Errorf(img2vid.EINVALID, "%s is not audio that can be decoded (Invalid data)", label)
+	}
+	return n, nil
+}
+
+func TestSoundtrackUpload(t *testing.T) {
+	conv := &fakeConverter{}
+	_, ts := start(t, conv, func(c *Config) {
+		c.ProbeAudio = probeAudio
+		c.Limits.Duration = time.Minute
+		c.Limits.OutputFrames = 100
+	})
+	img := pngOf(t, 8, 8, red)
+	audio := func(name, data string) part { return part{field: "audio", name: name, data: []byte(data)} }
+	submit(t, ts, file("a.png", img), audio("song.mp3", "sound 2.5"), field("audio_fit", "extend"))
+	waitFor(t, "the job to start", func() bool { conv.mu.Lock(); defer conv.mu.Unlock(); return len(conv.opts) == 1 })
+	if o := conv.opts[0]; o.Audio == "" || o.AudioFit != img2vid.AudioExtend {
+		t.Errorf("converter got %+v, want the stored soundtrack with audio_fit=extend", o)
+	} else if b, _ := os.ReadFile(o.Audio); string(b) != "sound 2.5" {
+		t.Errorf("stored soundtrack holds %q", b)
+	}
+	for _, tc := range []struct {
+		name   string
+		parts  []part
+		status int
+		text   string
+	}{
+		{"garbage", []part{file("a.png", img), audio("notes.mp3", "hello")}, 400, `audio file "notes.mp3" is not audio that can be decoded`},
+		{"gif", []part{file("a.png", img), audio("song.mp3", "sound 1"), field("format", "gif")}, 400, "GIF cannot carry a soundtrack"},
+		{"too long", []part{file("a.png", img), audio("long.mp3", "sound 61")}, 413, `audio file "long.mp3" lasts 1m1s; the limit is duration=1m0s`},
+		{"extend past the frame limit", []part{file("a.png", img), audio("song.mp3", "sound 30"), field("audio_fit", "extend")}, 413, "the video would have 150 frames; the limit is output_frames=100"},
+		{"two", []part{file("a.png", img), audio("a.mp3", "sound 1"), audio("b.mp3", "sound 1")}, 400, "at most one audio field"},
+		{"empty", []part{file("a.png", img), audio("a.mp3", "")}, 400, `audio file "a.mp3" is empty`},
+		{"bad fit", []part{file("a.png", img), field("audio_fit", "loop")}, 400, `audio_fit must be trim or extend`},
+	} {
+		resp, body := post(t, ts, tc.parts...)
+		var e ErrorBody
+		json.Unmarshal(body, &e)
+		if resp.StatusCode != tc.status || !strings.Contains(e.Error, tc.text) {
+			t.Errorf("%s: %d %s, want %d with %q", tc.name, resp.StatusCode, body, tc.status, tc.text)
+		}
+	}
+
+	_, plain := start(t, &fakeConverter{}, nil)
+	if resp, body := post(t, plain, file("a.png", img), audio("song.mp3", "sound 1")); resp.StatusCode != 503 || !strings.Contains(string(body), "does not take a soundtrack") {
+		t.Errorf("no prober: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
+	"math"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -27,10 +28,10 @@ import (
 	"github.com/img2vid/img2vid"
 )
 
-// optionFields are the form fields a job accepts besides files; they are
-// the CLI's option names.
+// optionFields are the form fields a job accepts besides files and audio;
+// they are the CLI's option names.
 var optionFields = []string{"fps", "fps_out", "format", "size", "fit", "quality", "preset",
-	"dedupe", "interpolate", "interp_model", "frame_model", "scene_cut"}
+	"dedupe", "interpolate", "interp_model", "frame_model", "scene_cut", "audio_fit"}
 
 // maxFieldBytes bounds one option field; no valid value comes close.
 const maxFieldBytes = 256
@@ -83,7 +84,7 @@ func (s *Server) createJob(c *gin.Context) {
 			s.removeFiles(j)
 		}
 	}()
-	if err := s.receive(mr, j); err != nil {
+	if err := s.receive(r.Context(), mr, j); err != nil {
 		s.writeError(c, err)
 		return
 	}
@@ -131,7 +132,7 @@ func (s *Server) admit(declared int64, client string) (uploaded func(), err erro
 }
 
 // receive stores the files and reads the options of one upload into j.
-func (s *Server) receive(mr *multipart.Reader, j *job) error {
+func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) error {
 	fields := map[string]string{}
 	for {
 		part, err := mr.NextPart()
@@ -145,10 +146,12 @@ func (s *Server) receive(mr *multipart.Reader, j *job) error {
 		switch {
 		case name == "files":
 			err = s.storeFile(part, j)
+		case name == "audio":
+			err = s.storeAudio(ctx, part, j)
 		case slices.Contains(optionFields, name):
 			fields[name], err = readField(part)
 		default:
-			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files and the options %s", truncate(name, 40), strings.Join(optionFields, ", "))
+			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files, audio and the options %s", truncate(name, 40), strings.Join(optionFields, ", "))
 		}
 		part.Close()
 		if err != nil {
@@ -162,10 +165,15 @@ func (s *Server) receive(mr *multipart.Reader, j *job) error {
 	if err != nil {
 		return err
 	}
+	if opts.Audio = j.audio; opts.Audio != "" {
+		if err := opts.Validate(); err != nil { // what the soundtrack rules out (a GIF)
+			return err
+		}
+	}
 	if err := s.checkModels(opts); err != nil {
 		return err
 	}
-	if err := s.checkOutput(opts, len(j.inputs)); err != nil {
+	if err := s.checkOutput(opts, len(j.inputs), j.audioLen); err != nil {
 		return err
 	}
 	j.opts = opts
@@ -186,6 +194,30 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 		return img2vid.Errorf(img2vid.ETOOLARGE, "too many images: the limit is files=%d", lim.Files)
 	}
 	path := filepath.Join(j.dir, fmt.Sprintf("%06d.upload", n))
+	if err := s.storePart(part, j, path, label); err != nil {
+		return err
+	}
+	if n == 1 {
+		j.name = downloadName(part.FileName())
+	}
+	format, err := checkImage(path, label, lim.Pixels)
+	if err != nil {
+		return err
+	}
+	final := strings.TrimSuffix(path, ".upload") + extensions[format]
+	if err := os.Rename(path, final); err != nil {
+		return fmt.Errorf("naming upload file: %w", err)
+	}
+	j.inputs = append(j.inputs, final)
+	j.labels = append(j.labels, label)
+	return nil
+}
+
+// storePart writes one uploaded file to path, counting it against the job's
+// and the server's disk budget, and refuses it when it is over file_bytes
+// or empty.
+func (s *Server) storePart(part *multipart.Part, j *job, path, label string) error {
+	lim := s.cfg.Limits
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("creating upload file: %w", err)
@@ -206,17 +238,55 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 	case s.disk.Load() > lim.DiskBytes:
 		return img2vid.Errorf(img2vid.EBUSY, "the disk space for jobs (disk_bytes=%d) is used up; try again later", lim.DiskBytes)
 	}
-	format, err := checkImage(path, label, lim.Pixels)
+	return nil
+}
+
+// storeAudio writes the soundtrack to the job's folder and decodes it in
+// full: a file that is not sound, or longer than a video may be, is
+// refused by name before the job is queued.
+func (s *Server) storeAudio(ctx context.Context, part *multipart.Part, j *job) error {
+	label := fmt.Sprintf("audio file %q", truncate(filepath.Base(part.FileName()), 60))
+	switch {
+	case s.cfg.ProbeAudio == nil:
+		return img2vid.Errorf(img2vid.EUNAVAILABLE, "this server does not take a soundtrack")
+	case j.audio != "":
+		return img2vid.Errorf(img2vid.EINVALID, "send at most one audio field")
+	}
+	path := filepath.Join(j.dir, "soundtrack.upload")
+	if err := s.storePart(part, j, path, label); err != nil {
+		return err
+	}
+	seconds, err := s.cfg.ProbeAudio(ctx, path, label)
 	if err != nil {
 		return err
 	}
-	final := strings.TrimSuffix(path, ".upload") + extensions[format]
-	if err := os.Rename(path, final); err != nil {
-		return fmt.Errorf("naming upload file: %w", err)
+	if d := time.Duration(seconds * float64(time.Second)); d > s.cfg.Limits.Duration {
+		return img2vid.Errorf(img2vid.ETOOLARGE, "%s lasts %s; the limit is duration=%s", label, d.Round(time.Second), s.cfg.Limits.Duration)
 	}
-	j.inputs = append(j.inputs, final)
-	j.labels = append(j.labels, label)
+	j.audio, j.audioLabel, j.audioLen = path, label, seconds
 	return nil
+}
+
+// downloadName makes the name a finished video is downloaded under from
+// the name of the job's first file: "holiday_001.jpg" gives "holiday_001".
+// Only letters, digits, dot, dash and underscore are kept, so the name is
+// safe in a header and on any file system; "" when nothing is left.
+func downloadName(file string) string {
+	base := filepath.Base(strings.ReplaceAll(file, "\\", "/"))
+	base = strings.TrimSuffix(base, filepath.Ext(base))
+	var b strings.Builder
+	for _, r := range base {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		case r == ' ' && b.Len() > 0:
+			b.WriteRune('_')
+		}
+		if b.Len() >= 60 {
+			break
+		}
+	}
+	return strings.Trim(b.String(), "._")
 }
 
 // checkImage reads the image header at path and returns its format.
@@ -295,13 +365,17 @@ func (s *Server) checkModels(o img2vid.Options) error {
 }
 
 // checkOutput refuses a job whose video would be longer than the limits,
-// counting the frames interpolation adds between each pair of images.
-func (s *Server) checkOutput(o img2vid.Options, images int) error {
+// counting the frames interpolation adds between each pair of images and
+// those that hold the last image for a soundtrack with audio_fit=extend.
+func (s *Server) checkOutput(o img2vid.Options, images int, audioLen float64) error {
 	lim := s.cfg.Limits
 	if px := int64(o.Width) * int64(o.Height); px > lim.Pixels {
 		return img2vid.Errorf(img2vid.ETOOLARGE, "size %dx%d is above the limit of pixels=%d", o.Width, o.Height, lim.Pixels)
 	}
 	frames := images * o.Interpolate // the pipeline holds the last image for its whole slot
+	if o.AudioFit == img2vid.AudioExtend {
+		frames = max(frames, int(math.Ceil(audioLen*o.OutputFPS())))
+	}
 	if frames > lim.OutputFrames {
 		return img2vid.Errorf(img2vid.ETOOLARGE, "the video would have %d frames; the limit is output_frames=%d", frames, lim.OutputFrames)
 	}

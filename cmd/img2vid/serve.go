@@ -71,7 +71,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	srv, err = server.New(server.Config{
 		Converter: conv, Catalog: rt, Logger: log, WorkDir: c.WorkDir,
 		Workers: c.Workers, Queue: c.QueueSize, TTL: c.JobTTL, Token: c.APIToken, Limits: lim,
-		Ready: readiness(c.FFmpeg, 5*time.Second),
+		Ready: readiness(c.FFmpeg, 5*time.Second), ProbeAudio: conv.ProbeAudio,
 	})
 	if err != nil {
 		return err

@@ -32,10 +32,12 @@ func aquarium(t *testing.T) []string {
 func newServer(t *testing.T, edit func(*server.Config)) *server.Server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	conv := &pipeline.Pipeline{FFmpeg: "ffmpeg", Logger: log}
 	cfg := server.Config{
-		Converter: &pipeline.Pipeline{FFmpeg: "ffmpeg", Logger: log},
-		Logger:    log,
-		WorkDir:   filepath.Join(t.TempDir(), "jobs"),
+		Converter:  conv,
+		ProbeAudio: conv.ProbeAudio,
+		Logger:     log,
+		WorkDir:    filepath.Join(t.TempDir(), "jobs"),
 	}
 	if edit != nil {
 		edit(&cfg)
