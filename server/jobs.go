@@ -246,6 +246,9 @@ func (s *Server) finish(j *job, res img2vid.Result, err error, took time.Duratio
 	for _, in := range j.inputs {
 		os.Remove(in)
 	}
+	if j.audio != "" {
+		os.Remove(j.audio)
+	}
 	if err != nil {
 		err = j.relabel(err)
 		os.Remove(j.output) // never serve a half-written video
