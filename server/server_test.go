@@ -399,12 +399,12 @@ func TestSoundtrackUpload(t *testing.T) {
 	})
 	img := pngOf(t, 8, 8, red)
 	audio := func(name, data string) part { return part{field: "audio", name: name, data: []byte(data)} }
-	submit(t, ts, file("a.png", img), audio("song.mp3", "sound 2.5"), field("audio_fit", "extend"))
-	waitFor(t, "the job to start", func() bool { conv.mu.Lock(); defer conv.mu.Unlock(); return len(conv.opts) == 1 })
-	if o := conv.opts[0]; o.Audio == "" || o.AudioFit != img2vid.AudioExtend {
+	id := submit(t, ts, file("a.png", img), audio("song.mp3", "sound 2.5"), field("audio_fit", "extend"))
+	readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+	if o := conv.opts[0]; filepath.Base(o.Audio) != "soundtrack.upload" || o.AudioFit != img2vid.AudioExtend {
 		t.Errorf("converter got %+v, want the stored soundtrack with audio_fit=extend", o)
-	} else if b, _ := os.ReadFile(o.Audio); string(b) != "sound 2.5" {
-		t.Errorf("stored soundtrack holds %q", b)
+	} else if _, err := os.Stat(o.Audio); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the soundtrack outlives its job: %v", err)
 	}
 	for _, tc := range []struct {
 		name   string
