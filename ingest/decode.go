@@ -39,6 +39,10 @@ type Header struct {
 	Height      int    // upright height, after EXIF orientation
 	Orientation int    // EXIF orientation 1-8; 1 when absent
 	CMYK        bool   // a CMYK or YCCK JPEG
+	// Plain is set for a JPEG that a walk over all its markers proved to
+	// hold exactly one image that ffmpeg decodes as this package does (see
+	// PlainJPEG): such a file can be given to the encoder whole.
+	Plain bool
 }
 
 // ReadHeader reads the format, size and orientation of the image at path,
@@ -50,7 +54,35 @@ func ReadHeader(path string, maxPixels int) (Header, error) {
 		return Header{}, openError(path, err)
 	}
 	defer f.Close()
-	return readHeader(bufio.NewReaderSize(f, headBytes), path, maxPixels)
+	return fileHeader(f, bufio.NewReaderSize(f, headBytes), path, maxPixels)
+}
+
+// fileHeader reads the header of the open file f through r, which reads f
+// from its start, and for a JPEG walks the whole file to set Plain.
+func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int) (Header, error) {
+	h, err := readHeader(r, path, maxPixels)
+	if err != nil || h.Format != "jpeg" {
+		return h, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return h, fmt.Errorf("rewind %s: %w", path, err)
+	}
+	r.Reset(f)
+	_, notPlain := walkJPEG(r)
+	h.Plain = notPlain == nil
+	return h, nil
+}
+
+// PlainJPEG returns nil when data is a plain JPEG: exactly one image, its
+// last scan followed by the end-of-image marker and then only padding;
+// baseline, extended sequential or progressive Huffman coding of 8-bit
+// samples; gray or YCbCr with the usual component ids and sampling; valid
+// scan parameters and every table they use defined. Else it says why not.
+// ffmpeg decodes a plain JPEG as this package does, so one can go to the
+// encoder whole; anything else is decoded here first.
+func PlainJPEG(data []byte) error {
+	_, err := walkJPEG(bufio.NewReader(bytes.NewReader(data)))
+	return err
 }
 
 func readHeader(r *bufio.Reader, path string, maxPixels int) (Header, error) {
@@ -91,7 +123,7 @@ func Decode(path string, maxPixels int) (*image.NRGBA, Header, error) {
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, headBytes)
-	h, err := readHeader(r, path, maxPixels)
+	h, err := fileHeader(f, r, path, maxPixels)
 	if err != nil {
 		return nil, h, err
 	}

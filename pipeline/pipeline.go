@@ -7,7 +7,6 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"log/slog"
@@ -198,8 +197,10 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 			if err != nil {
 				return frame{}, img2vid.Errorf(img2vid.EINVALID, "cannot read %s: %w", filepath.Base(inputs[i]), err)
 			}
-			if err := checkJPEG(data); err != nil {
-				return frame{}, img2vid.Errorf(img2vid.EINVALID, "%s: %w", filepath.Base(inputs[i]), err)
+			// The header walked the file; walk the very bytes ffmpeg gets,
+			// which must still be one plain image.
+			if err := ingest.PlainJPEG(data); err != nil {
+				return frame{}, img2vid.Errorf(img2vid.EINVALID, "%s changed while the job ran: %w", filepath.Base(inputs[i]), err)
 			}
 			return frame{data: data}, nil
 		}
@@ -399,11 +400,13 @@ func sameFrame(a, b frame) bool {
 }
 
 // canPassThrough reports whether ffmpeg can decode the files itself: every
-// image is a colour or gray JPEG, upright, of exactly the frame size. Then
-// no pixel of ours would change, and ffmpeg's decoder is the faster one.
+// image is a plain JPEG (one image, coded so that ffmpeg's decoder reads it
+// as ours does: see ingest.PlainJPEG), upright, of exactly the frame size.
+// Then no pixel of ours would change, and ffmpeg's decoder is the faster
+// one.
 func canPassThrough(headers []ingest.Header, w, h int) bool {
 	for _, hd := range headers {
-		if hd.Format != "jpeg" || hd.CMYK || hd.Orientation != 1 || hd.Width != w || hd.Height != h {
+		if !hd.Plain || hd.Orientation != 1 || hd.Width != w || hd.Height != h {
 			return false
 		}
 	}
@@ -420,20 +423,6 @@ func blameFile(files []string, maxPixels int, ffmpegErr error) error {
 		}
 	}
 	return ffmpegErr
-}
-
-// checkJPEG is the structural check done on pass-through files: they start
-// with SOI and end with EOI (trailing padding allowed), which catches the
-// common damage, truncation, before ffmpeg would quietly fill in grey.
-func checkJPEG(b []byte) error {
-	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
-		return errors.New("not a JPEG file")
-	}
-	end := bytes.TrimRight(b, "\x00\r\n ")
-	if len(end) < 2 || end[len(end)-2] != 0xFF || end[len(end)-1] != 0xD9 {
-		return errors.New("truncated JPEG (no end-of-image marker)")
-	}
-	return nil
 }
 
 // SceneDiff is the mean absolute difference of luma between a and b, in

@@ -248,7 +248,7 @@ func TestCorruptImageLeavesNothing(t *testing.T) {
 		bad   []byte
 		text  string
 	}{
-		{"pass-through, truncated", good, good[:len(good)-300], "f1.jpg: truncated JPEG"},
+		{"truncated: not plain, so decoded", good, good[:len(good)-300], "f1.jpg: cannot decode jpeg"},
 		{"pass-through, damaged scan data", camera, damaged, "f1.jpg: cannot decode jpeg"},
 		{"decoded, truncated", testimage.WithOrientation(good, 6), testimage.WithOrientation(good[:len(good)-300], 6), "f1.jpg: cannot decode jpeg"},
 		{"not an image", good, []byte("<html>oops</html>"), "f1.jpg: not a readable image"},

@@ -147,3 +147,20 @@ func Write(t testing.TB, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// Noise returns a w x h image of pseudo-random pixels from seed: it
+// compresses badly, so its JPEG is large for its size.
+func Noise(w, h int, seed uint64) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	x := seed*0x9E3779B97F4A7C15 + 1
+	for i := range img.Pix {
+		x ^= x << 13 // xorshift64
+		x ^= x >> 7
+		x ^= x << 17
+		img.Pix[i] = uint8(x)
+		if i%4 == 3 {
+			img.Pix[i] = 0xFF
+		}
+	}
+	return img
+}

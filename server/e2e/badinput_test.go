@@ -284,9 +284,9 @@ func badInputs(t *testing.T, sandbox string) []badInput {
 
 	return []badInput{
 		// Cut inside the scan, past the header: it reads as an image up
-		// to its pixels. Upright, ffmpeg would decode it (with grey filling
-		// in); rotated, Go's decoder does.
-		{name: "truncated JPEG", files: one("cut.jpg", jpg[:len(jpg)-40]), status: 202, code: img2vid.EINVALID, says: "truncated JPEG"},
+		// to its pixels. Not plain (no end-of-image marker), it is never
+		// given to ffmpeg whole (which would fill in grey), upright or not.
+		{name: "truncated JPEG", files: one("cut.jpg", jpg[:len(jpg)-40]), status: 202, code: img2vid.EINVALID, says: "cannot decode jpeg"},
 		{name: "truncated rotated JPEG", files: one("cut.jpg", testimage.WithOrientation(jpg[:len(jpg)-40], 6)),
 			status: 202, code: img2vid.EINVALID, says: "cannot decode jpeg"},
 		{name: "JPEG cut inside its header", files: one("cut.jpg", jpg[:len(jpg)/3]), status: 400, code: img2vid.EINVALID, says: "not an image"},

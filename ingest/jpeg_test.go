@@ -1,0 +1,134 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/img2vid/img2vid/internal/testimage"
+)
+
+// segmentAt returns the offset of the first marker m in a JPEG, found by
+// walking its segments up to the first scan (or the scan itself for SOS).
+func segmentAt(t *testing.T, jpg []byte, m byte) int {
+	t.Helper()
+	for i := 2; i+4 <= len(jpg); {
+		if jpg[i] != 0xFF {
+			t.Fatalf("no marker at %d", i)
+		}
+		if jpg[i+1] == m {
+			return i
+		}
+		if jpg[i+1] == markerSOS {
+			break
+		}
+		i += 2 + int(binary.BigEndian.Uint16(jpg[i+2:]))
+	}
+	t.Fatalf("no marker 0x%02X", m)
+	return 0
+}
+
+func readTestdata(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestPlainJPEG(t *testing.T) {
+	good := testimage.JPEG(t, testimage.Quadrants(64, 48))
+	gray := testimage.JPEG(t, testimage.Gray(64, 48, 90))
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	patch := func(b []byte, at int, v ...byte) []byte {
+		out := bytes.Clone(b)
+		copy(out[at:], v)
+		return out
+	}
+	sof := segmentAt(t, good, markerSOF0)
+	sos := segmentAt(t, good, markerSOS)
+	// An Adobe APP14 segment saying "no colour transform": RGB samples.
+	adobeRGB := []byte{0xFF, markerAP14, 0, 14, 'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, 0}
+	adobeYCbCr := bytes.Clone(adobeRGB)
+	adobeYCbCr[15] = 1
+
+	progressive := readTestdata(t, "progressive.jpg")
+	restart := readTestdata(t, "restart.jpg")
+	// The first progressive scan after the DC scan(s): an AC scan of one
+	// component; make it claim a spectral band that ends before it starts.
+	acScan := bytes.Index(progressive[bytes.Index(progressive, []byte{0xFF, markerSOS})+2:], []byte{0xFF, markerSOS}) +
+		bytes.Index(progressive, []byte{0xFF, markerSOS}) + 2
+	badBand := patch(progressive, acScan+2+2+1+2, 5, 1) // Ss=5, Se=1
+	rst := bytes.Index(restart, []byte{0xFF, markerRST0 + 1})
+
+	cases := []struct {
+		name string
+		data []byte
+		why  string // "" for plain
+	}{
+		{"baseline 4:2:0 (Go's encoder)", good, ""},
+		{"gray", gray, ""},
+		{"progressive (cjpeg)", progressive, ""},
+		{"restart markers (cjpeg)", restart, ""},
+		{"zero padding after the image", cat(good, make([]byte, 100)), ""},
+		{"0xFF padding after the image", cat(good, bytes.Repeat([]byte{0xFF}, 7)), ""},
+		{"Adobe marker saying YCbCr", cat(good[:2], adobeYCbCr, good[2:]), ""},
+		{"two images back to back", cat(good, good), "data after its end-of-image marker"},
+		{"a small image, then a big one", cat(good, testimage.JPEG(t, testimage.Quadrants(640, 480))), "data after its end-of-image marker"},
+		{"text after the image", cat(good, []byte("\r\n")), "data after its end-of-image marker"},
+		{"RGB by Adobe marker", cat(good[:2], adobeRGB, good[2:]), "Adobe colour transform 0"},
+		{"RGB by component ids", patch(good, sof+2+2+6, 'R', 0x22, 0, 'G', 0x11, 1, 'B'), "component ids 82, 71, 66"},
+		{"RGB (cjpeg -rgb)", readTestdata(t, "rgb.jpg"), "component ids 82, 71, 66"},
+		{"arithmetic coding (cjpeg -arithmetic)", readTestdata(t, "arithmetic.jpg"), "arithmetic coding"},
+		{"12-bit samples", patch(good, sof+4, 12), "12-bit samples"},
+		{"CMYK", testimage.CMYKJPEG(), "4 components"},
+		{"no scan", cat(good[:sos], []byte{0xFF, markerEOI}), "no image data"},
+		{"truncated", good[:len(good)-100], "ends before its end-of-image marker"},
+		{"bad progressive band", badBand, "bad progressive scan parameters"},
+		{"restart marker missing", cat(restart[:rst], restart[rst+2:]), "restart markers out of order"},
+		{"not a JPEG", testimage.PNG(t, testimage.Quadrants(8, 8)), "no start-of-image marker"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := PlainJPEG(c.data)
+			switch {
+			case c.why == "" && err != nil:
+				t.Errorf("not plain: %v", err)
+			case c.why != "" && err == nil:
+				t.Errorf("plain, want not plain: %s", c.why)
+			case c.why != "" && !strings.Contains(err.Error(), c.why):
+				t.Errorf("not plain because %q, want %q", err, c.why)
+			}
+		})
+	}
+}
+
+// ReadHeader walks a JPEG to its end: Plain says whether the whole file
+// is one plain image, whatever is beyond the first 64 KiB.
+func TestReadHeaderPlain(t *testing.T) {
+	dir := t.TempDir()
+	noisy := testimage.JPEG(t, testimage.Noise(512, 512, 1)) // well over 64 KiB
+	for _, c := range []struct {
+		name  string
+		data  []byte
+		plain bool
+	}{
+		{"a.jpg", noisy, true},
+		{"b.jpg", append(bytes.Clone(noisy), testimage.JPEG(t, testimage.Quadrants(16, 16))...), false},
+		{"c.png", testimage.PNG(t, testimage.Quadrants(16, 16)), false},
+	} {
+		p := filepath.Join(dir, c.name)
+		testimage.Write(t, p, c.data)
+		h, err := ReadHeader(p, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Plain != c.plain {
+			t.Errorf("%s: Plain = %v, want %v", c.name, h.Plain, c.plain)
+		}
+	}
+}
