@@ -27,17 +27,48 @@ type Interpolator interface {
 	Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error)
 }
 
+// Detector finds objects in frames. Implementations are safe for
+// concurrent use.
+type Detector interface {
+	// Name is the model's registry name.
+	Name() string
+	// Labels are the model's class names, by class index.
+	Labels() []string
+	// Detect returns what the model finds in one frame that passes p,
+	// after non-maximum suppression, best first, with boxes in the frame's
+	// pixels and inside it.
+	Detect(ctx context.Context, frame *image.NRGBA, p DetectParams) ([]Detection, error)
+}
+
+// DetectParams are a job's settings for a detector. A zero threshold and
+// an empty class list mean the model's manifest's own.
+type DetectParams struct {
+	Score   float64  // least score kept, in [0,1]
+	IoU     float64  // overlap above which the lower-scored of two boxes is dropped, in [0,1]
+	Classes []string // keep only these class names; empty keeps all
+}
+
+// Detection is one object found in a frame.
+type Detection struct {
+	Class   string     `json:"class"`
+	ClassID int        `json:"class_id"`
+	Score   float64    `json:"score"`
+	Box     [4]float64 `json:"box"` // x1, y1, x2, y2 in frame pixels, edges (a whole frame is 0, 0, width, height)
+}
+
 // Models resolves model names to ready-to-run models. An unknown name is an
 // ENOTFOUND error; a model that exists but cannot be loaded is EUNAVAILABLE.
 type Models interface {
 	FrameModel(name string) (FrameModel, error)
 	Interpolator(name string) (Interpolator, error)
+	Detector(name string) (Detector, error)
 }
 
 // Model kinds, as written in a model's manifest.
 const (
 	KindFrame       = "frame"       // one frame in, one frame out (maybe scaled)
 	KindInterpolate = "interpolate" // two frames and a time t in, the frame at t out
+	KindDetect      = "detect"      // one frame in, boxes with classes and scores out
 )
 
 // ModelInfo describes one model the registry knows of, loadable or not.
@@ -47,7 +78,9 @@ type ModelInfo struct {
 	Description string `json:"description,omitempty"`
 	Builtin     bool   `json:"builtin"`
 	Scale       int    `json:"scale,omitempty"` // output size / input size, frame models only
-	Available   bool   `json:"available"`
+	// Labels are a detect model's class names, by class index.
+	Labels    []string `json:"labels,omitempty"`
+	Available bool     `json:"available"`
 	// Reason says why an unavailable model cannot be used.
 	Reason string `json:"reason,omitempty"`
 }

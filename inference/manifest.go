@@ -20,7 +20,7 @@ import (
 // or is read from the model itself.
 type Manifest struct {
 	Name        string `json:"name"`
-	Kind        string `json:"kind"` // img2vid.KindFrame or img2vid.KindInterpolate
+	Kind        string `json:"kind"` // img2vid.KindFrame, img2vid.KindInterpolate or img2vid.KindDetect
 	File        string `json:"file"` // the .onnx file, a plain name in the manifest's folder
 	Description string `json:"description,omitempty"`
 	// Inputs and Outputs name the tensors; default: the model's, in graph
@@ -45,7 +45,53 @@ type Manifest struct {
 	TileOverlap *int `json:"tile_overlap,omitempty"`
 	// SHA256 is the hex sha256 of File; checked when set.
 	SHA256 string `json:"sha256,omitempty"`
+
+	// The fields below are for detect models only.
+
+	// Decoder names the layout of a detect model's output: DecoderYOLOX,
+	// DecoderYOLOv5 or DecoderYOLOv8. Required.
+	Decoder string `json:"decoder,omitempty"`
+	// Letterbox is where the frame, scaled to fit the model's input with
+	// its aspect ratio kept, sits in it: LetterboxCenter (default) or
+	// LetterboxTopLeft.
+	Letterbox string `json:"letterbox,omitempty"`
+	// Pad is the 8-bit value, in every channel, of the input around the
+	// frame; default 114.
+	Pad *int `json:"pad,omitempty"`
+	// Labels are the class names by class index; LabelsFile names a text
+	// file beside the manifest with one per line instead. One of the two
+	// is required, and there must be exactly as many as the model has
+	// classes.
+	Labels     []string `json:"labels,omitempty"`
+	LabelsFile string   `json:"labels_file,omitempty"`
+	// ScoreThreshold is the least score a detection needs (default 0.25);
+	// IoUThreshold the overlap above which non-maximum suppression drops
+	// the lower-scored of two boxes (default 0.45). Both in [0,1], and a
+	// job may set its own.
+	ScoreThreshold *float64 `json:"score_threshold,omitempty"`
+	IoUThreshold   *float64 `json:"iou_threshold,omitempty"`
+	// Classes keeps only detections of these labels; default all. A job
+	// may set its own.
+	Classes []string `json:"classes,omitempty"`
+	// NMS is NMSPerClass (default: boxes of different classes never
+	// suppress each other) or NMSAgnostic (one pass over all boxes, as
+	// YOLOX's demos do).
+	NMS string `json:"nms,omitempty"`
 }
+
+// Detect-model manifest values.
+const (
+	DecoderYOLOX          = "yolox"  // [N, rows, 5+C] raw grid rows of strides 8, 16, 32; objectness
+	DecoderYOLOv5         = "yolov5" // [N, rows, 5+C] decoded cx, cy, w, h; objectness (YOLOv5, v7)
+	DecoderYOLOv8         = "yolov8" // [N, 4+C, rows] decoded cx, cy, w, h; no objectness (YOLOv8 and later)
+	LetterboxCenter       = "center"
+	LetterboxTopLeft      = "top-left"
+	NMSPerClass           = "class"
+	NMSAgnostic           = "agnostic"
+	DefaultPad            = 114
+	DefaultScoreThreshold = 0.25
+	DefaultIoUThreshold   = 0.45
+)
 
 // Manifest defaults.
 const (
@@ -84,7 +130,8 @@ func fieldErr(field, format string, args ...any) error {
 }
 
 // manifestFields are the JSON names of Manifest's fields.
-var manifestFields = []string{"name", "kind", "file", "description", "inputs", "outputs", "layout", "channels", "range", "scale", "multiple", "tile_overlap", "sha256"}
+var manifestFields = []string{"name", "kind", "file", "description", "inputs", "outputs", "layout", "channels", "range", "scale", "multiple", "tile_overlap", "sha256",
+	"decoder", "letterbox", "pad", "labels", "labels_file", "score_threshold", "iou_threshold", "classes", "nms"}
 
 var (
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -160,9 +207,9 @@ func (m *Manifest) fill() error {
 	case !namePattern.MatchString(m.Name):
 		return fieldErr("name", "%q must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", m.Name)
 	case m.Kind == "":
-		return fieldErr("kind", "missing (want %q or %q)", img2vid.KindFrame, img2vid.KindInterpolate)
-	case m.Kind != img2vid.KindFrame && m.Kind != img2vid.KindInterpolate:
-		return fieldErr("kind", "want %q or %q, got %q", img2vid.KindFrame, img2vid.KindInterpolate, m.Kind)
+		return fieldErr("kind", "missing (want %q, %q or %q)", img2vid.KindFrame, img2vid.KindInterpolate, img2vid.KindDetect)
+	case m.Kind != img2vid.KindFrame && m.Kind != img2vid.KindInterpolate && m.Kind != img2vid.KindDetect:
+		return fieldErr("kind", "want %q, %q or %q, got %q", img2vid.KindFrame, img2vid.KindInterpolate, img2vid.KindDetect, m.Kind)
 	case m.File == "":
 		return fieldErr("file", "missing (the .onnx file beside the manifest)")
 	case m.File != strings.TrimSpace(m.File) || strings.ContainsAny(m.File, `/\`) || m.File == "." || m.File == "..":
@@ -220,6 +267,13 @@ func (m *Manifest) fill() error {
 	if m.Kind == img2vid.KindInterpolate && m.Scale > 1 {
 		return fieldErr("scale", "an interpolate model keeps the frame size, got %d", m.Scale)
 	}
+	if m.Kind == img2vid.KindDetect {
+		if err := m.fillDetect(); err != nil {
+			return err
+		}
+	} else if f := m.detectField(); f != "" {
+		return fieldErr(f, "only a detect model takes it (this one is of kind %s)", m.Kind)
+	}
 	if m.Multiple == 0 {
 		m.Multiple = 1
 	}
@@ -238,4 +292,125 @@ func (m *Manifest) fill() error {
 		return fieldErr("sha256", "want 64 hex digits, got %q", m.SHA256)
 	}
 	return nil
+}
+
+// detectField returns the JSON name of a detect-only field that is set,
+// or "".
+func (m *Manifest) detectField() string {
+	switch {
+	case m.Decoder != "":
+		return "decoder"
+	case m.Letterbox != "":
+		return "letterbox"
+	case m.Pad != nil:
+		return "pad"
+	case m.Labels != nil:
+		return "labels"
+	case m.LabelsFile != "":
+		return "labels_file"
+	case m.ScoreThreshold != nil:
+		return "score_threshold"
+	case m.IoUThreshold != nil:
+		return "iou_threshold"
+	case m.Classes != nil:
+		return "classes"
+	case m.NMS != "":
+		return "nms"
+	}
+	return ""
+}
+
+// fillDetect checks a detect model's own fields and sets their defaults.
+func (m *Manifest) fillDetect() error {
+	switch {
+	case m.Scale != 0:
+		return fieldErr("scale", "a detect model does not make frames, so it has no scale")
+	case m.Multiple != 0:
+		return fieldErr("multiple", "a detect model takes a fixed input size, so it has no multiple")
+	case m.TileOverlap != nil:
+		return fieldErr("tile_overlap", "a detect model sees the whole frame, not tiles")
+	}
+	switch m.Decoder {
+	case DecoderYOLOX, DecoderYOLOv5, DecoderYOLOv8:
+	case "":
+		return fieldErr("decoder", "missing (the output layout: %q, %q or %q)", DecoderYOLOX, DecoderYOLOv5, DecoderYOLOv8)
+	default:
+		return fieldErr("decoder", "want %q, %q or %q, got %q", DecoderYOLOX, DecoderYOLOv5, DecoderYOLOv8, m.Decoder)
+	}
+	switch m.Letterbox {
+	case "":
+		m.Letterbox = LetterboxCenter
+	case LetterboxCenter, LetterboxTopLeft:
+	default:
+		return fieldErr("letterbox", "want %q or %q, got %q", LetterboxCenter, LetterboxTopLeft, m.Letterbox)
+	}
+	if m.Pad == nil {
+		p := DefaultPad
+		m.Pad = &p
+	}
+	if *m.Pad < 0 || *m.Pad > 255 {
+		return fieldErr("pad", "want an 8-bit value, 0 to 255, got %d", *m.Pad)
+	}
+	switch {
+	case m.Labels != nil && m.LabelsFile != "":
+		return fieldErr("labels_file", "give the labels either in the manifest (labels) or in a file (labels_file), not both")
+	case m.Labels == nil && m.LabelsFile == "":
+		return fieldErr("labels", "missing (the class names by index, or labels_file naming a file beside the manifest)")
+	case m.LabelsFile != "" && (m.LabelsFile != strings.TrimSpace(m.LabelsFile) || strings.ContainsAny(m.LabelsFile, `/\`) || m.LabelsFile == "." || m.LabelsFile == ".."):
+		return fieldErr("labels_file", "%q must be a plain file name in the manifest's folder", m.LabelsFile)
+	}
+	if m.Labels != nil {
+		if err := checkLabels("labels", m.Labels); err != nil {
+			return err
+		}
+	}
+	for field, v := range map[string]**float64{"score_threshold": &m.ScoreThreshold, "iou_threshold": &m.IoUThreshold} {
+		if *v == nil {
+			d := DefaultScoreThreshold
+			if field == "iou_threshold" {
+				d = DefaultIoUThreshold
+			}
+			*v = &d
+		}
+		if t := **v; !(t >= 0 && t <= 1) {
+			return fieldErr(field, "want a number from 0 to 1, got %v", t)
+		}
+	}
+	switch m.NMS {
+	case "":
+		m.NMS = NMSPerClass
+	case NMSPerClass, NMSAgnostic:
+	default:
+		return fieldErr("nms", "want %q or %q, got %q", NMSPerClass, NMSAgnostic, m.NMS)
+	}
+	return nil
+}
+
+// checkLabels checks class names: none empty, none repeated.
+func checkLabels(field string, labels []string) error {
+	seen := make(map[string]int, len(labels))
+	for i, l := range labels {
+		if strings.TrimSpace(l) == "" {
+			return fieldErr(fmt.Sprintf("%s[%d]", field, i), "empty class name")
+		}
+		if j, ok := seen[l]; ok {
+			return fieldErr(fmt.Sprintf("%s[%d]", field, i), "%q repeats %s[%d]; class names must differ", l, field, j)
+		}
+		seen[l] = i
+	}
+	return nil
+}
+
+// parseLabels reads a labels file: one class name per line, surrounding
+// spaces and a final newline ignored.
+func parseLabels(data []byte) []string {
+	text := strings.TrimRight(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	if text == "" {
+		return []string{}
+	}
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return lines
 }

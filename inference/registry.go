@@ -102,8 +102,11 @@ func (r *Runtime) checkCached(fsys fs.FS, manifest string, builtin bool, stamp s
 	} else {
 		c.spec = s
 		c.info.Kind, c.info.Description, c.info.Available = s.Kind, s.Description, true
-		if s.Kind == img2vid.KindFrame {
+		switch s.Kind {
+		case img2vid.KindFrame:
 			c.info.Scale = s.Scale
+		case img2vid.KindDetect:
+			detectInfo(&c.info, s)
 		}
 	}
 	r.checked[stamp] = c
@@ -138,6 +141,12 @@ func check(fsys fs.FS, manifest string) (*spec, error) {
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(model)
 	if err != nil {
 		return nil, fieldErr("file", "%s is not a model ONNX Runtime can read: %v", m.File, err)
+	}
+	if m.Kind == img2vid.KindDetect {
+		if err := m.readLabels(fsys); err != nil {
+			return nil, err
+		}
+		return checkDetect(m, ins, outs)
 	}
 	return checkModel(m, ins, outs)
 }
@@ -210,4 +219,15 @@ func (r *Runtime) Interpolator(name string) (img2vid.Interpolator, error) {
 		return nil, err
 	}
 	return m.(*interpolator), nil
+}
+
+// Detector returns the detect model name, loaded once and shared.
+func (r *Runtime) Detector(name string) (img2vid.Detector, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, err := r.load(name, img2vid.KindDetect, func(s *spec, se *session) loadedModel { return newDetector(s, se) })
+	if err != nil {
+		return nil, err
+	}
+	return m.(*detector), nil
 }

@@ -103,3 +103,19 @@ func identityModel(shape ...int64) []byte {
 	opset := slices.Concat(str(1, ""), varint(2, 13))
 	return slices.Concat(varint(1, 8), msg(8, opset), msg(7, graph))
 }
+
+// runAlloc runs the session with ONNX Runtime allocating the output, for
+// outputs whose shape is known only after the run, and returns a copy of
+// its values and its shape.
+func (s *session) runAlloc(ins []ort.Value) ([]float32, ort.Shape, error) {
+	outs := []ort.Value{nil}
+	if err := s.s.Run(ins, outs); err != nil {
+		return nil, nil, fmt.Errorf("running the model: %w", err)
+	}
+	defer outs[0].Destroy()
+	t, ok := outs[0].(*ort.Tensor[float32])
+	if !ok {
+		return nil, nil, fmt.Errorf("the model's output is a %T, want a float32 tensor", outs[0])
+	}
+	return slices.Clone(t.GetData()), t.GetShape(), nil
+}

@@ -18,6 +18,7 @@ type spec struct {
 	tileW   int  // fixed input width; 0 when free
 	tileH   int  // fixed input height; 0 when free
 	batched bool // the batch dimension is free, so tiles can share a run
+	classes int  // a detect model's class count
 }
 
 // layout returns the axis of channels, height and width in a 4-D tensor.

@@ -10,6 +10,9 @@ It rewrites, deterministically, in the folder of this script:
   blend.onnx, blend.json   plain cross-fade (1-t)*frame0 + t*frame1, the baseline
   testdata/                a small input pair and the torch modules' outputs,
                            which the Go tests compare the committed graphs with
+  testdata/detect/         three small detect models (one per decoder layout)
+                           that find solid red, green and blue squares, with
+                           their manifests: the tests' detectors
 
 Every model takes frame0, frame1 (float32 [1,3,H,W], RGB in [0,1]) and t
 (float32 [1]) and returns frame (float32 [1,3,H,W] in [0,1]), for any H and W
@@ -305,6 +308,166 @@ def write_reference(models):
         f.write("\n")
 
 
+class Squares(torch.nn.Module):
+    """A detector of solid-coloured squares, for the tests of the detect
+    path: no weights, only arithmetic, so its boxes are exact.
+
+    Class c is the tensor channel c: a pixel belongs to it when that channel
+    is above 0.2 of full intensity and the other two below 0.1. Per image
+    and class, the box is the bounding box of those pixels (in input pixels,
+    edges: a square covering columns 10..19 spans x 10 to 20) and the score
+    is the brightest such pixel's channel value, so a dimmer square scores
+    lower. Each found box is emitted more than once, with lower scores, so
+    that non-maximum suppression has duplicates to remove:
+      yolox   [N, rows, 5+C]: raw grid rows of strides 8, 16 and 32; the cell
+              holding the box centre at every stride carries it (objectness
+              1, 0.95 and 0.9 times the score; classes one-hot)
+      yolov5  [N, 2C, 5+C]: decoded cx, cy, w, h, objectness, classes; per
+              class the box, then the box 1 pixel right at 0.9 times the score
+      yolov8  [N, 4+C, 2C]: the same candidates, transposed, no objectness
+    """
+
+    classes = 3
+    size = 128
+
+    def __init__(self, decoder, white):
+        super().__init__()
+        self.decoder = decoder
+        self.white = white
+
+    def boxes(self, images):
+        x = images / self.white
+        n, _, h, w = x.shape
+        masks = []
+        for c in range(self.classes):
+            others = [x[:, k] for k in range(self.classes) if k != c]
+            masks.append((x[:, c] > 0.2) & (torch.maximum(others[0], others[1]) < 0.1))
+        mask = torch.stack(masks, 1)  # [N,C,H,W]
+        score = torch.amax(x * mask.to(x.dtype), dim=(2, 3))  # [N,C]
+        present = score > 0
+        xs = torch.arange(w, dtype=x.dtype).reshape(1, 1, 1, w)
+        ys = torch.arange(h, dtype=x.dtype).reshape(1, 1, h, 1)
+        # Scalars, not full-size constants: the file stays small.
+        big = torch.tensor(1e4, dtype=x.dtype)
+        x1 = torch.amin(torch.where(mask, xs, big), dim=(2, 3))
+        y1 = torch.amin(torch.where(mask, ys, big), dim=(2, 3))
+        x2 = torch.amax(torch.where(mask, xs + 1, -big), dim=(2, 3))
+        y2 = torch.amax(torch.where(mask, ys + 1, -big), dim=(2, 3))
+        zero = torch.zeros_like(score)
+        one = torch.ones_like(score)
+        cx = torch.where(present, (x1 + x2) / 2, zero)
+        cy = torch.where(present, (y1 + y2) / 2, zero)
+        bw = torch.where(present, x2 - x1, one)
+        bh = torch.where(present, y2 - y1, one)
+        return cx, cy, bw, bh, score  # each [N,C]
+
+    def forward(self, images):
+        cx, cy, bw, bh, score = self.boxes(images)
+        n = images.shape[0]
+        eye = torch.eye(self.classes, dtype=images.dtype)
+        if self.decoder == "yolox":
+            return self.grid(cx, cy, bw, bh, score, eye)
+        rows = []
+        for c in range(self.classes):
+            for shift, factor in ((0.0, 1.0), (1.0, 0.9)):
+                box = torch.stack([cx[:, c] + shift, cy[:, c], bw[:, c], bh[:, c]], 1)  # [N,4]
+                s = (score[:, c] * factor).reshape(n, 1)
+                cls = eye[c].reshape(1, self.classes).expand(n, self.classes)
+                if self.decoder == "yolov5":
+                    rows.append(torch.cat([box, s, cls], 1))
+                else:
+                    rows.append(torch.cat([box, s * cls], 1))
+        out = torch.stack(rows, 1)  # [N, 2C, 5+C] or [N, 2C, 4+C]
+        if self.decoder == "yolov8":
+            out = out.transpose(1, 2)
+        return out
+
+    def grid(self, cx, cy, bw, bh, score, eye):
+        n = cx.shape[0]
+        levels = []
+        for stride, factor in ((8, 1.0), (16, 0.95), (32, 0.9)):
+            g = self.size // stride
+            gx = torch.arange(g, dtype=cx.dtype).reshape(1, 1, 1, g)
+            gy = torch.arange(g, dtype=cx.dtype).reshape(1, 1, g, 1)
+            fx = (cx / stride).reshape(n, self.classes, 1, 1)
+            fy = (cy / stride).reshape(n, self.classes, 1, 1)
+            s = score.reshape(n, self.classes, 1, 1)
+            # The cell holding the centre, for each present class: [N,C,g,g]
+            hit = ((torch.floor(fx) == gx) & (torch.floor(fy) == gy) & (s > 0)).to(cx.dtype)
+            tx = (hit * (fx - gx)).sum(1)
+            ty = (hit * (fy - gy)).sum(1)
+            tw = (hit * torch.log(bw / stride).reshape(n, self.classes, 1, 1)).sum(1)
+            th = (hit * torch.log(bh / stride).reshape(n, self.classes, 1, 1)).sum(1)
+            obj = (hit * s).sum(1) * factor
+            cls = hit  # one-hot where hit
+            level = torch.cat([torch.stack([tx, ty, tw, th, obj], 1), cls], 1)  # [N,5+C,g,g]
+            levels.append(level.reshape(n, 5 + self.classes, g * g))
+        return torch.cat(levels, 2).transpose(1, 2)  # [N, rows, 5+C]
+
+
+# The test detectors: decoder, input preprocessing, whether the batch is free.
+DETECTORS = [
+    # YOLOX's own preprocessing: BGR, 0..255, top-left letterbox padded 114.
+    ("squares-yolox", "yolox", "BGR", 255.0, "top-left", 114, False),
+    # Ultralytics-style: RGB, 0..1, centred letterbox padded 114.
+    ("squares-yolov5", "yolov5", "RGB", 1.0, "center", 114, True),
+    ("squares-yolov8", "yolov8", "BGR", 1.0, "center", 0, True),
+]
+
+
+def export_detector(module, path, batched):
+    s = Squares.size
+    buf = io.BytesIO()
+    dyn = {"images": {0: "batch"}, "output": {0: "batch"}} if batched else None
+    with torch.no_grad():
+        torch.onnx.export(module, (torch.rand(1, 3, s, s) * module.white,), buf,
+                          opset_version=OPSET, input_names=["images"],
+                          output_names=["output"], dynamic_axes=dyn,
+                          do_constant_folding=True)
+    model = onnx.load_from_string(buf.getvalue())
+    for node in model.graph.node:
+        node.doc_string = ""
+    model.doc_string = ""
+    # The exporter's shape inference loses some output sides; state them,
+    # as the registry checks the model's declared output shape.
+    with torch.no_grad():
+        shape = list(module(torch.zeros(1, 3, s, s)).shape)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    for i, d in enumerate(dims):
+        if i == 0 and batched:
+            d.dim_param = "batch"
+        else:
+            d.dim_value = shape[i]
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    with open(path, "wb") as f:
+        f.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_detectors():
+    d = os.path.join(HERE, "testdata", "detect")
+    os.makedirs(d, exist_ok=True)
+    for name, decoder, channels, white, letterbox, pad, batched in DETECTORS:
+        module = Squares(decoder, white).eval()
+        sha = export_detector(module, os.path.join(d, name + ".onnx"), batched)
+        # Class c is tensor channel c, so a BGR model's first class is blue.
+        labels = ["red", "green", "blue"]
+        if channels == "BGR":
+            labels.reverse()
+        manifest = {
+            "name": name, "kind": "detect", "file": name + ".onnx",
+            "description": "Finds solid red, green and blue squares (%s layout; a test model)." % decoder,
+            "decoder": decoder, "channels": channels, "range": [0, int(white)],
+            "letterbox": letterbox, "pad": pad, "labels": labels,
+            "score_threshold": 0.25, "iou_threshold": 0.45, "sha256": sha,
+        }
+        with open(os.path.join(d, name + ".json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
+        print("%s.onnx sha256 %s" % (name, sha), file=sys.stderr)
+
+
 def main():
     torch.manual_seed(0)
     for name, module, description in MODELS:
@@ -313,6 +476,7 @@ def main():
         write_manifest(name, description, module.multiple, sha)
         print("%s.onnx sha256 %s" % (name, sha), file=sys.stderr)
     write_reference(MODELS)
+    write_detectors()
 
 
 if __name__ == "__main__":

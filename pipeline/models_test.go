@@ -25,6 +25,9 @@ func (f fakeModels) FrameModel(string) (img2vid.FrameModel, error) { return f.fm
 func (f fakeModels) Interpolator(name string) (img2vid.Interpolator, error) {
 	return nil, img2vid.Errorf(img2vid.ENOTFOUND, "no model %q", name)
 }
+func (f fakeModels) Detector(name string) (img2vid.Detector, error) {
+	return nil, img2vid.Errorf(img2vid.ENOTFOUND, "no model %q", name)
+}
 
 // fakeFrameModel runs apply on every frame.
 type fakeFrameModel struct {

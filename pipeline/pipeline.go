@@ -383,6 +383,10 @@ func (noModels) Interpolator(name string) (img2vid.Interpolator, error) {
 	return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "interpolation model %q: no inference runtime is configured", name)
 }
 
+func (noModels) Detector(name string) (img2vid.Detector, error) {
+	return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "detect model %q: no inference runtime is configured", name)
+}
+
 func write(enc *video.Encoder, f frame) error {
 	if f.data != nil {
 		return enc.WriteEncoded(f.data)

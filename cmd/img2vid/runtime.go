@@ -54,6 +54,14 @@ func (l *lazyModels) Interpolator(name string) (img2vid.Interpolator, error) {
 	return rt.Interpolator(name)
 }
 
+func (l *lazyModels) Detector(name string) (img2vid.Detector, error) {
+	rt, err := l.runtime()
+	if err != nil {
+		return nil, err
+	}
+	return rt.Detector(name)
+}
+
 // Close closes the runtime if it was opened.
 func (l *lazyModels) Close() {
 	if l.rt != nil {
