@@ -36,10 +36,9 @@ unit:
 	@if [ -z "$$IMG2VID_TESTDATA" ] && [ -n "$$CI" ]; then echo "CI: IMG2VID_TESTDATA is not set; the extended tests must run in CI" >&2; exit 1; fi
 	$(GO) test -count=1 -timeout 30m ./...
 
+# Prints each target's executions per second: a target that stops fuzzing shows.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseOptions$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./ingest
-	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./inference
+	bash scripts/fuzz.sh $(FUZZTIME)
 
 docker-test:
 	bash scripts/docker-test.sh
