@@ -6,8 +6,9 @@ import (
 	"fmt"
 )
 
-// Error codes. Each names a kind of failure that callers (the CLI, the HTTP
-// layer) map to an exit status or an HTTP status in exactly one place.
+// Error codes. Each names a kind of failure; the HTTP layer maps codes to
+// statuses in one function (server.statusOf) and the command maps them to
+// exit statuses in one table (exitStatus in cmd/img2vid).
 const (
 	EINVALID     = "invalid"     // the input or an option is wrong; the user can fix it
 	ENOTFOUND    = "not_found"   // a job, file or model does not exist
@@ -22,6 +23,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// Limit names the limit that was broken (one of the Limit constants),
+	// when one was.
+	Limit string
 	// Err is the underlying cause, kept for errors.Is/As and for logs.
 	Err error
 }
@@ -70,4 +74,14 @@ func ErrorMessage(err error) string {
 	default:
 		return "internal error"
 	}
+}
+
+// ErrorLimit returns the name of the limit err broke, or "" when it broke
+// none.
+func ErrorLimit(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Limit
+	}
+	return ""
 }

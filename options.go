@@ -33,6 +33,9 @@ const (
 // Bounds on option values. They keep a single job's work finite; the server
 // adds its own, tighter limits on top.
 const (
+	// MinFPS keeps a frame's duration finite and representable: below it a
+	// video's length overflows what ffmpeg and time.Duration can hold.
+	MinFPS         = 0.001
 	MaxFPS         = 240
 	MaxInterpolate = 16
 	MaxSide        = 8192
@@ -94,10 +97,10 @@ func (o Options) OutputFPS() float64 {
 // Validate reports the first option that is out of range, naming it.
 func (o Options) Validate() error {
 	switch {
-	case !(o.FPS > 0 && o.FPS <= MaxFPS): // also rejects NaN
-		return Errorf(EINVALID, "fps must be greater than 0 and at most %d, got %v", MaxFPS, o.FPS)
-	case !(o.FPSOut >= 0 && o.FPSOut <= MaxFPS):
-		return Errorf(EINVALID, "fps_out must be between 0 (automatic) and %d, got %v", MaxFPS, o.FPSOut)
+	case !(o.FPS >= MinFPS && o.FPS <= MaxFPS): // also rejects NaN
+		return Errorf(EINVALID, "fps must be between %v and %d, got %v", MinFPS, MaxFPS, o.FPS)
+	case !(o.FPSOut == 0 || o.FPSOut >= MinFPS && o.FPSOut <= MaxFPS):
+		return Errorf(EINVALID, "fps_out must be 0 (automatic) or between %v and %d, got %v", MinFPS, MaxFPS, o.FPSOut)
 	case o.Format != "" && o.Format != FormatMP4 && o.Format != FormatWebM && o.Format != FormatGIF:
 		return Errorf(EINVALID, "format must be mp4, webm or gif, got %q", o.Format)
 	case o.Width < 0 || o.Height < 0 || o.Width > MaxSide || o.Height > MaxSide:
@@ -126,60 +129,131 @@ func (o Options) Validate() error {
 	return nil
 }
 
-// ParseOptions reads options by their names (fps, fps_out, format, size,
-// fit, quality, preset, dedupe, interpolate, interp_model, frame_model,
-// scene_cut, audio_fit) through get, which returns "" for a field not given. Unset
-// fields keep their defaults. The result is validated.
+// OptionSpec describes one job option. The table of them, OptionTable,
+// drives the API's form fields, the command's flags and the parsing of
+// both, and a test checks it against the OpenAPI document.
+type OptionSpec struct {
+	// Name is the form field and API name; the command's flag is the same
+	// with dashes (fps_out, --fps-out).
+	Name string
+	// Type is the value's JSON schema type: number, integer, string or
+	// boolean.
+	Type string
+	// Enum lists the allowed values when they are a fixed set.
+	Enum []string
+	// Min and Max bound a number or integer, when Bounded.
+	Min, Max float64
+	Bounded  bool
+	// Usage says what it does, for --help and the documentation.
+	Usage string
+	get   func(*Options) string
+	set   func(*Options, string) error
+}
+
+// Flag is the command-line flag of the option, without dashes in front.
+func (s OptionSpec) Flag() string { return strings.ReplaceAll(s.Name, "_", "-") }
+
+// Get formats the option's value in o as it would be written in a form.
+func (s OptionSpec) Get(o *Options) string { return s.get(o) }
+
+// Set parses text into the option's field of o. It checks the text's form
+// (a number, a size) and leaves ranges to Options.Validate.
+func (s OptionSpec) Set(o *Options, text string) error { return s.set(o, strings.TrimSpace(text)) }
+
+// OptionTable lists every job option, in the order forms and help show them.
+var OptionTable = []OptionSpec{
+	{Name: "fps", Type: "number", Min: MinFPS, Max: MaxFPS, Bounded: true, Usage: "images per second",
+		get: func(o *Options) string { return formatFloat(o.FPS) }, set: floatOption("fps", func(o *Options) *float64 { return &o.FPS })},
+	{Name: "fps_out", Type: "number", Min: 0, Max: MaxFPS, Bounded: true, Usage: "output frame rate; 0 means fps x interpolate",
+		get: func(o *Options) string { return formatFloat(o.FPSOut) }, set: floatOption("fps_out", func(o *Options) *float64 { return &o.FPSOut })},
+	{Name: "format", Type: "string", Enum: []string{FormatMP4, FormatWebM, FormatGIF}, Usage: "mp4, webm or gif (default from the output's name, else mp4)",
+		get: func(o *Options) string { return o.Format }, set: func(o *Options, s string) error { o.Format = s; return nil }},
+	{Name: "size", Type: "string", Usage: "video size WxH, e.g. 1280x720 (default the first image's, after the frame model)",
+		get: func(o *Options) string {
+			if o.Width == 0 {
+				return ""
+			}
+			return strconv.Itoa(o.Width) + "x" + strconv.Itoa(o.Height)
+		},
+		set: func(o *Options, s string) (err error) { o.Width, o.Height, err = ParseSize(s); return err }},
+	{Name: "fit", Type: "string", Enum: []string{FitContain, FitCover, FitStretch}, Usage: "how images fill the size: contain (letterbox), cover (crop) or stretch",
+		get: func(o *Options) string { return o.Fit }, set: func(o *Options, s string) error { o.Fit = s; return nil }},
+	{Name: "quality", Type: "integer", Min: 0, Max: MaxQuality, Bounded: true, Usage: "CRF-like quality, 0 (best, largest) to 51 (worst)",
+		get: func(o *Options) string { return strconv.Itoa(o.Quality) }, set: intOption("quality", func(o *Options) *int { return &o.Quality })},
+	{Name: "preset", Type: "string", Enum: x264Presets, Usage: "x264 speed preset, ultrafast to veryslow",
+		get: func(o *Options) string { return o.Preset }, set: func(o *Options, s string) error { o.Preset = s; return nil }},
+	{Name: "dedupe", Type: "boolean", Usage: "drop consecutive exact duplicate images (they are reported either way)",
+		get: func(o *Options) string { return strconv.FormatBool(o.Dedupe) },
+		set: func(o *Options, s string) (err error) {
+			if o.Dedupe, err = strconv.ParseBool(s); err != nil {
+				return Errorf(EINVALID, "dedupe must be true or false, got %q", s)
+			}
+			return nil
+		}},
+	{Name: "interpolate", Type: "integer", Min: 1, Max: MaxInterpolate, Bounded: true, Usage: "N makes N-1 new frames between neighbours (1: off); the video keeps its length",
+		get: func(o *Options) string { return strconv.Itoa(o.Interpolate) }, set: intOption("interpolate", func(o *Options) *int { return &o.Interpolate })},
+	{Name: "interp_model", Type: "string", Usage: "interpolation model",
+		get: func(o *Options) string { return o.InterpModel }, set: func(o *Options, s string) error { o.InterpModel = s; return nil }},
+	{Name: "frame_model", Type: "string", Usage: "model run on every image, e.g. super-resolution (default none)",
+		get: func(o *Options) string { return o.FrameModel }, set: func(o *Options, s string) error { o.FrameModel = s; return nil }},
+	{Name: "scene_cut", Type: "number", Min: 0, Max: 1, Bounded: true, Usage: "mean luma difference (0-1) above which a pair is held, not interpolated",
+		get: func(o *Options) string { return formatFloat(o.SceneCut) }, set: floatOption("scene_cut", func(o *Options) *float64 { return &o.SceneCut })},
+	{Name: "audio_fit", Type: "string", Enum: []string{AudioTrim, AudioExtend}, Usage: "with a soundtrack: trim (the audio ends with the video) or extend (the last frame is held until the audio ends)",
+		get: func(o *Options) string { return o.AudioFit }, set: func(o *Options, s string) error { o.AudioFit = s; return nil }},
+}
+
+// OptionByName returns the spec of the named option.
+func OptionByName(name string) (OptionSpec, bool) {
+	i := slices.IndexFunc(OptionTable, func(s OptionSpec) bool { return s.Name == name })
+	if i < 0 {
+		return OptionSpec{}, false
+	}
+	return OptionTable[i], true
+}
+
+// OptionNames lists the option names in table order.
+func OptionNames() []string {
+	names := make([]string, len(OptionTable))
+	for i, s := range OptionTable {
+		names[i] = s.Name
+	}
+	return names
+}
+
+func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+func floatOption(name string, field func(*Options) *float64) func(*Options, string) error {
+	return func(o *Options, s string) error {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return Errorf(EINVALID, "%s must be a number, got %q", name, s)
+		}
+		*field(o) = v
+		return nil
+	}
+}
+
+func intOption(name string, field func(*Options) *int) func(*Options, string) error {
+	return func(o *Options, s string) error {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			return Errorf(EINVALID, "%s must be a whole number, got %q", name, s)
+		}
+		*field(o) = v
+		return nil
+	}
+}
+
+// ParseOptions reads the options of OptionTable by name through get,
+// which returns "" for a field not given. Unset fields keep their defaults.
+// The result is validated.
 func ParseOptions(get func(name string) string) (Options, error) {
 	o := DefaultOptions()
-	var err error
-	floatField := func(name string, dst *float64) {
-		if s := get(name); s != "" && err == nil {
-			v, perr := strconv.ParseFloat(strings.TrimSpace(s), 64)
-			if perr != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				err = Errorf(EINVALID, "%s must be a number, got %q", name, s)
-				return
+	for _, spec := range OptionTable {
+		if s := strings.TrimSpace(get(spec.Name)); s != "" {
+			if err := spec.Set(&o, s); err != nil {
+				return o, err
 			}
-			*dst = v
-		}
-	}
-	intField := func(name string, dst *int) {
-		if s := get(name); s != "" && err == nil {
-			v, perr := strconv.Atoi(strings.TrimSpace(s))
-			if perr != nil {
-				err = Errorf(EINVALID, "%s must be a whole number, got %q", name, s)
-				return
-			}
-			*dst = v
-		}
-	}
-	stringField := func(name string, dst *string) {
-		if s := strings.TrimSpace(get(name)); s != "" {
-			*dst = s
-		}
-	}
-	floatField("fps", &o.FPS)
-	floatField("fps_out", &o.FPSOut)
-	floatField("scene_cut", &o.SceneCut)
-	intField("quality", &o.Quality)
-	intField("interpolate", &o.Interpolate)
-	if err != nil {
-		return o, err
-	}
-	stringField("format", &o.Format)
-	stringField("fit", &o.Fit)
-	stringField("preset", &o.Preset)
-	stringField("interp_model", &o.InterpModel)
-	stringField("frame_model", &o.FrameModel)
-	stringField("audio_fit", &o.AudioFit)
-	if s := strings.TrimSpace(get("size")); s != "" {
-		if o.Width, o.Height, err = ParseSize(s); err != nil {
-			return o, err
-		}
-	}
-	if s := strings.TrimSpace(get("dedupe")); s != "" {
-		if o.Dedupe, err = strconv.ParseBool(s); err != nil {
-			return o, Errorf(EINVALID, "dedupe must be true or false, got %q", s)
 		}
 	}
 	return o, o.Validate()

@@ -43,9 +43,11 @@ func TestParseOptionsRejects(t *testing.T) {
 		kv   []string
 		text string
 	}{
-		{[]string{"fps", "0"}, "fps must be greater than 0"},
-		{[]string{"fps", "-1"}, "fps must be greater than 0"},
-		{[]string{"fps", "1e9"}, "fps must be greater than 0 and at most 240"},
+		{[]string{"fps", "0"}, "fps must be between 0.001 and 240"},
+		{[]string{"fps", "-1"}, "fps must be between"},
+		{[]string{"fps", "1e9"}, "fps must be between 0.001 and 240"},
+		{[]string{"fps", "1e-320"}, "fps must be between 0.001 and 240"},
+		{[]string{"fps_out", "1e-320"}, "fps_out must be 0 (automatic) or between"},
 		{[]string{"fps", "NaN"}, "fps must be a number"},
 		{[]string{"fps", "Inf"}, "fps must be a number"},
 		{[]string{"fps", "five"}, "fps must be a number"},
@@ -105,6 +107,34 @@ func TestAudioOptions(t *testing.T) {
 	}
 	if o, err := ParseOptions(form("audio_fit", "extend")); err != nil || o.AudioFit != AudioExtend {
 		t.Errorf("audio_fit=extend: %+v, %v", o, err)
+	}
+}
+
+// TestOptionTableRoundTrips: every option's value, written as a form would
+// carry it, parses back to the same options, so the table's get and set
+// agree for each field.
+func TestOptionTableRoundTrips(t *testing.T) {
+	o, err := ParseOptions(form("fps", "2.5", "fps_out", "30", "format", "gif", "size", "64x48", "fit", "stretch", "quality", "7",
+		"preset", "slow", "dedupe", "true", "interpolate", "4", "interp_model", "blend", "frame_model", "sr", "scene_cut", "0.5", "audio_fit", "extend"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := map[string]string{}
+	for _, spec := range OptionTable {
+		fields[spec.Name] = spec.Get(&o)
+		if fields[spec.Name] == spec.Get(&Options{}) && spec.Type != "boolean" {
+			t.Errorf("option %s reads the same from set and zero options: its get is not wired to its field", spec.Name)
+		}
+		if spec.Flag() != strings.ReplaceAll(spec.Name, "_", "-") {
+			t.Errorf("flag of %s is %s", spec.Name, spec.Flag())
+		}
+	}
+	back, err := ParseOptions(func(k string) string { return fields[k] })
+	if err != nil || back != o {
+		t.Fatalf("round trip: %+v, %v\nwant %+v", back, err, o)
+	}
+	if len(OptionNames()) != len(OptionTable) {
+		t.Fatalf("OptionNames has %d names for %d options", len(OptionNames()), len(OptionTable))
 	}
 }
 

@@ -23,10 +23,6 @@ import (
 	"github.com/img2vid/img2vid"
 )
 
-// DefaultMaxPixels bounds the pixels of one image (width x height) unless the
-// caller sets its own: about 100 megapixels, 400 MB once decoded.
-const DefaultMaxPixels = 100_000_000
-
 // headBytes is how much of a file the header is read from: enough for the
 // metadata cameras put before the EXIF orientation (APP1 is at most 64 KiB).
 // Every reader given to readHeader must buffer this much, or Peek sees less.
@@ -46,9 +42,10 @@ type Header struct {
 }
 
 // ReadHeader reads the format, size and orientation of the image at path,
-// refusing one whose pixel count is above maxPixels before any pixel
-// memory is allocated (a decompression bomb declares its size up front).
-func ReadHeader(path string, maxPixels int) (Header, error) {
+// refusing one whose pixel count is above maxPixels (the limit
+// img2vid.LimitPixels; 0 means no limit) before any pixel memory is
+// allocated: a decompression bomb declares its size up front.
+func ReadHeader(path string, maxPixels int64) (Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Header{}, openError(path, err)
@@ -85,7 +82,7 @@ func PlainJPEG(data []byte) error {
 	return err
 }
 
-func readHeader(r *bufio.Reader, path string, maxPixels int) (Header, error) {
+func readHeader(r *bufio.Reader, path string, maxPixels int64) (Header, error) {
 	head, _ := r.Peek(headBytes)
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(head))
 	if err != nil {
@@ -98,9 +95,9 @@ func readHeader(r *bufio.Reader, path string, maxPixels int) (Header, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return Header{}, img2vid.Errorf(img2vid.EINVALID, "%s: image has no pixels (%dx%d)", filepath.Base(path), cfg.Width, cfg.Height)
 	}
-	if maxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return Header{}, img2vid.Errorf(img2vid.ETOOLARGE, "%s: %dx%d is %d pixels, above the limit of %d",
-			filepath.Base(path), cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels)
+	if px := int64(cfg.Width) * int64(cfg.Height); img2vid.Over(px, maxPixels) {
+		return Header{}, img2vid.Limits{Pixels: maxPixels}.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels,
+			"%s: %dx%d is %d pixels", filepath.Base(path), cfg.Width, cfg.Height, px)
 	}
 	h := Header{Format: format, Width: cfg.Width, Height: cfg.Height, Orientation: 1}
 	if format == "jpeg" {
@@ -116,7 +113,7 @@ func readHeader(r *bufio.Reader, path string, maxPixels int) (Header, error) {
 // Decode reads the image at path into upright NRGBA pixels: EXIF
 // orientation applied (Go's decoders ignore it), any colour model (gray,
 // paletted, CMYK, 16-bit) converted, the first frame of an animated GIF.
-func Decode(path string, maxPixels int) (*image.NRGBA, Header, error) {
+func Decode(path string, maxPixels int64) (*image.NRGBA, Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, Header{}, openError(path, err)

@@ -140,13 +140,13 @@ func TestDecodeBadInput(t *testing.T) {
 		{"text named .jpg", "notes.jpg", []byte("hello, not an image"), img2vid.EINVALID, "notes.jpg: not a readable image"},
 		{"zero bytes", "empty.png", nil, img2vid.EINVALID, "empty.png: not a readable image"},
 		{"truncated jpeg", "cut.jpg", good[:len(good)-200], img2vid.EINVALID, "cut.jpg: cannot decode jpeg"},
-		{"bomb header", "bomb.png", testimage.PNGHeaderOnly(50000, 50000), img2vid.ETOOLARGE, "bomb.png: 50000x50000 is 2500000000 pixels, above the limit"},
+		{"bomb header", "bomb.png", testimage.PNGHeaderOnly(50000, 50000), img2vid.ETOOLARGE, "bomb.png: 50000x50000 is 2500000000 pixels; the limit is max_pixels=50000000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(dir, c.file)
 			testimage.Write(t, p, c.data)
-			_, _, err := Decode(p, DefaultMaxPixels)
+			_, _, err := Decode(p, img2vid.DefaultLimits().Pixels)
 			if img2vid.ErrorCode(err) != c.code || !strings.Contains(err.Error(), c.text) {
 				t.Errorf("got %v (%s), want code %s and a message containing %q", err, img2vid.ErrorCode(err), c.code, c.text)
 			}

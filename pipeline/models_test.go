@@ -110,14 +110,14 @@ func TestFramePixelsAreBounded(t *testing.T) {
 	up.FrameModel = "x4"
 	up.Width, up.Height = 16, 16 // small frames: the model's own output is what is too large
 	fm := fakeFrameModel{apply: func(_ context.Context, in *image.NRGBA) (*image.NRGBA, error) { return in, nil }}
-	p := &pipeline.Pipeline{Models: fakeModels{upscaler{fm}}, MaxPixels: 1000}
+	p := &pipeline.Pipeline{Models: fakeModels{upscaler{fm}}, Limits: img2vid.Limits{Pixels: 1000}}
 	for _, tc := range []struct {
 		name string
 		opts img2vid.Options
 		text string
 	}{
-		{"size", big, "video frames of 8192x8192 are above the limit of 1000 pixels"},
-		{"model output", up, "f00.png: fake would make it 64x64, above the limit of 1000 pixels"},
+		{"size", big, "video frames of 8192x8192 are too large (set a smaller size); the limit is max_pixels=1000"},
+		{"model output", up, "f00.png: fake would make it 64x64; the limit is max_pixels=1000"},
 	} {
 		_, err := p.Convert(context.Background(), inputs, filepath.Join(t.TempDir(), "v.mp4"), tc.opts, nil)
 		if img2vid.ErrorCode(err) != img2vid.ETOOLARGE || !strings.Contains(err.Error(), tc.text) {

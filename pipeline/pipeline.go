@@ -25,11 +25,13 @@ import (
 // Pipeline converts images to videos. The zero value works with the ffmpeg
 // on PATH and no models; it is safe for concurrent use.
 type Pipeline struct {
-	FFmpeg    string         // ffmpeg program; "" means "ffmpeg" on PATH
-	Models    img2vid.Models // resolves model names; nil when none are available
-	MaxPixels int            // pixels per image; 0 means ingest.DefaultMaxPixels
-	Workers   int            // images decoded at once; 0 means one per CPU
-	Logger    *slog.Logger   // nil means slog.Default()
+	FFmpeg string         // ffmpeg program; "" means "ffmpeg" on PATH
+	Models img2vid.Models // resolves model names; nil when none are available
+	// Limits bound each job; zero fields mean no limit. The command and the
+	// server fill them from img2vid.DefaultLimits and the user's settings.
+	Limits  img2vid.Limits
+	Workers int          // images decoded at once; 0 means one per CPU
+	Logger  *slog.Logger // nil means slog.Default()
 }
 
 // frame is one decoded image on its way to the encoder.
@@ -68,10 +70,8 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	if len(inputs) == 0 {
 		return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "no input images")
 	}
-	maxPixels := p.MaxPixels
-	if maxPixels == 0 {
-		maxPixels = ingest.DefaultMaxPixels
-	}
+	lim := p.Limits
+	maxPixels := lim.Pixels
 
 	// Every header first: a file that is not an image, or too large, stops
 	// the job before ffmpeg starts.
@@ -114,16 +114,16 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	fw, fh := cv.Size()
 	// The frames and what a model makes of an image are bounded like the
 	// images: a small request must not make huge frames.
-	if int64(fw)*int64(fh) > int64(maxPixels) {
-		return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "video frames of %dx%d are above the limit of %d pixels; set a smaller size", fw, fh, maxPixels)
+	if img2vid.Over(int64(fw)*int64(fh), maxPixels) {
+		return img2vid.Result{}, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "video frames of %dx%d are too large (set a smaller size)", fw, fh)
 	}
 	for i, h := range headers {
 		if fm == nil {
 			break
 		}
-		if w, h := fm.OutputSize(h.Width, h.Height); int64(w)*int64(h) > int64(maxPixels) {
-			return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "%s: %s would make it %dx%d, above the limit of %d pixels",
-				filepath.Base(inputs[i]), fm.Name(), w, h, maxPixels)
+		if w, h := fm.OutputSize(h.Width, h.Height); img2vid.Over(int64(w)*int64(h), maxPixels) {
+			return img2vid.Result{}, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "%s: %s would make it %dx%d",
+				filepath.Base(inputs[i]), fm.Name(), w, h)
 		}
 	}
 
@@ -420,7 +420,7 @@ func canPassThrough(headers []ingest.Header, w, h int) bool {
 // blameFile finds which of the files ffmpeg was given it could not decode,
 // by decoding them here, so the error names the file; it returns ffmpegErr
 // when every file decodes.
-func blameFile(files []string, maxPixels int, ffmpegErr error) error {
+func blameFile(files []string, maxPixels int64, ffmpegErr error) error {
 	for _, f := range files {
 		if _, _, err := ingest.Decode(f, maxPixels); err != nil {
 			return err

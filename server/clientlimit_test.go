@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/img2vid/img2vid"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -54,9 +55,9 @@ func TestJobsPerClientAnswers429(t *testing.T) {
 	// A forwarded header must not let a client pass for another one.
 	rec := postFrom(t, s, a, map[string]string{"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.7"})
 	e := errorOf(t, rec.Body.Bytes())
-	if rec.Code != http.StatusTooManyRequests || e.Code != ETOOMANYJOBS || !strings.Contains(e.Error, "jobs_per_client=2") ||
+	if rec.Code != http.StatusTooManyRequests || e.Code != ETOOMANYJOBS || !strings.Contains(e.Error, "max_jobs_per_client=2") ||
 		rec.Header().Get("Retry-After") != "3" {
-		t.Fatalf("third job of one client: %d Retry-After %q %+v, want 429 too_many_jobs naming jobs_per_client=2 with Retry-After 3",
+		t.Fatalf("third job of one client: %d Retry-After %q %+v, want 429 too_many_jobs naming max_jobs_per_client=2 with Retry-After 3",
 			rec.Code, rec.Header().Get("Retry-After"), e)
 	}
 	if entries := workEntries(t, s); len(entries) != 2 {
@@ -91,22 +92,18 @@ func TestJobsPerClientAnswers429(t *testing.T) {
 	}
 }
 
-func TestJobsPerClientNegativeIsOff(t *testing.T) {
+func TestJobsPerClientZeroIsOff(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{})}
-	s, _ := start(t, conv, func(c *Config) { c.Limits.JobsPerClient = -1 })
+	s, _ := start(t, conv, func(c *Config) { c.Limits.JobsPerClient = 0 })
 	defer close(conv.release)
-	for i := range DefaultLimits().JobsPerClient + 2 {
+	for i := range img2vid.DefaultLimits().JobsPerClient + 2 {
 		if rec := postFrom(t, s, "192.0.2.1:40000", nil); rec.Code != http.StatusAccepted {
 			t.Fatalf("job %d with the limit off: %d %s", i+1, rec.Code, rec.Body)
 		}
 	}
 }
 
-func TestJobsPerClientDefault(t *testing.T) {
-	s, _ := start(t, &fakeConverter{}, nil)
-	if got, want := s.cfg.Limits.JobsPerClient, DefaultLimits().JobsPerClient; got != want || want <= 0 {
-		t.Errorf("zero JobsPerClient became %d, want the default %d (and a default that limits)", got, want)
-	}
+func TestJobsPerClientStatus(t *testing.T) {
 	if got := statusOf(ETOOMANYJOBS); got != http.StatusTooManyRequests {
 		t.Errorf("too_many_jobs maps to %d, want 429", got)
 	}
@@ -147,7 +144,7 @@ func TestSlowUploadsCountAgainstTheClient(t *testing.T) {
 	waitFor(t, "the slow upload to be admitted", func() bool { return uploads("192.0.2.7") == 1 })
 
 	second := postFrom(t, s, "192.0.2.7:1001", nil)
-	if e := errorOf(t, second.Body.Bytes()); second.Code != http.StatusTooManyRequests || !strings.Contains(e.Error, "1 uploads in progress; the limit is jobs_per_client=1") {
+	if e := errorOf(t, second.Body.Bytes()); second.Code != http.StatusTooManyRequests || !strings.Contains(e.Error, "1 uploads in progress; the limit is max_jobs_per_client=1") {
 		t.Errorf("second upload from the same client: %d %+v, want 429 naming the uploads in progress", second.Code, e)
 	}
 	idOf(t, postFrom(t, s, "198.51.100.1:1000", nil)) // another client is served

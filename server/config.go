@@ -24,52 +24,9 @@ type Catalog interface {
 	Info() img2vid.RuntimeInfo
 }
 
-// Limits bound what one request and all jobs together may use. Each is
-// checked before the work it guards starts; a zero value means the default.
-type Limits struct {
-	// UploadBytes caps one POST /api/jobs body, files and fields together.
-	UploadBytes int64
-	// FileBytes caps one uploaded image.
-	FileBytes int64
-	// Files caps the number of images in one job.
-	Files int
-	// Pixels caps width x height of one image, read from its header before
-	// anything is decoded, so a decompression bomb costs nothing.
-	Pixels int64
-	// OutputFrames caps the frames one job may encode (after interpolation).
-	OutputFrames int
-	// Duration caps the length of one output video.
-	Duration time.Duration
-	// JobTime caps how long one job may run before it is canceled.
-	JobTime time.Duration
-	// DiskBytes caps the bytes all job folders together may hold.
-	DiskBytes int64
-	// JobsPerClient caps the jobs one client (one remote IP address) may
-	// have queued or running at once, so that one client cannot take the
-	// whole queue, and, counted apart, its uploads in progress, so that it
-	// cannot hold slow uploads open without end. Negative turns the limit off; behind a reverse proxy
-	// every client shares the proxy's address.
-	JobsPerClient int
-}
-
-// DefaultLimits are generous for one person's use and small enough that a
-// public server cannot be filled by one client.
-func DefaultLimits() Limits {
-	return Limits{
-		UploadBytes:   1 << 30,
-		FileBytes:     64 << 20,
-		Files:         2000,
-		Pixels:        50_000_000,
-		OutputFrames:  20_000,
-		Duration:      30 * time.Minute,
-		JobTime:       30 * time.Minute,
-		DiskBytes:     8 << 30,
-		JobsPerClient: 4,
-	}
-}
-
 // Config is what the server needs. cmd fills it from flags and environment;
-// zero values take the defaults shown on each field.
+// zero values take the defaults shown on each field, except Limits, where
+// zero means no limit.
 type Config struct {
 	// Converter runs the jobs. Required.
 	Converter Converter
@@ -102,8 +59,9 @@ type Config struct {
 	Token string
 	// RetryAfter is the delay a busy server suggests to clients (default 5s).
 	RetryAfter time.Duration
-	// Limits bound uploads and jobs.
-	Limits Limits
+	// Limits bound uploads and jobs. Zero fields mean no limit: start from
+	// img2vid.DefaultLimits().
+	Limits img2vid.Limits
 }
 
 // withDefaults returns c with zero fields set to their defaults, or an
@@ -122,16 +80,8 @@ func (c Config) withDefaults() (Config, error) {
 	c.Queue = cmp.Or(c.Queue, 8)
 	c.TTL = cmp.Or(c.TTL, time.Hour)
 	c.RetryAfter = max(cmp.Or(c.RetryAfter, 5*time.Second), time.Second)
-	d := DefaultLimits()
-	l := &c.Limits
-	l.UploadBytes = cmp.Or(l.UploadBytes, d.UploadBytes)
-	l.FileBytes = cmp.Or(l.FileBytes, d.FileBytes)
-	l.Files = cmp.Or(l.Files, d.Files)
-	l.Pixels = cmp.Or(l.Pixels, d.Pixels)
-	l.OutputFrames = cmp.Or(l.OutputFrames, d.OutputFrames)
-	l.Duration = cmp.Or(l.Duration, d.Duration)
-	l.JobTime = cmp.Or(l.JobTime, d.JobTime)
-	l.DiskBytes = cmp.Or(l.DiskBytes, d.DiskBytes)
-	l.JobsPerClient = cmp.Or(l.JobsPerClient, d.JobsPerClient)
+	if err := c.Limits.Validate(); err != nil {
+		return c, fmt.Errorf("server config: %w", err)
+	}
 	return c, nil
 }

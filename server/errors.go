@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -21,15 +20,21 @@ const EUNAUTHORIZED = "unauthorized"
 // about who asks, which only the HTTP layer knows.
 const ETOOMANYJOBS = "too_many_jobs"
 
+// EMETHOD is the code of a request whose path exists but not with its
+// method. Only HTTP has methods.
+const EMETHOD = "method_not_allowed"
+
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
+	// Limit names the limit that was broken, when one was (max_pixels...).
+	Limit string `json:"limit,omitempty"`
 }
 
 // statusOf maps an error code to its HTTP status. It is the only place that
-// does, so the CLI's exit codes and the API's statuses cannot drift apart
-// from the codes' meaning.
+// does: every error response, job error and refusal goes through
+// writeError, which asks it.
 func statusOf(code string) int {
 	switch code {
 	case img2vid.EINVALID:
@@ -44,6 +49,8 @@ func statusOf(code string) int {
 		return http.StatusConflict
 	case EUNAUTHORIZED:
 		return http.StatusUnauthorized
+	case EMETHOD:
+		return http.StatusMethodNotAllowed
 	case ETOOMANYJOBS:
 		return http.StatusTooManyRequests
 	default:
@@ -54,11 +61,7 @@ func statusOf(code string) int {
 // errorBody returns what a client may see of err: the coded message, or a
 // generic text for internal errors, whose detail only goes to the log.
 func errorBody(err error) ErrorBody {
-	var e *img2vid.Error
-	if errors.As(err, &e) && e.Code == EUNAUTHORIZED {
-		return ErrorBody{Error: e.Message, Code: e.Code}
-	}
-	return ErrorBody{Error: img2vid.ErrorMessage(err), Code: img2vid.ErrorCode(err)}
+	return ErrorBody{Error: img2vid.ErrorMessage(err), Code: img2vid.ErrorCode(err), Limit: img2vid.ErrorLimit(err)}
 }
 
 // writeError answers the request with err as JSON and the status its code
@@ -71,6 +74,9 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		s.log.Error("request failed", "method", c.Request.Method, "route", c.FullPath(), "err", err)
 	} else {
 		s.log.Debug("request refused", "method", c.Request.Method, "route", c.FullPath(), "status", status, "err", err)
+	}
+	if body.Limit != "" {
+		s.metrics.refusals.WithLabelValues(body.Limit).Inc()
 	}
 	if body.Code == img2vid.EBUSY || body.Code == ETOOMANYJOBS {
 		c.Header("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))

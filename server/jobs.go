@@ -152,9 +152,9 @@ func (s *Server) enqueue(j *job) error {
 // clientFull refuses a client that already has Limits.JobsPerClient jobs
 // queued or running. The caller holds s.mu.
 func (s *Server) clientFull(client string) error {
-	limit := s.cfg.Limits.JobsPerClient
-	if n := s.active[client]; limit > 0 && n >= limit {
-		return img2vid.Errorf(ETOOMANYJOBS, "this client already has %d jobs queued or running; the limit is jobs_per_client=%d", n, limit)
+	lim := s.cfg.Limits
+	if n := s.active[client]; img2vid.Over(n+1, lim.JobsPerClient) {
+		return lim.Refuse(ETOOMANYJOBS, img2vid.LimitJobsPerClient, "this client already has %d jobs queued or running", n)
 	}
 	return nil
 }
@@ -205,12 +205,15 @@ func (s *Server) run(j *job) {
 	})
 	s.metrics.running.Inc()
 	defer s.metrics.running.Dec()
-	ctx, cancel := context.WithTimeout(j.ctx, s.cfg.Limits.JobTime)
+	ctx, cancel := context.WithCancel(j.ctx)
+	if lim := s.cfg.Limits; lim.JobTimeout > 0 {
+		ctx, cancel = context.WithTimeout(j.ctx, lim.JobTimeout)
+	}
 	defer cancel()
 	start := time.Now()
 	res, err := s.convert(ctx, j)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && j.ctx.Err() == nil {
-		err = img2vid.Errorf(img2vid.ETOOLARGE, "the job ran past the time limit of %s (job_time)", s.cfg.Limits.JobTime)
+		err = s.cfg.Limits.Refuse(img2vid.ETOOLARGE, img2vid.LimitJobTimeout, "the job ran past its time limit")
 	}
 	s.finish(j, res, err, time.Since(start))
 }
@@ -257,6 +260,9 @@ func (s *Server) finish(j *job, res img2vid.Result, err error, took time.Duratio
 		s.log.Info("job done", "job", j.id, "took", took, "frames", res.Frames)
 	}
 	s.metrics.observeJob(outcome, took, j.opts, s.provider())
+	if limit := img2vid.ErrorLimit(err); limit != "" {
+		s.metrics.refusals.WithLabelValues(limit).Inc()
+	}
 	var size int64
 	if fi, statErr := os.Stat(j.output); statErr == nil && err == nil {
 		size = fi.Size()

@@ -22,6 +22,7 @@ type metrics struct {
 	inference *prometheus.HistogramVec
 	frames    prometheus.Counter
 	running   prometheus.Gauge
+	refusals  *prometheus.CounterVec
 }
 
 // newMetrics registers every series; depth reads the queue's length at
@@ -49,8 +50,11 @@ func newMetrics(depth func() float64) *metrics {
 		running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "img2vid_jobs_running", Help: "Jobs running on a worker now.",
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "img2vid_limit_refusals_total", Help: "Requests refused and jobs failed for breaking a limit, by the limit's name (max_pixels, ...).",
+		}, []string{"limit"}),
 	}
-	m.registry.MustRegister(m.jobs, m.jobTime, m.convert, m.inference, m.frames, m.running,
+	m.registry.MustRegister(m.jobs, m.jobTime, m.convert, m.inference, m.frames, m.running, m.refusals,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "img2vid_queue_depth", Help: "Jobs waiting for a worker."}, depth),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

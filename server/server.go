@@ -145,8 +145,7 @@ func (s *Server) routes() *gin.Engine {
 		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "no such page: %s", truncate(c.Request.URL.Path, 80)))
 	})
 	r.NoMethod(func(c *gin.Context) {
-		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, ErrorBody{
-			Error: fmt.Sprintf("method %s is not allowed here", c.Request.Method), Code: img2vid.EINVALID})
+		s.writeError(c, img2vid.Errorf(EMETHOD, "method %s is not allowed here", c.Request.Method))
 	})
 
 	// Every GET route answers HEAD too (gin does not on its own), so link
@@ -288,7 +287,7 @@ func (s *Server) ready(c *gin.Context) {
 			if img2vid.ErrorCode(err) == img2vid.EINTERNAL {
 				msg = "a dependency does not work; see the server log"
 			}
-			c.AbortWithStatusJSON(http.StatusServiceUnavailable, ErrorBody{Error: msg, Code: img2vid.EUNAVAILABLE})
+			s.writeError(c, &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: msg, Err: err})
 			return
 		}
 	}

@@ -90,6 +90,8 @@ func (f fakeCatalog) ListModels() []img2vid.ModelInfo {
 		{Name: "sr2x", Kind: img2vid.KindFrame, Scale: 2, Available: true},
 		{Name: "flow", Kind: img2vid.KindInterpolate, Available: true},
 		{Name: "broken", Kind: img2vid.KindFrame, Available: false, Reason: "sha256 does not match the manifest"},
+		// A manifest that cannot be read has no kind.
+		{Name: "garbled", Available: false, Reason: "garbled.json: unexpected end of JSON input"},
 	}
 }
 
@@ -100,7 +102,7 @@ func (fakeCatalog) Info() img2vid.RuntimeInfo {
 // start makes a server on a fresh work folder; edit adjusts its config.
 func start(t *testing.T, conv Converter, edit func(*Config)) (*Server, *httptest.Server) {
 	t.Helper()
-	cfg := Config{Converter: conv, Catalog: fakeCatalog{}, WorkDir: filepath.Join(t.TempDir(), "jobs")}
+	cfg := Config{Converter: conv, Catalog: fakeCatalog{}, WorkDir: filepath.Join(t.TempDir(), "jobs"), Limits: img2vid.DefaultLimits()}
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -395,7 +397,7 @@ func TestSoundtrackUpload(t *testing.T) {
 	_, ts := start(t, conv, func(c *Config) {
 		c.ProbeAudio = probeAudio
 		c.Limits.Duration = time.Minute
-		c.Limits.OutputFrames = 100
+		c.Limits.Frames = 100
 	})
 	img := pngOf(t, 8, 8, red)
 	audio := func(name, data string) part { return part{field: "audio", name: name, data: []byte(data)} }
@@ -414,8 +416,8 @@ func TestSoundtrackUpload(t *testing.T) {
 	}{
 		{"garbage", []part{file("a.png", img), audio("notes.mp3", "hello")}, 400, `audio file "notes.mp3" is not audio that can be decoded`},
 		{"gif", []part{file("a.png", img), audio("song.mp3", "sound 1"), field("format", "gif")}, 400, "GIF cannot carry a soundtrack"},
-		{"too long", []part{file("a.png", img), audio("long.mp3", "sound 61")}, 413, `audio file "long.mp3" lasts 1m1s; the limit is duration=1m0s`},
-		{"extend past the frame limit", []part{file("a.png", img), audio("song.mp3", "sound 30"), field("audio_fit", "extend")}, 413, "the video would have 150 frames; the limit is output_frames=100"},
+		{"too long", []part{file("a.png", img), audio("long.mp3", "sound 61")}, 413, `audio file "long.mp3" lasts 61 s; the limit is max_duration=1m0s`},
+		{"extend past the frame limit", []part{file("a.png", img), audio("song.mp3", "sound 30"), field("audio_fit", "extend")}, 413, "the video would have 150 frames; the limit is max_frames=100"},
 		{"two", []part{file("a.png", img), audio("a.mp3", "sound 1"), audio("b.mp3", "sound 1")}, 400, "at most one audio field"},
 		{"empty", []part{file("a.png", img), audio("a.mp3", "")}, 400, `audio file "a.mp3" is empty`},
 		{"bad fit", []part{file("a.png", img), field("audio_fit", "loop")}, 400, `audio_fit must be trim or extend`},
@@ -495,7 +497,7 @@ func TestUploadOrderIsTheClients(t *testing.T) {
 func TestRefusalsAreJSONErrorsNamingTheProblem(t *testing.T) {
 	img := pngOf(t, 8, 8, red)
 	_, ts := start(t, &fakeConverter{}, func(c *Config) {
-		c.Limits = Limits{Files: 3, FileBytes: 4096, UploadBytes: 64 << 10, Pixels: 10_000, OutputFrames: 20, Duration: time.Minute}
+		c.Limits = img2vid.Limits{Files: 3, FileMB: 1, UploadMB: 2, Pixels: 10_000, Frames: 20, Duration: time.Minute}
 	})
 	tests := []struct {
 		name   string
@@ -514,11 +516,15 @@ func TestRefusalsAreJSONErrorsNamingTheProblem(t *testing.T) {
 		{"truncated png", []part{file("a.png", img[:20])}, 400, img2vid.EINVALID, "not an image"},
 		{"unknown model", []part{field("frame_model", "nope"), file("a.png", img)}, 400, img2vid.EINVALID, `"nope"`},
 		{"unavailable model", []part{field("frame_model", "broken"), file("a.png", img)}, 503, img2vid.EUNAVAILABLE, "sha256"},
-		{"too many files", []part{file("a.png", img), file("b.png", img), file("c.png", img), file("d.png", img)}, 413, img2vid.ETOOLARGE, "files=3"},
-		{"file too big", []part{file("a.png", pngOf(t, 90, 90, color.NRGBA{1, 2, 3, 4})), file("b.png", bytes.Repeat([]byte{1}, 5000))}, 413, img2vid.ETOOLARGE, "file_bytes=4096"},
-		{"bomb header", []part{file("bomb.png", bombHeader(50000, 50000))}, 413, img2vid.ETOOLARGE, "pixels=10000"},
-		{"too many frames", []part{field("interpolate", "16"), file("a.png", img), file("b.png", img), file("c.png", img)}, 413, img2vid.ETOOLARGE, "output_frames=20"},
-		{"too long", []part{field("fps", "0.01"), file("a.png", img), file("b.png", img)}, 413, img2vid.ETOOLARGE, "duration=1m0s"},
+		{"broken manifest", []part{field("interpolate", "2"), field("interp_model", "garbled"), file("a.png", img)}, 503, img2vid.EUNAVAILABLE, "unexpected end of JSON"},
+		{"wrong kind of model", []part{field("frame_model", "flow"), file("a.png", img)}, 400, img2vid.EINVALID, "is a interpolate model"},
+		{"fps too small to last", []part{field("fps", "1e-320"), file("a.png", img)}, 400, img2vid.EINVALID, "fps must be between"},
+		{"too many files", []part{file("a.png", img), file("b.png", img), file("c.png", img), file("d.png", img)}, 413, img2vid.ETOOLARGE, "max_files=3"},
+		{"file too big", []part{file("a.png", pngOf(t, 90, 90, color.NRGBA{1, 2, 3, 4})), file("b.png", bytes.Repeat([]byte{1}, 1<<20+1))}, 413, img2vid.ETOOLARGE, "max_file_mb=1"},
+		{"bomb header", []part{file("bomb.png", bombHeader(50000, 50000))}, 413, img2vid.ETOOLARGE, "max_pixels=10000"},
+		{"too many frames", []part{field("interpolate", "16"), file("a.png", img), file("b.png", img), file("c.png", img)}, 413, img2vid.ETOOLARGE, "max_frames=20"},
+		{"too long", []part{field("fps", "0.01"), file("a.png", img), file("b.png", img)}, 413, img2vid.ETOOLARGE, "max_duration=1m0s"},
+		{"slowest rate, too long", []part{field("fps", "0.001"), file("a.png", img)}, 413, img2vid.ETOOLARGE, "would last 1000 s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -533,10 +539,10 @@ func TestRefusalsAreJSONErrorsNamingTheProblem(t *testing.T) {
 	t.Run("upload too big", func(t *testing.T) {
 		var parts []part
 		for range 3 {
-			parts = append(parts, file("a.png", bytes.Repeat([]byte{1}, 30<<10)))
+			parts = append(parts, file("a.png", bytes.Repeat([]byte{1}, 900<<10)))
 		}
 		resp, body := post(t, ts, parts...)
-		if e := errorOf(t, body); resp.StatusCode != 413 || !strings.Contains(e.Error, "upload_bytes=65536") {
+		if e := errorOf(t, body); resp.StatusCode != 413 || !strings.Contains(e.Error, "max_upload_mb=2") || e.Limit != img2vid.LimitUploadMB {
 			t.Fatalf("got %d %+v", resp.StatusCode, e)
 		}
 	})
@@ -553,7 +559,7 @@ func TestRefusalsAreJSONErrorsNamingTheProblem(t *testing.T) {
 		}
 	}
 	resp, body := get(t, ts.URL+"/api/jobs")
-	if e := errorOf(t, body); resp.StatusCode != http.StatusMethodNotAllowed {
+	if e := errorOf(t, body); resp.StatusCode != http.StatusMethodNotAllowed || e.Code != EMETHOD {
 		t.Errorf("GET /api/jobs = %d %+v, want 405: jobs are never listed", resp.StatusCode, e)
 	}
 }
@@ -649,12 +655,12 @@ func TestDeleteCancelsARunningJob(t *testing.T) {
 
 func TestJobTimeLimitFailsTheJob(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{})}
-	_, ts := start(t, conv, func(c *Config) { c.Limits.JobTime = 50 * time.Millisecond })
+	_, ts := start(t, conv, func(c *Config) { c.Limits.JobTimeout = 50 * time.Millisecond })
 	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
 	ev := readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
 	last := ev[len(ev)-1]
-	if last.name != StatusFailed || last.job.Error == nil || !strings.Contains(last.job.Error.Error, "job_time") {
-		t.Fatalf("last event %+v, want failed naming job_time", last)
+	if last.name != StatusFailed || last.job.Error == nil || !strings.Contains(last.job.Error.Error, "job_timeout=50ms") {
+		t.Fatalf("last event %+v, want failed naming job_timeout", last)
 	}
 }
 
@@ -779,12 +785,16 @@ func TestModelsAndReadiness(t *testing.T) {
 	})
 	resp, body := get(t, ts.URL+"/api/models")
 	var m ModelsView
-	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 3 || m.Runtime.Provider != "cpu" || m.DefaultInterpModel != img2vid.DefaultInterpModel {
+	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 4 || m.Runtime.Provider != "cpu" || m.DefaultInterpModel != img2vid.DefaultInterpModel {
 		t.Fatalf("models = %d %s", resp.StatusCode, body)
 	}
 	resp, body = get(t, ts.URL+"/readyz")
-	if e := errorOf(t, body); resp.StatusCode != 503 || !strings.Contains(e.Error, "ffmpeg") {
+	if e := errorOf(t, body); resp.StatusCode != 503 || e.Code != img2vid.EUNAVAILABLE || !strings.Contains(e.Error, "ffmpeg") {
 		t.Fatalf("readyz when not ready = %d %+v", resp.StatusCode, e)
+	}
+	notReady = errors.New("exec: permission denied on /secret/path")
+	if resp, body = get(t, ts.URL+"/readyz"); resp.StatusCode != 503 || strings.Contains(string(body), "/secret/path") {
+		t.Fatalf("readyz with an internal fault = %d %s, want 503 without the detail", resp.StatusCode, body)
 	}
 	notReady = nil
 	if resp, body = get(t, ts.URL+"/readyz"); resp.StatusCode != 200 || !strings.Contains(string(body), `"provider":"cpu"`) {
@@ -887,11 +897,16 @@ func TestDisconnectMidUploadLeavesNothing(t *testing.T) {
 }
 
 func TestDiskBudgetRefusesWithBusy(t *testing.T) {
-	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Limits.DiskBytes = 1000 })
-	resp, body := post(t, ts, file("a.png", pngOf(t, 64, 64, color.NRGBA{10, 200, 30, 255})), file("b.png", bytes.Repeat([]byte{7}, 2000)))
+	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Limits.DiskMB = 1 })
+	resp, body := post(t, ts, file("a.png", pngOf(t, 64, 64, color.NRGBA{10, 200, 30, 255})), file("b.png", bytes.Repeat([]byte{7}, 2<<20)))
 	e := errorOf(t, body)
-	if resp.StatusCode != 503 || e.Code != img2vid.EBUSY || !strings.Contains(e.Error, "disk_bytes=1000") || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("got %d %+v, want 503 busy naming disk_bytes=1000", resp.StatusCode, e)
+	if resp.StatusCode != 503 || e.Code != img2vid.EBUSY || !strings.Contains(e.Error, "max_disk_mb=1") || resp.Header.Get("Retry-After") == "" ||
+		e.Limit != img2vid.LimitDiskMB {
+		t.Fatalf("got %d %+v, want 503 busy naming max_disk_mb=1", resp.StatusCode, e)
+	}
+	_, metrics := get(t, ts.URL+"/metrics")
+	if want := `img2vid_limit_refusals_total{limit="max_disk_mb"} 1`; !strings.Contains(string(metrics), want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }
 

@@ -28,11 +28,6 @@ import (
 	"github.com/img2vid/img2vid"
 )
 
-// optionFields are the form fields a job accepts besides files and audio;
-// they are the CLI's option names.
-var optionFields = []string{"fps", "fps_out", "format", "size", "fit", "quality", "preset",
-	"dedupe", "interpolate", "interp_model", "frame_model", "scene_cut", "audio_fit"}
-
 // maxFieldBytes bounds one option field; no valid value comes close.
 const maxFieldBytes = 256
 
@@ -50,8 +45,8 @@ var outputExtensions = map[string]string{img2vid.FormatMP4: ".mp4", img2vid.Form
 func (s *Server) createJob(c *gin.Context) {
 	lim := s.cfg.Limits
 	r := c.Request
-	if r.ContentLength > lim.UploadBytes {
-		s.writeError(c, img2vid.Errorf(img2vid.ETOOLARGE, "the upload is %d bytes; the limit is upload_bytes=%d", r.ContentLength, lim.UploadBytes))
+	if img2vid.Over(r.ContentLength, lim.UploadBytes()) {
+		s.writeError(c, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitUploadMB, "the upload is %d bytes", r.ContentLength))
 		return
 	}
 	client := c.RemoteIP() // the peer itself: forwarded headers could name anyone
@@ -61,7 +56,9 @@ func (s *Server) createJob(c *gin.Context) {
 		return
 	}
 	defer uploaded()
-	r.Body = http.MaxBytesReader(c.Writer, r.Body, lim.UploadBytes)
+	if lim.UploadBytes() > 0 {
+		r.Body = http.MaxBytesReader(c.Writer, r.Body, lim.UploadBytes())
+	}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		s.writeError(c, img2vid.Errorf(img2vid.EINVALID, "send the images as multipart/form-data with one files field per image"))
@@ -105,12 +102,12 @@ func (s *Server) createJob(c *gin.Context) {
 func (s *Server) admit(declared int64, client string) (uploaded func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	limit := s.cfg.Limits.JobsPerClient
+	lim := s.cfg.Limits
 	switch {
 	case s.closed:
 		return nil, img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
-	case limit > 0 && s.uploading[client] >= limit:
-		return nil, img2vid.Errorf(ETOOMANYJOBS, "this client already has %d uploads in progress; the limit is jobs_per_client=%d", s.uploading[client], limit)
+	case img2vid.Over(s.uploading[client]+1, lim.JobsPerClient):
+		return nil, lim.Refuse(ETOOMANYJOBS, img2vid.LimitJobsPerClient, "this client already has %d uploads in progress", s.uploading[client])
 	}
 	if err := s.clientFull(client); err != nil {
 		return nil, err
@@ -118,8 +115,8 @@ func (s *Server) admit(declared int64, client string) (uploaded func(), err erro
 	switch {
 	case len(s.queue) >= cap(s.queue):
 		return nil, img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", cap(s.queue))
-	case s.disk.Load()+max(declared, 0) > s.cfg.Limits.DiskBytes:
-		return nil, img2vid.Errorf(img2vid.EBUSY, "the disk space for jobs (disk_bytes=%d) is used up; try again later", s.cfg.Limits.DiskBytes)
+	case img2vid.Over(s.disk.Load()+max(declared, 0), lim.DiskBytes()):
+		return nil, diskFull(lim)
 	}
 	s.uploading[client]++
 	return func() {
@@ -148,10 +145,10 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 			err = s.storeFile(part, j)
 		case name == "audio":
 			err = s.storeAudio(ctx, part, j)
-		case slices.Contains(optionFields, name):
+		case isOption(name):
 			fields[name], err = readField(part)
 		default:
-			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files, audio and the options %s", truncate(name, 40), strings.Join(optionFields, ", "))
+			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files, audio and the options %s", truncate(name, 40), strings.Join(img2vid.OptionNames(), ", "))
 		}
 		part.Close()
 		if err != nil {
@@ -190,8 +187,8 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 	lim := s.cfg.Limits
 	n := len(j.inputs) + 1
 	label := fmt.Sprintf("file %d (%q)", n, truncate(filepath.Base(part.FileName()), 60))
-	if n > lim.Files {
-		return img2vid.Errorf(img2vid.ETOOLARGE, "too many images: the limit is files=%d", lim.Files)
+	if img2vid.Over(n, lim.Files) {
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitFiles, "too many images")
 	}
 	path := filepath.Join(j.dir, fmt.Sprintf("%06d.upload", n))
 	if err := s.storePart(part, j, path, label); err != nil {
@@ -200,7 +197,7 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 	if n == 1 {
 		j.name = downloadName(part.FileName())
 	}
-	format, err := checkImage(path, label, lim.Pixels)
+	format, err := checkImage(path, label, lim)
 	if err != nil {
 		return err
 	}
@@ -214,7 +211,7 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 }
 
 // storePart writes one uploaded file to path, counting it against the job's
-// and the server's disk budget, and refuses it when it is over file_bytes
+// and the server's disk budget, and refuses it when it is over max_file_mb
 // or empty.
 func (s *Server) storePart(part *multipart.Part, j *job, path, label string) error {
 	lim := s.cfg.Limits
@@ -222,7 +219,11 @@ func (s *Server) storePart(part *multipart.Part, j *job, path, label string) err
 	if err != nil {
 		return fmt.Errorf("creating upload file: %w", err)
 	}
-	written, err := io.Copy(f, io.LimitReader(part, lim.FileBytes+1))
+	var src io.Reader = part
+	if lim.FileBytes() > 0 {
+		src = io.LimitReader(part, lim.FileBytes()+1)
+	}
+	written, err := io.Copy(f, src)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing upload file: %w", cerr)
 	}
@@ -231,12 +232,12 @@ func (s *Server) storePart(part *multipart.Part, j *job, path, label string) err
 	switch {
 	case err != nil:
 		return uploadError(err, lim)
-	case written > lim.FileBytes:
-		return img2vid.Errorf(img2vid.ETOOLARGE, "%s is larger than the limit of file_bytes=%d", label, lim.FileBytes)
+	case img2vid.Over(written, lim.FileBytes()):
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitFileMB, "%s is too large", label)
 	case written == 0:
 		return img2vid.Errorf(img2vid.EINVALID, "%s is empty", label)
-	case s.disk.Load() > lim.DiskBytes:
-		return img2vid.Errorf(img2vid.EBUSY, "the disk space for jobs (disk_bytes=%d) is used up; try again later", lim.DiskBytes)
+	case img2vid.Over(s.disk.Load(), lim.DiskBytes()):
+		return diskFull(lim)
 	}
 	return nil
 }
@@ -260,8 +261,8 @@ func (s *Server) storeAudio(ctx context.Context, part *multipart.Part, j *job) e
 	if err != nil {
 		return err
 	}
-	if d := time.Duration(seconds * float64(time.Second)); d > s.cfg.Limits.Duration {
-		return img2vid.Errorf(img2vid.ETOOLARGE, "%s lasts %s; the limit is duration=%s", label, d.Round(time.Second), s.cfg.Limits.Duration)
+	if lim := s.cfg.Limits; img2vid.Over(seconds, lim.Duration.Seconds()) {
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitDuration, "%s lasts %.0f s", label, seconds)
 	}
 	j.audio, j.audioLabel, j.audioLen = path, label, seconds
 	return nil
@@ -290,7 +291,7 @@ func downloadName(file string) string {
 }
 
 // checkImage reads the image header at path and returns its format.
-func checkImage(path, label string, maxPixels int64) (string, error) {
+func checkImage(path, label string, lim img2vid.Limits) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("reading upload file: %w", err)
@@ -302,8 +303,8 @@ func checkImage(path, label string, maxPixels int64) (string, error) {
 		return "", img2vid.Errorf(img2vid.EINVALID, "%s is not an image that can be read (jpeg, png, gif, bmp, tiff, webp)", label)
 	case cfg.Width <= 0 || cfg.Height <= 0:
 		return "", img2vid.Errorf(img2vid.EINVALID, "%s has no pixels (%dx%d)", label, cfg.Width, cfg.Height)
-	case int64(cfg.Width)*int64(cfg.Height) > maxPixels:
-		return "", img2vid.Errorf(img2vid.ETOOLARGE, "%s is %dx%d, more pixels than the limit of pixels=%d", label, cfg.Width, cfg.Height, maxPixels)
+	case img2vid.Over(int64(cfg.Width)*int64(cfg.Height), lim.Pixels):
+		return "", lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "%s is %dx%d", label, cfg.Width, cfg.Height)
 	}
 	return format, nil
 }
@@ -322,10 +323,10 @@ func readField(part *multipart.Part) (string, error) {
 
 // uploadError names the limit a body that ran over it hit, and otherwise
 // says the upload was cut short or malformed.
-func uploadError(err error, lim Limits) error {
+func uploadError(err error, lim img2vid.Limits) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return img2vid.Errorf(img2vid.ETOOLARGE, "the upload is larger than the limit of upload_bytes=%d", lim.UploadBytes)
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitUploadMB, "the upload is too large")
 	}
 	if errors.Is(err, syscall.ENOSPC) {
 		return &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "the server has no disk space left for uploads; try again later", Err: err}
@@ -337,8 +338,19 @@ func uploadError(err error, lim Limits) error {
 	return img2vid.Errorf(img2vid.EINVALID, "the upload could not be read (cut short or malformed): %w", err)
 }
 
-// checkModels refuses a job naming a model that is unknown or unavailable,
-// with the catalogue's reason, before any work starts.
+// diskFull is the refusal of a server whose job folders hold their budget.
+func diskFull(lim img2vid.Limits) error {
+	return lim.Refuse(img2vid.EBUSY, img2vid.LimitDiskMB, "the disk space for jobs is used up, try again later")
+}
+
+// isOption reports whether a form field is one of the job options.
+func isOption(name string) bool {
+	_, ok := img2vid.OptionByName(name)
+	return ok
+}
+
+// checkModels refuses a job naming a model that is unknown, of the wrong
+// kind, or unavailable (with the catalogue's reason), before any work starts.
 func (s *Server) checkModels(o img2vid.Options) error {
 	want := map[string]string{}
 	if o.FrameModel != "" {
@@ -353,12 +365,16 @@ func (s *Server) checkModels(o img2vid.Options) error {
 	}
 	for kind, name := range want {
 		field := map[string]string{img2vid.KindFrame: "frame_model", img2vid.KindInterpolate: "interp_model"}[kind]
-		i := slices.IndexFunc(known, func(m img2vid.ModelInfo) bool { return m.Name == name && m.Kind == kind })
+		// By name alone: a model whose manifest is broken has no kind, and
+		// is unavailable, not unknown.
+		i := slices.IndexFunc(known, func(m img2vid.ModelInfo) bool { return m.Name == name })
 		switch {
 		case i < 0:
 			return img2vid.Errorf(img2vid.EINVALID, "%s %q is not a known %s model; GET /api/models lists them", field, truncate(name, 60), kind)
 		case !known[i].Available:
 			return img2vid.Errorf(img2vid.EUNAVAILABLE, "%s %q cannot be used: %s", field, name, known[i].Reason)
+		case known[i].Kind != kind:
+			return img2vid.Errorf(img2vid.EINVALID, "%s %q is a %s model, not a %s model; GET /api/models lists them", field, name, known[i].Kind, kind)
 		}
 	}
 	return nil
@@ -369,18 +385,19 @@ func (s *Server) checkModels(o img2vid.Options) error {
 // those that hold the last image for a soundtrack with audio_fit=extend.
 func (s *Server) checkOutput(o img2vid.Options, images int, audioLen float64) error {
 	lim := s.cfg.Limits
-	if px := int64(o.Width) * int64(o.Height); px > lim.Pixels {
-		return img2vid.Errorf(img2vid.ETOOLARGE, "size %dx%d is above the limit of pixels=%d", o.Width, o.Height, lim.Pixels)
+	if px := int64(o.Width) * int64(o.Height); img2vid.Over(px, lim.Pixels) {
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "size %dx%d is too large", o.Width, o.Height)
 	}
 	frames := images * o.Interpolate // the pipeline holds the last image for its whole slot
 	if o.AudioFit == img2vid.AudioExtend {
 		frames = max(frames, int(math.Ceil(audioLen*o.OutputFPS())))
 	}
-	if frames > lim.OutputFrames {
-		return img2vid.Errorf(img2vid.ETOOLARGE, "the video would have %d frames; the limit is output_frames=%d", frames, lim.OutputFrames)
+	if img2vid.Over(frames, lim.Frames) {
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitFrames, "the video would have %d frames", frames)
 	}
-	if d := time.Duration(float64(frames) / o.OutputFPS() * float64(time.Second)); d > lim.Duration {
-		return img2vid.Errorf(img2vid.ETOOLARGE, "the video would last %s; the limit is duration=%s", d.Round(time.Second), lim.Duration)
+	// In seconds as a float: a tiny frame rate must not overflow a Duration.
+	if secs := float64(frames) / o.OutputFPS(); img2vid.Over(secs, lim.Duration.Seconds()) {
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitDuration, "the video would last %.0f s", secs)
 	}
 	return nil
 }

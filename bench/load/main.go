@@ -126,7 +126,7 @@ func run(c config) error {
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv, err := server.New(server.Config{
-		Converter:  &pipeline.Pipeline{FFmpeg: "ffmpeg", Logger: log},
+		Converter:  &pipeline.Pipeline{FFmpeg: "ffmpeg", Limits: noPerClientLimit(), Logger: log},
 		Logger:     log,
 		WorkDir:    jobsDir,
 		Workers:    c.workers,
@@ -135,7 +135,7 @@ func run(c config) error {
 		RetryAfter: time.Second,
 		// Every client here dials from 127.0.0.1: a per-client cap would
 		// make them one client.
-		Limits: server.Limits{JobsPerClient: -1},
+		Limits: noPerClientLimit(),
 	})
 	if err != nil {
 		return err
@@ -497,4 +497,11 @@ func multipartBody(images [][]byte) ([]byte, string, error) {
 		return nil, "", err
 	}
 	return buf.Bytes(), mw.FormDataContentType(), nil
+}
+
+// noPerClientLimit is the default limits without the per-client one.
+func noPerClientLimit() img2vid.Limits {
+	lim := img2vid.DefaultLimits()
+	lim.JobsPerClient = 0
+	return lim
 }

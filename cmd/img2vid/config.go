@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/img2vid/img2vid"
 )
 
 // config is every setting of the program, in one typed place. Each has a
@@ -76,6 +78,17 @@ func (b *binder) int(p *int, name, env string, def int, usage string) {
 	b.fs.IntVar(p, name, def, b.usage(usage, env))
 }
 
+func (b *binder) int64(p *int64, name, env string, def int64, usage string) {
+	if v, ok := b.env(env); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil && b.err == nil {
+			b.err = fmt.Errorf("%s=%q: not a whole number", env, v)
+		}
+		def = n
+	}
+	b.fs.Int64Var(p, name, def, b.usage(usage, env))
+}
+
 func (b *binder) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
 	if v, ok := b.env(env); ok {
 		d, err := time.ParseDuration(v)
@@ -95,6 +108,26 @@ func (c *config) runtimeFlags(b *binder) {
 	b.int(&c.Threads, "threads", "IMG2VID_THREADS", 0, "threads per model run (0: one per CPU)")
 	b.str(&c.ModelsDir, "models-dir", "IMG2VID_MODELS_DIR", "", "folder of extra models (NAME.onnx + NAME.json); the built-in models are always there")
 	b.str(&c.LogLevel, "log-level", "IMG2VID_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+}
+
+// limitFlags binds the limits of img2vid.LimitTable onto lim, which holds
+// their defaults: every limit on serve, the job's own on convert (the
+// server's guard capacity shared between clients). 0 turns a limit off.
+func limitFlags(b *binder, lim *img2vid.Limits, server bool) {
+	for _, s := range img2vid.LimitTable {
+		if s.Server && !server {
+			continue
+		}
+		usage := s.Usage + " (0: no limit)"
+		switch p := s.Field(lim).(type) {
+		case *int:
+			b.int(p, s.Flag(), s.Env(), *p, usage)
+		case *int64:
+			b.int64(p, s.Flag(), s.Env(), *p, usage)
+		case *time.Duration:
+			b.dur(p, s.Flag(), s.Env(), *p, usage)
+		}
+	}
 }
 
 // serverFlags are the settings of `serve` (and of `healthcheck`, which

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,26 +33,17 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	b.str(&c.OutputDir, "output-dir", "OUTPUT_DIR", "", "folder that a relative OUTPUT path starts from")
 	c.runtimeFlags(b)
 	o := img2vid.DefaultOptions()
-	var size string
+	for _, spec := range img2vid.OptionTable {
+		fs.Var(optionFlag{spec, &o}, spec.Flag(), spec.Usage)
+	}
+	lim := img2vid.DefaultLimits()
+	limitFlags(b, &lim, false)
 	var include, exclude stringList
 	var asJSON, keepOrder bool
-	fs.Float64Var(&o.FPS, "fps", o.FPS, "images per second")
-	fs.Float64Var(&o.FPSOut, "fps-out", 0, "output frame rate (default fps x interpolate)")
-	fs.StringVar(&o.Format, "format", "", "mp4, webm or gif (default from OUTPUT's extension, else mp4)")
-	fs.StringVar(&size, "size", "", "video size WxH (default the first image's, after the frame model)")
-	fs.StringVar(&o.Fit, "fit", o.Fit, "how images fill the size: contain (letterbox), cover (crop) or stretch")
-	fs.IntVar(&o.Quality, "quality", o.Quality, "CRF-like quality, 0 (best, largest) to 51 (worst)")
-	fs.StringVar(&o.Preset, "preset", o.Preset, "x264 speed preset, ultrafast to veryslow")
 	fs.Var(&include, "include", "only images whose name matches this glob (repeatable), e.g. 'frame_*.jpg'")
 	fs.Var(&exclude, "exclude", "skip images whose name matches this glob (repeatable)")
 	fs.BoolVar(&keepOrder, "keep-order", false, "keep INPUT files in the order given instead of natural order")
-	fs.BoolVar(&o.Dedupe, "dedupe", false, "drop consecutive exact duplicate images (they are reported either way)")
-	fs.IntVar(&o.Interpolate, "interpolate", 1, "frames per input pair: N makes N-1 new frames between neighbours (1: off)")
-	fs.StringVar(&o.InterpModel, "interp-model", o.InterpModel, "interpolation model")
-	fs.StringVar(&o.FrameModel, "frame-model", "", "per-frame model run on every image, e.g. a super-resolution model")
-	fs.Float64Var(&o.SceneCut, "scene-cut", o.SceneCut, "mean luma difference (0-1) above which a pair is held, not interpolated")
 	fs.StringVar(&o.Audio, "audio", "", "soundtrack file (mp3, m4a, aac, wav, ogg, flac...) muxed into MP4 (AAC) or WebM (Opus)")
-	fs.StringVar(&o.AudioFit, "audio-fit", o.AudioFit, "trim: cut and fade the audio at the video's end; extend: hold the last image until the audio ends")
 	fs.BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines on stdout")
 	if err := parse(fs, b, args); err != nil {
 		return err
@@ -60,12 +52,6 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fs.Usage()
 		return errUsage
 	}
-	if size != "" {
-		var err error
-		if o.Width, o.Height, err = img2vid.ParseSize(size); err != nil {
-			return err
-		}
-	}
 	if o.Audio != "" {
 		o.Audio = resolve(c.InputDir, o.Audio)
 		if _, err := os.Stat(o.Audio); err != nil {
@@ -73,6 +59,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	if err := o.Validate(); err != nil {
+		return err
+	}
+	if err := lim.Validate(); err != nil {
 		return err
 	}
 	log, err := c.logger()
@@ -91,7 +80,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 	models := newLazyModels(&c, log)
 	defer models.Close()
-	p := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, Logger: log}
+	p := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, Limits: lim, Logger: log}
 	var show func(img2vid.Progress)
 	enc := json.NewEncoder(stdout)
 	switch {
@@ -105,7 +94,15 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	default:
 		show = newProgressBar(stderr).update
 	}
-	res, err := p.Convert(ctx, inputs, output, o, show)
+	jobCtx, cancel := context.WithCancel(ctx)
+	if lim.JobTimeout > 0 {
+		jobCtx, cancel = context.WithTimeout(ctx, lim.JobTimeout)
+	}
+	defer cancel()
+	res, err := p.Convert(jobCtx, inputs, output, o, show)
+	if err != nil && ctx.Err() == nil && errors.Is(jobCtx.Err(), context.DeadlineExceeded) {
+		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitJobTimeout, "the conversion ran past its time limit")
+	}
 	if err != nil {
 		return err
 	}
@@ -133,6 +130,25 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintln(stdout)
 	return nil
 }
+
+// optionFlag binds one option of img2vid.OptionTable to a flag, so the
+// command takes exactly the options the API does, by the same names.
+type optionFlag struct {
+	spec img2vid.OptionSpec
+	o    *img2vid.Options
+}
+
+func (f optionFlag) String() string {
+	if f.o == nil { // the flag package's zero value, for its help text
+		return ""
+	}
+	return f.spec.Get(f.o)
+}
+
+func (f optionFlag) Set(s string) error { return f.spec.Set(f.o, s) }
+
+// IsBoolFlag lets a boolean option be given alone (--dedupe).
+func (f optionFlag) IsBoolFlag() bool { return f.spec.Type == "boolean" }
 
 // resolve joins a relative path onto dir (when dir is set), as the seed
 // app's INPUT_DIR and OUTPUT_DIR do.

@@ -48,7 +48,8 @@ func main() {
 }
 
 // run executes one command line and returns the exit status: 0 success,
-// 1 failure, 2 bad usage.
+// 2 bad usage, and for a failed command the status of its error's code
+// (exitStatus).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
@@ -73,7 +74,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stderr, "img2vid %s: %s\n", args[0], describe(err))
-	return 1
+	return exitStatus(img2vid.ErrorCode(err))
+}
+
+// exitStatus maps an error code to the command's exit status. It is the
+// only place that does; the README's "Exit status" table lists it.
+func exitStatus(code string) int {
+	switch code {
+	case img2vid.EINVALID:
+		return 3
+	case img2vid.ENOTFOUND:
+		return 4
+	case img2vid.ETOOLARGE:
+		return 5
+	case img2vid.EUNAVAILABLE, img2vid.EBUSY:
+		return 6
+	case img2vid.ECANCELED:
+		return 130 // as a shell reports a command stopped by Ctrl-C
+	default:
+		return 1
+	}
 }
 
 // errUsage marks an error whose message the flag package already printed.

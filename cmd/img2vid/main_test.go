@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/img2vid/img2vid"
 	"math"
 	"os"
 	"os/exec"
@@ -53,10 +54,12 @@ func TestConvertErrors(t *testing.T) {
 		code int
 		text string
 	}{
-		{"empty folder", []string{"convert", empty, filepath.Join(out, "v.mp4")}, 1, "no images in " + empty},
-		{"missing input", []string{"convert", filepath.Join(empty, "nope"), filepath.Join(out, "v.mp4")}, 1, "does not exist"},
-		{"bad fps", []string{"convert", "--fps", "0", empty, filepath.Join(out, "v.mp4")}, 1, "fps must be greater than 0"},
-		{"bad size", []string{"convert", "--size", "huge", empty, filepath.Join(out, "v.mp4")}, 1, `size must look like 1280x720, got "huge"`},
+		{"empty folder", []string{"convert", empty, filepath.Join(out, "v.mp4")}, 3, "no images in " + empty},
+		{"missing input", []string{"convert", filepath.Join(empty, "nope"), filepath.Join(out, "v.mp4")}, 4, "does not exist"},
+		{"bad fps", []string{"convert", "--fps", "0", empty, filepath.Join(out, "v.mp4")}, 3, "fps must be between"},
+		{"fps too small to last", []string{"convert", "--fps", "1e-320", empty, filepath.Join(out, "v.mp4")}, 3, "fps must be between"},
+		{"bad size", []string{"convert", "--size", "huge", empty, filepath.Join(out, "v.mp4")}, 2, `size must look like 1280x720, got "huge"`},
+		{"negative limit", []string{"convert", "--max-pixels", "-1", empty, filepath.Join(out, "v.mp4")}, 3, "max_pixels must be 0 (no limit) or more"},
 		{"one argument", []string{"convert", empty}, 2, "Usage: img2vid convert"},
 		{"missing audio", []string{"convert", "--audio", filepath.Join(empty, "song.mp3"), empty, filepath.Join(out, "v.mp4")}, 1, "audio file " + filepath.Join(empty, "song.mp3")},
 		{"audio fit", []string{"convert", "--audio-fit", "loop", empty, filepath.Join(out, "v.mp4")}, 1, `audio_fit must be trim or extend, got "loop"`},
@@ -71,6 +74,22 @@ func TestConvertErrors(t *testing.T) {
 				t.Errorf("output folder holds %v", entries)
 			}
 		})
+	}
+}
+
+// Every error code has its own exit status, and none takes 0 (success)
+// or 2 (bad usage).
+func TestExitStatusFollowsTheErrorCode(t *testing.T) {
+	seen := map[int]string{0: "success", 2: "usage"}
+	for _, code := range []string{img2vid.EINVALID, img2vid.ENOTFOUND, img2vid.ETOOLARGE, img2vid.EUNAVAILABLE, img2vid.ECANCELED, img2vid.EINTERNAL} {
+		st := exitStatus(code)
+		if other, dup := seen[st]; dup {
+			t.Errorf("%s exits %d, as %s does", code, st, other)
+		}
+		seen[st] = code
+	}
+	if exitStatus(img2vid.EBUSY) != exitStatus(img2vid.EUNAVAILABLE) {
+		t.Error("busy and unavailable both mean: try again when the dependency is there")
 	}
 }
 
@@ -185,7 +204,7 @@ func TestConvertWithUserFrameModel(t *testing.T) {
 		t.Errorf("probe %+v (%v), want 1280x720 with 2 frames", info, err)
 	}
 	code, _, errOut = runCLI(t, "convert", "--frame-model", "nope", "--models-dir", models, "--device", "cpu", in, out+".2.mp4")
-	if code != 1 || !strings.Contains(errOut, "nope") {
+	if code != 4 || !strings.Contains(errOut, "nope") {
 		t.Errorf("unknown model: exit %d, %q", code, errOut)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var c config
 	var grace time.Duration
-	lim := server.DefaultLimits()
+	lim := img2vid.DefaultLimits()
 	fs := newFlagSet("serve", "serve [flags]\n\nRuns the upload page and the JSON API.", stderr)
 	b := &binder{fs: fs}
 	c.serverFlags(b)
@@ -33,25 +34,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	b.str(&c.WorkDir, "work-dir", "IMG2VID_WORK_DIR", filepath.Join(os.TempDir(), "img2vid"), "folder for uploads and videos, one sub-folder per job")
 	b.str(&c.APIToken, "api-token", "IMG2VID_API_TOKEN", "", "when set, required on the API as 'Authorization: Bearer TOKEN'")
 	b.dur(&grace, "grace", "IMG2VID_GRACE", 20*time.Second, "on SIGTERM, how long running jobs may finish before they are canceled")
-	var uploadMB, fileMB, diskMB int
-	b.int(&uploadMB, "max-upload-mb", "IMG2VID_MAX_UPLOAD_MB", int(lim.UploadBytes>>20), "largest upload (all files of one job), MiB")
-	b.int(&fileMB, "max-file-mb", "IMG2VID_MAX_FILE_MB", int(lim.FileBytes>>20), "largest image, MiB")
-	b.int(&lim.Files, "max-files", "IMG2VID_MAX_FILES", lim.Files, "most images in one job")
-	var pixels int
-	b.int(&pixels, "max-pixels", "IMG2VID_MAX_PIXELS", int(lim.Pixels), "most pixels (width x height) in one image")
-	b.int(&lim.OutputFrames, "max-frames", "IMG2VID_MAX_FRAMES", lim.OutputFrames, "most frames in one video")
-	b.dur(&lim.Duration, "max-duration", "IMG2VID_MAX_DURATION", lim.Duration, "longest video")
-	b.dur(&lim.JobTime, "job-timeout", "IMG2VID_JOB_TIMEOUT", lim.JobTime, "longest a job may run")
-	b.int(&lim.JobsPerClient, "max-jobs-per-client", "IMG2VID_MAX_JOBS_PER_CLIENT", lim.JobsPerClient, "most jobs one client address may have queued or running, and uploads in progress (0: no limit); beyond it 429")
-	b.int(&diskMB, "max-disk-mb", "IMG2VID_MAX_DISK_MB", int(lim.DiskBytes>>20), "most disk all jobs together may use, MiB")
+	limitFlags(b, &lim, true)
 	c.runtimeFlags(b)
 	if err := parse(fs, b, args); err != nil {
 		return err
 	}
-	lim.UploadBytes, lim.FileBytes, lim.DiskBytes = int64(uploadMB)<<20, int64(fileMB)<<20, int64(diskMB)<<20
-	lim.Pixels = int64(pixels)
-	if lim.JobsPerClient == 0 {
-		lim.JobsPerClient = -1 // the flag's 0 means no limit; the server's means its default
+	if err := lim.Validate(); err != nil {
+		return err
 	}
 	log, err := c.logger()
 	if err != nil {
@@ -67,7 +56,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	models := timedModels{Models: rt, observe: func(model string, d time.Duration) {
 		srv.ObserveInference(model, rt.Info().Provider, d)
 	}}
-	conv := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, MaxPixels: pixels, Logger: log}
+	conv := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, Limits: lim, Logger: log}
 	srv, err = server.New(server.Config{
 		Converter: conv, Catalog: rt, Logger: log, WorkDir: c.WorkDir,
 		Workers: c.Workers, Queue: c.QueueSize, TTL: c.JobTTL, Token: c.APIToken, Limits: lim,
@@ -86,7 +75,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	log.Info("img2vid serving", "url", "http://"+displayAddr(ln.Addr()), "version", version,
 		"provider", info.Provider, "onnxruntime", info.Version, "library", info.Library,
 		"workers", c.Workers, "queue", c.QueueSize, "job_ttl", c.JobTTL, "work_dir", c.WorkDir,
-		"token", c.APIToken != "", "max_upload_mb", uploadMB, "max_files", lim.Files)
+		"token", c.APIToken != "", "limits", limitsText(lim))
 	fmt.Fprintf(stderr, "img2vid is running at http://%s/\n", displayAddr(ln.Addr()))
 
 	errc := make(chan error, 1)
@@ -110,6 +99,16 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// limitsText lists the limits in force as NAME=VALUE pairs, for the log
+// line a server starts with.
+func limitsText(lim img2vid.Limits) string {
+	parts := make([]string, len(img2vid.LimitTable))
+	for i, s := range img2vid.LimitTable {
+		parts[i] = s.Name + "=" + lim.Value(s.Name)
+	}
+	return strings.Join(parts, " ")
 }
 
 // readiness checks that ffmpeg runs, at most once per interval: /readyz

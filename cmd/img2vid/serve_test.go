@@ -159,3 +159,30 @@ func TestReadinessIsCached(t *testing.T) {
 		t.Error("a missing ffmpeg reads as ready")
 	}
 }
+
+// A user model whose manifest cannot be read is unavailable, not unknown:
+// the real server answers 503 with the reason, as docs/API.md says, and
+// before anything is queued.
+func TestServeBrokenUserModelIs503WithTheReason(t *testing.T) {
+	models := t.TempDir()
+	testimage.Write(t, filepath.Join(models, "mine.json"), []byte(`{"name": "mine", "kind": "interpolate", "file": "mi`))
+	_, base := startServe(t, "--models-dir", models)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("interpolate", "2")
+	mw.WriteField("interp_model", "mine")
+	w, _ := mw.CreateFormFile("files", "a.png")
+	w.Write(testimage.PNG(t, testimage.Quadrants(16, 16)))
+	mw.Close()
+	resp, err := http.Post(base+"/api/jobs", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Error, Code string }
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusServiceUnavailable || e.Code != "unavailable" || !strings.Contains(e.Error, `interp_model "mine" cannot be used`) ||
+		!strings.Contains(e.Error, "mine.json") {
+		t.Fatalf("got %s %+v, want 503 unavailable with the manifest's fault", resp.Status, e)
+	}
+}

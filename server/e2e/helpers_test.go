@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/img2vid/img2vid"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -38,10 +39,12 @@ func newServer(t *testing.T, edit func(*server.Config)) *server.Server {
 		ProbeAudio: conv.ProbeAudio,
 		Logger:     log,
 		WorkDir:    filepath.Join(t.TempDir(), "jobs"),
+		Limits:     img2vid.DefaultLimits(),
 	}
 	if edit != nil {
 		edit(&cfg)
 	}
+	conv.Limits = cfg.Limits // as the command wires them: one set of limits
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
