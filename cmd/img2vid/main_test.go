@@ -61,8 +61,8 @@ func TestConvertErrors(t *testing.T) {
 		{"bad size", []string{"convert", "--size", "huge", empty, filepath.Join(out, "v.mp4")}, 2, `size must look like 1280x720, got "huge"`},
 		{"negative limit", []string{"convert", "--max-pixels", "-1", empty, filepath.Join(out, "v.mp4")}, 3, "max_pixels must be 0 (no limit) or more"},
 		{"one argument", []string{"convert", empty}, 2, "Usage: img2vid convert"},
-		{"missing audio", []string{"convert", "--audio", filepath.Join(empty, "song.mp3"), empty, filepath.Join(out, "v.mp4")}, 1, "audio file " + filepath.Join(empty, "song.mp3")},
-		{"audio fit", []string{"convert", "--audio-fit", "loop", empty, filepath.Join(out, "v.mp4")}, 1, `audio_fit must be trim or extend, got "loop"`},
+		{"missing audio", []string{"convert", "--audio", filepath.Join(empty, "song.mp3"), empty, filepath.Join(out, "v.mp4")}, 4, "audio file " + filepath.Join(empty, "song.mp3")},
+		{"audio fit", []string{"convert", "--audio-fit", "loop", empty, filepath.Join(out, "v.mp4")}, 3, `audio_fit must be trim or extend, got "loop"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,7 +148,7 @@ func TestConvertWithAudio(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(probe)) != "aac" {
 		t.Errorf("audio stream: %q, %v; want aac", probe, err)
 	}
-	if code, _, errOut := runCLI(t, "convert", "--audio", song, filepath.Join(in, "a.png"), filepath.Join(out, "v.gif")); code != 1 || !strings.Contains(errOut, "GIF cannot carry a soundtrack") {
+	if code, _, errOut := runCLI(t, "convert", "--audio", song, filepath.Join(in, "a.png"), filepath.Join(out, "v.gif")); code != 3 || !strings.Contains(errOut, "GIF cannot carry a soundtrack") {
 		t.Errorf("audio into a GIF: exit %d, %q", code, errOut)
 	}
 }
