@@ -56,7 +56,7 @@ func ReadHeader(path string, maxPixels int64) (Header, error) {
 
 // fileHeader reads the header of the open file f through r, which reads f
 // from its start, and for a JPEG walks the whole file to set Plain.
-func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int) (Header, error) {
+func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64) (Header, error) {
 	h, err := readHeader(r, path, maxPixels)
 	if err != nil || h.Format != "jpeg" {
 		return h, err
