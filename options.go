@@ -63,6 +63,19 @@ type Options struct {
 	InterpModel string  // interpolation model name
 	FrameModel  string  // per-frame model name; "" means none
 	SceneCut    float64 // mean luma difference in [0,1] above which a pair is not interpolated
+	// DetectModel names a detect model whose boxes are drawn on every
+	// frame and reported; "" means none. DetectScore and DetectIoU (in
+	// [0,1]; 0 means the model's own) and DetectClasses (comma-separated
+	// class names; "" means the model's own) set its thresholds and class
+	// filter for this job.
+	DetectModel   string
+	DetectScore   float64
+	DetectIoU     float64
+	DetectClasses string
+	// Detections is the path the detections are written to, as JSON
+	// Lines; "" means not written. A file, like Audio: the CLI and the
+	// server set it.
+	Detections string
 	// Audio is the path of a soundtrack muxed into the video; "" means none.
 	// It is a file, not a text option: the CLI and the server set it.
 	Audio    string
@@ -123,6 +136,12 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "scene_cut must be between 0 and 1, got %v", o.SceneCut)
 	case o.AudioFit != AudioTrim && o.AudioFit != AudioExtend:
 		return Errorf(EINVALID, "audio_fit must be trim or extend, got %q", o.AudioFit)
+	case !(o.DetectScore >= 0 && o.DetectScore <= 1):
+		return Errorf(EINVALID, "detect_score must be between 0 (the model's own) and 1, got %v", o.DetectScore)
+	case !(o.DetectIoU >= 0 && o.DetectIoU <= 1):
+		return Errorf(EINVALID, "detect_iou must be between 0 (the model's own) and 1, got %v", o.DetectIoU)
+	case o.DetectModel == "" && (o.DetectScore != 0 || o.DetectIoU != 0 || o.DetectClasses != "" || o.Detections != ""):
+		return Errorf(EINVALID, "detect_score, detect_iou, detect_classes and the detections file need detect_model")
 	case o.Audio != "" && o.Format == FormatGIF:
 		return Errorf(EINVALID, "a GIF cannot carry a soundtrack: choose mp4 or webm, or leave out the audio")
 	}
@@ -198,6 +217,15 @@ var OptionTable = []OptionSpec{
 		get: func(o *Options) string { return o.FrameModel }, set: func(o *Options, s string) error { o.FrameModel = s; return nil }},
 	{Name: "scene_cut", Type: "number", Min: 0, Max: 1, Bounded: true, Usage: "mean luma difference (0-1) above which a pair is held, not interpolated",
 		get: func(o *Options) string { return formatFloat(o.SceneCut) }, set: floatOption("scene_cut", func(o *Options) *float64 { return &o.SceneCut })},
+	{Name: "detect_model", Type: "string", Usage: "detect model whose boxes and labels are drawn on every frame and reported (default none)",
+		get: func(o *Options) string { return o.DetectModel }, set: func(o *Options, s string) error { o.DetectModel = s; return nil }},
+	{Name: "detect_score", Type: "number", Min: 0, Max: 1, Bounded: true, Usage: "least score (0-1) of a detection; 0 means the model's own",
+		get: func(o *Options) string { return formatFloat(o.DetectScore) }, set: floatOption("detect_score", func(o *Options) *float64 { return &o.DetectScore })},
+	{Name: "detect_iou", Type: "number", Min: 0, Max: 1, Bounded: true, Usage: "overlap (0-1) above which the lower-scored of two boxes is dropped; 0 means the model's own",
+		get: func(o *Options) string { return formatFloat(o.DetectIoU) }, set: floatOption("detect_iou", func(o *Options) *float64 { return &o.DetectIoU })},
+	{Name: "detect_classes", Type: "string", Usage: "comma-separated classes to keep, e.g. person,dog (default the model's own)",
+		get: func(o *Options) string { return o.DetectClasses },
+		set: func(o *Options, s string) error { o.DetectClasses = strings.Join(ParseClasses(s), ","); return nil }},
 	{Name: "audio_fit", Type: "string", Enum: []string{AudioTrim, AudioExtend}, Usage: "with a soundtrack: trim (the audio ends with the video) or extend (the last frame is held until the audio ends)",
 		get: func(o *Options) string { return o.AudioFit }, set: func(o *Options, s string) error { o.AudioFit = s; return nil }},
 }
@@ -257,6 +285,23 @@ func ParseOptions(get func(name string) string) (Options, error) {
 		}
 	}
 	return o, o.Validate()
+}
+
+// ParseClasses splits a comma-separated list of class names, dropping
+// spaces around each and empty entries.
+func ParseClasses(s string) []string {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// DetectParams are the job's settings for its detect model.
+func (o Options) DetectParams() DetectParams {
+	return DetectParams{Score: o.DetectScore, IoU: o.DetectIoU, Classes: ParseClasses(o.DetectClasses)}
 }
 
 // ParseSize parses "WxH" (for example "1280x720"): two runs of digits

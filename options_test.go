@@ -16,13 +16,15 @@ func form(kv ...string) func(string) string {
 
 func TestParseOptions(t *testing.T) {
 	o, err := ParseOptions(form("fps", "12.5", "format", "webm", "size", "1280x720", "fit", "cover", "quality", "30",
-		"interpolate", "4", "interp_model", "blend", "frame_model", "sr", "dedupe", "true", "scene_cut", "0.3", "fps_out", "24"))
+		"interpolate", "4", "interp_model", "blend", "frame_model", "sr", "dedupe", "true", "scene_cut", "0.3", "fps_out", "24",
+		"detect_model", "yolox-nano", "detect_score", "0.4", "detect_iou", "0.6", "detect_classes", " person, ,dog "))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := DefaultOptions()
 	want.FPS, want.Format, want.Width, want.Height, want.Fit, want.Quality = 12.5, "webm", 1280, 720, "cover", 30
 	want.Interpolate, want.InterpModel, want.FrameModel, want.Dedupe, want.SceneCut, want.FPSOut = 4, "blend", "sr", true, 0.3, 24
+	want.DetectModel, want.DetectScore, want.DetectIoU, want.DetectClasses = "yolox-nano", 0.4, 0.6, "person,dog"
 	if o != want {
 		t.Errorf("got %+v\nwant %+v", o, want)
 	}
@@ -65,6 +67,11 @@ func TestParseOptionsRejects(t *testing.T) {
 		{[]string{"dedupe", "maybe"}, "dedupe must be true or false"},
 		{[]string{"scene_cut", "2"}, "scene_cut must be between 0 and 1"},
 		{[]string{"audio_fit", "loop"}, `audio_fit must be trim or extend, got "loop"`},
+		{[]string{"detect_model", "d", "detect_score", "1.5"}, "detect_score must be between 0"},
+		{[]string{"detect_model", "d", "detect_iou", "-0.5"}, "detect_iou must be between 0"},
+		{[]string{"detect_model", "d", "detect_score", "high"}, "detect_score must be a number"},
+		{[]string{"detect_score", "0.5"}, "need detect_model"},
+		{[]string{"detect_classes", "dog"}, "need detect_model"},
 	}
 	for _, tt := range tests {
 		_, err := ParseOptions(form(tt.kv...))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/annotate"
 	"github.com/img2vid/img2vid/ingest"
 	"github.com/img2vid/img2vid/video"
 )
@@ -37,7 +38,8 @@ type Pipeline struct {
 // frame is one decoded image on its way to the encoder.
 type frame struct {
 	img  *image.NRGBA
-	data []byte // the file itself, on the JPEG pass-through path
+	data []byte              // the file itself, on the JPEG pass-through path
+	dets []img2vid.Detection // what the detect model found on img, if one runs
 }
 
 // FormatFor returns the format for an output file name: its extension when
@@ -100,6 +102,10 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 		}
 		interp = m
 	}
+	det, err := p.detector(opts)
+	if err != nil {
+		return img2vid.Result{}, err
+	}
 
 	cv := ingest.Canvas{Width: opts.Width, Height: opts.Height, Fit: opts.Fit}
 	if cv.Width == 0 {
@@ -129,7 +135,7 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 
 	spec := video.Spec{Input: video.InputRaw, Width: fw, Height: fh, FPS: opts.OutputFPS(),
 		Format: opts.Format, Quality: opts.Quality, Preset: opts.Preset, Output: output}
-	passThrough := fm == nil && interp == nil && canPassThrough(headers, fw, fh)
+	passThrough := fm == nil && interp == nil && det == nil && canPassThrough(headers, fw, fh)
 	if passThrough {
 		spec.Input = video.InputJPEG
 	}
@@ -153,10 +159,18 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	out := &frameWriter{fps: spec.FPS}
+	if det != nil {
+		if out.log, err = annotate.NewLog(opts.Detections); err != nil {
+			return img2vid.Result{}, err
+		}
+		defer out.log.Abort()
+	}
 	enc, err := video.Start(ctx, ffmpegPath, spec, log)
 	if err != nil {
 		return img2vid.Result{}, err
 	}
+	out.enc = enc
 
 	res := img2vid.Result{Output: output, Format: opts.Format, Width: fw, Height: fh, Inputs: len(inputs),
 		FPS: spec.FPS, FrameModel: opts.FrameModel}
@@ -213,7 +227,13 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 				return frame{}, fmt.Errorf("%s on %s: %w", fm.Name(), filepath.Base(inputs[i]), err)
 			}
 		}
-		return frame{img: cv.Place(img)}, nil
+		f := frame{img: cv.Place(img)}
+		if det != nil {
+			if f.dets, err = detect(ctx, det, f.img, opts.DetectParams(), inputs[i]); err != nil {
+				return frame{}, err
+			}
+		}
+		return f, nil
 	}
 
 	slots, wait := ordered(ctx, len(inputs), workers, 2*workers+1, load)
@@ -234,11 +254,11 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 				}
 			}
 			if havePrev && interp != nil {
-				if err := p.between(ctx, enc, interp, prev.img, cur.img, opts, &res); err != nil {
+				if err := p.between(ctx, out, interp, prev, cur, opts, &res); err != nil {
 					return err
 				}
 			}
-			if err := write(enc, cur); err != nil {
+			if err := out.write(cur); err != nil {
 				return err
 			}
 			report(img2vid.StageEncode)
@@ -250,12 +270,12 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 		// Hold the last image for the rest of its slot, so the video lasts
 		// as long as the images at their rate, whatever the interpolation.
 		for k := 1; k < perInput && havePrev; k++ {
-			if err := write(enc, prev); err != nil {
+			if err := out.write(prev); err != nil {
 				return err
 			}
 		}
 		for range hold(enc.Frames()) {
-			if err := write(enc, prev); err != nil {
+			if err := out.write(prev); err != nil {
 				return err
 			}
 			report(img2vid.StageEncode)
@@ -269,6 +289,9 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 			err = video.Mux(ctx, ffmpegPath, video.MuxSpec{Video: spec.Output, Audio: opts.Audio, Format: opts.Format,
 				Duration: d, FadeOut: FadeOut(audioLen, d), Output: output})
 			res.Audio = min(audioLen, d)
+		}
+		if err == nil && out.log != nil {
+			err = out.log.Commit()
 		}
 	} else {
 		enc.Abort()
@@ -291,6 +314,9 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 		return img2vid.Result{}, err
 	}
 	res.Frames = enc.Frames()
+	if det != nil {
+		res.Detections = out.log.Summary(det.Name())
+	}
 	res.Duration = float64(res.Frames) / res.FPS
 	if fi, err := os.Stat(output); err == nil {
 		res.Bytes = fi.Size()
@@ -306,12 +332,13 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 
 // between writes the frames between a and b: interpolated ones, or, when
 // the pair is a scene cut, a hold of a (a warp across a cut only smears).
-func (p *Pipeline) between(ctx context.Context, enc *video.Encoder, interp img2vid.Interpolator, a, b *image.NRGBA, opts img2vid.Options, res *img2vid.Result) error {
+func (p *Pipeline) between(ctx context.Context, out *frameWriter, interp img2vid.Interpolator, fa, fb frame, opts img2vid.Options, res *img2vid.Result) error {
+	a, b := fa.img, fb.img
 	n := opts.Interpolate
 	if SceneDiff(a, b) > opts.SceneCut {
 		res.SceneCuts++
 		for k := 1; k < n; k++ {
-			if err := enc.WriteFrame(a); err != nil {
+			if err := out.frame(a, fa.dets, false); err != nil {
 				return err
 			}
 		}
@@ -325,8 +352,10 @@ func (p *Pipeline) between(ctx context.Context, enc *video.Encoder, interp img2v
 	if err != nil {
 		return fmt.Errorf("%s: %w", interp.Name(), err)
 	}
-	for _, m := range mids {
-		if err := enc.WriteFrame(m); err != nil {
+	for k, m := range mids {
+		// The objects where they are at this frame's time; drawn after
+		// interpolation, so the interpolator never sees a box.
+		if err := out.frame(m, annotate.Between(fa.dets, fb.dets, float64(ts[k])), true); err != nil {
 			return err
 		}
 	}
@@ -385,13 +414,6 @@ func (noModels) Interpolator(name string) (img2vid.Interpolator, error) {
 
 func (noModels) Detector(name string) (img2vid.Detector, error) {
 	return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "detect model %q: no inference runtime is configured", name)
-}
-
-func write(enc *video.Encoder, f frame) error {
-	if f.data != nil {
-		return enc.WriteEncoded(f.data)
-	}
-	return enc.WriteFrame(f.img)
 }
 
 // sameFrame reports whether two consecutive images are exact duplicates:

@@ -43,6 +43,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(&include, "include", "only images whose name matches this glob (repeatable), e.g. 'frame_*.jpg'")
 	fs.Var(&exclude, "exclude", "skip images whose name matches this glob (repeatable)")
 	fs.BoolVar(&keepOrder, "keep-order", false, "keep INPUT files in the order given instead of natural order")
+	fs.StringVar(&o.Detections, "detections", "", "write the detect model's boxes to this file as JSON Lines (one per box: frame, time_s, class, score, box)")
 	fs.StringVar(&o.Audio, "audio", "", "soundtrack file (mp3, m4a, aac, wav, ogg, flac...) muxed into MP4 (AAC) or WebM (Opus)")
 	fs.BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines on stdout")
 	if err := parse(fs, b, args); err != nil {
@@ -51,6 +52,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() < 2 {
 		fs.Usage()
 		return errUsage
+	}
+	if o.Detections != "" {
+		o.Detections = resolve(c.OutputDir, o.Detections)
 	}
 	if o.Audio != "" {
 		o.Audio = resolve(c.InputDir, o.Audio)
@@ -126,6 +130,15 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if res.Audio > 0 {
 		fmt.Fprintf(stdout, "; %.2f s of sound", res.Audio)
+	}
+	if d := res.Detections; d != nil {
+		fmt.Fprintf(stdout, "; %s: %d detections", d.Model, d.Total)
+		for _, c := range d.Classes {
+			fmt.Fprintf(stdout, ", %s on %d frames (at most %d at once)", c.Class, c.Frames, c.Most)
+		}
+		if o.Detections != "" {
+			fmt.Fprintf(stdout, ", written to %s", o.Detections)
+		}
 	}
 	fmt.Fprintln(stdout)
 	return nil

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/img2vid/img2vid"
+	"fmt"
+	"image"
 	"math"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/disintegration/imaging"
 
+	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/video"
@@ -206,5 +208,58 @@ func TestConvertWithUserFrameModel(t *testing.T) {
 	code, _, errOut = runCLI(t, "convert", "--frame-model", "nope", "--models-dir", models, "--device", "cpu", in, out+".2.mp4")
 	if code != 4 || !strings.Contains(errOut, "nope") {
 		t.Errorf("unknown model: exit %d, %q", code, errOut)
+	}
+}
+
+// --detect-model draws and reports: the summary on stdout, one JSON line
+// per box in --detections, and img2vid models lists the detector.
+func TestConvertWithDetector(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	in, out := t.TempDir(), t.TempDir()
+	var inputs []string
+	for i, boxes := range [][]testimage.Square{
+		{{Class: "red", Value: 255, Box: image.Rect(10, 10, 30, 30)}, {Class: "green", Value: 255, Box: image.Rect(40, 40, 60, 60)}},
+		{{Class: "red", Value: 255, Box: image.Rect(12, 10, 32, 30)}},
+	} {
+		p := filepath.Join(in, fmt.Sprintf("%d.png", i))
+		testimage.Write(t, p, testimage.PNG(t, testimage.Squares(64, 64, boxes...)))
+		inputs = append(inputs, p)
+	}
+	dets := filepath.Join(out, "d.jsonl")
+	models := testimage.DetectModels(t)
+	args := append([]string{"convert", "--models-dir", models, "--device", "cpu", "--log-level", "warn",
+		"--detect-model", "squares-yolov5", "--detect-classes", "red, green", "--detections", dets}, inputs...)
+	code, stdout, errOut := runCLI(t, append(args, filepath.Join(out, "v.mp4"))...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if want := "squares-yolov5: 3 detections, red on 2 frames (at most 1 at once), green on 1 frames (at most 1 at once)"; !strings.Contains(stdout, want) {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+	data, err := os.ReadFile(dets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var first struct {
+		Frame int
+		Class string
+		Box   [4]float64
+	}
+	if len(lines) != 3 || json.Unmarshal([]byte(lines[0]), &first) != nil || first.Frame != 0 || first.Class != "red" {
+		t.Fatalf("detections file:\n%s", data)
+	}
+	for i, v := range []float64{10, 10, 30, 30} {
+		if math.Abs(first.Box[i]-v) > 1 {
+			t.Errorf("box %v, want [10 10 30 30] within 1 pixel", first.Box)
+		}
+	}
+	code, stdout, errOut = runCLI(t, "models", "--models-dir", models, "--device", "cpu")
+	if code != 0 || !strings.Contains(stdout, "squares-yolox") || !strings.Contains(stdout, "detect") {
+		t.Errorf("models: exit %d, %q, %q", code, stdout, errOut)
+	}
+	code, _, errOut = runCLI(t, "convert", "--detect-score", "1.5", "--detect-model", "squares-yolov5", inputs[0], filepath.Join(out, "w.mp4"))
+	if code != 1 || !strings.Contains(errOut, "detect_score must be between 0") {
+		t.Errorf("bad score: exit %d, %q", code, errOut)
 	}
 }

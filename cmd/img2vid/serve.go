@@ -191,6 +191,26 @@ func (t timedModels) Interpolator(name string) (img2vid.Interpolator, error) {
 	return timedInterp{m, t.observe}, nil
 }
 
+func (t timedModels) Detector(name string) (img2vid.Detector, error) {
+	m, err := t.Models.Detector(name)
+	if err != nil {
+		return nil, err
+	}
+	return timedDetector{m, t.observe}, nil
+}
+
+type timedDetector struct {
+	img2vid.Detector
+	observe func(string, time.Duration)
+}
+
+func (t timedDetector) Detect(ctx context.Context, frame *image.NRGBA, p img2vid.DetectParams) ([]img2vid.Detection, error) {
+	start := time.Now()
+	out, err := t.Detector.Detect(ctx, frame, p)
+	t.observe(t.Name(), time.Since(start))
+	return out, err
+}
+
 type timedFrame struct {
 	img2vid.FrameModel
 	observe func(string, time.Duration)
