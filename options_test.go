@@ -122,7 +122,8 @@ func TestAudioOptions(t *testing.T) {
 // agree for each field.
 func TestOptionTableRoundTrips(t *testing.T) {
 	o, err := ParseOptions(form("fps", "2.5", "fps_out", "30", "format", "gif", "size", "64x48", "fit", "stretch", "quality", "7",
-		"preset", "slow", "dedupe", "true", "interpolate", "4", "interp_model", "blend", "frame_model", "sr", "scene_cut", "0.5", "audio_fit", "extend"))
+		"preset", "slow", "dedupe", "true", "interpolate", "4", "interp_model", "blend", "frame_model", "sr", "scene_cut", "0.5", "audio_fit", "extend",
+		"detect_model", "d", "detect_score", "0.3", "detect_iou", "0.6", "detect_classes", "fish, crab"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -263,9 +263,14 @@ func (s *Server) finish(j *job, res img2vid.Result, err error, took time.Duratio
 	if limit := img2vid.ErrorLimit(err); limit != "" {
 		s.metrics.refusals.WithLabelValues(limit).Inc()
 	}
+	if err != nil && j.opts.Detections != "" {
+		os.Remove(j.opts.Detections)
+	}
 	var size int64
-	if fi, statErr := os.Stat(j.output); statErr == nil && err == nil {
-		size = fi.Size()
+	for _, f := range []string{j.output, j.opts.Detections} {
+		if fi, statErr := os.Stat(f); f != "" && statErr == nil && err == nil {
+			size += fi.Size()
+		}
 	}
 	// The client's slot frees before the job turns terminal, so a client
 	// that waits for the end may submit its next job at once.

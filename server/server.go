@@ -169,6 +169,7 @@ func (s *Server) routes() *gin.Engine {
 	api.DELETE("/api/jobs/:id", s.deleteJob)
 	get(api, "/api/jobs/:id/events", s.events)
 	get(api, "/api/jobs/:id/video", s.video)
+	get(api, "/api/jobs/:id/detections", s.detections)
 	return r
 }
 

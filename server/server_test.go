@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/annotate"
 )
 
 // fakeConverter stands in for the pipeline: it records what it was given,
@@ -75,8 +76,23 @@ func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output str
 	if err := os.WriteFile(output, bytes.Repeat([]byte("video"), 1000), 0o600); err != nil {
 		return img2vid.Result{}, err
 	}
-	return img2vid.Result{Output: output, Format: opts.Format, Width: 8, Height: 8, Inputs: len(inputs),
-		Frames: len(inputs), FPS: opts.OutputFPS(), Duration: float64(len(inputs)) / opts.OutputFPS()}, nil
+	res := img2vid.Result{Output: output, Format: opts.Format, Width: 8, Height: 8, Inputs: len(inputs),
+		Frames: len(inputs), FPS: opts.OutputFPS(), Duration: float64(len(inputs)) / opts.OutputFPS()}
+	if opts.DetectModel != "" {
+		// One fish per frame, moving right.
+		l, err := annotate.NewLog(opts.Detections)
+		if err != nil {
+			return img2vid.Result{}, err
+		}
+		for i := range inputs {
+			l.Frame(i, float64(i)/res.FPS, []img2vid.Detection{{Class: "fish", Score: 0.5, Box: [4]float64{float64(i), 1, float64(i) + 2.5, 3}}}, false)
+		}
+		if err := l.Commit(); err != nil {
+			return img2vid.Result{}, err
+		}
+		res.Detections = l.Summary(opts.DetectModel)
+	}
+	return res, nil
 }
 
 // fakeCatalog lists one frame model, one interpolator and one broken model.
@@ -89,6 +105,7 @@ func (f fakeCatalog) ListModels() []img2vid.ModelInfo {
 	return []img2vid.ModelInfo{
 		{Name: "sr2x", Kind: img2vid.KindFrame, Scale: 2, Available: true},
 		{Name: "flow", Kind: img2vid.KindInterpolate, Available: true},
+		{Name: "boxes", Kind: img2vid.KindDetect, Available: true, Labels: []string{"fish", "crab"}},
 		{Name: "broken", Kind: img2vid.KindFrame, Available: false, Reason: "sha256 does not match the manifest"},
 		// A manifest that cannot be read has no kind.
 		{Name: "garbled", Available: false, Reason: "garbled.json: unexpected end of JSON input"},
@@ -785,7 +802,7 @@ func TestModelsAndReadiness(t *testing.T) {
 	})
 	resp, body := get(t, ts.URL+"/api/models")
 	var m ModelsView
-	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 4 || m.Runtime.Provider != "cpu" || m.DefaultInterpModel != img2vid.DefaultInterpModel {
+	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 5 || m.Runtime.Provider != "cpu" || m.DefaultInterpModel != img2vid.DefaultInterpModel {
 		t.Fatalf("models = %d %s", resp.StatusCode, body)
 	}
 	resp, body = get(t, ts.URL+"/readyz")
@@ -938,5 +955,65 @@ func TestDeletingAQueuedJobCountsItsDiskOnce(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // a second count-off would land now
 	if n := s.disk.Load(); n != 0 {
 		t.Errorf("disk counter = %d bytes after every job was deleted, want 0", n)
+	}
+}
+
+// TestDetectionsServed: a job with a detect model has its detections at
+// /detections, as JSON Lines or CSV, and its summary in the result; a
+// class the model lacks is refused at upload; a job without detection
+// has none.
+func TestDetectionsServed(t *testing.T) {
+	conv := &fakeConverter{}
+	_, ts := start(t, conv, nil)
+	id := submit(t, ts, field("detect_model", "boxes"), field("detect_classes", "fish"), field("detect_score", "0.4"),
+		file("a.png", pngOf(t, 8, 8, red)), file("b.png", pngOf(t, 8, 8, green)))
+	waitFor(t, "the job", func() bool { _, v := jobOf(t, ts, id); return v.Status == StatusDone })
+	_, v := jobOf(t, ts, id)
+	if d := v.Result.Detections; d == nil || d.Total != 2 || len(d.Classes) != 1 || d.Classes[0] != (img2vid.ClassSummary{Class: "fish", Frames: 2, Most: 1}) {
+		t.Errorf("summary %+v", v.Result.Detections)
+	}
+	if o := conv.opts[0]; o.DetectModel != "boxes" || o.DetectClasses != "fish" || o.DetectScore != 0.4 || filepath.Base(o.Detections) != "detections.jsonl" {
+		t.Errorf("converter got %+v", o)
+	}
+	url := ts.URL + "/api/jobs/" + id + "/detections"
+	resp, body := get(t, url)
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/jsonl") || len(lines) != 2 ||
+		lines[1] != `{"frame":1,"time_s":0.2,"class":"fish","class_id":0,"score":0.5,"box":[1,1,3.5,3]}` {
+		t.Errorf("JSON Lines: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	wantCSV := "frame,time_s,class,class_id,score,x1,y1,x2,y2,interpolated\n0,0,fish,0,0.5,0,1,2.5,3,false\n1,0.2,fish,0,0.5,1,1,3.5,3,false\n"
+	resp, body = get(t, url+"?format=csv&download=1")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") || string(body) != wantCSV ||
+		resp.Header.Get("Content-Disposition") != `attachment; filename="a-detections.csv"` {
+		t.Errorf("CSV: %d %s %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Disposition"), body)
+	}
+	req := mustRequest(t, http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/csv")
+	if resp, body = do(t, req); string(body) != wantCSV {
+		t.Errorf("Accept: text/csv gave %s", body)
+	}
+	if resp, body = get(t, url+"?format=xml"); resp.StatusCode != 400 || !strings.Contains(errorOf(t, body).Error, "format must be jsonl or csv") {
+		t.Errorf("format=xml: %d %s", resp.StatusCode, body)
+	}
+
+	plain := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
+	waitFor(t, "the job", func() bool { _, v := jobOf(t, ts, plain); return v.Status == StatusDone })
+	if resp, body = get(t, ts.URL+"/api/jobs/"+plain+"/detections"); resp.StatusCode != 404 || !strings.Contains(errorOf(t, body).Error, "no detect model") {
+		t.Errorf("no detector: %d %s", resp.StatusCode, body)
+	}
+	for _, tc := range []struct{ field, value, says string }{
+		{"detect_classes", "fish,whale", `"whale" is not a class of boxes (it has fish, crab)`},
+		{"detect_model", "flow", "is a interpolate model, not a detect model"},
+		{"detect_model", "nope", `detect_model "nope" is not a known detect model`},
+	} {
+		parts := []part{field(tc.field, tc.value), file("a.png", pngOf(t, 8, 8, red))}
+		if tc.field == "detect_classes" {
+			parts = append(parts, field("detect_model", "boxes"))
+		}
+		resp, body := post(t, ts, parts...)
+		if resp.StatusCode != 400 || !strings.Contains(errorOf(t, body).Error, tc.says) {
+			t.Errorf("%s=%s: %d %s, want 400 saying %q", tc.field, tc.value, resp.StatusCode, body, tc.says)
+		}
 	}
 }

@@ -177,6 +177,9 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 	format := cmp.Or(opts.Format, img2vid.FormatMP4)
 	j.opts.Format = format
 	j.output = filepath.Join(j.dir, "video"+outputExtensions[format])
+	if opts.DetectModel != "" {
+		j.opts.Detections = filepath.Join(j.dir, "detections.jsonl")
+	}
 	return nil
 }
 
@@ -359,12 +362,15 @@ func (s *Server) checkModels(o img2vid.Options) error {
 	if o.Interpolate > 1 {
 		want[img2vid.KindInterpolate] = o.InterpModel
 	}
+	if o.DetectModel != "" {
+		want[img2vid.KindDetect] = o.DetectModel
+	}
 	var known []img2vid.ModelInfo
 	if s.cfg.Catalog != nil {
 		known = s.cfg.Catalog.ListModels()
 	}
 	for kind, name := range want {
-		field := map[string]string{img2vid.KindFrame: "frame_model", img2vid.KindInterpolate: "interp_model"}[kind]
+		field := map[string]string{img2vid.KindFrame: "frame_model", img2vid.KindInterpolate: "interp_model", img2vid.KindDetect: "detect_model"}[kind]
 		// By name alone: a model whose manifest is broken has no kind, and
 		// is unavailable, not unknown.
 		i := slices.IndexFunc(known, func(m img2vid.ModelInfo) bool { return m.Name == name })
@@ -375,6 +381,13 @@ func (s *Server) checkModels(o img2vid.Options) error {
 			return img2vid.Errorf(img2vid.EUNAVAILABLE, "%s %q cannot be used: %s", field, name, known[i].Reason)
 		case known[i].Kind != kind:
 			return img2vid.Errorf(img2vid.EINVALID, "%s %q is a %s model, not a %s model; GET /api/models lists them", field, name, known[i].Kind, kind)
+		}
+		if kind == img2vid.KindDetect {
+			for _, c := range img2vid.ParseClasses(o.DetectClasses) {
+				if !slices.Contains(known[i].Labels, c) {
+					return img2vid.Errorf(img2vid.EINVALID, "detect_classes: %q is not a class of %s (it has %s)", truncate(c, 60), name, strings.Join(known[i].Labels, ", "))
+				}
+			}
 		}
 	}
 	return nil

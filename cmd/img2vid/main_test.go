@@ -259,7 +259,7 @@ func TestConvertWithDetector(t *testing.T) {
 		t.Errorf("models: exit %d, %q, %q", code, stdout, errOut)
 	}
 	code, _, errOut = runCLI(t, "convert", "--detect-score", "1.5", "--detect-model", "squares-yolov5", inputs[0], filepath.Join(out, "w.mp4"))
-	if code != 1 || !strings.Contains(errOut, "detect_score must be between 0") {
+	if code != 3 || !strings.Contains(errOut, "detect_score must be between 0") {
 		t.Errorf("bad score: exit %d, %q", code, errOut)
 	}
 }

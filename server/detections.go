@@ -1,0 +1,98 @@
+package server
+
+import (
+	"bufio"
+	"cmp"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/annotate"
+)
+
+// detections serves a finished job's detections: the JSON Lines file the
+// pipeline wrote, or the same as CSV with ?format=csv or an Accept of
+// text/csv. ?download=1 makes it an attachment.
+func (s *Server) detections(c *gin.Context) {
+	j, err := s.lookup(c.Param("id"))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	v, _ := j.view(s.cfg.TTL)
+	switch {
+	case j.opts.DetectModel == "":
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s ran no detect model (set detect_model)", j.id))
+		return
+	case v.Status != StatusDone:
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s has no detections yet: it is %s", j.id, v.Status))
+		return
+	}
+	format := c.Query("format")
+	if format == "" {
+		format = "jsonl"
+		if strings.Contains(c.GetHeader("Accept"), "text/csv") {
+			format = "csv"
+		}
+	}
+	if format != "jsonl" && format != "csv" {
+		s.writeError(c, img2vid.Errorf(img2vid.EINVALID, "format must be jsonl or csv, got %q", truncate(format, 20)))
+		return
+	}
+	f, err := os.Open(j.opts.Detections)
+	if err != nil {
+		s.writeError(c, fmt.Errorf("opening the detections of job %s: %w", j.id, err))
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.writeError(c, fmt.Errorf("reading the detections of job %s: %w", j.id, err))
+		return
+	}
+	name := cmp.Or(j.name, "img2vid-"+j.id[:8]) + "-detections." + format
+	c.Header("Cache-Control", "private, max-age=3600")
+	if c.Query("download") == "1" {
+		c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	}
+	if format == "jsonl" {
+		c.Header("Content-Type", "application/jsonl; charset=utf-8")
+		http.ServeContent(c.Writer, c.Request, name, fi.ModTime(), f)
+		return
+	}
+	c.Header("Content-Type", "text/csv; charset=utf-8")
+	c.Status(http.StatusOK)
+	if c.Request.Method == http.MethodHead {
+		return
+	}
+	if err := writeCSV(c.Writer, f); err != nil {
+		// The header is out; all that is left is to cut the body short
+		// and say why in the log.
+		s.log.Error("writing detections as CSV", "job", j.id, "err", err)
+	}
+}
+
+// writeCSV turns detection records, one JSON object per line, into CSV
+// with a header row.
+func writeCSV(w http.ResponseWriter, f *os.File) error {
+	out := csv.NewWriter(w)
+	out.Write([]string{"frame", "time_s", "class", "class_id", "score", "x1", "y1", "x2", "y2", "interpolated"})
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r annotate.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return fmt.Errorf("bad record %q: %w", truncate(sc.Text(), 80), err)
+		}
+		out.Write([]string{strconv.Itoa(r.Frame), num(r.Time), r.Class, strconv.Itoa(r.ClassID), num(r.Score),
+			num(r.Box[0]), num(r.Box[1]), num(r.Box[2]), num(r.Box[3]), strconv.FormatBool(r.Interpolated)})
+	}
+	out.Flush()
+	return cmp.Or(sc.Err(), out.Error())
+}
