@@ -96,8 +96,8 @@ func TestBetween(t *testing.T) {
 	}
 	b := []img2vid.Detection{
 		{Class: "fish", ClassID: 0, Score: 0.7, Box: [4]float64{104, 100, 124, 120}}, // the second fish, moved 4 right
-		{Class: "fish", ClassID: 0, Score: 0.5, Box: [4]float64{12, 0, 22, 10}},     // the first, moved 12: no overlap, but near
-		{Class: "eel", ClassID: 2, Score: 0.8, Box: [4]float64{50, 0, 60, 10}},      // a new class where the crab was
+		{Class: "fish", ClassID: 0, Score: 0.5, Box: [4]float64{12, 0, 22, 10}},      // the first, moved 12: no overlap, but near
+		{Class: "eel", ClassID: 2, Score: 0.8, Box: [4]float64{50, 0, 60, 10}},       // a new class where the crab was
 	}
 	got := Between(a, b, 0.25)
 	want := []img2vid.Detection{
