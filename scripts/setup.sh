@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what img2vid needs and is missing on this machine.
 #   scripts/setup.sh run    ffmpeg and ONNX Runtime: enough to build and run
-#   scripts/setup.sh test   also Chromium, for the browser tests
+#   scripts/setup.sh test   also Chromium and axe-core, for the browser tests
 # System packages come from Debian (apt) when run as root; otherwise a missing
 # one is named with the command that installs it. ONNX Runtime goes into
 # .deps/ (git-ignored), checked against pinned sha256 sums.
@@ -56,5 +56,12 @@ if [ "$mode" = test ]; then
 		need_pkg npm npm
 		echo "setup: installing onnxruntime-node for the parity test"
 		npm ci --silent --ignore-scripts --prefix inference/testdata/node >/dev/null
+	fi
+	# axe-core, which the browser test injects to check the page's
+	# accessibility in each state.
+	if [ ! -d server/e2e/testdata/node/node_modules/axe-core ]; then
+		need_pkg npm npm
+		echo "setup: installing axe-core for the browser test"
+		npm ci --silent --ignore-scripts --prefix server/e2e/testdata/node >/dev/null
 	fi
 fi

@@ -1,16 +1,34 @@
-// The upload page: pick and order images, send them as a job, follow the
-// job's event stream, then play and offer the video. No framework and no
-// build step; the server's CSP allows only this file as script.
+// The upload page: pick and order images, check them as they arrive, send
+// them as one job, follow it (across a reload), then show and offer the
+// video. No framework and no build step; the server's CSP allows only this
+// file as script.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const naturalOrder = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
 const imageTypes = /^image\/(jpeg|png|gif|bmp|tiff|webp)$/;
 const imageNames = /\.(jpe?g|png|gif|bmp|tiff?|webp)$/i;
+// Browsers decode these, so a thumbnail that fails to decode is a broken
+// file; TIFF has no preview in most browsers and is left to the server.
+const previewable = /\.(jpe?g|png|gif|bmp|webp)$/i;
+const title = document.title;
+// jobKey is where the running job's id is kept, so that a reload (or a
+// closed and reopened tab) finds the job again.
+const jobKey = "img2vid.job";
 
-// items are the chosen images in video order: { file, url }.
+// items are the chosen images in video order:
+// { file, url, id, state: "checking"|"ok"|"bad"|"nopreview", twin }, where
+// twin is another item with exactly the same bytes, or null.
 let items = [];
-// job is the running job: { id, events } or null.
+let nextID = 1;
+// active is the id of the item that holds the list's one Tab stop.
+let active = 0;
+// removed holds the images of the last "Remove all", for Undo.
+let removed = null;
+// audio is the chosen soundtrack: { file, url, seconds, bad } or null.
+let audio = null;
+// job is the running job: { id, events, xhr } or null; busy from Convert
+// until the job ends.
 let job = null;
 // retry repeats the request a missing token stopped, once one is saved.
 let retry = null;
@@ -18,6 +36,10 @@ let retry = null;
 // announce tells screen reader users what a click or key just changed.
 function announce(text) {
   $("announce").textContent = text;
+}
+
+function plural(n, one, many = one + "s") {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function showError(text) {
@@ -51,7 +73,9 @@ async function api(path, init) {
   if (resp.status === 401) throw tokenError();
   const body = resp.status === 204 ? null : await resp.json().catch(() => null);
   if (!resp.ok) {
-    throw new Error(body && body.error ? body.error : `The server answered ${resp.status}.`);
+    const err = new Error(body && body.error ? body.error : `The server answered ${resp.status}.`);
+    err.status = resp.status;
+    throw err;
   }
   return body;
 }
@@ -70,10 +94,13 @@ $("token-form").addEventListener("submit", (e) => {
   showError("");
   const again = retry;
   retry = null;
+  $("files").focus(); // the token form is gone; focus must not fall to the page
   if (again) again();
 });
 
 // --- models ---
+
+const modelInfo = new Map();
 
 async function loadModels() {
   const data = await api("/api/models");
@@ -82,48 +109,165 @@ async function loadModels() {
   interp.replaceChildren();
   frame.replaceChildren(new Option("None", "", true, true));
   for (const m of data.models) {
-    const label = m.available ? m.name + (m.description ? ` — ${m.description}` : "") : `${m.name} (unavailable: ${m.reason})`;
-    const opt = new Option(label, m.name);
+    // The option says only the name; the description goes in the hint
+    // below, where it is not cut off.
+    const opt = new Option(m.available ? m.name : `${m.name} (unavailable)`, m.name);
     opt.disabled = !m.available;
+    modelInfo.set(`${m.kind}/${m.name}`, m);
     (m.kind === "interpolate" ? interp : frame).append(opt);
   }
-  if (!interp.options.length) interp.append(new Option("No interpolation model", ""));
+  if (!interp.options.length) interp.append(new Option("No smoothing model", ""));
   interp.disabled = !data.models.some((m) => m.kind === "interpolate" && m.available);
   // Preselect the server's default model, else the first usable one.
   const usable = [...interp.options].filter((o) => !o.disabled);
   const preferred = usable.find((o) => o.value === data.default_interp_model) || usable[0];
   if (preferred) preferred.selected = true;
   if (data.runtime) {
-    $("runtime").textContent = `Models run on ${data.runtime.provider} (ONNX Runtime ${data.runtime.version}).`;
+    const where = data.runtime.provider === "cuda" ? "the server's graphics card (GPU)" : "the server's processor (CPU)";
+    $("runtime").textContent = `Models run on ${where}.`;
   }
+  describeModels();
 }
+
+// describeModels puts the chosen models' descriptions in their hints.
+function describeModels() {
+  const say = (kind, select, hint, fallback) => {
+    const m = modelInfo.get(`${kind}/${select.value}`);
+    $(hint).textContent = m ? (m.available ? m.description || fallback : `Unavailable: ${m.reason}`) : fallback;
+  };
+  say("interpolate", $("interp_model"), "interp-hint", "Used when the smoothing factor is above 1.");
+  say("frame", $("frame_model"), "frame-hint", "Run on every image, for example to sharpen or enlarge it.");
+}
+$("interp_model").addEventListener("change", describeModels);
+$("frame_model").addEventListener("change", describeModels);
 
 // --- images ---
 
-function addFiles(fileList) {
-  const fresh = [...fileList].filter((f) => imageTypes.test(f.type) || imageNames.test(f.name));
-  const skipped = fileList.length - fresh.length;
-  fresh.sort((a, b) => naturalOrder.compare(a.name, b.name));
-  items = items.concat(fresh.map((file) => ({ file, url: URL.createObjectURL(file) })));
+// check decodes an item's thumbnail: a file the browser cannot decode is
+// marked before anything is uploaded.
+function check(it) {
+  if (!previewable.test(it.file.name) && !/^image\/(jpeg|png|gif|bmp|webp)$/.test(it.file.type)) {
+    it.state = "nopreview";
+    return Promise.resolve();
+  }
+  const img = new Image();
+  img.src = it.url;
+  return img.decode().then(
+    () => { it.state = "ok"; },
+    () => { it.state = "bad"; },
+  );
+}
+
+// sameBytes reports whether two files hold exactly the same bytes.
+async function sameBytes(a, b) {
+  if (a.size !== b.size) return false;
+  const [x, y] = await Promise.all([a.arrayBuffer(), b.arrayBuffer()]);
+  const u = new Uint8Array(x);
+  const v = new Uint8Array(y);
+  for (let i = 0; i < u.length; i++) if (u[i] !== v[i]) return false;
+  return true;
+}
+
+// findTwins pairs each new item with an image in the list that has the
+// same bytes, if there is one; files are read only when sizes match.
+async function findTwins(fresh) {
+  for (const it of fresh) {
+    for (const other of items) {
+      if (other === it || other.file.size !== it.file.size) continue;
+      if (await sameBytes(other.file, it.file)) {
+        it.twin = other;
+        if (!other.twin || !items.includes(other.twin)) other.twin = it;
+        break;
+      }
+    }
+  }
+}
+
+// merge puts the new items into the list in natural order without moving
+// the ones already there: each goes before the first that sorts after it.
+function merge(fresh) {
+  const out = items.slice();
+  for (const it of fresh) {
+    const at = out.findIndex((o) => naturalOrder.compare(o.file.name, it.file.name) > 0);
+    if (at < 0) out.push(it);
+    else out.splice(at, 0, it);
+  }
+  return out;
+}
+
+let filesMessage = "";
+
+async function addFiles(fileList) {
+  if (job) return;
+  const all = [...fileList];
+  const fresh = all.filter((f) => imageTypes.test(f.type) || imageNames.test(f.name))
+    .map((file) => ({ file, url: URL.createObjectURL(file), id: nextID++, state: "checking", twin: null }));
+  const skipped = all.filter((f) => !(imageTypes.test(f.type) || imageNames.test(f.name))).map((f) => f.name);
+  dropUndo();
+  showError("");
+  items = merge(fresh);
+  if (fresh.length && !items.some((it) => it.id === active)) active = fresh[0].id;
   render();
-  let note = `${fresh.length} image${fresh.length === 1 ? "" : "s"} added.`;
-  if (skipped) note += ` ${skipped} file${skipped === 1 ? " is" : "s are"} not an image and ${skipped === 1 ? "was" : "were"} skipped.`;
-  announce(note);
-  showError(skipped ? note : "");
+  await Promise.all(fresh.map(check));
+  await findTwins(fresh);
+  let note = `${plural(fresh.length, "image")} added.`;
+  if (skipped.length) note += ` Skipped, not images: ${skipped.join(", ")}.`;
+  filesMessage = skipped.length ? `Skipped, not images: ${skipped.join(", ")}.` : "";
+  render();
+  announce(note + " " + problems());
+}
+
+// problems describes the images that cannot go into a video as they are.
+function problems() {
+  const bad = items.filter((it) => it.state === "bad").map((it) => it.file.name);
+  // Each pair once: the twin that comes first in the list names the other.
+  const dups = items.filter((it) => it.twin && items.includes(it.twin) && items.indexOf(it.twin) > items.indexOf(it));
+  let text = "";
+  if (bad.length) text += `${bad.length === 1 ? "This file is" : "These files are"} not a readable image: ${bad.join(", ")}. Remove ${bad.length === 1 ? "it" : "them"} to convert. `;
+  if (dups.length) text += `Exact duplicates: ${dups.map((it) => `${it.file.name} and ${it.twin.file.name}`).join("; ")}.`;
+  return text.trim();
+}
+
+function indexOf(id) {
+  return items.findIndex((it) => it.id === id);
+}
+
+function focusItem(id) {
+  active = id;
+  const li = $("thumbs").querySelector(`li[data-id="${id}"]`);
+  for (const el of $("thumbs").children) el.tabIndex = el === li ? 0 : -1;
+  if (li) li.focus();
 }
 
 function move(from, to) {
-  if (to < 0 || to >= items.length || from === to) return;
-  const [it] = items.splice(from, 1);
+  if (job) return;
+  const it = items[from];
+  if (to < 0 || to >= items.length) {
+    announce(`${it.file.name} is already ${to < 0 ? "first" : "last"}.`);
+    return;
+  }
+  items.splice(from, 1);
   items.splice(to, 0, it);
   render();
   announce(`${it.file.name} is now image ${to + 1} of ${items.length}.`);
 }
 
-function removeAt(i) {
+// removeAt removes one image; focus goes to its neighbour, or to the file
+// chooser when the list is empty, never to the page.
+function removeAt(i, refocus) {
+  if (job) return;
   const [it] = items.splice(i, 1);
   URL.revokeObjectURL(it.url);
+  for (const o of items) if (o.twin === it) o.twin = null;
+  filesMessage = "";
+  showError("");
+  const next = items[Math.min(i, items.length - 1)];
+  active = next ? next.id : 0;
   render();
+  if (refocus) {
+    if (next) focusItem(next.id);
+    else $("files").focus();
+  }
   announce(`${it.file.name} removed.`);
 }
 
@@ -133,55 +277,124 @@ function toolButton(text, label, onClick, disabled) {
   b.textContent = text;
   b.setAttribute("aria-label", label);
   b.disabled = disabled;
+  // One Tab stop per image: the card has it, and its keys do what these
+  // buttons do; the buttons are for the mouse and touch.
+  b.tabIndex = -1;
   b.addEventListener("click", onClick);
   return b;
 }
 
-// render redraws the thumbnails; focus stays on the button that was used,
-// so reordering by keyboard can go on from where it was.
+// render redraws the thumbnails and the state that depends on them.
 function render() {
-  const focused = document.activeElement && document.activeElement.dataset.key;
   const list = $("thumbs");
+  const hadFocus = list.contains(document.activeElement);
+  const locked = job !== null;
   list.replaceChildren();
+  if (!items.some((it) => it.id === active)) active = items.length ? items[0].id : 0;
   items.forEach((it, i) => {
     const li = document.createElement("li");
-    li.draggable = true;
+    li.draggable = !locked;
     li.dataset.index = i;
-    const img = document.createElement("img");
-    img.src = it.url;
-    img.alt = "";
+    li.dataset.id = it.id;
+    li.tabIndex = it.id === active ? 0 : -1;
+    const flags = [];
+    if (it.state === "bad") flags.push("not a readable image");
+    if (it.twin && items.includes(it.twin)) flags.push(`same as image ${items.indexOf(it.twin) + 1}`);
+    li.setAttribute("aria-label", `${it.file.name}, image ${i + 1} of ${items.length}${flags.length ? ", " + flags.join(", ") : ""}`);
+    li.classList.toggle("bad", it.state === "bad");
+    li.classList.toggle("dup", flags.length > 0 && it.state !== "bad");
+    let thumb;
+    if (it.state === "bad" || it.state === "nopreview") {
+      thumb = document.createElement("span");
+      thumb.className = "thumb placeholder";
+      thumb.textContent = it.state === "bad" ? "Cannot be read" : "No preview";
+    } else {
+      thumb = document.createElement("img");
+      thumb.className = "thumb";
+      thumb.src = it.url;
+      thumb.alt = "";
+    }
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = `${i + 1}. ${it.file.name}`;
+    li.append(thumb, name);
+    if (flags.length) {
+      const flag = document.createElement("span");
+      flag.className = "flag";
+      flag.textContent = flags.join("; ");
+      li.append(flag);
+    }
     const tools = document.createElement("div");
     tools.className = "tools";
     const n = it.file.name;
-    const buttons = [
-      toolButton("◀", `Move ${n} earlier`, () => move(i, i - 1), i === 0),
-      toolButton("▶", `Move ${n} later`, () => move(i, i + 1), i === items.length - 1),
-      toolButton("✕", `Remove ${n}`, () => removeAt(i), false),
-    ];
-    ["earlier", "later", "remove"].forEach((what, k) => (buttons[k].dataset.key = `${it.url}|${what}`));
-    tools.append(...buttons);
-    li.append(img, name, tools);
+    tools.append(
+      toolButton("◀", `Move ${n} earlier`, () => { move(i, i - 1); focusItem(it.id); }, locked || i === 0),
+      toolButton("▶", `Move ${n} later`, () => { move(i, i + 1); focusItem(it.id); }, locked || i === items.length - 1),
+      toolButton("✕", `Remove ${n}`, () => removeAt(i, true), locked),
+    );
+    li.append(tools);
     list.append(li);
   });
-  if (focused) {
-    const again = list.querySelector(`[data-key="${CSS.escape(focused)}"]`);
-    if (again && !again.disabled) again.focus();
-  }
+  if (hadFocus && items.length) focusItem(active);
+  const checking = items.some((it) => it.state === "checking");
   $("count").textContent = items.length
-    ? `${items.length} image${items.length === 1 ? "" : "s"}, in video order.`
-    : "No images yet. They are sorted by name (frame_2 before frame_10); move them with the buttons or by dragging.";
+    ? `${plural(items.length, "image")}, in video order${checking ? " (checking…)" : ""}.`
+    : "No images yet. They are sorted by name (frame_2 before frame_10).";
+  const note = [filesMessage, problems()].filter(Boolean).join(" ");
+  $("files-note").textContent = note;
+  $("files-note").hidden = !note;
+  $("keys").hidden = items.length === 0;
   $("clear").hidden = items.length === 0;
-  $("convert").disabled = items.length === 0 || job !== null;
+  $("clear").disabled = locked;
+  $("files").disabled = locked;
+  $("drop").classList.toggle("locked", locked);
+  $("settings-set").disabled = locked;
+  $("audio-clear").hidden = !audio;
+  $("audio-name").hidden = !audio;
+  if (audio) {
+    $("audio-name").textContent = audio.bad
+      ? `${audio.file.name}: not a sound file that can be read`
+      : `${audio.file.name}${audio.seconds ? ` (${seconds(audio.seconds)})` : ""}`;
+  }
+  $("convert").disabled = items.length === 0 || locked || checking;
+  preview();
 }
+
+// The list's keys: arrows move the focus, Alt+arrows move the image,
+// Home/End jump, Delete removes.
+$("thumbs").addEventListener("keydown", (e) => {
+  const li = e.target.closest("li");
+  if (!li || e.target !== li) return;
+  const i = Number(li.dataset.index);
+  const id = Number(li.dataset.id);
+  const back = e.key === "ArrowLeft" || e.key === "ArrowUp";
+  const fwd = e.key === "ArrowRight" || e.key === "ArrowDown";
+  if ((back || fwd) && e.altKey) {
+    e.preventDefault();
+    move(i, back ? i - 1 : i + 1);
+    focusItem(id);
+  } else if (back || fwd) {
+    e.preventDefault();
+    const to = items[Math.max(0, Math.min(items.length - 1, back ? i - 1 : i + 1))];
+    focusItem(to.id);
+  } else if (e.key === "Home" || e.key === "End") {
+    e.preventDefault();
+    focusItem(items[e.key === "Home" ? 0 : items.length - 1].id);
+  } else if (e.key === "Delete" || e.key === "Backspace") {
+    e.preventDefault();
+    removeAt(i, true);
+  }
+});
+$("thumbs").addEventListener("focusin", (e) => {
+  const li = e.target.closest("li");
+  if (li && e.target === li) active = Number(li.dataset.id);
+});
 
 // Dragging a thumbnail onto another moves it there.
 let dragFrom = -1;
 $("thumbs").addEventListener("dragstart", (e) => {
   const li = e.target.closest("li");
-  if (!li) return;
+  if (!li || job) return;
   dragFrom = Number(li.dataset.index);
   li.classList.add("dragging");
   e.dataTransfer.effectAllowed = "move";
@@ -207,17 +420,40 @@ $("files").addEventListener("change", (e) => {
   addFiles(e.target.files);
   e.target.value = "";
 });
+
+// Remove all keeps the images until the next change, so Undo can bring
+// them back; focus goes to Undo, which takes the button's place.
+function dropUndo() {
+  if (removed) removed.forEach((it) => URL.revokeObjectURL(it.url));
+  removed = null;
+  $("undo-box").hidden = true;
+}
 $("clear").addEventListener("click", () => {
-  items.forEach((it) => URL.revokeObjectURL(it.url));
+  if (job) return;
+  dropUndo();
+  removed = items;
   items = [];
+  filesMessage = "";
+  showError("");
   render();
-  announce("All images removed.");
+  $("undo-text").textContent = `${plural(removed.length, "image")} removed.`;
+  $("undo-box").hidden = false;
+  $("undo").focus();
+  announce(`All images removed. Undo brings them back.`);
+});
+$("undo").addEventListener("click", () => {
+  items = removed.concat(items);
+  removed = null;
+  $("undo-box").hidden = true;
+  render();
+  focusItem(items[0].id);
+  announce(`${plural(items.length, "image")} back.`);
 });
 
 const drop = $("drop");
 for (const name of ["dragenter", "dragover"]) {
   drop.addEventListener(name, (e) => {
-    if (dragFrom >= 0) return;
+    if (dragFrom >= 0 || job) return;
     e.preventDefault();
     drop.classList.add("over");
   });
@@ -226,9 +462,133 @@ for (const name of ["dragleave", "drop"]) {
   drop.addEventListener(name, () => drop.classList.remove("over"));
 }
 drop.addEventListener("drop", (e) => {
-  if (dragFrom >= 0) return;
+  if (dragFrom >= 0 || job) return;
   e.preventDefault();
   addFiles(e.dataTransfer.files);
+});
+
+// --- soundtrack ---
+
+$("audio").addEventListener("change", (e) => {
+  const file = e.target.files[0];
+  e.target.value = "";
+  if (!file) return;
+  if (audio) URL.revokeObjectURL(audio.url);
+  audio = { file, url: URL.createObjectURL(file), seconds: 0, bad: false };
+  const a = new Audio();
+  const it = audio;
+  a.preload = "metadata";
+  a.addEventListener("loadedmetadata", () => {
+    it.seconds = Number.isFinite(a.duration) ? a.duration : 0;
+    render();
+  });
+  a.addEventListener("error", () => {
+    // Some formats only the server's decoder reads; it has the last word.
+    it.bad = !/\.(flac|opus|oga|ogg|m4a|aac)$/i.test(file.name) || file.size === 0;
+    render();
+  });
+  a.src = audio.url;
+  showError("");
+  render();
+});
+$("audio-clear").addEventListener("click", () => {
+  URL.revokeObjectURL(audio.url);
+  audio = null;
+  render();
+  $("audio").focus();
+  announce("Soundtrack removed.");
+});
+
+// --- settings ---
+
+// parseSize applies the server's size rule (img2vid.ParseSize): digits,
+// x (or X or ×), digits, spaces allowed around each part; null otherwise.
+function parseSize(text) {
+  const s = text.toLowerCase().replaceAll("×", "x");
+  const at = s.indexOf("x");
+  if (at < 0) return null;
+  const side = (t) => (/^\d{1,9}$/.test(t.trim()) ? Number(t.trim()) : -1);
+  const w = side(s.slice(0, at));
+  const h = side(s.slice(at + 1));
+  return w > 0 && h > 0 ? { w, h } : null;
+}
+
+// settingsProblem returns the first setting the server would refuse, as
+// { field, text }, or null.
+function settingsProblem() {
+  const num = (id) => Number($(id).value);
+  const fps = num("fps");
+  const interp = num("interpolate");
+  const size = $("size").value.trim();
+  if ($("fps").value === "" || !(fps > 0 && fps <= 240)) return { field: "fps", text: "Images per second must be above 0 and at most 240." };
+  if (!Number.isInteger(interp) || interp < 1 || interp > 16) return { field: "interpolate", text: "The smoothing factor must be a whole number from 1 to 16." };
+  if (size !== "" && !parseSize(size)) return { field: "size", text: `Size must look like 1280x720 (width x height), not "${size}".` };
+  const fpsOut = $("fps_out").value === "" ? 0 : num("fps_out");
+  if (!(fpsOut >= 0 && fpsOut <= 240)) return { field: "fps_out", text: "Slow motion frames per second must be from 0 (automatic) to 240." };
+  if ((fpsOut || fps * interp) > 240) return { field: "interpolate", text: `Images per second x smoothing makes ${fps * interp} frames per second, above 240; lower one, or set slow motion.` };
+  const q = num("quality");
+  if (!Number.isInteger(q) || q < 0 || q > 51) return { field: "quality", text: "Quality must be a whole number from 0 to 51." };
+  const sc = num("scene_cut");
+  if ($("scene_cut").value === "" || !(sc >= 0 && sc <= 1)) return { field: "scene_cut", text: "Scene cut sensitivity must be from 0 to 1." };
+  if (audio && $("format").value === "gif") return { field: "format", text: "A GIF cannot carry sound: choose MP4 or WebM, or remove the soundtrack." };
+  if (audio && audio.bad) return { field: "audio", text: `${audio.file.name} is not a sound file that can be read.` };
+  return null;
+}
+
+// markSettings shows the first problem beside the settings and marks its
+// field; with nothing wrong it clears both.
+function markSettings() {
+  const p = settingsProblem();
+  for (const el of $("settings").querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  $("settings-error").textContent = p ? p.text : "";
+  $("settings-error").hidden = !p;
+  if (p) $(p.field).setAttribute("aria-invalid", "true");
+  return p;
+}
+
+function seconds(s) {
+  return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
+}
+
+// preview says what the settings will make of the images: "12 images at
+// 4/s, x2 = 3.0 s, 24 frames".
+function preview() {
+  const n = items.length;
+  const fps = Number($("fps").value);
+  const interp = Number($("interpolate").value) || 1;
+  const fpsOut = Number($("fps_out").value) || fps * interp;
+  if (!n || !(fps > 0) || settingsProblem()) {
+    $("preview").textContent = n ? "" : "Add images to see how long the video will be.";
+    return;
+  }
+  let frames = n * interp;
+  let text = `${plural(n, "image")} at ${+fps.toFixed(3)}/s`;
+  if (interp > 1) text += `, x${interp}`;
+  if (Number($("fps_out").value) > 0) text += `, played at ${+fpsOut.toFixed(3)} frames/s`;
+  let length = frames / fpsOut;
+  if (audio && audio.seconds > 0 && $("audio_fit").value === "extend" && audio.seconds > length) {
+    frames = Math.ceil(audio.seconds * fpsOut - 1e-6);
+    length = frames / fpsOut;
+    text += `, held for the ${seconds(audio.seconds)} sound`;
+  }
+  text += ` = ${seconds(length)}, ${plural(frames, "frame")}`;
+  if (audio) text += `, with sound`;
+  $("preview").textContent = text + ".";
+}
+
+$("settings").addEventListener("input", () => {
+  showError("");
+  render();
+  if ($("settings-error").textContent) markSettings();
+});
+$("settings").addEventListener("change", () => {
+  markSettings();
+  preview();
+});
+// Enter in a field converts, as in any form, instead of reloading the page.
+$("settings").addEventListener("submit", (e) => {
+  e.preventDefault();
+  convert();
 });
 
 // --- conversion ---
@@ -238,13 +598,19 @@ function formatTime(ms) {
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
-const stageNames = { queued: "Waiting in the queue", decode: "Reading images", encode: "Encoding", done: "Done" };
+function formatBytes(n) {
+  if (n < 1024 * 1024) return `${Math.max(1, Math.round(n / 1024))} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+const stageNames = { queued: "Waiting in the queue", decode: "Reading images", encode: "Making the video", done: "Done" };
 
 function showProgress(percent, text) {
   $("progress-box").hidden = false;
   $("bar").value = percent;
   $("bar").setAttribute("aria-valuetext", `${Math.round(percent)}%`);
   $("status").textContent = text;
+  document.title = `${Math.floor(percent)}% · ${title}`;
 }
 
 function onJob(view) {
@@ -256,32 +622,96 @@ function onJob(view) {
   showProgress(percent, text);
 }
 
-function finish() {
+// finish ends the page's part in a job: the stream closes, the inputs
+// unlock. keep leaves the job's id stored, so a reload shows its result.
+function finish(keep) {
   if (job && job.events) job.events.close();
   job = null;
+  if (!keep) localStorage.removeItem(jobKey);
   $("cancel").hidden = true;
   render();
 }
 
+// reveal brings el into view and gives it the focus, so that what just
+// happened is where the eyes and the screen reader are.
+function reveal(el) {
+  el.scrollIntoView({ block: "nearest" });
+  el.focus({ preventScroll: true });
+}
+
+function detail(dl, term, value) {
+  if (!value) return;
+  const dt = document.createElement("dt");
+  dt.textContent = term;
+  const dd = document.createElement("dd");
+  dd.textContent = value;
+  dl.append(dt, dd);
+}
+
 function onDone(view) {
-  finish();
+  finish(true);
   const r = view.result;
-  showProgress(100, `Done — ${r.frames} frames, ${r.width}x${r.height}, ${r.duration_s.toFixed(1)} s.`);
-  $("result").hidden = false;
-  $("video").src = view.video;
+  showProgress(100, `Done — your ${r.format.toUpperCase()} is ready below.`);
+  document.title = `Done · ${title}`;
+  $("progress-box").hidden = true;
+  const gif = r.format === "gif";
+  $("video").hidden = gif;
+  $("gif").hidden = !gif;
+  if (gif) {
+    $("video").removeAttribute("src");
+    $("gif").src = view.video;
+  } else {
+    $("gif").removeAttribute("src");
+    $("video").src = view.video;
+  }
+  const dl = $("details");
+  dl.replaceChildren();
+  let made = `${plural(r.inputs, "image")} became ${plural(r.frames, "frame")} at ${+r.fps.toFixed(3)} frames per second`;
+  if (r.duplicates) made += `; ${plural(r.duplicates, "repeated image")}`;
+  detail(dl, "Length", seconds(r.duration_s));
+  detail(dl, "Frames", made);
+  detail(dl, "Resolution", `${r.width} x ${r.height}`);
+  detail(dl, "File size", r.bytes ? `${formatBytes(r.bytes)} (${r.format.toUpperCase()})` : r.format.toUpperCase());
+  const models = [r.interp_model && `${r.interp_model} (smoothing)`, r.frame_model && `${r.frame_model} (every image)`].filter(Boolean);
+  detail(dl, "Models used", models.length ? models.join(", ") : "none");
+  if (r.audio_s) detail(dl, "Sound", seconds(r.audio_s));
+  detail(dl, "Time taken", r.elapsed_ms ? formatTime(Math.max(r.elapsed_ms, 1000)) : "");
+  // The server names the download after the first image; the link says
+  // so when the page still knows that image (not after a reload).
   $("download").href = `${view.video}?download=1`;
-  $("summary").textContent = `${r.inputs} images became ${r.frames} frames at ${r.fps} fps (${r.format}).`;
+  const name = items.length ? downloadName(items[0].file.name) : "";
+  $("download").textContent = name ? `Download ${name}.${r.format}` : `Download the ${r.format.toUpperCase()}`;
+  $("result").hidden = false;
+  reveal($("result-title"));
   announce("The video is ready.");
 }
 
+// downloadName is the server's download name for a first image called
+// file (server.downloadName): "Beach Day.JPG" gives "Beach_Day".
+function downloadName(file) {
+  let out = "";
+  for (const ch of file.replace(/^.*[\\/]/, "").replace(/\.[^.]*$/, "")) {
+    if (/[A-Za-z0-9._-]/.test(ch)) out += ch;
+    else if (ch === " " && out) out += "_";
+    if (out.length >= 60) break;
+  }
+  return out.replace(/^[._]+|[._]+$/g, "");
+}
+
 function onFailed(view) {
-  finish();
-  showError(view.error ? view.error.error : "The job failed.");
+  const canceled = view.status === "canceled";
+  finish(false);
+  $("progress-box").hidden = true;
+  document.title = title;
+  showError(canceled ? "The job was canceled." : view.error ? view.error.error : "The job failed.");
+  reveal($("error"));
 }
 
 function follow(id) {
   const events = new EventSource(`/api/jobs/${id}/events`);
-  job = { id, events };
+  job = { id, events, xhr: null };
+  $("cancel").hidden = false;
+  render();
   const parse = (handler) => (e) => handler(JSON.parse(e.data));
   events.addEventListener("progress", parse(onJob));
   events.addEventListener("done", parse(onDone));
@@ -292,7 +722,7 @@ function follow(id) {
     // followed, so ask once what became of it.
     if (events.readyState === EventSource.CLOSED && job && job.id === id) {
       api(`/api/jobs/${id}`).then((v) => (v.status === "done" ? onDone(v) : onFailed(v)), (err) => {
-        finish();
+        finish(false);
         fail(err, () => follow(id));
       });
     }
@@ -300,14 +730,18 @@ function follow(id) {
 }
 
 // upload sends the form with XMLHttpRequest, which, unlike fetch, reports
-// upload progress.
+// upload progress and can be aborted mid-upload.
 function upload(form) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
+    job.xhr = xhr;
     xhr.open("POST", "/api/jobs");
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (e) => {
-      if (e.lengthComputable) showProgress(0, `Uploading — ${Math.floor((100 * e.loaded) / e.total)}%`);
+      if (e.lengthComputable && job && job.xhr === xhr) {
+        const pc = (100 * e.loaded) / e.total;
+        showProgress(pc, `Uploading — ${Math.floor(pc)}% (${formatBytes(e.loaded)} of ${formatBytes(e.total)})`);
+      }
     });
     xhr.addEventListener("load", () => {
       if (xhr.status === 401) {
@@ -319,43 +753,89 @@ function upload(form) {
         reject(new Error(body && body.error ? body.error : `The server answered ${xhr.status}.`));
       }
     });
+    xhr.addEventListener("abort", () => {
+      const err = new Error("The upload was canceled.");
+      err.aborted = true;
+      reject(err);
+    });
     xhr.addEventListener("error", () => reject(new Error("The upload failed: the server could not be reached.")));
     xhr.send(form);
   });
 }
 
 async function convert() {
-  const settings = $("settings");
-  if (!settings.reportValidity()) return;
+  if (job) return;
+  const bad = items.filter((it) => it.state === "bad");
+  if (bad.length) {
+    render();
+    reveal($("thumbs").querySelector("li.bad"));
+    return;
+  }
+  const p = markSettings();
+  if (p) {
+    $(p.field).focus();
+    return;
+  }
   showError("");
+  dropUndo();
   $("result").hidden = true;
   $("video").removeAttribute("src");
-  // Options first, then the images in the order the user arranged them.
+  $("gif").removeAttribute("src");
+  // Options first, then the images in the order the user arranged them,
+  // then the soundtrack.
   const form = new FormData();
-  for (const [k, v] of new FormData(settings)) {
-    if (v !== "") form.append(k, v.trim());
+  for (const [k, v] of new FormData($("settings"))) {
+    if (typeof v === "string" && v.trim() !== "") form.append(k, v.trim());
   }
   items.forEach((it) => form.append("files", it.file, it.file.name));
-  job = { id: null, events: null };
+  if (audio) form.append("audio", audio.file, audio.file.name);
+  localStorage.removeItem(jobKey);
+  job = { id: null, events: null, xhr: null };
   render();
+  $("cancel").hidden = false;
+  // Convert is now disabled; the focus goes to Cancel, the one thing to
+  // do while the job runs, and the progress comes into view.
+  $("cancel").focus({ preventScroll: true });
   showProgress(0, "Uploading");
+  $("progress-box").scrollIntoView({ block: "nearest" });
   try {
     const { id } = await upload(form);
-    $("cancel").hidden = false;
+    localStorage.setItem(jobKey, id);
     follow(id);
   } catch (err) {
-    finish();
+    finish(false);
     $("progress-box").hidden = true;
+    document.title = title;
+    if (err.aborted) {
+      announce("Canceled.");
+      $("convert").focus();
+      return;
+    }
     fail(err, convert);
+    if (!err.needsToken) {
+      // A refusal that starts with a field's name ("size must ...") marks
+      // that field too.
+      const field = /^(\w+) /.exec(err.message);
+      const el = field && $(field[1]);
+      if (el && $("settings").contains(el)) el.setAttribute("aria-invalid", "true");
+      reveal($("error"));
+    }
   }
 }
 
 $("convert").addEventListener("click", convert);
 $("cancel").addEventListener("click", async () => {
-  if (!job || !job.id) return;
+  if (!job) return;
+  if (job.xhr && !job.id) {
+    job.xhr.abort(); // convert() puts the page back
+    return;
+  }
   const id = job.id;
-  finish();
-  showProgress(0, "Canceled.");
+  finish(false);
+  $("progress-box").hidden = true;
+  document.title = title;
+  announce("Canceled.");
+  $("convert").focus();
   try {
     await api(`/api/jobs/${id}`, { method: "DELETE" });
   } catch (err) {
@@ -363,9 +843,43 @@ $("cancel").addEventListener("click", async () => {
   }
 });
 
-// The interpolation model only matters with a factor above 1.
+// Leaving mid-job would lose the upload or the page's hold on the job.
+window.addEventListener("beforeunload", (e) => {
+  if (job) {
+    e.preventDefault();
+    e.returnValue = "";
+  }
+});
+
+// resume finds the job a reload (or a closed tab) left, and shows its
+// progress or its outcome.
+async function resume() {
+  const id = localStorage.getItem(jobKey);
+  if (!id) return;
+  let v;
+  try {
+    v = await api(`/api/jobs/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (err.needsToken) askToken(resume);
+    else localStorage.removeItem(jobKey); // expired or gone: nothing to show
+    return;
+  }
+  if (v.status === "done") {
+    onDone(v);
+  } else if (v.status === "failed" || v.status === "canceled") {
+    localStorage.removeItem(jobKey);
+  } else {
+    onJob(v);
+    follow(id);
+    $("progress-box").scrollIntoView({ block: "nearest" });
+    $("cancel").focus({ preventScroll: true });
+    announce("Your conversion is still running.");
+  }
+}
+
+// The smoothing model only matters with a factor above 1.
 function syncInterp() {
-  $("interp_model").closest(".field").classList.toggle("hint", Number($("interpolate").value) <= 1);
+  $("interp_model").closest(".field").classList.toggle("inactive", Number($("interpolate").value) <= 1);
 }
 $("interpolate").addEventListener("input", syncInterp);
 
@@ -376,3 +890,4 @@ function loadModelsOrSay() {
   loadModels().catch((err) => fail(err, loadModelsOrSay, "Could not load the models: "));
 }
 loadModelsOrSay();
+resume();
