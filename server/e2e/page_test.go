@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"io"
@@ -131,6 +132,26 @@ func (p pageChecks) focused(after string) string {
 func (p pageChecks) keys(what string, keys string, opts ...chromedp.KeyOption) {
 	p.t.Helper()
 	step(p.t, p.ctx, what, 10*time.Second, chromedp.KeyEvent(keys, opts...))
+}
+
+// contrast is the WCAG contrast ratio of two CSS rgb() colours.
+func contrast(t *testing.T, a, b string) float64 {
+	t.Helper()
+	lum := func(css string) float64 {
+		var r, g, bl float64
+		if _, err := fmt.Sscanf(css, "rgb(%g, %g, %g)", &r, &g, &bl); err != nil {
+			t.Fatalf("colour %q: %v", css, err)
+		}
+		lin := func(v float64) float64 {
+			if v /= 255; v <= 0.03928 {
+				return v / 12.92
+			}
+			return math.Pow((v+0.055)/1.055, 2.4)
+		}
+		return 0.2126*lin(r) + 0.7152*lin(g) + 0.0722*lin(bl)
+	}
+	x, y := lum(a), lum(b)
+	return (max(x, y) + 0.05) / (min(x, y) + 0.05)
 }
 
 // setField sets a form field as a user's choice would, with the events.
@@ -298,6 +319,15 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 	p.keys("going to the first image", kb.Home)
 	if f := p.focused("Home in the list"); !strings.HasPrefix(f, "li.") {
 		t.Fatalf("focus in the list is on %q, want an image", f)
+	}
+	ring := eval[struct {
+		Color string  `json:"color"`
+		Width float64 `json:"width"`
+		Style string  `json:"style"`
+	}](t, ctx, `(() => { const s = getComputedStyle(document.activeElement);
+		return {color: s.outlineColor, width: parseFloat(s.outlineWidth), style: s.outlineStyle}; })()`)
+	if c := contrast(t, ring.Color, "rgb(255, 255, 255)"); ring.Style == "none" || ring.Width < 3 || c < 3 {
+		t.Errorf("focus ring %+v: contrast %.2f:1 on white, want a 3 px ring at 3:1 or more", ring, c)
 	}
 	p.keys("removing the broken file", kb.Delete)
 	p.focused("Delete in the list")
