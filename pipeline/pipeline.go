@@ -7,6 +7,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"log/slog"
@@ -59,10 +60,22 @@ func FormatFor(output string) string {
 // appears only when the whole video is written.
 func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options, progress func(img2vid.Progress)) (img2vid.Result, error) {
 	start := time.Now()
-	log := p.Logger
-	if log == nil {
-		log = slog.Default()
+	res, err := p.convert(ctx, start, inputs, output, opts, progress, true)
+	var refused *passThroughError
+	if errors.As(err, &refused) {
+		// ffmpeg refused files that this package's decoder reads (and
+		// checks, as libjpeg does): decode them here instead.
+		p.logger().Warn("ffmpeg refused JPEGs given to it whole that img2vid reads; decoding them instead", "error", refused.err)
+		return p.convert(ctx, start, inputs, output, opts, progress, false)
 	}
+	return res, err
+}
+
+// convert is Convert, passing plain JPEGs to ffmpeg whole only when
+// passThroughOK is set.
+func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string, output string, opts img2vid.Options,
+	progress func(img2vid.Progress), passThroughOK bool) (img2vid.Result, error) {
+	log := p.logger()
 	if opts.Format == "" {
 		opts.Format = FormatFor(output)
 	}
@@ -135,7 +148,7 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 
 	spec := video.Spec{Input: video.InputRaw, Width: fw, Height: fh, FPS: opts.OutputFPS(),
 		Format: opts.Format, Quality: opts.Quality, Preset: opts.Preset, Output: output}
-	passThrough := fm == nil && interp == nil && det == nil && canPassThrough(headers, fw, fh)
+	passThrough := passThroughOK && fm == nil && interp == nil && det == nil && canPassThrough(headers, fw, fh)
 	if passThrough {
 		spec.Input = video.InputJPEG
 	}
@@ -394,6 +407,13 @@ func (p *Pipeline) ffmpeg() string {
 	return p.FFmpeg
 }
 
+func (p *Pipeline) logger() *slog.Logger {
+	if p.Logger == nil {
+		return slog.Default()
+	}
+	return p.Logger
+}
+
 func (p *Pipeline) models() img2vid.Models {
 	if p.Models == nil {
 		return noModels{}
@@ -439,17 +459,24 @@ func canPassThrough(headers []ingest.Header, w, h int) bool {
 	return true
 }
 
-// blameFile finds which of the files ffmpeg was given it could not decode,
-// by decoding them here, so the error names the file; it returns ffmpegErr
-// when every file decodes.
+// blameFile finds which of the files ffmpeg was given whole it could not
+// decode, by decoding them here, so the error names the file; when every
+// file decodes here, it returns ffmpegErr as a *passThroughError.
 func blameFile(files []string, maxPixels int64, ffmpegErr error) error {
 	for _, f := range files {
 		if _, _, err := ingest.Decode(f, maxPixels); err != nil {
 			return err
 		}
 	}
-	return ffmpegErr
+	return &passThroughError{ffmpegErr}
 }
+
+// passThroughError is ffmpeg's failure on JPEG files given to it whole,
+// every one of which this package's decoder reads.
+type passThroughError struct{ err error }
+
+func (e *passThroughError) Error() string { return e.err.Error() }
+func (e *passThroughError) Unwrap() error { return e.err }
 
 // SceneDiff is the mean absolute difference of luma between a and b, in
 // [0,1], sampled on a sparse grid: a cheap measure of whether two frames
