@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -51,12 +52,14 @@ func ReadHeader(path string, maxPixels int64) (Header, error) {
 		return Header{}, openError(path, err)
 	}
 	defer f.Close()
-	return fileHeader(f, bufio.NewReaderSize(f, headBytes), path, maxPixels)
+	return fileHeader(f, bufio.NewReaderSize(f, headBytes), path, maxPixels, false)
 }
 
 // fileHeader reads the header of the open file f through r, which reads f
-// from its start, and for a JPEG walks the whole file to set Plain.
-func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64) (Header, error) {
+// from its start, and for a JPEG walks the whole file to set Plain. With
+// decode set the walk decodes the JPEG's Huffman-coded data too, and
+// damage in it is an error.
+func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64, decode bool) (Header, error) {
 	h, err := readHeader(r, path, maxPixels)
 	if err != nil || h.Format != "jpeg" {
 		return h, err
@@ -65,7 +68,10 @@ func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64) (Head
 		return h, fmt.Errorf("rewind %s: %w", path, err)
 	}
 	r.Reset(f)
-	_, notPlain := walkJPEG(r)
+	_, notPlain := walkJPEG(r, decode)
+	if errors.Is(notPlain, errCorrupt) {
+		return h, img2vid.Errorf(img2vid.EINVALID, "%s: cannot decode jpeg: %w", filepath.Base(path), notPlain)
+	}
 	h.Plain = notPlain == nil
 	return h, nil
 }
@@ -78,7 +84,7 @@ func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64) (Head
 // ffmpeg decodes a plain JPEG as this package does, so one can go to the
 // encoder whole; anything else is decoded here first.
 func PlainJPEG(data []byte) error {
-	_, err := walkJPEG(bufio.NewReader(bytes.NewReader(data)))
+	_, err := walkJPEG(bufio.NewReader(bytes.NewReader(data)), false)
 	return err
 }
 
@@ -113,6 +119,9 @@ func readHeader(r *bufio.Reader, path string, maxPixels int64) (Header, error) {
 // Decode reads the image at path into upright NRGBA pixels: EXIF
 // orientation applied (Go's decoders ignore it), any colour model (gray,
 // paletted, CMYK, 16-bit) converted, the first frame of an animated GIF.
+// A JPEG whose Huffman-coded data is damaged is refused even where Go's
+// decoder would read past the damage: libjpeg, ffmpeg and Go each do that
+// differently, so no output could be called right.
 func Decode(path string, maxPixels int64) (*image.NRGBA, Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -120,7 +129,7 @@ func Decode(path string, maxPixels int64) (*image.NRGBA, Header, error) {
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, headBytes)
-	h, err := fileHeader(f, r, path, maxPixels)
+	h, err := fileHeader(f, r, path, maxPixels, true)
 	if err != nil {
 		return nil, h, err
 	}

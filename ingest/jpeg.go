@@ -71,10 +71,15 @@ func (f jpegFrame) process() string {
 // JPEG at all.
 var errNotJPEG = errors.New("no start-of-image marker")
 
-// walkJPEG reads the JPEG file in r from its start-of-image marker to its
-// end and says whether it is plain: nil when it is, else why not. A plain
-// JPEG is one that ffmpeg's decoder and ours turn into the same pixels, so
-// it can be handed to ffmpeg whole:
+// errCorrupt marks damage in a JPEG's coded data that decoders handle each
+// their own way (libjpeg warns and carries on, ours reads past it
+// differently, ffmpeg stops): no decode of such a file can be called right.
+var errCorrupt = errors.New("corrupt JPEG data")
+
+// walkJPEG reads the JPEG file in r from its start-of-image marker and says
+// whether it is plain: nil when it is, else why not. A plain JPEG is one
+// that ffmpeg's decoder and ours turn into the same pixels, so it can be
+// handed to ffmpeg whole:
 //   - exactly one image: one frame, its last scan followed by the
 //     end-of-image marker, and after that only padding (0x00 or 0xFF
 //     bytes), because ffmpeg starts a new frame at every start-of-image
@@ -84,16 +89,24 @@ var errNotJPEG = errors.New("no start-of-image marker")
 //     samples;
 //   - gray, or YCbCr with the component ids 1, 2, 3, chroma at 4:4:4,
 //     4:2:2, 4:4:0 or 4:2:0, and no Adobe marker saying otherwise (ffmpeg
-//     and libjpeg disagree on RGB-coded files: ffmpeg paints them green and
-//     magenta);
+//     and libjpeg do not agree on RGB-coded files);
 //   - every table a scan refers to defined and well formed, restart
 //     markers where the restart interval puts them, no data in between.
 //
+// With decode set it also decodes every scan's Huffman-coded data (not the
+// pixels) of a frame this package's decoder reads, plain or not, and
+// returns an error wrapping errCorrupt when that data is damaged: a code
+// no table holds, a block of more than 64 coefficients, a refinement out
+// of step, data that ends early or runs on past its last block.
+//
 // The frame it returns is filled as far as the walk got, so a caller can
 // still learn the size and coding of a file that is not plain.
-func walkJPEG(r *bufio.Reader) (jpegFrame, error) {
-	w := jpegWalker{r: r, adobe: -1}
+func walkJPEG(r *bufio.Reader, decode bool) (jpegFrame, error) {
+	w := jpegWalker{r: r, adobe: -1, decode: decode}
 	err := w.walk()
+	if err == nil || !errors.Is(err, errCorrupt) && w.notPlain != nil {
+		err = w.notPlain
+	}
 	if w.frame == nil {
 		return jpegFrame{}, err
 	}
@@ -103,15 +116,36 @@ func walkJPEG(r *bufio.Reader) (jpegFrame, error) {
 // jpegWalker holds what a walk has seen so far.
 type jpegWalker struct {
 	r        *bufio.Reader
+	decode   bool // decode the Huffman-coded data, to find damage in it
+	notPlain error
 	frame    *jpegFrame
-	adobe    int        // Adobe APP14 transform; -1 when there is none
-	dc, ac   [4]bool    // Huffman tables defined
-	quant    [4]bool    // quantisation tables defined
-	interval int        // restart interval in MCUs; 0 for none
-	scans    int        // scans seen
-	coefBits [][64]int8 // progressive: each coefficient's low bit so far, -1 before its first scan
+	adobe    int           // Adobe APP14 transform; -1 when there is none
+	dc, ac   [4]*huffTable // Huffman tables; nil until defined
+	quant    [4]bool       // quantisation tables defined
+	interval int           // restart interval in MCUs; 0 for none
+	scans    int           // scans seen
+	coefBits [][64]int8    // each coefficient's low bit so far, -1 before its first scan
+	nonzero  [][]uint64    // progressive, decoding: per component and block, the coefficients seen nonzero
 }
 
+// odd records a reason the file is not plain; the walk goes on, since a
+// file that is not plain may still be decoded (and checked) here.
+func (w *jpegWalker) odd(format string, args ...any) {
+	if w.notPlain == nil {
+		w.notPlain = fmt.Errorf(format, args...)
+	}
+}
+
+// decodable reports whether the frame is one whose coded data the walk
+// can decode: what this package's decoder reads.
+func (w *jpegWalker) decodable() bool {
+	f := w.frame
+	return w.decode && f != nil && f.precision == 8 && len(f.comps) >= 1 && len(f.comps) <= 4 &&
+		(f.marker == markerSOF0 || f.marker == markerSOF1 || f.marker == markerSOF2)
+}
+
+// walk returns the first error that stops it: damage in the coded data
+// (errCorrupt) or structure it cannot follow.
 func (w *jpegWalker) walk() error {
 	var soi [2]byte
 	if _, err := io.ReadFull(w.r, soi[:]); err != nil || soi[0] != 0xFF || soi[1] != markerSOI {
@@ -138,7 +172,8 @@ func (w *jpegWalker) walk() error {
 		case marker >= markerAPP0 && marker <= markerAP15 || marker == markerCOM:
 			_, err = w.segment(false)
 		case marker == markerDAC:
-			err = errors.New("arithmetic-coding conditioning (DAC) marker")
+			w.odd("arithmetic-coding conditioning (DAC) marker")
+			_, err = w.segment(false)
 		default:
 			err = fmt.Errorf("unexpected marker 0x%02X", marker)
 		}
@@ -150,19 +185,19 @@ func (w *jpegWalker) walk() error {
 }
 
 // nextMarker reads the marker that must come next between segments: fill
-// bytes (0xFF) may precede it, anything else may not.
+// bytes (0xFF) may precede it; other bytes are skipped, as decoders do,
+// but make the file not plain.
 func (w *jpegWalker) nextMarker() (byte, error) {
 	b, err := w.r.ReadByte()
+	for err == nil && b != 0xFF {
+		w.odd("data between segments")
+		b, err = w.r.ReadByte()
+	}
+	for err == nil && b == 0xFF {
+		b, err = w.r.ReadByte()
+	}
 	if err != nil {
 		return 0, truncated(err)
-	}
-	if b != 0xFF {
-		return 0, errors.New("data between segments")
-	}
-	for b == 0xFF {
-		if b, err = w.r.ReadByte(); err != nil {
-			return 0, truncated(err)
-		}
 	}
 	if b == 0 || b >= markerRST0 && b <= markerRST7 {
 		return 0, fmt.Errorf("marker 0x%02X outside a scan", b)
@@ -214,42 +249,46 @@ func (w *jpegWalker) sof(marker byte) error {
 	}
 	f := jpegFrame{marker: marker, precision: int(b[0]), height: int(b[1])<<8 | int(b[2]), width: int(b[3])<<8 | int(b[4])}
 	n := int(b[5])
-	if len(b) != 6+3*n {
+	if n == 0 || len(b) != 6+3*n {
 		return errors.New("start-of-frame length does not match its components")
 	}
 	for i := range n {
 		c := b[6+3*i:]
-		f.comps = append(f.comps, jpegComponent{id: c[0], h: int(c[1] >> 4), v: int(c[1] & 15), tq: int(c[2])})
+		comp := jpegComponent{id: c[0], h: int(c[1] >> 4), v: int(c[1] & 15), tq: int(c[2])}
+		if comp.h < 1 || comp.h > 4 || comp.v < 1 || comp.v > 4 || comp.tq > 3 {
+			return fmt.Errorf("component sampling %dx%d, table %d", comp.h, comp.v, comp.tq)
+		}
+		for _, prev := range f.comps {
+			if prev.id == comp.id {
+				return errors.New("repeated component id")
+			}
+		}
+		f.comps = append(f.comps, comp)
 	}
 	w.frame = &f
 	switch {
 	case marker != markerSOF0 && marker != markerSOF1 && marker != markerSOF2:
-		return fmt.Errorf("%s coding", f.process())
+		w.odd("%s coding", f.process())
 	case f.precision != 8:
-		return fmt.Errorf("%d-bit samples", f.precision)
+		w.odd("%d-bit samples", f.precision)
 	case f.width == 0 || f.height == 0:
 		return errors.New("no size in its start-of-frame (DNL)")
 	}
 	switch n {
 	case 1:
-		if c := f.comps[0]; c.h != 1 || c.v != 1 || c.tq > 3 {
-			return fmt.Errorf("gray component with sampling %dx%d, table %d", c.h, c.v, c.tq)
+		if c := f.comps[0]; c.h != 1 || c.v != 1 {
+			w.odd("gray component with sampling %dx%d", c.h, c.v)
 		}
 	case 3:
 		y, cb, cr := f.comps[0], f.comps[1], f.comps[2]
 		if y.id != 1 || cb.id != 2 || cr.id != 3 {
-			return fmt.Errorf("component ids %d, %d, %d (not YCbCr's 1, 2, 3)", y.id, cb.id, cr.id)
+			w.odd("component ids %d, %d, %d (not YCbCr's 1, 2, 3)", y.id, cb.id, cr.id)
 		}
-		if cb.h != 1 || cb.v != 1 || cr.h != 1 || cr.v != 1 || y.h < 1 || y.h > 2 || y.v < 1 || y.v > 2 {
-			return fmt.Errorf("sampling %dx%d, %dx%d, %dx%d", y.h, y.v, cb.h, cb.v, cr.h, cr.v)
-		}
-		for _, c := range f.comps {
-			if c.tq > 3 {
-				return fmt.Errorf("quantisation table %d", c.tq)
-			}
+		if cb.h != 1 || cb.v != 1 || cr.h != 1 || cr.v != 1 || y.h > 2 || y.v > 2 {
+			w.odd("sampling %dx%d, %dx%d, %dx%d", y.h, y.v, cb.h, cb.v, cr.h, cr.v)
 		}
 	default:
-		return fmt.Errorf("%d components", n)
+		w.odd("%d components", n)
 	}
 	w.coefBits = make([][64]int8, n)
 	for i := range w.coefBits {
@@ -273,30 +312,27 @@ func (w *jpegWalker) dht() error {
 		if class > 1 || id > 3 {
 			return fmt.Errorf("Huffman table class %d id %d", class, id)
 		}
-		total, code := 0, 0
-		for l := 1; l <= 16; l++ {
-			n := int(b[l])
-			total += n
-			code += n
-			// As libjpeg checks: the codes of each length must fit in it,
-			// leaving the all-ones code unused.
-			if code >= 1<<l && n > 0 {
-				return errors.New("Huffman table with more codes than fit")
-			}
-			code <<= 1
+		total := 0
+		for _, n := range b[1:17] {
+			total += int(n)
 		}
 		if total == 0 || total > 256 || len(b) < 17+total {
 			return errors.New("bad Huffman table size")
 		}
+		t, err := newHuffTable(b[1:17], b[17:17+total])
+		if err != nil {
+			// libjpeg refuses such a table; decoders that take it differ.
+			return fmt.Errorf("%w: %v", errCorrupt, err)
+		}
 		if class == 0 {
-			for _, s := range b[17 : 17+total] {
+			for _, s := range t.vals {
 				if s > 11 { // an 8-bit sample's DC difference has at most 11 bits
-					return fmt.Errorf("DC Huffman symbol %d", s)
+					w.odd("DC Huffman symbol %d", s)
 				}
 			}
-			w.dc[id] = true
+			w.dc[id] = t
 		} else {
-			w.ac[id] = true
+			w.ac[id] = t
 		}
 		b = b[17+total:]
 	}
@@ -316,7 +352,7 @@ func (w *jpegWalker) dqt() error {
 		}
 		for k := 0; k < size; k += 1 << pq {
 			if b[1+k] == 0 && (pq == 0 || b[2+k] == 0) {
-				return errors.New("quantisation table with a zero step")
+				w.odd("quantisation table with a zero step")
 			}
 		}
 		w.quant[id] = true
@@ -348,9 +384,16 @@ func (w *jpegWalker) app14() error {
 	return nil
 }
 
+// jpegScan is one start-of-scan header.
+type jpegScan struct {
+	comps          []int // indices into the frame's components, in frame order
+	td, ta         []int // each component's DC and AC Huffman table
+	ss, se, ah, al int   // spectral selection, successive approximation
+}
+
 // scan checks a start-of-scan header against the frame and the tables,
-// then walks the entropy-coded data to the marker that ends it, which it
-// returns.
+// then walks (or decodes) the entropy-coded data to the marker that ends
+// it, which it returns.
 func (w *jpegWalker) scan() (byte, error) {
 	f := w.frame
 	if f == nil {
@@ -364,10 +407,8 @@ func (w *jpegWalker) scan() (byte, error) {
 		return 0, errors.New("bad start-of-scan length")
 	}
 	n := int(b[0])
-	ss, se, ah, al := int(b[1+2*n]), int(b[2+2*n]), int(b[3+2*n]>>4), int(b[3+2*n]&15)
-	comps := make([]int, n) // indices into f.comps, in frame order
-	next := 0
-	units := 0
+	s := jpegScan{ss: int(b[1+2*n]), se: int(b[2+2*n]), ah: int(b[3+2*n] >> 4), al: int(b[3+2*n] & 15)}
+	next, blocks := 0, 0
 	for i := range n {
 		id, td, ta := b[1+2*i], int(b[2+2*i]>>4), int(b[2+2*i]&15)
 		k := next
@@ -378,69 +419,71 @@ func (w *jpegWalker) scan() (byte, error) {
 			return 0, fmt.Errorf("scan component %d not in the frame, repeated or out of order", id)
 		}
 		next = k + 1
-		comps[i] = k
 		if td > 3 || ta > 3 {
 			return 0, errors.New("Huffman table id above 3")
 		}
+		s.comps, s.td, s.ta = append(s.comps, k), append(s.td, td), append(s.ta, ta)
 		if !w.quant[f.comps[k].tq] {
-			return 0, fmt.Errorf("quantisation table %d used before it is defined", f.comps[k].tq)
+			w.odd("quantisation table %d used before it is defined", f.comps[k].tq)
 		}
-		first := ah == 0
-		if ss == 0 && first && !w.dc[td] {
+		if s.ss == 0 && s.ah == 0 && w.dc[td] == nil {
 			return 0, fmt.Errorf("DC Huffman table %d used before it is defined", td)
 		}
-		if se > 0 && !w.ac[ta] {
+		if s.se > 0 && w.ac[ta] == nil {
 			return 0, fmt.Errorf("AC Huffman table %d used before it is defined", ta)
 		}
-		units += f.comps[k].h * f.comps[k].v
+		blocks += f.comps[k].h * f.comps[k].v
 	}
-	if n > 1 && units > 10 {
+	if n > 1 && blocks > 10 {
 		return 0, errors.New("too many blocks in an MCU")
 	}
 	w.scans++
 	if f.marker == markerSOF2 {
-		if err := w.progression(comps, ss, se, ah, al); err != nil {
+		if err := w.progression(s); err != nil {
 			return 0, err
 		}
 	} else {
 		if w.scans > 1 || n != len(f.comps) {
-			return 0, errors.New("sequential image in more than one scan")
+			w.odd("sequential image in more than one scan")
 		}
-		if ss != 0 || se != 63 || ah != 0 || al != 0 {
-			return 0, fmt.Errorf("sequential scan with Ss=%d Se=%d Ah=%d Al=%d", ss, se, ah, al)
+		if s.ss != 0 || s.se != 63 || s.ah != 0 || s.al != 0 {
+			return 0, fmt.Errorf("sequential scan with Ss=%d Se=%d Ah=%d Al=%d", s.ss, s.se, s.ah, s.al)
 		}
-		for k := range w.coefBits[0] {
-			for _, c := range comps {
+		for _, c := range s.comps {
+			for k := range w.coefBits[c] {
 				w.coefBits[c][k] = 0
 			}
 		}
 	}
-	return w.entropyData(w.mcus(comps))
+	if w.decodable() {
+		return w.decodeScan(s)
+	}
+	return w.entropyData(w.mcus(s.comps))
 }
 
 // progression checks one progressive scan's spectral selection and
 // successive approximation against what earlier scans coded, as libjpeg
-// does (it warns of a "bogus progression" where this refuses).
-func (w *jpegWalker) progression(comps []int, ss, se, ah, al int) error {
+// does: parameters it refuses stop the walk; an inconsistent sequence,
+// which it warns of and decodes its own way, is damage.
+func (w *jpegWalker) progression(s jpegScan) error {
 	if w.scans > maxPlainScans {
-		return fmt.Errorf("more than %d scans", maxPlainScans)
+		w.odd("more than %d scans", maxPlainScans)
 	}
-	bad := ss > se || se > 63 || al > 13 || ah != 0 && al != ah-1 ||
-		ss == 0 && se != 0 || ss > 0 && len(comps) != 1
+	bad := s.ss > s.se || s.se > 63 || s.al > 13 || s.ah != 0 && s.al != s.ah-1 ||
+		s.ss == 0 && s.se != 0 || s.ss > 0 && len(s.comps) != 1
 	if bad {
-		return fmt.Errorf("bad progressive scan parameters Ss=%d Se=%d Ah=%d Al=%d", ss, se, ah, al)
+		return fmt.Errorf("bad progressive scan parameters Ss=%d Se=%d Ah=%d Al=%d", s.ss, s.se, s.ah, s.al)
 	}
-	for _, c := range comps {
+	for _, c := range s.comps {
 		bits := &w.coefBits[c]
-		if ss > 0 && bits[0] < 0 {
-			return errors.New("AC scan before the DC scan of its component")
+		if s.ss > 0 && bits[0] < 0 {
+			return fmt.Errorf("%w: AC scan before the DC scan of its component", errCorrupt)
 		}
-		for k := ss; k <= se; k++ {
-			expected := max(int(bits[k]), 0)
-			if bits[k] >= 0 && ah == 0 || ah != expected {
-				return fmt.Errorf("scan refines coefficient %d out of order (Ah=%d Al=%d)", k, ah, al)
+		for k := s.ss; k <= s.se; k++ {
+			if bits[k] >= 0 && s.ah == 0 || s.ah != max(int(bits[k]), 0) {
+				return fmt.Errorf("%w: scan refines coefficient %d out of order (Ah=%d Al=%d)", errCorrupt, k, s.ah, s.al)
 			}
-			bits[k] = int8(al)
+			bits[k] = int8(s.al)
 		}
 	}
 	return nil
@@ -450,22 +493,36 @@ func (w *jpegWalker) progression(comps []int, ss, se, ah, al int) error {
 // the one component of a non-interleaved scan, else MCUs of the frame.
 func (w *jpegWalker) mcus(comps []int) int {
 	f := w.frame
-	hmax, vmax := 1, 1
-	for _, c := range f.comps {
-		hmax, vmax = max(hmax, c.h), max(vmax, c.v)
-	}
+	hmax, vmax := f.maxSampling()
 	if len(comps) == 1 {
-		c := f.comps[comps[0]]
-		cw := (f.width*c.h + hmax - 1) / hmax
-		ch := (f.height*c.v + vmax - 1) / vmax
-		return ((cw + 7) / 8) * ((ch + 7) / 8)
+		bw, bh := f.blocks(comps[0])
+		return bw * bh
 	}
 	return ((f.width + 8*hmax - 1) / (8 * hmax)) * ((f.height + 8*vmax - 1) / (8 * vmax))
 }
 
-// entropyData walks a scan's coded data: stuffed 0xFF00 bytes, restart
-// markers in order and exactly as many as the restart interval calls for,
-// up to the marker that ends the scan, which it returns.
+// maxSampling returns the largest horizontal and vertical sampling factors.
+func (f jpegFrame) maxSampling() (int, int) {
+	hmax, vmax := 1, 1
+	for _, c := range f.comps {
+		hmax, vmax = max(hmax, c.h), max(vmax, c.v)
+	}
+	return hmax, vmax
+}
+
+// blocks returns how many 8x8 blocks across and down component c covers.
+func (f jpegFrame) blocks(c int) (int, int) {
+	hmax, vmax := f.maxSampling()
+	comp := f.comps[c]
+	cw := (f.width*comp.h + hmax - 1) / hmax
+	ch := (f.height*comp.v + vmax - 1) / vmax
+	return (cw + 7) / 8, (ch + 7) / 8
+}
+
+// entropyData walks a scan's coded data without decoding it: stuffed
+// 0xFF00 bytes, restart markers in order and exactly as many as the
+// restart interval calls for, up to the marker that ends the scan, which
+// it returns.
 func (w *jpegWalker) entropyData(mcus int) (byte, error) {
 	want := 0
 	if w.interval > 0 {
@@ -494,16 +551,16 @@ func (w *jpegWalker) entropyData(mcus int) (byte, error) {
 			data = true
 		case b >= markerRST0 && b <= markerRST7:
 			if !data || b != byte(markerRST0+restarts%8) || restarts >= want {
-				return 0, errors.New("restart markers out of order or out of place")
+				w.odd("restart markers out of order or out of place")
 			}
 			restarts++
 			data = false
 		default:
 			if !data {
-				return 0, errors.New("a scan with no data")
+				w.odd("a scan with no data")
 			}
 			if restarts != want {
-				return 0, fmt.Errorf("%d restart markers where the restart interval calls for %d", restarts, want)
+				w.odd("%d restart markers where the restart interval calls for %d", restarts, want)
 			}
 			return b, nil
 		}
@@ -519,12 +576,15 @@ func (w *jpegWalker) end() error {
 	for c := range w.coefBits {
 		for k, bits := range w.coefBits[c] {
 			if bits != 0 {
-				return fmt.Errorf("incomplete progression (coefficient %d of component %d)", k, c)
+				w.odd("incomplete progression (coefficient %d of component %d)", k, c)
 			}
 		}
 	}
 	if len(w.frame.comps) == 3 && w.adobe != -1 && w.adobe != 1 {
-		return fmt.Errorf("Adobe colour transform %d (not YCbCr)", w.adobe)
+		w.odd("Adobe colour transform %d (not YCbCr)", w.adobe)
+	}
+	if w.notPlain != nil {
+		return nil // what follows the image can make it no less plain
 	}
 	for {
 		b, err := w.r.ReadByte()
@@ -535,7 +595,8 @@ func (w *jpegWalker) end() error {
 			return err
 		}
 		if b != 0 && b != 0xFF {
-			return errors.New("data after its end-of-image marker")
+			w.odd("data after its end-of-image marker")
+			return nil
 		}
 	}
 }

@@ -1,13 +1,17 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/testimage"
 )
 
@@ -131,4 +135,69 @@ func TestReadHeaderPlain(t *testing.T) {
 			t.Errorf("%s: Plain = %v, want %v", c.name, h.Plain, c.plain)
 		}
 	}
+}
+
+// Damage inside the Huffman-coded data, which the marker walk alone does
+// not see, is refused: decoders each read past it their own way.
+func TestDecodeRefusesCorruptScanData(t *testing.T) {
+	good := testimage.JPEG(t, testimage.Noise(64, 48, 7))
+	body := good[:len(good)-2] // without EOI
+	sos := segmentAt(t, good, markerSOS)
+	mid := sos + (len(body)-sos)/2
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		data []byte
+		says string
+	}{
+		{"bytes after the last block", append(append(bytes.Clone(body), 0x12, 0x34), 0xFF, markerEOI), "2 bytes of scan data after its last block"},
+		{"data cut short", append(bytes.Clone(good[:mid]), 0xFF, markerEOI), "corrupt JPEG data"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, "bad.jpg")
+			testimage.Write(t, p, c.data)
+			_, _, err := Decode(p, 0)
+			if img2vid.ErrorCode(err) != img2vid.EINVALID || !strings.Contains(err.Error(), "bad.jpg: cannot decode jpeg") || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("got %v, want a refusal naming bad.jpg and saying %q", err, c.says)
+			}
+		})
+	}
+}
+
+// The Go project's JPEG test images (every sampling, progressive, restart
+// intervals, CMYK, RGB, gray): the decoding walk finds no damage in any
+// that Go's decoder reads, and calls plain only what ffmpeg can be given.
+func TestWalkGoTestdata(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(goroot(t), "src", "image", "testdata", "*.jpeg"))
+	if err != nil || len(files) < 20 {
+		t.Fatalf("Go's image test data: %d files (%v)", len(files), err)
+	}
+	plain := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, werr := walkJPEG(bufio.NewReader(bytes.NewReader(b)), true)
+		if errors.Is(werr, errCorrupt) {
+			t.Errorf("%s: %v", filepath.Base(f), werr)
+		}
+		if PlainJPEG(b) == nil {
+			plain++
+		}
+	}
+	// The 4:2:0/4:2:2/4:4:0/4:4:4 colour and 1x1 gray ones, baseline and
+	// progressive, with and without restarts.
+	if plain != 16 {
+		t.Errorf("%d plain of %d, want 16", plain, len(files))
+	}
+}
+
+func goroot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }

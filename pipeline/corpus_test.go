@@ -19,9 +19,10 @@ import (
 
 var mutations = flag.Int("mutations", 60, "damaged JPEGs TestMutatedJPEGs makes and converts")
 
-// Damaged JPEGs (a fixed seed's mutations of valid ones), each converted
-// alone, so that a same-size upright JPEG would go to ffmpeg whole: every
-// video shows what libjpeg decodes, or the job is refused naming the file.
+// Damaged JPEGs (a fixed seed's mutations of valid ones), every other one
+// converted alone, so that a same-size upright JPEG would go to ffmpeg
+// whole, the rest beside a PNG, so that img2vid decodes it: every video
+// shows what libjpeg decodes, or the job is refused naming the file.
 // Never a frame of garbage that no reference decoder would produce.
 func TestMutatedJPEGs(t *testing.T) {
 	testenv.NeedFFmpeg(t)
@@ -39,13 +40,19 @@ func TestMutatedJPEGs(t *testing.T) {
 	detail := testimage.ReadImage(t, filepath.Join(ingestTestdata, "progressive.ref.png"))
 	bases = append(bases, testimage.JPEG(t, detail), testimage.JPEG(t, testimage.Gray(96, 64, 120)))
 
+	beside := testimage.PNG(t, testimage.Quadrants(96, 64))
 	rng := rand.New(rand.NewPCG(15, 11))
 	var refused, matched, kinds = 0, 0, map[string]int{}
 	for i := range *mutations {
 		base := bases[i%len(bases)]
 		data, how := mutate(rng, base)
 		name := fmt.Sprintf("m%03d.jpg", i)
-		res, frames, err := convertOne(t, name, data)
+		var others [][]byte
+		if i%2 == 1 {
+			others = append(others, beside)
+			how += ", beside a PNG"
+		}
+		res, frames, err := convertOne(t, name, data, others...)
 		if err != nil {
 			if c := img2vid.ErrorCode(err); c != img2vid.EINVALID && c != img2vid.ETOOLARGE || !strings.Contains(err.Error(), name) {
 				t.Errorf("%s (%s): refused with %v (%s), want an input error naming the file", name, how, err, c)

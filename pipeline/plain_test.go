@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,15 +23,21 @@ const ingestTestdata = "../ingest/testdata"
 
 // convertOne converts the one file data, named name, to an MP4 at the
 // best quality and returns the result, the decoded frames and the error.
-func convertOne(t *testing.T, name string, data []byte) (img2vid.Result, [][]byte, error) {
+// Any others are converted after it, as PNGs.
+func convertOne(t *testing.T, name string, data []byte, others ...[]byte) (img2vid.Result, [][]byte, error) {
 	t.Helper()
 	dir := t.TempDir()
 	in := filepath.Join(dir, name)
 	testimage.Write(t, in, data)
+	inputs := []string{in}
+	for i, o := range others {
+		inputs = append(inputs, filepath.Join(dir, fmt.Sprintf("other%d.png", i)))
+		testimage.Write(t, inputs[len(inputs)-1], o)
+	}
 	out := filepath.Join(dir, "v.mp4")
 	opts := img2vid.DefaultOptions()
 	opts.Quality = 0
-	res, err := convert(t, &pipeline.Pipeline{}, []string{in}, out, opts)
+	res, err := convert(t, &pipeline.Pipeline{}, inputs, out, opts)
 	if err != nil {
 		if _, serr := os.Stat(out); serr == nil {
 			t.Errorf("%s: refused, yet a video was left at %s", name, out)

@@ -50,6 +50,8 @@ need_pkg ffmpeg ffmpeg
 install_ort
 if [ "$mode" = test ]; then
 	need_pkg chromium chromium
+	# libjpeg's decoder, the reference the damaged-JPEG test compares with.
+	need_pkg djpeg libjpeg-turbo-progs
 	# An independent ONNX Runtime (the Node.js binding of the same release)
 	# that the parity test and the frame benchmark compare against.
 	if [ ! -d inference/testdata/node/node_modules/onnxruntime-node ]; then
