@@ -59,6 +59,14 @@ type Config struct {
 	Token string
 	// RetryAfter is the delay a busy server suggests to clients (default 5s).
 	RetryAfter time.Duration
+	// UploadIdle is the longest a request body may go without a byte
+	// arriving (default 30s). A stalled upload gets 408; its folder and its
+	// client's upload slot are freed.
+	UploadIdle time.Duration
+	// DownloadIdle is the longest a response may wait for the client to
+	// take more bytes (default 30s). A stalled download is cut and lets go
+	// of its file.
+	DownloadIdle time.Duration
 	// Limits bound uploads and jobs. Zero fields mean no limit: start from
 	// img2vid.DefaultLimits().
 	Limits img2vid.Limits
@@ -73,9 +81,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WorkDir == "" {
 		return c, fmt.Errorf("server config: WorkDir is required")
 	}
-	if c.Workers < 0 || c.Queue < 0 || c.TTL < 0 || c.RetryAfter < 0 {
-		return c, fmt.Errorf("server config: workers, queue, TTL and retry-after must not be negative")
+	if c.Workers < 0 || c.Queue < 0 || c.TTL < 0 || c.RetryAfter < 0 || c.UploadIdle < 0 || c.DownloadIdle < 0 {
+		return c, fmt.Errorf("server config: workers, queue, TTL, retry-after and the idle times must not be negative")
 	}
+	c.UploadIdle = cmp.Or(c.UploadIdle, 30*time.Second)
+	c.DownloadIdle = cmp.Or(c.DownloadIdle, 30*time.Second)
 	c.Workers = cmp.Or(c.Workers, 1)
 	c.Queue = cmp.Or(c.Queue, 8)
 	c.TTL = cmp.Or(c.TTL, time.Hour)

@@ -24,6 +24,11 @@ const ETOOMANYJOBS = "too_many_jobs"
 // method. Only HTTP has methods.
 const EMETHOD = "method_not_allowed"
 
+// ESTALLED is the code of an upload whose client stopped sending for
+// longer than Config.UploadIdle. It is about the connection, which only the
+// HTTP layer sees.
+const ESTALLED = "stalled"
+
 // ErrorBody is the JSON body of every error response.
 type ErrorBody struct {
 	Error string `json:"error"`
@@ -53,6 +58,8 @@ func statusOf(code string) int {
 		return http.StatusMethodNotAllowed
 	case ETOOMANYJOBS:
 		return http.StatusTooManyRequests
+	case ESTALLED:
+		return http.StatusRequestTimeout
 	default:
 		return http.StatusInternalServerError
 	}

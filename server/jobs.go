@@ -277,7 +277,8 @@ func (s *Server) finish(j *job, res img2vid.Result, err error, took time.Duratio
 	s.release(j)
 	var remove bool
 	j.update(func() {
-		j.status, j.err, j.running, j.finished = outcome, err, false, time.Now()
+		// The log above has the whole message; the job shows no paths.
+		j.status, j.err, j.running, j.finished = outcome, withoutPaths(err), false, time.Now()
 		if err == nil {
 			j.result = &res
 			j.progress.Stage, j.progress.ETAMS = img2vid.StageDone, 0
@@ -396,4 +397,31 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// removeLeftovers deletes the job folders in the work folder that no job of
+// this server owns: those of a process that crashed or was killed before
+// it could clean up. Only folders named like a job id are touched, so a
+// work folder set to a place that holds other files loses none of them.
+// It runs before the server takes a request, when no job is live.
+func (s *Server) removeLeftovers() {
+	entries, err := os.ReadDir(s.cfg.WorkDir)
+	if err != nil {
+		s.log.Warn("listing the work folder for leftovers", "dir", s.cfg.WorkDir, "err", err)
+		return
+	}
+	removed := 0
+	for _, e := range entries {
+		if !e.IsDir() || !validID(e.Name()) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(s.cfg.WorkDir, e.Name())); err != nil {
+			s.log.Warn("removing a leftover job folder", "dir", e.Name(), "err", err)
+			continue
+		}
+		removed++
+	}
+	if removed > 0 {
+		s.log.Info("removed job folders left by an earlier run", "folders", removed, "work_dir", s.cfg.WorkDir)
+	}
 }

@@ -7,6 +7,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
 	"fmt"
@@ -41,6 +42,10 @@ type Server struct {
 	// uploading counts the uploads in progress per client, so that one
 	// client cannot hold any number of slow uploads open at once.
 	uploading map[string]int
+	// receiving holds the uploads in progress, each with the function
+	// that stops reading it, so that Shutdown can end them.
+	receiving map[*job]func()
+	received  sync.WaitGroup // one per entry of receiving
 	queue     chan *job
 	closed    bool
 
@@ -66,9 +71,11 @@ func New(cfg Config) (*Server, error) {
 		jobs:      map[string]*job{},
 		active:    map[string]int{},
 		uploading: map[string]int{},
+		receiving: map[*job]func(){},
 		queue:     make(chan *job, cfg.Queue),
 		stop:      make(chan struct{}),
 	}
+	s.removeLeftovers()
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.metrics = newMetrics(func() float64 { return float64(len(s.queue)) })
 	s.router = s.routes()
@@ -90,7 +97,8 @@ func (s *Server) ObserveInference(model, provider string, d time.Duration) {
 	s.metrics.inference.WithLabelValues(model, provider).Observe(d.Seconds())
 }
 
-// Shutdown stops accepting jobs, cancels those still queued and waits for
+// Shutdown stops accepting jobs, ends the uploads in progress (their
+// folders are removed), cancels the jobs still queued and waits for
 // running ones until ctx ends; then it cancels those too, waits for the
 // workers to let go, and deletes every job folder. It returns ctx's error
 // if running jobs had to be canceled.
@@ -101,6 +109,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
+	for _, stop := range s.receiving {
+		stop()
+	}
+	s.mu.Unlock()
+	// Each upload, its reading stopped, removes its own folder at once.
+	received := make(chan struct{})
+	go func() { s.received.Wait(); close(received) }()
+	select {
+	case <-received:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
 	for _, j := range s.jobs { // a job still queued is not worth starting now
 		j.mu.Lock()
 		if j.status == StatusQueued {
@@ -140,7 +160,7 @@ func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recovery, securityHeaders, s.accessLog)
+	r.Use(s.recovery, s.stallGuard, securityHeaders, s.accessLog)
 	r.NoRoute(func(c *gin.Context) {
 		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "no such page: %s", truncate(c.Request.URL.Path, 80)))
 	})
@@ -229,13 +249,31 @@ func (s *Server) auth(c *gin.Context) {
 	if s.cfg.Token == "" {
 		return
 	}
-	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+	got, ok := bearer(c.GetHeader("Authorization"))
 	if !ok {
 		got, _ = c.Cookie(tokenCookie)
 	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+	if !s.tokenMatches(got) {
 		s.writeError(c, img2vid.Errorf(EUNAUTHORIZED, "this server needs an API token: send it as \"Authorization: Bearer <token>\""))
 	}
+}
+
+// bearer returns the credentials of an Authorization header in the Bearer
+// scheme, whose name HTTP matches without regard to case.
+func bearer(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// tokenMatches compares the digests of got and the token, which have the
+// same length whatever was sent, so the time taken tells nothing of the
+// token, not even its length.
+func (s *Server) tokenMatches(got string) bool {
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.Token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 // page serves one embedded page; no-cache so a new binary's page is picked
@@ -277,14 +315,14 @@ func (s *Server) asset(c *gin.Context) {
 func (s *Server) ready(c *gin.Context) {
 	body := gin.H{"status": "ready"}
 	if s.cfg.Catalog != nil {
-		body["runtime"] = s.cfg.Catalog.Info()
+		body["runtime"] = s.publicInfo()
 	}
 	if s.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
 			s.log.Warn("not ready", "err", err)
-			msg := img2vid.ErrorMessage(err)
+			msg := hidePaths(img2vid.ErrorMessage(err))
 			if img2vid.ErrorCode(err) == img2vid.EINTERNAL {
 				msg = "a dependency does not work; see the server log"
 			}
@@ -308,8 +346,8 @@ type ModelsView struct {
 func (s *Server) models(c *gin.Context) {
 	v := ModelsView{Models: []img2vid.ModelInfo{}, DefaultInterpModel: img2vid.DefaultInterpModel}
 	if s.cfg.Catalog != nil {
-		v.Models = append(v.Models, s.cfg.Catalog.ListModels()...)
-		info := s.cfg.Catalog.Info()
+		v.Models = append(v.Models, s.publicModels()...)
+		info := s.publicInfo()
 		v.Runtime = &info
 	}
 	c.JSON(http.StatusOK, v)

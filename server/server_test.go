@@ -43,6 +43,8 @@ type fakeConverter struct {
 	// badInput fails the job the way the pipeline does on a damaged
 	// file: naming the stored file.
 	badInput bool
+	// videoBytes is the size of the video written (default 5000).
+	videoBytes int
 }
 
 func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
@@ -73,7 +75,7 @@ func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output str
 	for i := range inputs {
 		progress(img2vid.Progress{Stage: img2vid.StageEncode, Done: i + 1, Total: len(inputs)})
 	}
-	if err := os.WriteFile(output, bytes.Repeat([]byte("video"), 1000), 0o600); err != nil {
+	if err := os.WriteFile(output, bytes.Repeat([]byte("video"), max(f.videoBytes, 5000)/5), 0o600); err != nil {
 		return img2vid.Result{}, err
 	}
 	res := img2vid.Result{Output: output, Format: opts.Format, Width: 8, Height: 8, Inputs: len(inputs),

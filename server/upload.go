@@ -56,6 +56,10 @@ func (s *Server) createJob(c *gin.Context) {
 		return
 	}
 	defer uploaded()
+	stop := func() {} // ends the reading of the body (stallGuard's, where there is one)
+	if b, ok := r.Body.(*renewingBody); ok {
+		stop = b.stop
+	}
 	if lim.UploadBytes() > 0 {
 		r.Body = http.MaxBytesReader(c.Writer, r.Body, lim.UploadBytes())
 	}
@@ -74,14 +78,24 @@ func (s *Server) createJob(c *gin.Context) {
 		s.writeError(c, fmt.Errorf("creating job folder: %w", err))
 		return
 	}
-	queued := false
+	queued, receiving := false, false
 	defer func() {
 		if !queued {
 			cancel()
 			s.removeFiles(j)
 		}
+		if receiving { // after the removal: Shutdown waits for the folder to go
+			s.doneReceiving(j)
+		}
 	}()
+	if receiving = s.startReceiving(j, stop); !receiving {
+		s.writeError(c, img2vid.Errorf(img2vid.EBUSY, "the server is shutting down"))
+		return
+	}
 	if err := s.receive(r.Context(), mr, j); err != nil {
+		if s.shuttingDown() {
+			err = img2vid.Errorf(img2vid.EBUSY, "the server is shutting down; send the upload again once it is back")
+		}
 		s.writeError(c, err)
 		return
 	}
@@ -128,6 +142,35 @@ func (s *Server) admit(declared int64, client string) (uploaded func(), err erro
 	}, nil
 }
 
+// startReceiving records j as an upload in progress, which stop ends, or
+// reports false when the server is shutting down.
+func (s *Server) startReceiving(j *job, stop func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.receiving[j] = stop
+	s.received.Add(1)
+	return true
+}
+
+// doneReceiving records that the upload of j has ended, its folder queued
+// as a job or removed.
+func (s *Server) doneReceiving(j *job) {
+	s.mu.Lock()
+	delete(s.receiving, j)
+	s.mu.Unlock()
+	s.received.Done()
+}
+
+// shuttingDown reports whether Shutdown has begun.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // receive stores the files and reads the options of one upload into j.
 func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) error {
 	fields := map[string]string{}
@@ -137,7 +180,7 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 			break
 		}
 		if err != nil {
-			return uploadError(err, s.cfg.Limits)
+			return s.uploadError(err)
 		}
 		name := part.FormName()
 		switch {
@@ -234,7 +277,7 @@ func (s *Server) storePart(part *multipart.Part, j *job, path, label string) err
 	s.disk.Add(written)
 	switch {
 	case err != nil:
-		return uploadError(err, lim)
+		return s.uploadError(err)
 	case img2vid.Over(written, lim.FileBytes()):
 		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitFileMB, "%s is too large", label)
 	case written == 0:
@@ -324,12 +367,17 @@ func readField(part *multipart.Part) (string, error) {
 	return string(b), nil
 }
 
-// uploadError names the limit a body that ran over it hit, and otherwise
-// says the upload was cut short or malformed.
-func uploadError(err error, lim img2vid.Limits) error {
+// uploadError names the limit a body that ran over it hit, says when the
+// client stopped sending, and otherwise says the upload was cut short or
+// malformed.
+func (s *Server) uploadError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitUploadMB, "the upload is too large")
+		return s.cfg.Limits.Refuse(img2vid.ETOOLARGE, img2vid.LimitUploadMB, "the upload is too large")
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &img2vid.Error{Code: ESTALLED, Err: err, Message: fmt.Sprintf(
+			"the upload stalled: nothing arrived for %s (upload_idle=%s); send it again", s.cfg.UploadIdle, s.cfg.UploadIdle)}
 	}
 	if errors.Is(err, syscall.ENOSPC) {
 		return &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "the server has no disk space left for uploads; try again later", Err: err}
@@ -378,7 +426,7 @@ func (s *Server) checkModels(o img2vid.Options) error {
 		case i < 0:
 			return img2vid.Errorf(img2vid.EINVALID, "%s %q is not a known %s model; GET /api/models lists them", field, truncate(name, 60), kind)
 		case !known[i].Available:
-			return img2vid.Errorf(img2vid.EUNAVAILABLE, "%s %q cannot be used: %s", field, name, known[i].Reason)
+			return img2vid.Errorf(img2vid.EUNAVAILABLE, "%s %q cannot be used: %s", field, name, hidePaths(known[i].Reason))
 		case known[i].Kind != kind:
 			return img2vid.Errorf(img2vid.EINVALID, "%s %q is a %s model, not a %s model; GET /api/models lists them", field, name, known[i].Kind, kind)
 		}
