@@ -67,6 +67,20 @@ type Config struct {
 	// take more bytes (default 30s). A stalled download is cut and lets go
 	// of its file.
 	DownloadIdle time.Duration
+	// AllowedOrigins are the origins (scheme://host[:port]) of other
+	// sites' pages that may make state-changing requests (POST, DELETE)
+	// through a browser. A browser request from any other site is refused
+	// with 403; the server's own page always works.
+	AllowedOrigins []string
+	// AllowedHosts, when set, are the host names requests may be sent to
+	// (the Host header, without port); others get 403. cmd sets the
+	// loopback names when the server listens on loopback, which turns away
+	// DNS rebinding.
+	AllowedHosts []string
+	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
+	// whose X-Forwarded-For or X-Real-IP names the client, for the
+	// per-client limits. Default none: the peer's own address counts.
+	TrustedProxies []string
 	// Limits bound uploads and jobs. Zero fields mean no limit: start from
 	// img2vid.DefaultLimits().
 	Limits img2vid.Limits

@@ -107,3 +107,117 @@ func TestHidePaths(t *testing.T) {
 		}
 	}
 }
+
+// A page of another site cannot make a visitor's browser start or delete
+// jobs (there is no token by default); the server's own page, the origins
+// listed in AllowedOrigins and clients that are not browsers can.
+func TestCrossSiteChangesRefused(t *testing.T) {
+	conv := &fakeConverter{block: true, release: make(chan struct{})}
+	defer close(conv.release)
+	s, ts := start(t, conv, func(c *Config) {
+		c.AllowedOrigins = []string{"https://tools.example"}
+		c.Limits.JobsPerClient = 0
+	})
+	postWith := func(header map[string]string) (*http.Response, []byte) {
+		body, typ := multipartBody(t, file("a.png", pngOf(t, 8, 8, red)))
+		req := mustRequest(t, http.MethodPost, ts.URL+"/api/jobs", body)
+		req.Header.Set("Content-Type", typ)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		return do(t, req)
+	}
+	for _, h := range []map[string]string{
+		{"Origin": "https://evil.example"},
+		{"Origin": "null"},
+		{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+		{"Sec-Fetch-Site": "same-site", "Origin": "http://other.localhost"},
+	} {
+		resp, body := postWith(h)
+		if e := errorOf(t, body); resp.StatusCode != http.StatusForbidden || e.Code != EFORBIDDEN || !strings.Contains(e.Error, "allowed_origins") {
+			t.Errorf("POST with %v = %d %+v, want 403 forbidden naming allowed_origins", h, resp.StatusCode, e)
+		}
+	}
+	if n := len(workEntries(t, s)); n != 0 {
+		t.Errorf("refused cross-site uploads left %d folders", n)
+	}
+	var ids []string
+	for _, h := range []map[string]string{
+		nil, // curl and scripts send neither header
+		{"Origin": ts.URL},
+		{"Sec-Fetch-Site": "same-origin", "Origin": ts.URL},
+		{"Sec-Fetch-Site": "cross-site", "Origin": "https://tools.example"},
+	} {
+		resp, body := postWith(h)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST with %v = %d %s, want 202", h, resp.StatusCode, body)
+		}
+		ids = append(ids, strings.Split(strings.Split(string(body), `"id":"`)[1], `"`)[0])
+	}
+	del := mustRequest(t, http.MethodDelete, ts.URL+"/api/jobs/"+ids[0], nil)
+	del.Header.Set("Sec-Fetch-Site", "cross-site")
+	del.Header.Set("Origin", "https://evil.example")
+	if resp, _ := do(t, del); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site DELETE = %d, want 403", resp.StatusCode)
+	}
+	if code, _ := jobOf(t, ts, ids[0]); code != http.StatusOK {
+		t.Errorf("the job a cross-site DELETE named is gone (%d)", code)
+	}
+	del.Header.Set("Sec-Fetch-Site", "same-origin")
+	del.Header.Set("Origin", ts.URL)
+	if resp, _ := do(t, del); resp.StatusCode != http.StatusNoContent {
+		t.Errorf("same-origin DELETE = %d, want 204", resp.StatusCode)
+	}
+}
+
+// With AllowedHosts set, a request for any other host name is refused: a
+// site that points its own name at the server (DNS rebinding) gets nothing.
+func TestUnknownHostRefused(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", "img.example"} })
+	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
+	for host, want := range map[string]int{
+		"127.0.0.1" + port:       200,
+		"localhost" + port:       200,
+		"LOCALHOST":              200,
+		"[::1]" + port:           200,
+		"img.example":            200,
+		"evil.example" + port:    403,
+		"localhost.evil.example": 403,
+		"127.0.0.1.nip.io":       403,
+	} {
+		for _, path := range []string{"/", "/api/models", "/healthz"} {
+			req := mustRequest(t, http.MethodGet, ts.URL+path, nil)
+			req.Host = host
+			resp, body := do(t, req)
+			if resp.StatusCode != want {
+				t.Errorf("GET %s for host %q = %d, want %d", path, host, resp.StatusCode, want)
+			}
+			if want == 403 && !strings.Contains(errorOf(t, body).Error, "allowed_hosts") {
+				t.Errorf("refusal of host %q does not name allowed_hosts: %s", host, body)
+			}
+		}
+	}
+}
+
+// Behind a trusted proxy each client counts on its own, by the address the
+// proxy forwards; from any other peer the forwarded header is ignored.
+func TestTrustedProxyNamesTheClient(t *testing.T) {
+	conv := &fakeConverter{block: true, release: make(chan struct{})}
+	defer close(conv.release)
+	s, _ := start(t, conv, func(c *Config) {
+		c.TrustedProxies = []string{"192.0.2.0/24"}
+		c.Limits.JobsPerClient = 1
+		c.Queue = 16
+	})
+	const proxy, stranger = "192.0.2.10:5000", "203.0.113.5:5000"
+	xff := func(ip string) map[string]string { return map[string]string{"X-Forwarded-For": ip} }
+	idOf(t, postFrom(t, s, proxy, xff("198.51.100.1")))
+	idOf(t, postFrom(t, s, proxy, xff("198.51.100.2"))) // another client behind the same proxy
+	if rec := postFrom(t, s, proxy, xff("198.51.100.1")); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("second job of client 198.51.100.1 through the proxy = %d, want 429", rec.Code)
+	}
+	idOf(t, postFrom(t, s, stranger, xff("198.51.100.3")))
+	if rec := postFrom(t, s, stranger, xff("198.51.100.4")); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("an untrusted peer named another client in X-Forwarded-For and got %d, want 429 (its own address counts)", rec.Code)
+	}
+}

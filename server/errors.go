@@ -60,6 +60,8 @@ func statusOf(code string) int {
 		return http.StatusTooManyRequests
 	case ESTALLED:
 		return http.StatusRequestTimeout
+	case EFORBIDDEN:
+		return http.StatusForbidden
 	default:
 		return http.StatusInternalServerError
 	}

@@ -34,6 +34,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	router  *gin.Engine
+	origins *http.CrossOriginProtection
 	disk    atomic.Int64 // bytes in job folders, against Limits.DiskBytes
 
 	mu     sync.Mutex
@@ -78,7 +79,12 @@ func New(cfg Config) (*Server, error) {
 	s.removeLeftovers()
 	s.base, s.abort = context.WithCancel(context.Background())
 	s.metrics = newMetrics(func() float64 { return float64(len(s.queue)) })
-	s.router = s.routes()
+	if s.origins, err = crossOrigin(cfg.AllowedOrigins); err != nil {
+		return nil, err
+	}
+	if s.router, err = s.routes(); err != nil {
+		return nil, err
+	}
 	s.workers.Add(cfg.Workers + 1)
 	for range cfg.Workers {
 		go s.work()
@@ -156,11 +162,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // routes builds the router. Every route here is listed in openapi.json; a
 // test keeps the two in step.
-func (s *Server) routes() *gin.Engine {
+func (s *Server) routes() (*gin.Engine, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(s.recovery, s.stallGuard, securityHeaders, s.accessLog)
+	// gin trusts every peer's forwarded headers unless told otherwise; the
+	// client's address (for its share of jobs) comes from them only when
+	// the peer is a proxy the operator named.
+	if err := r.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("server config: trusted proxies: %w", err)
+	}
+	r.Use(s.recovery, s.stallGuard, securityHeaders, s.accessLog, s.knownHost, s.sameOrigin)
 	r.NoRoute(func(c *gin.Context) {
 		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "no such page: %s", truncate(c.Request.URL.Path, 80)))
 	})
@@ -190,7 +202,7 @@ func (s *Server) routes() *gin.Engine {
 	get(api, "/api/jobs/:id/events", s.events)
 	get(api, "/api/jobs/:id/video", s.video)
 	get(api, "/api/jobs/:id/detections", s.detections)
-	return r
+	return r, nil
 }
 
 //go:embed openapi.json

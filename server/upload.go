@@ -49,7 +49,7 @@ func (s *Server) createJob(c *gin.Context) {
 		s.writeError(c, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitUploadMB, "the upload is %d bytes", r.ContentLength))
 		return
 	}
-	client := c.RemoteIP() // the peer itself: forwarded headers could name anyone
+	client := c.ClientIP() // the peer, or what a trusted proxy says the client is: forwarded headers could name anyone
 	uploaded, err := s.admit(r.ContentLength, client)
 	if err != nil {
 		s.writeError(c, err)

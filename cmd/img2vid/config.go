@@ -4,8 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/img2vid/img2vid"
@@ -24,6 +26,14 @@ type config struct {
 	JobTTL     time.Duration
 	WorkDir    string
 	APIToken   string
+
+	// Doors of the server: how long a stalled client is waited for, and
+	// whom requests are taken from.
+	UploadIdle     time.Duration
+	DownloadIdle   time.Duration
+	AllowedOrigins []string
+	AllowedHosts   []string
+	TrustedProxies []string
 
 	// Convert's volumes, as in the seed app.
 	InputDir  string
@@ -98,6 +108,58 @@ func (b *binder) dur(p *time.Duration, name, env string, def time.Duration, usag
 		def = d
 	}
 	b.fs.DurationVar(p, name, def, b.usage(usage, env))
+}
+
+// list binds a comma-separated list.
+func (b *binder) list(p *[]string, name, env, usage string) {
+	var def string
+	if v, ok := b.env(env); ok {
+		def = v
+	}
+	*p = splitList(def)
+	b.fs.Func(name, b.usage(usage+" (comma-separated)", env), func(v string) error {
+		*p = splitList(v)
+		return nil
+	})
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// doorFlags are the settings of serve that decide how long stalled clients
+// are waited for and which requests are taken at all.
+func (c *config) doorFlags(b *binder) {
+	b.dur(&c.UploadIdle, "upload-idle", "IMG2VID_UPLOAD_IDLE", 30*time.Second,
+		"longest an upload may go without a byte arriving; then 408 and its files are removed")
+	b.dur(&c.DownloadIdle, "download-idle", "IMG2VID_DOWNLOAD_IDLE", 30*time.Second,
+		"longest a response (a video, an event stream) may wait for the client to take more; then it is cut")
+	b.list(&c.AllowedOrigins, "allowed-origins", "IMG2VID_ALLOWED_ORIGINS",
+		"origins (https://host[:port]) of other sites' pages allowed to POST or DELETE through a browser; others get 403")
+	b.list(&c.AllowedHosts, "allowed-hosts", "IMG2VID_ALLOWED_HOSTS",
+		"host names the server answers to besides the loopback ones; when listening on loopback, or when this is set, other Host headers get 403")
+	b.list(&c.TrustedProxies, "trusted-proxies", "IMG2VID_TRUSTED_PROXIES",
+		"addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client for the per-client limits (default none)")
+}
+
+// servedHosts is the server's AllowedHosts: nil (any Host) when it listens
+// beyond loopback and no host is named; else the loopback names and the
+// named ones. The loopback names are always in, so local health checks
+// work, and a page elsewhere cannot make a browser send them.
+func servedHosts(listen string, named []string) []string {
+	ip := net.ParseIP(listen)
+	loopback := strings.EqualFold(listen, "localhost") || (ip != nil && ip.IsLoopback())
+	if !loopback && len(named) == 0 {
+		return nil
+	}
+	return append([]string{"localhost", "127.0.0.1", "::1"}, named...)
 }
 
 // runtimeFlags are the settings every command that runs models or ffmpeg takes.

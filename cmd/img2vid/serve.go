@@ -35,6 +35,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	b.str(&c.APIToken, "api-token", "IMG2VID_API_TOKEN", "", "when set, required on the API as 'Authorization: Bearer TOKEN'")
 	b.dur(&grace, "grace", "IMG2VID_GRACE", 20*time.Second, "on SIGTERM, how long running jobs may finish before they are canceled")
 	limitFlags(b, &lim, true)
+	c.doorFlags(b)
 	c.runtimeFlags(b)
 	if err := parse(fs, b, args); err != nil {
 		return err
@@ -61,6 +62,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Converter: conv, Catalog: rt, Logger: log, WorkDir: c.WorkDir,
 		Workers: c.Workers, Queue: c.QueueSize, TTL: c.JobTTL, Token: c.APIToken, Limits: lim,
 		Ready: readiness(c.FFmpeg, 5*time.Second), ProbeAudio: conv.ProbeAudio,
+		UploadIdle: c.UploadIdle, DownloadIdle: c.DownloadIdle, AllowedOrigins: c.AllowedOrigins,
+		AllowedHosts: servedHosts(c.ServerName, c.AllowedHosts), TrustedProxies: c.TrustedProxies,
 	})
 	if err != nil {
 		return err
@@ -75,7 +78,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	log.Info("img2vid serving", "url", "http://"+displayAddr(ln.Addr()), "version", version,
 		"provider", info.Provider, "onnxruntime", info.Version, "library", info.Library,
 		"workers", c.Workers, "queue", c.QueueSize, "job_ttl", c.JobTTL, "work_dir", c.WorkDir,
-		"token", c.APIToken != "", "limits", limitsText(lim))
+		"token", c.APIToken != "", "limits", limitsText(lim), "upload_idle", c.UploadIdle, "download_idle", c.DownloadIdle,
+		"allowed_origins", c.AllowedOrigins, "allowed_hosts", servedHosts(c.ServerName, c.AllowedHosts), "trusted_proxies", c.TrustedProxies)
+	// Clients see a model's reason without the folders in it; the log
+	// keeps the whole of it.
+	for _, m := range rt.ListModels() {
+		if !m.Available {
+			log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
+		}
+	}
 	fmt.Fprintf(stderr, "img2vid is running at http://%s/\n", displayAddr(ln.Addr()))
 
 	errc := make(chan error, 1)

@@ -40,6 +40,10 @@ func newServer(t *testing.T, edit func(*server.Config)) *server.Server {
 		Logger:     log,
 		WorkDir:    filepath.Join(t.TempDir(), "jobs"),
 		Limits:     img2vid.DefaultLimits(),
+		// As the command serves on loopback: only loopback host names, and
+		// changes from the server's own page (or from clients that are not
+		// browsers) only.
+		AllowedHosts: []string{"localhost", "127.0.0.1", "::1"},
 	}
 	if edit != nil {
 		edit(&cfg)
