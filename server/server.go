@@ -196,6 +196,7 @@ func (s *Server) routes() (*gin.Engine, error) {
 	get(api, "/metrics", gin.WrapH(s.metrics.handler()))
 	get(api, "/api/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", openAPI) })
 	get(api, "/api/models", s.models)
+	get(api, "/api/options", s.options)
 	api.POST("/api/jobs", s.createJob)
 	get(api, "/api/jobs/:id", s.getJob)
 	api.DELETE("/api/jobs/:id", s.deleteJob)
@@ -363,6 +364,39 @@ func (s *Server) models(c *gin.Context) {
 		v.Runtime = &info
 	}
 	c.JSON(http.StatusOK, v)
+}
+
+// OptionView is one job option as GET /api/options describes it: what the
+// form field takes, its default, and what it does. The page builds its
+// checks and defaults from these, so it takes what the server takes.
+type OptionView struct {
+	Name    string   `json:"name"`
+	Type    string   `json:"type"`
+	Enum    []string `json:"enum,omitempty"`
+	Min     *float64 `json:"min,omitempty"`
+	Max     *float64 `json:"max,omitempty"`
+	Default string   `json:"default"`
+	Usage   string   `json:"usage"`
+}
+
+// optionViews is img2vid.OptionTable as the API shows it.
+func optionViews() []OptionView {
+	defaults := img2vid.DefaultOptions()
+	out := make([]OptionView, 0, len(img2vid.OptionTable))
+	for _, spec := range img2vid.OptionTable {
+		v := OptionView{Name: spec.Name, Type: spec.Type, Enum: spec.Enum, Default: spec.Get(&defaults), Usage: spec.Usage}
+		if spec.Bounded {
+			lo, hi := spec.Min, spec.Max
+			v.Min, v.Max = &lo, &hi
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// options lists the job options a POST /api/jobs form may carry.
+func (s *Server) options(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"options": optionViews()})
 }
 
 // provider names the execution provider in use, for metric labels.

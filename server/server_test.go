@@ -378,7 +378,7 @@ func TestJobRunsToDoneAndServesVideo(t *testing.T) {
 func TestHeadIsAnsweredWhereGetIs(t *testing.T) {
 	_, ts := start(t, &fakeConverter{}, nil)
 	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
-	for _, path := range []string{"/", "/assets/app.js", "/assets/style.css", "/healthz", "/readyz", "/api/models",
+	for _, path := range []string{"/", "/assets/app.js", "/assets/style.css", "/healthz", "/readyz", "/api/models", "/api/options",
 		"/api/openapi.json", "/metrics", "/api/jobs/" + id, "/api/jobs/" + id + "/events"} {
 		req, _ := http.NewRequest(http.MethodHead, ts.URL+path, nil)
 		resp, body := do(t, req)
@@ -386,6 +386,36 @@ func TestHeadIsAnsweredWhereGetIs(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Type") != getResp.Header.Get("Content-Type") {
 			t.Errorf("HEAD %s: %d, %d bytes, type %q (GET: %q)", path, resp.StatusCode, len(body), resp.Header.Get("Content-Type"), getResp.Header.Get("Content-Type"))
 		}
+	}
+}
+
+func TestOptionsDescribeTheOptionTable(t *testing.T) {
+	_, ts := start(t, &fakeConverter{}, nil)
+	resp, body := get(t, ts.URL+"/api/options")
+	var v struct{ Options []OptionView }
+	if err := json.Unmarshal(body, &v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/options: %d %s (%v)", resp.StatusCode, body, err)
+	}
+	if len(v.Options) != len(img2vid.OptionTable) {
+		t.Fatalf("%d options, the table has %d", len(v.Options), len(img2vid.OptionTable))
+	}
+	byName := map[string]OptionView{}
+	for i, o := range v.Options {
+		if o.Name != img2vid.OptionTable[i].Name || o.Usage == "" {
+			t.Errorf("option %d: %+v", i, o)
+		}
+		byName[o.Name] = o
+	}
+	// Every default, sent back as a form, is what the server starts from.
+	opts, err := img2vid.ParseOptions(func(name string) string { return byName[name].Default })
+	if err != nil || opts != img2vid.DefaultOptions() {
+		t.Errorf("the defaults parse into %+v (%v), want the default options", opts, err)
+	}
+	if fps := byName["fps"]; fps.Min == nil || *fps.Min != img2vid.MinFPS || *fps.Max != img2vid.MaxFPS || fps.Default != "5" {
+		t.Errorf("fps: %+v", fps)
+	}
+	if p := byName["preset"]; len(p.Enum) != 9 || p.Default != "veryfast" {
+		t.Errorf("preset: %+v", p)
 	}
 }
 

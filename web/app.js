@@ -105,16 +105,17 @@ const modelInfo = new Map();
 async function loadModels() {
   const data = await api("/api/models");
   const interp = $("interp_model");
-  const frame = $("frame_model");
+  const selects = { interpolate: interp, frame: $("frame_model"), detect: $("detect_model") };
   interp.replaceChildren();
-  frame.replaceChildren(new Option("None", "", true, true));
+  $("frame_model").replaceChildren(new Option("None", "", true, true));
+  $("detect_model").replaceChildren(new Option("None", "", true, true));
   for (const m of data.models) {
     // The option says only the name; the description goes in the hint
     // below, where it is not cut off.
     const opt = new Option(m.available ? m.name : `${m.name} (unavailable)`, m.name);
     opt.disabled = !m.available;
     modelInfo.set(`${m.kind}/${m.name}`, m);
-    (m.kind === "interpolate" ? interp : frame).append(opt);
+    if (selects[m.kind]) selects[m.kind].append(opt);
   }
   if (!interp.options.length) interp.append(new Option("No smoothing model", ""));
   interp.disabled = !data.models.some((m) => m.kind === "interpolate" && m.available);
@@ -137,9 +138,79 @@ function describeModels() {
   };
   say("interpolate", $("interp_model"), "interp-hint", "Used when the smoothing factor is above 1.");
   say("frame", $("frame_model"), "frame-hint", "Run on every image, for example to sharpen or enlarge it.");
+  say("detect", $("detect_model"), "detect-hint", "Draws a labelled box around each object it finds.");
+  const d = modelInfo.get(`detect/${$("detect_model").value}`);
+  $("detect-classes-hint").textContent = d && d.labels && d.labels.length
+    ? `Comma-separated, from: ${d.labels.join(", ")}.`
+    : "Comma-separated, for example person, dog.";
 }
-$("interp_model").addEventListener("change", describeModels);
-$("frame_model").addEventListener("change", describeModels);
+for (const id of ["interp_model", "frame_model", "detect_model"]) $(id).addEventListener("change", describeModels);
+
+// --- options ---
+
+// loadOptions reads the server's option table (GET /api/options) and makes
+// the form follow it: bounds, allowed values and defaults come from the
+// table, and an option the page has no field for gets a plain one under
+// "More settings", so that every option the server takes is on the page.
+async function loadOptions() {
+  const data = await api("/api/options");
+  for (const o of data.options) {
+    const el = $(o.name) || addField(o);
+    if (el.type === "number") {
+      if (o.min !== undefined) el.min = o.min;
+      if (o.max !== undefined) el.max = o.max;
+      if (o.type === "integer") el.step = "1";
+    }
+    if (el.tagName === "SELECT" && o.enum) {
+      for (const v of o.enum) if (![...el.options].some((opt) => opt.value === v)) el.append(new Option(v, v));
+      for (const opt of [...el.options]) if (!o.enum.includes(opt.value)) opt.remove();
+    }
+    // The server's default, unless the user has changed the field; a
+    // number whose default is 0 ("automatic") stays empty.
+    if (el.type === "checkbox") {
+      if (el.checked === el.defaultChecked) el.checked = o.default === "true";
+    } else if (el.tagName === "SELECT") {
+      if (o.default && [...el.options].some((opt) => opt.value === o.default) && el.selectedIndex <= 0) el.value = o.default;
+    } else if (el.value === el.defaultValue && !(o.default === "0" && el.placeholder)) {
+      el.value = o.default;
+    }
+  }
+  render();
+}
+
+// addField makes a plain field for an option the page does not know.
+function addField(o) {
+  const box = document.createElement("div");
+  box.className = "field";
+  const label = document.createElement("label");
+  label.htmlFor = o.name;
+  label.textContent = o.name.replaceAll("_", " ");
+  let el;
+  if (o.enum) {
+    el = document.createElement("select");
+    el.append(...o.enum.map((v) => new Option(v, v)));
+  } else {
+    el = document.createElement("input");
+    el.type = o.type === "boolean" ? "checkbox" : o.type === "string" ? "text" : "number";
+    if (el.type === "checkbox") el.value = "true";
+    if (el.type === "number") el.step = o.type === "integer" ? "1" : "any";
+  }
+  el.id = o.name;
+  el.name = o.name;
+  const hint = document.createElement("span");
+  hint.className = "hint";
+  hint.id = `${o.name}-usage`;
+  hint.textContent = o.usage;
+  el.setAttribute("aria-describedby", hint.id);
+  if (el.type === "checkbox") {
+    box.classList.add("check");
+    box.append(el, label, hint);
+  } else {
+    box.append(label, el, hint);
+  }
+  $("more-fields").append(box);
+  return el;
+}
 
 // --- images ---
 
@@ -513,25 +584,51 @@ function parseSize(text) {
   return w > 0 && h > 0 ? { w, h } : null;
 }
 
+// labelOf is the text of a field's label, for messages.
+function labelOf(el) {
+  const label = document.querySelector(`label[for="${el.id}"]`);
+  return label ? label.firstChild.textContent.trim() : el.name;
+}
+
+// value is the text a field sends; "" sends nothing, which the server
+// reads as the option's default.
+function value(id) {
+  return $(id).value.trim();
+}
+
 // settingsProblem returns the first setting the server would refuse, as
-// { field, text }, or null.
+// { field, text }, or null. Bounds are the fields' min and max, which
+// loadOptions sets from the server's option table.
 function settingsProblem() {
-  const num = (id) => Number($(id).value);
-  const fps = num("fps");
-  const interp = num("interpolate");
-  const size = $("size").value.trim();
-  if ($("fps").value === "" || !(fps > 0 && fps <= 240)) return { field: "fps", text: "Images per second must be above 0 and at most 240." };
-  if (!Number.isInteger(interp) || interp < 1 || interp > 16) return { field: "interpolate", text: "The smoothing factor must be a whole number from 1 to 16." };
+  for (const el of $("settings").querySelectorAll("input[type=number]")) {
+    const text = el.value.trim();
+    if (text === "") {
+      if (el.required) return { field: el.id, text: `${labelOf(el)}: enter a number.` };
+      continue;
+    }
+    const v = Number(text);
+    const whole = el.step === "1";
+    const lo = el.min === "" ? -Infinity : Number(el.min);
+    const hi = el.max === "" ? Infinity : Number(el.max);
+    if (!Number.isFinite(v) || (whole && !Number.isInteger(v)) || v < lo || v > hi) {
+      return { field: el.id, text: `${labelOf(el)} must be ${whole ? "a whole number " : ""}from ${el.min} to ${el.max}, not ${text}.` };
+    }
+  }
+  const fps = Number(value("fps"));
+  const interp = Number(value("interpolate") || 1);
+  const fpsOut = Number(value("fps_out") || 0);
+  const fpsMin = Number($("fps").min) || 0;
+  const fpsMax = Number($("fps").max) || Infinity;
+  const size = value("size");
   if (size !== "" && !parseSize(size)) return { field: "size", text: `Size must look like 1280x720 (width x height), not "${size}".` };
-  const fpsOut = $("fps_out").value === "" ? 0 : num("fps_out");
-  if (!(fpsOut >= 0 && fpsOut <= 240)) return { field: "fps_out", text: "Slow motion frames per second must be from 0 (automatic) to 240." };
-  if ((fpsOut || fps * interp) > 240) return { field: "interpolate", text: `Images per second x smoothing makes ${fps * interp} frames per second, above 240; lower one, or set slow motion.` };
-  const q = num("quality");
-  if (!Number.isInteger(q) || q < 0 || q > 51) return { field: "quality", text: "Quality must be a whole number from 0 to 51." };
-  const sc = num("scene_cut");
-  if ($("scene_cut").value === "" || !(sc >= 0 && sc <= 1)) return { field: "scene_cut", text: "Scene cut sensitivity must be from 0 to 1." };
+  if (fpsOut > 0 && fpsOut < fpsMin) return { field: "fps_out", text: `${labelOf($("fps_out"))} must be empty (automatic) or at least ${fpsMin}.` };
+  if ((fpsOut || fps * interp) > fpsMax) return { field: "interpolate", text: `Images per second x smoothing makes ${fps * interp} frames per second, above ${fpsMax}; lower one, or set slow motion.` };
   if (audio && $("format").value === "gif") return { field: "format", text: "A GIF cannot carry sound: choose MP4 or WebM, or remove the soundtrack." };
   if (audio && audio.bad) return { field: "audio", text: `${audio.file.name} is not a sound file that can be read.` };
+  if (!value("detect_model")) {
+    const set = ["detect_score", "detect_iou", "detect_classes"].find((id) => value(id) !== "" && value(id) !== "0");
+    if (set) return { field: set, text: `${labelOf($(set))} needs an object detection model.` };
+  }
   return null;
 }
 
@@ -554,9 +651,9 @@ function seconds(s) {
 // 4/s, x2 = 3.0 s, 24 frames".
 function preview() {
   const n = items.length;
-  const fps = Number($("fps").value);
-  const interp = Number($("interpolate").value) || 1;
-  const fpsOut = Number($("fps_out").value) || fps * interp;
+  const fps = Number(value("fps"));
+  const interp = Number(value("interpolate")) || 1;
+  const fpsOut = Number(value("fps_out")) || fps * interp;
   if (!n || !(fps > 0) || settingsProblem()) {
     $("preview").textContent = n ? "" : "Add images to see how long the video will be.";
     return;
@@ -564,7 +661,7 @@ function preview() {
   let frames = n * interp;
   let text = `${plural(n, "image")} at ${+fps.toFixed(3)}/s`;
   if (interp > 1) text += `, x${interp}`;
-  if (Number($("fps_out").value) > 0) text += `, played at ${+fpsOut.toFixed(3)} frames/s`;
+  if (Number(value("fps_out")) > 0) text += `, played at ${+fpsOut.toFixed(3)} frames/s`;
   let length = frames / fpsOut;
   if (audio && audio.seconds > 0 && $("audio_fit").value === "extend" && audio.seconds > length) {
     frames = Math.ceil(audio.seconds * fpsOut - 1e-6);
@@ -672,9 +769,14 @@ function onDone(view) {
   detail(dl, "Frames", made);
   detail(dl, "Resolution", `${r.width} x ${r.height}`);
   detail(dl, "File size", r.bytes ? `${formatBytes(r.bytes)} (${r.format.toUpperCase()})` : r.format.toUpperCase());
-  const models = [r.interp_model && `${r.interp_model} (smoothing)`, r.frame_model && `${r.frame_model} (every image)`].filter(Boolean);
+  const models = [r.interp_model && `${r.interp_model} (smoothing)`, r.frame_model && `${r.frame_model} (every image)`,
+    r.detections && `${r.detections.model} (detection)`].filter(Boolean);
   detail(dl, "Models used", models.length ? models.join(", ") : "none");
   if (r.audio_s) detail(dl, "Sound", seconds(r.audio_s));
+  if (r.detections) {
+    const found = r.detections.classes.map((c) => `${c.class} on ${plural(c.frames, "frame")}`).join(", ");
+    detail(dl, "Objects found", found || `nothing (${r.detections.model})`);
+  }
   detail(dl, "Time taken", r.elapsed_ms ? formatTime(Math.max(r.elapsed_ms, 1000)) : "");
   // The server names the download after the first image; the link says
   // so when the page still knows that image (not after a reload).
@@ -885,9 +987,11 @@ $("interpolate").addEventListener("input", syncInterp);
 
 render();
 syncInterp();
-// loadModelsOrSay loads the model lists, asking for the token if needed.
+// loadModelsOrSay loads the model lists and the option table, asking for
+// the token if needed.
 function loadModelsOrSay() {
   loadModels().catch((err) => fail(err, loadModelsOrSay, "Could not load the models: "));
+  loadOptions().catch((err) => { if (!err.needsToken) showError(`Could not load the options: ${err.message}`); });
 }
 loadModelsOrSay();
 resume();

@@ -438,7 +438,30 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); pv != "5 images at 4/s, played at 2 frames/s = 2.5 s, 5 frames." {
 		t.Errorf("preview with slow motion %q", pv)
 	}
-	for _, id := range []string{"fps_out", "quality", "preset", "dedupe", "scene_cut", "audio", "audio_fit"} {
+	// Every option of the server's table has a labelled field with a
+	// one-line explanation, and the table's bounds and defaults.
+	fields := eval[[]struct {
+		Name    string `json:"name"`
+		Label   string `json:"label"`
+		Hint    string `json:"hint"`
+		Min     string `json:"min"`
+		WantMin string `json:"wantMin"`
+	}](t, ctx, `fetch("/api/options").then(r => r.json()).then(d => d.options.map(o => {
+		const e = document.querySelector("#settings [name=" + o.name + "]");
+		const hint = e && e.getAttribute("aria-describedby");
+		const label = e && document.querySelector("label[for=" + e.id + "]");
+		return {name: o.name, label: label ? label.textContent : "", hint: hint ? document.getElementById(hint).textContent : "",
+			min: e && e.type === "number" ? e.min : "", wantMin: e && e.type === "number" && o.min !== undefined ? String(o.min) : ""};
+	}))`)
+	if len(fields) != len(img2vid.OptionTable) {
+		t.Errorf("the page sees %d options, the table has %d", len(fields), len(img2vid.OptionTable))
+	}
+	for _, f := range fields {
+		if f.Label == "" || f.Hint == "" || f.Min != f.WantMin {
+			t.Errorf("option %s on the page: %+v, want a label, an explanation and the table's bounds", f.Name, f)
+		}
+	}
+	for _, id := range []string{"audio"} {
 		hint := eval[string](t, ctx, `(() => { const e = document.getElementById(`+jsString(id)+`);
 			return e.getAttribute("aria-describedby") ? document.getElementById(e.getAttribute("aria-describedby")).textContent : ""; })()`)
 		if hint == "" {
