@@ -22,47 +22,52 @@ import (
 // account of it, leaves nothing behind, and the next job works.
 func TestFFmpegKilledMidJob(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	killed := false
-	_, err = (&pipeline.Pipeline{}).Convert(context.Background(), inputs, filepath.Join(dir, "v.mp4"), img2vid.DefaultOptions(), func(p img2vid.Progress) {
-		if p.Done == 10 && !killed {
-			for _, pid := range proctest.Children(t) {
-				syscall.Kill(pid, syscall.SIGKILL)
-				killed = true
+	for _, src := range testimage.Sources(50, 320, 180) {
+		t.Run(src.Name, func(t *testing.T) {
+			inputs, err := ingest.List(src.Dir(t), nil, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
-	if !killed {
-		t.Fatal("found no ffmpeg process to kill")
-	}
-	if err == nil || !strings.Contains(err.Error(), "ffmpeg failed") {
-		t.Fatalf("got %v, want an ffmpeg failure", err)
-	}
-	if extra := leftovers(t, dir); extra != nil {
-		t.Errorf("left behind: %v", extra)
-	}
-	if _, err := (&pipeline.Pipeline{}).Convert(context.Background(), inputs[:5], filepath.Join(dir, "next.mp4"), img2vid.DefaultOptions(), nil); err != nil {
-		t.Errorf("the next job failed: %v", err)
+			dir := t.TempDir()
+			killed := false
+			_, err = (&pipeline.Pipeline{}).Convert(context.Background(), inputs, filepath.Join(dir, "v.mp4"), img2vid.DefaultOptions(), func(p img2vid.Progress) {
+				if p.Done == 10 && !killed {
+					for _, pid := range proctest.Children(t) {
+						syscall.Kill(pid, syscall.SIGKILL)
+						killed = true
+					}
+				}
+			})
+			if !killed {
+				t.Fatal("found no ffmpeg process to kill")
+			}
+			if err == nil || !strings.Contains(err.Error(), "ffmpeg failed") {
+				t.Fatalf("got %v, want an ffmpeg failure", err)
+			}
+			if extra := leftovers(t, dir); extra != nil {
+				t.Errorf("left behind: %v", extra)
+			}
+			if _, err := (&pipeline.Pipeline{}).Convert(context.Background(), inputs[:5], filepath.Join(dir, "next.mp4"), img2vid.DefaultOptions(), nil); err != nil {
+				t.Errorf("the next job failed: %v", err)
+			}
+		})
 	}
 }
 
 // A full disk fails the job with a message that says so, and leaves no
-// half-written file. The disk is a 256 KiB tmpfs, which needs root.
+// half-written file. The disk is a 64 KiB tmpfs, which needs root.
 func TestDiskFull(t *testing.T) {
 	testenv.NeedFFmpeg(t)
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
+		testenv.Missing(t, "mounting a small tmpfs needs root")
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		testenv.Missing(t, "cannot mount a tmpfs here: %v: %s", err, out)
 	}
 	defer exec.Command("umount", dir).Run()
-	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
+	// 50 frames of a detailed, moving scene make a video of well over 64 KiB.
+	inputs, err := ingest.List(testimage.Clip(t, 50, 640, 360, testimage.Pan), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,14 +58,11 @@ func convert(t *testing.T, p *pipeline.Pipeline, inputs []string, out string, op
 	return res, err
 }
 
-// The seed's own walkthrough: the 50 aquarium frames at 5 fps, in every
-// output format, checked by ffprobe.
-func TestAquariumFormats(t *testing.T) {
+// The seed's own walkthrough, frames at 5 fps in every output format,
+// checked by ffprobe: on a generated clip, and on the 50 aquarium frames of
+// the extended set.
+func TestClipFormats(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		format, codec, pixfmt string
 	}{
@@ -73,29 +70,38 @@ func TestAquariumFormats(t *testing.T) {
 		{img2vid.FormatWebM, "vp9", "yuv420p"},
 		{img2vid.FormatGIF, "gif", "bgra"}, // ffmpeg decodes GIF palettes to bgra
 	}
-	for _, tt := range tests {
-		t.Run(tt.format, func(t *testing.T) {
-			if testing.Short() && tt.format != img2vid.FormatMP4 {
-				t.Skip("slow encoder; runs without -short")
-			}
-			dir := t.TempDir()
-			out := filepath.Join(dir, "aquarium."+tt.format)
-			res, err := convert(t, &pipeline.Pipeline{}, inputs, out, img2vid.DefaultOptions())
+	for _, src := range testimage.Sources(20, 320, 180) {
+		t.Run(src.Name, func(t *testing.T) {
+			inputs, err := ingest.List(src.Dir(t), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			info := probe(t, out)
-			if info.Codec != tt.codec || info.PixFmt != tt.pixfmt || info.Width != 1920 || info.Height != 1080 || info.Frames != 50 {
-				t.Errorf("probe %+v, want %s %s 1920x1080 with 50 frames", info, tt.codec, tt.pixfmt)
-			}
-			if math.Abs(info.FPS-5) > 0.01 || math.Abs(info.Duration-10) > 0.25 {
-				t.Errorf("probe says %.3f fps and %.3f s, want 5 fps and 10 s", info.FPS, info.Duration)
-			}
-			if res.Frames != 50 || res.Inputs != 50 || res.Duration != 10 {
-				t.Errorf("result %+v", res)
-			}
-			if extra := leftovers(t, dir, filepath.Base(out)); extra != nil {
-				t.Errorf("left behind: %v", extra)
+			for _, tt := range tests {
+				t.Run(tt.format, func(t *testing.T) {
+					if testing.Short() && tt.format != img2vid.FormatMP4 {
+						t.Skip("slow encoder; runs without -short")
+					}
+					dir := t.TempDir()
+					out := filepath.Join(dir, "clip."+tt.format)
+					res, err := convert(t, &pipeline.Pipeline{}, inputs, out, img2vid.DefaultOptions())
+					if err != nil {
+						t.Fatal(err)
+					}
+					seconds := float64(src.Frames) / 5
+					info := probe(t, out)
+					if info.Codec != tt.codec || info.PixFmt != tt.pixfmt || info.Width != src.Width || info.Height != src.Height || info.Frames != src.Frames {
+						t.Errorf("probe %+v, want %s %s %dx%d with %d frames", info, tt.codec, tt.pixfmt, src.Width, src.Height, src.Frames)
+					}
+					if math.Abs(info.FPS-5) > 0.01 || math.Abs(info.Duration-seconds) > 0.25 {
+						t.Errorf("probe says %.3f fps and %.3f s, want 5 fps and %.0f s", info.FPS, info.Duration, seconds)
+					}
+					if res.Frames != src.Frames || res.Inputs != src.Frames || res.Duration != seconds {
+						t.Errorf("result %+v", res)
+					}
+					if extra := leftovers(t, dir, filepath.Base(out)); extra != nil {
+						t.Errorf("left behind: %v", extra)
+					}
+				})
 			}
 		})
 	}
@@ -232,14 +238,11 @@ func TestNaturalOrderEndToEnd(t *testing.T) {
 func TestCorruptImageLeavesNothing(t *testing.T) {
 	testenv.NeedFFmpeg(t)
 	good := testimage.JPEG(t, testimage.Quadrants(256, 128))
-	camera, err := os.ReadFile(filepath.Join(testimage.Aquarium(t), "frame_000.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	camera := testimage.JPEG(t, testimage.Photo(640, 360))
 	// Damage in the middle of the scan data keeps the markers intact: only
 	// decoding finds it.
 	damaged := append([]byte(nil), camera...)
-	for i := 20000; i < 20400; i++ {
+	for i := len(camera) / 2; i < len(camera)/2+400; i++ {
 		damaged[i] = 0x55
 	}
 	for _, tc := range []struct {
@@ -303,32 +306,36 @@ func TestDuplicates(t *testing.T) {
 // Canceling a job kills ffmpeg and removes the partial file.
 func TestCancelStopsTheJob(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	inputs, err := ingest.List(testimage.Aquarium(t), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var many []string
-	for i := 0; i < 10; i++ {
-		many = append(many, inputs...)
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	opts := img2vid.DefaultOptions()
-	opts.Preset = "medium"
-	start := time.Now()
-	_, err = (&pipeline.Pipeline{}).Convert(ctx, many, filepath.Join(dir, "v.mp4"), opts, func(p img2vid.Progress) {
-		if p.Done == 20 {
-			cancel()
-		}
-	})
-	if img2vid.ErrorCode(err) != img2vid.ECANCELED {
-		t.Fatalf("got %v, want canceled", err)
-	}
-	if el := time.Since(start); el > 30*time.Second {
-		t.Errorf("cancel took effect only after %v", el)
-	}
-	if extra := leftovers(t, dir); extra != nil {
-		t.Errorf("left behind: %v", extra)
+	for _, src := range testimage.Sources(50, 320, 180) {
+		t.Run(src.Name, func(t *testing.T) {
+			inputs, err := ingest.List(src.Dir(t), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var many []string
+			for i := 0; i < 10; i++ {
+				many = append(many, inputs...)
+			}
+			dir := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			opts := img2vid.DefaultOptions()
+			opts.Preset = "medium"
+			start := time.Now()
+			_, err = (&pipeline.Pipeline{}).Convert(ctx, many, filepath.Join(dir, "v.mp4"), opts, func(p img2vid.Progress) {
+				if p.Done == 20 {
+					cancel()
+				}
+			})
+			if img2vid.ErrorCode(err) != img2vid.ECANCELED {
+				t.Fatalf("got %v, want canceled", err)
+			}
+			if el := time.Since(start); el > 30*time.Second {
+				t.Errorf("cancel took effect only after %v", el)
+			}
+			if extra := leftovers(t, dir); extra != nil {
+				t.Errorf("left behind: %v", extra)
+			}
+		})
 	}
 }
 
