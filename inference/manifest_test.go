@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/testimage"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -132,8 +133,8 @@ func TestCheckModel(t *testing.T) {
 // TestRegistryReportsWhy: the registry lists every model in the folder,
 // loadable or not, and names the file and the field at fault.
 func TestRegistryReportsWhy(t *testing.T) {
-	dir := quickSRNetDir(t)
-	src := needShared(t, quickSRNet)
+	dir := testimage.FrameModelDir(t) // sr2x: a 2x frame model, input "image"
+	src := filepath.Join(dir, "sr2x.onnx")
 	link := func(name string) {
 		if err := os.Symlink(src, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
@@ -152,13 +153,13 @@ func TestRegistryReportsWhy(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "blend.json"), `{"name":"blend","kind":"frame","file":"b.onnx"}`)
 	r := openRuntime(t, dir)
 	want := map[string]string{
-		"a":     "a.json: file: missing.onnx does not exist",
-		"b":     `b.json: inputs[0]: the model has no input named "input"`,
-		"c":     "c.json: sha256: the manifest says 0000",
-		"d":     "d.json: inputs: kind interpolate takes 3 inputs, the model has 1",
-		"e":     "e.json: scale: want a number",
-		"f":     `f.json: name: "g" differs from the manifest's file name`,
-		"sr-2x": "",
+		"a":    "a.json: file: missing.onnx does not exist",
+		"b":    `b.json: inputs[0]: the model has no input named "input"`,
+		"c":    "c.json: sha256: the manifest says 0000",
+		"d":    "d.json: inputs: kind interpolate takes 3 inputs, the model has 1",
+		"e":    "e.json: scale: want a number",
+		"f":    `f.json: name: "g" differs from the manifest's file name`,
+		"sr2x": "",
 	}
 	seen := map[string]bool{}
 	for _, m := range r.ListModels() {
@@ -200,7 +201,7 @@ func TestRegistryReportsWhy(t *testing.T) {
 	if _, err := r.FrameModel("blend"); img2vid.ErrorCode(err) != img2vid.EINVALID {
 		t.Errorf("interpolate model as a frame model: %v, want invalid", err)
 	}
-	if _, err := r.Interpolator("sr-2x"); img2vid.ErrorCode(err) != img2vid.EINVALID {
+	if _, err := r.Interpolator("sr2x"); img2vid.ErrorCode(err) != img2vid.EINVALID {
 		t.Errorf("frame model as an interpolator: %v, want invalid", err)
 	}
 }

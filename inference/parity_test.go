@@ -3,6 +3,7 @@ package inference
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"image"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/img2vid/img2vid/internal/testenv"
+	"github.com/img2vid/img2vid/internal/testimage"
 )
 
 // nodeReference returns the node command and the script that runs a model
@@ -55,32 +57,53 @@ func readFloats(t testing.TB, path string) []float32 {
 	return v
 }
 
-// TestParityWithNodeBinding: the Go pipeline's output tensor for a real
-// frame equals that of onnxruntime-node, an independent binding, within
-// 1e-4, and the frame Apply returns is that tensor in 8 bits.
+// TestParityWithNodeBinding: the Go pipeline's output tensor for a frame
+// equals that of onnxruntime-node, an independent binding, within 1e-4,
+// and the frame Apply returns is that tensor in 8 bits: for the tests' own
+// frame model on a generated photo, and, in the extended set, for
+// QuickSRNet on a real camera frame.
 func TestParityWithNodeBinding(t *testing.T) {
+	t.Run("generated", func(t *testing.T) {
+		dir := testimage.FrameModelDir(t)
+		in := testimage.SR2xInput
+		checkParity(t, dir, "sr2x", testimage.Photo(in.X, in.Y), in.X, in.Y)
+	})
+	t.Run("quicksrnet", func(t *testing.T) {
+		dir := quickSRNetDir(t)
+		img := aquariumFrame(t, 30).SubImage(image.Rect(500, 300, 1140, 660)).(*image.NRGBA)
+		checkParity(t, dir, "sr-2x", img, 640, 360)
+	})
+}
+
+// checkParity runs img, exactly the fixed w x h input of the 2x frame model
+// name in dir, through the Go path and through onnxruntime-node.
+func checkParity(t *testing.T, dir, name string, img *image.NRGBA, w, h int) {
 	node, script := nodeReference(t)
-	r := openRuntime(t, quickSRNetDir(t))
-	fm, err := r.FrameModel("sr-2x")
+	r := openRuntime(t, dir)
+	fm, err := r.FrameModel(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := fm.(*frameModel)
-	img := aquariumFrame(t, 30).SubImage(image.Rect(500, 300, 1140, 660)).(*image.NRGBA)
-	in := make([]float32, 3*640*360)
-	m.codec.load(in, img, 0, 0, 640, 360)
-	out := make([]float32, 3*1280*720)
-	if err := m.runTiles(in, out, 1, 640, 360); err != nil {
+	file, err := filepath.EvalSymlinks(filepath.Join(dir, m.spec.File))
+	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	writeFloats(t, filepath.Join(dir, "in.f32"), in)
-	cmd := exec.Command(node, script, needShared(t, quickSRNet), "image", "upscaled_image", "1,3,360,640",
-		filepath.Join(dir, "in.f32"), filepath.Join(dir, "out.f32"))
+	W, H := 2*w, 2*h
+	in := make([]float32, 3*w*h)
+	m.codec.load(in, img, 0, 0, w, h)
+	out := make([]float32, 3*W*H)
+	if err := m.runTiles(in, out, 1, w, h); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	writeFloats(t, filepath.Join(tmp, "in.f32"), in)
+	cmd := exec.Command(node, script, file, m.spec.inputs[0], m.spec.output, fmt.Sprintf("1,3,%d,%d", h, w),
+		filepath.Join(tmp, "in.f32"), filepath.Join(tmp, "out.f32"))
 	if res, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", cmd, err, res)
 	}
-	ref := readFloats(t, filepath.Join(dir, "out.f32"))
+	ref := readFloats(t, filepath.Join(tmp, "out.f32"))
 	if len(ref) != len(out) {
 		t.Fatalf("onnxruntime-node returned %d values, Go %d", len(ref), len(out))
 	}
@@ -97,11 +120,11 @@ func TestParityWithNodeBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for y := range 720 {
-		for x := range 1280 {
+	for y := range H {
+		for x := range W {
 			p := frame.Pix[frame.PixOffset(x, y):]
 			for c := range 3 {
-				want := math.Round(min(max(float64(ref[c*1280*720+y*1280+x]), 0), 1) * 255)
+				want := math.Round(min(max(float64(ref[c*W*H+y*W+x]), 0), 1) * 255)
 				if d := math.Abs(float64(p[c]) - want); d > 1 {
 					t.Fatalf("pixel (%d,%d) channel %d: Apply gives %d, onnxruntime-node's tensor %v", x, y, c, p[c], want)
 				}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/models"
 )
 
@@ -129,8 +130,8 @@ func TestMemoryStaysFlat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	frame := aquariumFrame(t, 5).SubImage(image.Rect(0, 0, 480, 270)).(*image.NRGBA)
-	other := aquariumFrame(t, 6).SubImage(image.Rect(0, 0, 480, 270)).(*image.NRGBA)
+	frame := testimage.Scene(480, 270, testimage.Pan, 5)
+	other := testimage.Scene(480, 270, testimage.Pan, 6)
 	var after30 int
 	for i := range 300 {
 		if _, err := frameModel.Apply(context.Background(), frame); err != nil {
@@ -158,7 +159,7 @@ func TestFreeSizeFramePadsAndCrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := aquariumFrame(t, 7).SubImage(image.Rect(101, 33, 101+65, 33+97)).(*image.NRGBA)
+	in := testimage.Photo(240, 160).SubImage(image.Rect(101, 33, 101+65, 33+97)).(*image.NRGBA)
 	out, err := m.Apply(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)

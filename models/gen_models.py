@@ -13,6 +13,8 @@ It rewrites, deterministically, in the folder of this script:
   testdata/detect/         three small detect models (one per decoder layout)
                            that find solid red, green and blue squares, with
                            their manifests: the tests' detectors
+  testdata/frame/          sr2x: a fixed-size 2x upscaler with its manifest,
+                           the tests' bring-your-own frame model
 
 Every model takes frame0, frame1 (float32 [1,3,H,W], RGB in [0,1]) and t
 (float32 [1]) and returns frame (float32 [1,3,H,W] in [0,1]), for any H and W
@@ -468,6 +470,69 @@ def write_detectors():
         print("%s.onnx sha256 %s" % (name, sha), file=sys.stderr)
 
 
+class Sharp2x(torch.nn.Module):
+    """The tests' frame model: a fixed-size 2x upscaler that behaves like a
+    small super-resolution network where the tests can see it, with no
+    trained weights, so Go can compute its exact output independently:
+
+      up   bilinear 2x (half-pixel centres, edges clamped), as
+           F.interpolate(scale_factor=2, mode="bilinear") computes it;
+      y    a 3x3 sharpening kernel per channel (centre 1.8, the four
+           neighbours -0.2) with zero padding, as convolutional networks
+           pad: a tile's outermost pixels come out darker, so tiling without
+           overlap leaves visible seams;
+      out  clamp(y * GAIN[c] + BIAS[c], 0, 1): a different gain and offset
+           per channel, so swapped channels or a wrong value range show.
+    """
+
+    height, width = 64, 96
+    GAIN = (1.0, 0.9, 0.8)
+    BIAS = (0.0, 0.05, 0.1)
+
+    def __init__(self):
+        super().__init__()
+        k = torch.tensor([[0.0, -0.2, 0.0], [-0.2, 1.8, -0.2], [0.0, -0.2, 0.0]])
+        self.register_buffer("kernel", k.reshape(1, 1, 3, 3).repeat(3, 1, 1, 1))
+        self.register_buffer("gain", torch.tensor(self.GAIN).reshape(1, 3, 1, 1))
+        self.register_buffer("bias", torch.tensor(self.BIAS).reshape(1, 3, 1, 1))
+
+    def forward(self, image):
+        up = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False)
+        y = F.conv2d(up, self.kernel, padding=1, groups=3)
+        return torch.clamp(y * self.gain + self.bias, 0, 1)
+
+
+def write_frame_model():
+    d = os.path.join(HERE, "testdata", "frame")
+    os.makedirs(d, exist_ok=True)
+    module = Sharp2x().eval()
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, (torch.rand(1, 3, module.height, module.width),), buf,
+                          opset_version=OPSET, input_names=["image"],
+                          output_names=["upscaled_image"], do_constant_folding=True)
+    model = onnx.load_from_string(buf.getvalue())
+    for node in model.graph.node:
+        node.doc_string = ""
+    model.doc_string = ""
+    onnx.checker.check_model(model)
+    data = model.SerializeToString()
+    with open(os.path.join(d, "sr2x.onnx"), "wb") as f:
+        f.write(data)
+    sha = hashlib.sha256(data).hexdigest()
+    # Only the required fields and the checksum: the rest (tensor names,
+    # the fixed input size, the scale) is read from the model.
+    manifest = {
+        "name": "sr2x", "kind": "frame", "file": "sr2x.onnx",
+        "description": "Bilinear 2x, sharpened, with a gain and offset per channel (a test model).",
+        "sha256": sha,
+    }
+    with open(os.path.join(d, "sr2x.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    print("sr2x.onnx sha256 %s" % sha, file=sys.stderr)
+
+
 def main():
     torch.manual_seed(0)
     for name, module, description in MODELS:
@@ -477,6 +542,7 @@ def main():
         print("%s.onnx sha256 %s" % (name, sha), file=sys.stderr)
     write_reference(MODELS)
     write_detectors()
+    write_frame_model()
 
 
 if __name__ == "__main__":
