@@ -99,33 +99,37 @@ func TestExitStatusFollowsTheErrorCode(t *testing.T) {
 // OUTPUT_DIR; --json prints progress events and the result.
 func TestConvertWithVolumesAndJSON(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	shared := testimage.SharedDir(t)
-	outDir := t.TempDir()
-	t.Setenv("INPUT_DIR", filepath.Join(shared, "data"))
-	t.Setenv("OUTPUT_DIR", outDir)
-	code, stdout, errOut := runCLI(t, "convert", "--json", "--include", "frame_00*.jpg", "aquarium", "sub/aquarium.mp4")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	lines := strings.Split(strings.TrimSpace(stdout), "\n")
-	var last struct {
-		Event  string `json:"event"`
-		Output string `json:"output"`
-		Frames int    `json:"frames"`
-	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
-		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
-	}
-	want := filepath.Join(outDir, "sub", "aquarium.mp4")
-	if last.Event != "done" || last.Output != want || last.Frames != 10 {
-		t.Errorf("result event %+v, want done, %s, 10 frames", last, want)
-	}
-	if len(lines) < 3 || !strings.Contains(lines[0], `"event":"progress"`) {
-		t.Errorf("want progress events before the result, got %q", lines)
-	}
-	info, err := video.Probe(context.Background(), "ffprobe", want)
-	if err != nil || info.Frames != 10 {
-		t.Errorf("probe: %+v, %v", info, err)
+	for _, src := range testimage.Sources(12, 320, 180) {
+		t.Run(src.Name, func(t *testing.T) {
+			frames := src.Dir(t)
+			outDir := t.TempDir()
+			t.Setenv("INPUT_DIR", filepath.Dir(frames))
+			t.Setenv("OUTPUT_DIR", outDir)
+			code, stdout, errOut := runCLI(t, "convert", "--json", "--include", "frame_00*.jpg", filepath.Base(frames), "sub/clip.mp4")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			var last struct {
+				Event  string `json:"event"`
+				Output string `json:"output"`
+				Frames int    `json:"frames"`
+			}
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+				t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+			}
+			want := filepath.Join(outDir, "sub", "clip.mp4")
+			if last.Event != "done" || last.Output != want || last.Frames != 10 {
+				t.Errorf("result event %+v, want done, %s, 10 frames", last, want)
+			}
+			if len(lines) < 3 || !strings.Contains(lines[0], `"event":"progress"`) {
+				t.Errorf("want progress events before the result, got %q", lines)
+			}
+			info, err := video.Probe(context.Background(), "ffprobe", want)
+			if err != nil || info.Frames != 10 {
+				t.Errorf("probe: %+v, %v", info, err)
+			}
+		})
 	}
 }
 
@@ -156,58 +160,84 @@ func TestConvertWithAudio(t *testing.T) {
 }
 
 // --interpolate 4 with the default model: 4x the frames at 4x the rate,
-// the same 10 seconds.
+// the same length.
 func TestConvertInterpolate(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	out := filepath.Join(t.TempDir(), "smooth.mp4")
-	code, stdout, errOut := runCLI(t, "convert", "--interpolate", "4", "--size", "480x270", "--device", "cpu", "--log-level", "warn",
-		filepath.Join(testimage.SharedDir(t), "data", "aquarium"), out)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	info, err := video.Probe(context.Background(), "ffprobe", out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Frames != 200 || math.Abs(info.FPS-20) > 0.01 || math.Abs(info.Duration-10) > 0.1 || info.Width != 480 || info.Height != 270 {
-		t.Errorf("probe %+v, want 200 frames at 20 fps, 10 s, 480x270", info)
-	}
-	if !strings.Contains(stdout, "flow interpolation, 0 scene cuts held") {
-		t.Errorf("summary %q should name the model and the scene cuts", stdout)
+	for _, src := range testimage.Sources(20, 320, 180) {
+		t.Run(src.Name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "smooth.mp4")
+			code, stdout, errOut := runCLI(t, "convert", "--interpolate", "4", "--size", "480x270", "--device", "cpu", "--log-level", "warn",
+				src.Dir(t), out)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			info, err := video.Probe(context.Background(), "ffprobe", out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			frames, seconds := 4*src.Frames, float64(src.Frames)/5
+			if info.Frames != frames || math.Abs(info.FPS-20) > 0.01 || math.Abs(info.Duration-seconds) > 0.1 || info.Width != 480 || info.Height != 270 {
+				t.Errorf("probe %+v, want %d frames at 20 fps, %.0f s, 480x270", info, frames, seconds)
+			}
+			if !strings.Contains(stdout, "flow interpolation, 0 scene cuts held") {
+				t.Errorf("summary %q should name the model and the scene cuts", stdout)
+			}
+		})
 	}
 }
 
 // A model the user brings, described by a manifest in the models folder,
-// runs on every frame: QuickSRNet doubles 640x360 frames to 1280x720.
+// runs on every frame: the tests' fixed-size 2x model on generated photos
+// (tiled, 200x120 to 400x240), and in the extended set QuickSRNet doubling
+// 640x360 aquarium frames to 1280x720.
 func TestConvertWithUserFrameModel(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	shared := testimage.SharedDir(t)
-	models := t.TempDir()
-	if err := os.Symlink(filepath.Join(shared, "models", "quicksrnetsmall-2x-360p.onnx"), filepath.Join(models, "sr.onnx")); err != nil {
-		t.Fatal(err)
-	}
-	testimage.Write(t, filepath.Join(models, "sr-2x.json"), []byte(`{"name": "sr-2x", "kind": "frame", "file": "sr.onnx"}`))
-	in := t.TempDir()
-	for _, n := range []string{"frame_000.jpg", "frame_001.jpg"} {
-		img, err := imaging.Open(filepath.Join(shared, "data", "aquarium", n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		small := imaging.Resize(img, 640, 360, imaging.Box)
-		testimage.Write(t, filepath.Join(in, n[:len(n)-4]+".png"), testimage.PNG(t, small))
-	}
-	out := filepath.Join(t.TempDir(), "sr.mp4")
-	code, _, errOut := runCLI(t, "convert", "--frame-model", "sr-2x", "--models-dir", models, "--device", "cpu", "--log-level", "warn", in, out)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	info, err := video.Probe(context.Background(), "ffprobe", out)
-	if err != nil || info.Width != 1280 || info.Height != 720 || info.Frames != 2 {
-		t.Errorf("probe %+v (%v), want 1280x720 with 2 frames", info, err)
-	}
-	code, _, errOut = runCLI(t, "convert", "--frame-model", "nope", "--models-dir", models, "--device", "cpu", in, out+".2.mp4")
-	if code != 4 || !strings.Contains(errOut, "nope") {
-		t.Errorf("unknown model: exit %d, %q", code, errOut)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T) (models, model string, frames []image.Image)
+		w, h  int
+	}{
+		{"generated", func(t *testing.T) (string, string, []image.Image) {
+			return testimage.FrameModelDir(t), "sr2x", []image.Image{testimage.Scene(200, 120, testimage.Pan, 0), testimage.Scene(200, 120, testimage.Pan, 1)}
+		}, 400, 240},
+		{"quicksrnet", func(t *testing.T) (string, string, []image.Image) {
+			shared := testimage.SharedDir(t)
+			models := t.TempDir()
+			if err := os.Symlink(filepath.Join(shared, "models", "quicksrnetsmall-2x-360p.onnx"), filepath.Join(models, "sr.onnx")); err != nil {
+				t.Fatal(err)
+			}
+			testimage.Write(t, filepath.Join(models, "sr-2x.json"), []byte(`{"name": "sr-2x", "kind": "frame", "file": "sr.onnx"}`))
+			var frames []image.Image
+			for _, n := range []string{"frame_000.jpg", "frame_001.jpg"} {
+				img, err := imaging.Open(filepath.Join(shared, "data", "aquarium", n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				frames = append(frames, imaging.Resize(img, 640, 360, imaging.Box))
+			}
+			return models, "sr-2x", frames
+		}, 1280, 720},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			models, model, frames := tc.setup(t)
+			in := t.TempDir()
+			for i, img := range frames {
+				testimage.Write(t, filepath.Join(in, fmt.Sprintf("frame_%03d.png", i)), testimage.PNG(t, img))
+			}
+			out := filepath.Join(t.TempDir(), "sr.mp4")
+			code, _, errOut := runCLI(t, "convert", "--frame-model", model, "--models-dir", models, "--device", "cpu", "--log-level", "warn", in, out)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			info, err := video.Probe(context.Background(), "ffprobe", out)
+			if err != nil || info.Width != tc.w || info.Height != tc.h || info.Frames != 2 {
+				t.Errorf("probe %+v (%v), want %dx%d with 2 frames", info, err, tc.w, tc.h)
+			}
+			code, _, errOut = runCLI(t, "convert", "--frame-model", "nope", "--models-dir", models, "--device", "cpu", in, out+".2.mp4")
+			if code != 4 || !strings.Contains(errOut, "nope") {
+				t.Errorf("unknown model: exit %d, %q", code, errOut)
+			}
+		})
 	}
 }
 

@@ -109,7 +109,7 @@ func jobStatus(t *testing.T, base, id string) string {
 func TestServeSIGTERMWithJobRunning(t *testing.T) {
 	testenv.NeedFFmpeg(t)
 	cmd, base := startServe(t, "--grace", "2s")
-	files, _ := filepath.Glob(filepath.Join(testimage.Aquarium(t), "*.jpg"))
+	files, _ := filepath.Glob(filepath.Join(testimage.Clip(t, 50, 640, 360, testimage.Pan), "*.jpg"))
 	id := postJob(t, base, files)
 	deadline := time.Now().Add(30 * time.Second)
 	for jobStatus(t, base, id) != "running" {
