@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/img2vid/img2vid/internal/testenv"
+	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/server"
 	"github.com/img2vid/img2vid/video"
 )
@@ -94,9 +95,18 @@ func follow(t *testing.T, base, id string) (names []string, jobs []server.JobVie
 	return names, jobs
 }
 
-func TestAquariumThroughTheAPI(t *testing.T) {
+// TestClipThroughTheAPI uploads 50 frames, follows the job's events,
+// downloads and probes the video: generated frames, and the aquarium frames
+// of the extended set.
+func TestClipThroughTheAPI(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	frames := aquarium(t)
+	for _, src := range testimage.Sources(50, 320, 180) {
+		t.Run(src.Name, func(t *testing.T) { clipThroughTheAPI(t, src) })
+	}
+}
+
+func clipThroughTheAPI(t *testing.T, src testimage.Source) {
+	frames := clipFrames(t, src)
 	s := newServer(t, nil)
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
@@ -137,9 +147,9 @@ func TestAquariumThroughTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Codec != "h264" || info.PixFmt != "yuv420p" || info.Width != 1920 || info.Height != 1080 ||
+	if info.Codec != "h264" || info.PixFmt != "yuv420p" || info.Width != src.Width || info.Height != src.Height ||
 		info.Frames != 50 || math.Abs(info.Duration-10) > 0.05 {
-		t.Errorf("ffprobe: %+v, want h264 yuv420p 1920x1080, 50 frames, 10 s", info)
+		t.Errorf("ffprobe: %+v, want h264 yuv420p %dx%d, 50 frames, 10 s", info, src.Width, src.Height)
 	}
 
 	req, err := http.NewRequest(http.MethodGet, ts.URL+last.Video, nil)

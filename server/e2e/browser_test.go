@@ -18,6 +18,7 @@ import (
 	"github.com/img2vid/img2vid/inference"
 	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/internal/testenv"
+	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/server"
 )
 
@@ -145,9 +146,18 @@ func unpadded(t *testing.T, frames []string) []string {
 	return out
 }
 
+// TestPageConvertsInABrowser drives the page in Chromium from choosing 50
+// frames to playing and downloading the video: generated frames, and the
+// aquarium frames of the extended set.
 func TestPageConvertsInABrowser(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	frames := aquarium(t)
+	for _, src := range testimage.Sources(50, 320, 180) {
+		t.Run(src.Name, func(t *testing.T) { pageConverts(t, src) })
+	}
+}
+
+func pageConverts(t *testing.T, src testimage.Source) {
+	frames := clipFrames(t, src)
 	ctx := browser(t)
 	cat := catalog(t)
 	s := newServer(t, func(c *server.Config) {
@@ -224,8 +234,8 @@ func TestPageConvertsInABrowser(t *testing.T) {
 		}, {once: true});
 		v.currentTime = 5;
 	})`)
-	if state.ReadyState < 2 || math.Abs(state.Duration-10) > 0.05 || state.Width != 1920 || state.Mean < 10 {
-		t.Errorf("video element: %+v, want readyState >= 2, 10 s, 1920 wide, a frame that is not black", state)
+	if state.ReadyState < 2 || math.Abs(state.Duration-10) > 0.05 || state.Width != src.Width || state.Mean < 10 {
+		t.Errorf("video element: %+v, want readyState >= 2, 10 s, %d wide, a frame that is not black", state, src.Width)
 	}
 	t.Logf("video element: %+v", state)
 

@@ -15,14 +15,14 @@ import (
 	"github.com/img2vid/img2vid/server"
 )
 
-// aquarium returns the 50 shared test frames in order, failing if they are
-// missing: CI puts shared/ beside the checkout.
-func aquarium(t *testing.T) []string {
+// clipFrames returns the frames of src in order, failing unless there are
+// as many as it says.
+func clipFrames(t *testing.T, src testimage.Source) []string {
 	t.Helper()
-	dir := testimage.Aquarium(t)
+	dir := src.Dir(t)
 	frames, err := filepath.Glob(filepath.Join(dir, "*.jpg"))
-	if err != nil || len(frames) != 50 {
-		t.Fatalf("want the 50 aquarium frames in %s, found %d (%v)", dir, len(frames), err)
+	if err != nil || len(frames) != src.Frames {
+		t.Fatalf("want the %d %s frames in %s, found %d (%v)", src.Frames, src.Name, dir, len(frames), err)
 	}
 	slices.Sort(frames)
 	return frames
