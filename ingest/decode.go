@@ -40,6 +40,53 @@ type Header struct {
 	// hold exactly one image that ffmpeg decodes as this package does (see
 	// PlainJPEG): such a file can be given to the encoder whole.
 	Plain bool
+	// PixelBytes is the bytes per pixel of the decoder's own form of the
+	// pixels, from the colour model the header declares (at most: a YCbCr
+	// JPEG counts as 4:4:4), before they are converted to NRGBA.
+	PixelBytes int
+	working    int64 // the decoder's working memory besides the pixels
+}
+
+// width is the stored width, before EXIF orientation.
+func (h Header) width() int {
+	if h.Orientation >= 5 {
+		return h.Height
+	}
+	return h.Width
+}
+
+// DecodeBytes bounds the memory Decode allocates for this image, known
+// before a pixel is decoded: the decoder's form of the pixels and its
+// working memory (a progressive JPEG's coefficients, a TIFF's strips), the
+// NRGBA copy, and another when the orientation turns it. A small file can
+// declare many pixels (a 4 KB 1-bit TIFF can be 35 megapixels: 240 MB
+// here), so a plan counts this, not the file's size.
+func (h Header) DecodeBytes() int64 {
+	px := int64(h.Width) * int64(h.Height)
+	n := px*int64(h.PixelBytes+4) + h.working
+	if h.Orientation != 1 {
+		n += 4 * px
+	}
+	return n
+}
+
+// pixelBytes is the bytes per pixel of the image Go's decoders return for
+// a colour model.
+func pixelBytes(m color.Model) int {
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	switch m {
+	case color.GrayModel, color.AlphaModel:
+		return 1
+	case color.Gray16Model, color.Alpha16Model:
+		return 2
+	case color.YCbCrModel:
+		return 3
+	case color.RGBAModel, color.NRGBAModel, color.CMYKModel, color.NYCbCrAModel:
+		return 4
+	}
+	return 8 // 16-bit RGBA, or a model not known here
 }
 
 // ReadHeader reads the format, size and orientation of the image at path,
@@ -68,11 +115,20 @@ func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64, decod
 		return h, fmt.Errorf("rewind %s: %w", path, err)
 	}
 	r.Reset(f)
-	_, notPlain := walkJPEG(r, decode)
+	frame, notPlain := walkJPEG(r, decode)
 	if errors.Is(notPlain, errCorrupt) {
 		return h, img2vid.Errorf(img2vid.EINVALID, "%s: cannot decode jpeg: %w", filepath.Base(path), notPlain)
 	}
 	h.Plain = notPlain == nil
+	if frame.marker == markerSOF2 && frame.width == h.width() {
+		// A progressive image is decoded coefficient by coefficient: all
+		// of them are held (as int32) until the last scan, and the walk
+		// keeps a word per block.
+		for c := range frame.comps {
+			bw, bh := frame.blocks(c)
+			h.working += int64(bw) * int64(bh) * (64*4 + 8)
+		}
+	}
 	return h, nil
 }
 
@@ -105,7 +161,12 @@ func readHeader(r *bufio.Reader, path string, maxPixels int64) (Header, error) {
 		return Header{}, img2vid.Limits{Pixels: maxPixels}.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels,
 			"%s: %dx%d is %d pixels", filepath.Base(path), cfg.Width, cfg.Height, px)
 	}
-	h := Header{Format: format, Width: cfg.Width, Height: cfg.Height, Orientation: 1}
+	h := Header{Format: format, Width: cfg.Width, Height: cfg.Height, Orientation: 1, PixelBytes: pixelBytes(cfg.ColorModel)}
+	if format == "tiff" {
+		// Strips are read whole and decompressed into a buffer that grows
+		// by doubling: up to twice the pixels' bytes.
+		h.working = 2 * int64(cfg.Width) * int64(cfg.Height) * int64(h.PixelBytes)
+	}
 	if format == "jpeg" {
 		h.Orientation = jpegOrientation(head)
 		h.CMYK = cfg.ColorModel == color.CMYKModel
@@ -141,7 +202,25 @@ func Decode(path string, maxPixels int64) (*image.NRGBA, Header, error) {
 	if err != nil {
 		return nil, h, img2vid.Errorf(img2vid.EINVALID, "%s: cannot decode %s: %w", filepath.Base(path), h.Format, err)
 	}
+	switch h.Format {
+	case "gif":
+		return onScreen(src, h.Width, h.Height), h, nil
+	case "webp":
+		return webpToNRGBA(src), h, nil
+	}
 	return orient(toNRGBA(src), h.Orientation), h, nil
+}
+
+// onScreen places a GIF's first frame at its offset on the GIF's logical
+// screen of w x h, which is transparent where the frame does not cover it
+// (as browsers show it): a frame smaller than the screen is not stretched.
+func onScreen(frame image.Image, w, h int) *image.NRGBA {
+	if frame.Bounds() == image.Rect(0, 0, w, h) {
+		return toNRGBA(frame)
+	}
+	dst := image.NewNRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(dst, frame.Bounds(), frame, frame.Bounds().Min, draw.Src)
+	return dst
 }
 
 // toNRGBA converts any decoded image to 8-bit NRGBA, reusing it when it

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -178,5 +179,37 @@ func TestOrientationBehindLargeMetadata(t *testing.T) {
 	_, dh, err := Decode(p, 0)
 	if err != nil || dh != h {
 		t.Errorf("Decode's header %+v (%v) differs from ReadHeader's %+v", dh, err, h)
+	}
+}
+
+// The header tells a plan what decoding will cost before a pixel is
+// decoded: a 1-bit TIFF of a few KB that is 35 megapixels allocates no
+// more than its header says.
+func TestDecodeBytesBoundsDecoding(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "scan.tif")
+	data := testimage.BilevelTIFF(t, 4956, 7014)
+	testimage.Write(t, p, data)
+	h, err := ReadHeader(p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.PixelBytes != 1 {
+		t.Errorf("PixelBytes = %d, want 1 (8-bit gray)", h.PixelBytes)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	img, _, err := Decode(p, 0)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := img.NRGBAAt(4000, 6000); c.R != 255 || c.A != 255 {
+		t.Errorf("pixel %v, want white", c)
+	}
+	allocated := int64(after.TotalAlloc - before.TotalAlloc)
+	t.Logf("%d-byte file, %dx%d: header says %d MB, decoding allocated %d MB in all", len(data), h.Width, h.Height, h.DecodeBytes()>>20, allocated>>20)
+	if allocated > h.DecodeBytes()+h.DecodeBytes()/20 {
+		t.Errorf("decoding allocated %d bytes, the header planned %d", allocated, h.DecodeBytes())
 	}
 }

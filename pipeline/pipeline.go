@@ -121,20 +121,23 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 	}
 
 	cv := ingest.Canvas{Width: opts.Width, Height: opts.Height, Fit: opts.Fit}
+	sizedBy := "" // the file whose size the video takes, to name in a refusal
 	if cv.Width == 0 {
 		cv.Width, cv.Height = headers[0].Width, headers[0].Height
 		if fm != nil {
 			cv.Width, cv.Height = fm.OutputSize(cv.Width, cv.Height)
 		}
+		sizedBy = filepath.Base(inputs[0]) + ": "
 	}
 	if w, h := cv.Size(); w > img2vid.MaxSide || h > img2vid.MaxSide {
-		return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "video size %dx%d is above the limit of %dx%d; set a smaller size", w, h, img2vid.MaxSide, img2vid.MaxSide)
+		return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "%svideo size %dx%d is above the limit of %dx%d; set a smaller size",
+			sizedBy, w, h, img2vid.MaxSide, img2vid.MaxSide)
 	}
 	fw, fh := cv.Size()
 	// The frames and what a model makes of an image are bounded like the
 	// images: a small request must not make huge frames.
 	if img2vid.Over(int64(fw)*int64(fh), maxPixels) {
-		return img2vid.Result{}, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "video frames of %dx%d are too large (set a smaller size)", fw, fh)
+		return img2vid.Result{}, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, fw, fh)
 	}
 	for i, h := range headers {
 		if fm == nil {

@@ -2,6 +2,7 @@ package testimage
 
 import (
 	"bytes"
+	"compress/zlib"
 	_ "embed" // the CMYK fixture
 	"encoding/binary"
 	"image"
@@ -84,4 +85,56 @@ func BadCRC(t testing.TB, png []byte) []byte {
 	}
 	t.Fatal("BadCRC: no IDAT chunk in the PNG")
 	return nil
+}
+
+// BilevelTIFF returns a w x h 1-bit (black and white) TIFF, all white,
+// deflate-compressed: a few KB of file that decodes to w*h pixels, the
+// shape of scanned documents and of memory attacks.
+func BilevelTIFF(t testing.TB, w, h int) []byte {
+	t.Helper()
+	var data bytes.Buffer
+	z := zlib.NewWriter(&data)
+	row := bytes.Repeat([]byte{0xFF}, (w+7)/8)
+	for range h {
+		z.Write(row)
+	}
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	type entry struct {
+		tag, typ uint16
+		value    uint32
+	}
+	const short, long = 3, 4
+	entries := []entry{
+		{256, long, uint32(w)}, // ImageWidth
+		{257, long, uint32(h)}, // ImageLength
+		{258, short, 1},        // BitsPerSample
+		{259, short, 8},        // Compression: deflate
+		{262, short, 1},        // PhotometricInterpretation: black is zero
+		{273, long, 0},         // StripOffsets, set below
+		{277, short, 1},        // SamplesPerPixel
+		{278, long, uint32(h)}, // RowsPerStrip: one strip
+		{279, long, uint32(data.Len())},
+	}
+	ifdAt := uint32(8)
+	dataAt := ifdAt + 2 + 12*uint32(len(entries)) + 4
+	entries[5].value = dataAt
+	var b bytes.Buffer
+	b.WriteString("II*\x00")
+	binary.Write(&b, binary.LittleEndian, ifdAt)
+	binary.Write(&b, binary.LittleEndian, uint16(len(entries)))
+	for _, e := range entries {
+		binary.Write(&b, binary.LittleEndian, e.tag)
+		binary.Write(&b, binary.LittleEndian, e.typ)
+		binary.Write(&b, binary.LittleEndian, uint32(1))
+		if e.typ == short {
+			binary.Write(&b, binary.LittleEndian, [2]uint16{uint16(e.value), 0})
+		} else {
+			binary.Write(&b, binary.LittleEndian, e.value)
+		}
+	}
+	binary.Write(&b, binary.LittleEndian, uint32(0)) // no next IFD
+	b.Write(data.Bytes())
+	return b.Bytes()
 }
