@@ -35,7 +35,10 @@ type JobView struct {
 	// Error is set once the job failed or was canceled.
 	Error *ErrorBody `json:"error,omitempty"`
 	// Video is the URL of the result once the job is done.
-	Video      string     `json:"video,omitempty"`
+	Video string `json:"video,omitempty"`
+	// Detections is the URL of the detections once a job run with a
+	// detect model is done.
+	Detections string     `json:"detections,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// ExpiresAt is when a finished job and its files are deleted.
@@ -104,6 +107,9 @@ func (j *job) view(ttl time.Duration) (JobView, <-chan struct{}) {
 	}
 	if j.status == StatusDone {
 		v.Video = "/api/jobs/" + j.id + "/video"
+		if j.opts.DetectModel != "" {
+			v.Detections = "/api/jobs/" + j.id + "/detections"
+		}
 	}
 	if !j.finished.IsZero() {
 		f, e := j.finished, j.finished.Add(ttl)

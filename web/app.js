@@ -783,6 +783,7 @@ function onDone(view) {
   $("download").href = `${view.video}?download=1`;
   const name = items.length ? downloadName(items[0].file.name) : "";
   $("download").textContent = name ? `Download ${name}.${r.format}` : `Download the ${r.format.toUpperCase()}`;
+  showDetections(view); // detect.js
   $("result").hidden = false;
   reveal($("result-title"));
   announce("The video is ready.");
@@ -881,6 +882,7 @@ async function convert() {
   showError("");
   dropUndo();
   $("result").hidden = true;
+  $("detections").hidden = true;
   $("video").removeAttribute("src");
   $("gif").removeAttribute("src");
   // Options first, then the images in the order the user arranged them,

@@ -6,5 +6,5 @@ import "embed"
 
 // Files are the page and its assets, served by the server package.
 //
-//go:embed index.html app.js style.css icon.svg
+//go:embed index.html app.js detect.js style.css icon.svg
 var Files embed.FS
