@@ -729,6 +729,13 @@ function finish(keep) {
   render();
 }
 
+// focusNext puts the focus where the next step starts once a job is
+// canceled: Convert again, or, with no images (a job found after a
+// reload), the file chooser.
+function focusNext() {
+  ($("convert").disabled ? $("files") : $("convert")).focus();
+}
+
 // reveal brings el into view and gives it the focus, so that what just
 // happened is where the eyes and the screen reader are.
 function reveal(el) {
@@ -912,7 +919,7 @@ async function convert() {
     document.title = title;
     if (err.aborted) {
       announce("Canceled.");
-      $("convert").focus();
+      focusNext();
       return;
     }
     fail(err, convert);
@@ -939,7 +946,7 @@ $("cancel").addEventListener("click", async () => {
   $("progress-box").hidden = true;
   document.title = title;
   announce("Canceled.");
-  $("convert").focus();
+  focusNext();
   try {
     await api(`/api/jobs/${id}`, { method: "DELETE" });
   } catch (err) {
