@@ -129,6 +129,36 @@ func (p pageChecks) focused(after string) string {
 	return f
 }
 
+// tabTo presses Tab (Shift+Tab when back) until the element with the id
+// has the focus, checking at each press that the focus is somewhere, and
+// returns how many presses it took.
+func (p pageChecks) tabTo(id string, back bool) int {
+	p.t.Helper()
+	var opts []chromedp.KeyOption
+	if back {
+		opts = append(opts, chromedp.KeyModifiers(chromedp.ModifierShift))
+	}
+	for n := 1; n <= 40; n++ {
+		p.keys("tabbing to #"+id, kb.Tab, opts...)
+		if p.focused("a Tab") == id {
+			return n
+		}
+	}
+	p.t.Fatalf("40 Tab presses did not reach #%s", id)
+	return 0
+}
+
+// retype selects a text field's content with Ctrl+A and types text over it.
+func (p pageChecks) retype(text string) {
+	p.t.Helper()
+	p.keys("selecting the field's text", "a", chromedp.KeyModifiers(chromedp.ModifierCtrl))
+	if text == "" {
+		p.keys("clearing the field", kb.Backspace)
+	} else {
+		p.keys("typing "+text, text)
+	}
+}
+
 func (p pageChecks) keys(what string, keys string, opts ...chromedp.KeyOption) {
 	p.t.Helper()
 	step(p.t, p.ctx, what, 10*time.Second, chromedp.KeyEvent(keys, opts...))
@@ -355,9 +385,12 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 	}
 	p.accessible("a duplicate flagged")
 
-	// Reorder by keyboard: focus the list, go to the second image, move it
-	// later with Alt+Right and back with Alt+Left; one Tab leaves the list.
-	step(t, ctx, "focusing the list", 5*time.Second, chromedp.Focus(chromedp.CSS(`#thumbs li[tabindex="0"]`)))
+	// Reorder by keyboard: the focus stayed in the list; go to the second
+	// image, move it later with Alt+Right and back with Alt+Left; one Tab
+	// leaves the list.
+	if f := p.focused("the second batch"); !strings.HasPrefix(f, "li.") {
+		t.Errorf("after the second batch the focus is on %q, want the list", f)
+	}
 	p.keys("going to the first image", kb.Home)
 	p.keys("going to the second image", kb.ArrowRight)
 	secondName := pageNames(t, ctx)[1]
@@ -396,11 +429,10 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 			t.Errorf("size %q: server %dx%d (%v), page %+v", in, w, h, err, page)
 		}
 	}
-	step(t, ctx, "typing a size of 0x0", 10*time.Second,
-		chromedp.Focus(chromedp.ID("size")),
-		chromedp.KeyEvent("0x0"),
-		chromedp.KeyEvent(kb.Tab),
-	)
+	// From the list (Undo gave it the focus) on, by Tab alone.
+	p.tabTo("size", false)
+	p.keys("typing a size of 0x0", "0x0")
+	p.keys("leaving the size", kb.Tab)
 	sizeErr := eval[struct {
 		Invalid string `json:"invalid"`
 		Text    string `json:"text"`
@@ -409,32 +441,24 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 		t.Errorf("0x0 in size: %+v, want the field marked and a message", sizeErr)
 	}
 	p.accessible("a size refused")
-	step(t, ctx, "typing 1280 x 720, which both take", 10*time.Second,
-		chromedp.Focus(chromedp.ID("size")),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById("size").select()`),
-		chromedp.KeyEvent("1280 x 720"),
-		chromedp.KeyEvent(kb.Tab),
-	)
+	p.tabTo("size", true)
+	p.retype("1280 x 720")
+	p.keys("leaving the size", kb.Tab)
 	if inv := eval[bool](t, ctx, `document.getElementById("size").hasAttribute("aria-invalid")`); inv {
 		t.Errorf("1280 x 720 is marked invalid")
 	}
 
 	// Every option is on the page, the rarer ones under More, and the
 	// preview says what they make.
-	step(t, ctx, "setting 4 images per second", 10*time.Second,
-		chromedp.Focus(chromedp.ID("fps")),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById("fps").select()`),
-		chromedp.KeyEvent("4"),
-	)
+	p.tabTo("fps", true)
+	p.retype("4")
 	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); pv != "5 images at 4/s = 1.3 s, 5 frames." {
 		t.Errorf("preview %q", pv)
 	}
-	step(t, ctx, "opening More and setting slow motion", 10*time.Second,
-		chromedp.Focus(chromedp.CSS("#more summary")),
-		chromedp.KeyEvent(kb.Enter),
-		chromedp.Focus(chromedp.ID("fps_out")),
-		chromedp.KeyEvent("2"),
-	)
+	p.tabTo("more-summary", false)
+	p.keys("opening More", kb.Enter)
+	p.tabTo("fps_out", false)
+	p.keys("setting slow motion", "2")
 	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); pv != "5 images at 4/s, played at 2 frames/s = 2.5 s, 5 frames." {
 		t.Errorf("preview with slow motion %q", pv)
 	}
@@ -469,17 +493,18 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 		}
 	}
 	p.accessible("More open")
-	step(t, ctx, "clearing slow motion and choosing GIF", 10*time.Second,
-		chromedp.Focus(chromedp.ID("fps_out")),
-		chromedp.KeyEvent(kb.Backspace),
-		setField("format", "gif"),
-	)
+	p.keys("clearing slow motion", kb.Backspace)
+	p.tabTo("format", true)
+	p.keys("choosing GIF", kb.End)
+	if f := eval[string](t, ctx, `document.getElementById("format").value`); f != "gif" {
+		t.Fatalf("End on the format list chose %q, want gif", f)
+	}
 
 	// Convert by keyboard, with the job held: the status comes into view,
 	// the focus goes to Cancel, and everything else is locked.
 	gate.hold.Store(true)
+	p.tabTo("convert", false)
 	step(t, ctx, "converting by keyboard", 10*time.Second,
-		chromedp.Focus(chromedp.ID("convert")),
 		chromedp.KeyEvent(kb.Enter),
 		poll(`!!localStorage.getItem("img2vid.job")`, 8*time.Second),
 	)
