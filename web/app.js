@@ -780,10 +780,6 @@ function onDone(view) {
     r.detections && `${r.detections.model} (detection)`].filter(Boolean);
   detail(dl, "Models used", models.length ? models.join(", ") : "none");
   if (r.audio_s) detail(dl, "Sound", seconds(r.audio_s));
-  if (r.detections) {
-    const found = r.detections.classes.map((c) => `${c.class} on ${plural(c.frames, "frame")}`).join(", ");
-    detail(dl, "Objects found", found || `nothing (${r.detections.model})`);
-  }
   detail(dl, "Time taken", r.elapsed_ms ? formatTime(Math.max(r.elapsed_ms, 1000)) : "");
   // The server names the download after the first image; the link says
   // so when the page still knows that image (not after a reload).
