@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/outfile"
 )
 
 // Record is one detection on one frame of the video: a line of the
@@ -42,7 +42,7 @@ func NewLog(path string) (*Log, error) {
 	if path == "" {
 		return l, nil
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	f, err := outfile.Temp(path, "")
 	if err != nil {
 		return nil, img2vid.Errorf(img2vid.EINVALID, "cannot create the detections file beside %s: %w", path, err)
 	}

@@ -13,6 +13,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -24,9 +25,10 @@ import (
 	"github.com/img2vid/img2vid"
 )
 
-// headBytes is how much of a file the header is read from: enough for the
-// metadata cameras put before the EXIF orientation (APP1 is at most 64 KiB).
-// Every reader given to readHeader must buffer this much, or Peek sees less.
+// headBytes is how much of a file the header is first read from; a header
+// that spills past it is read from the stream. (The EXIF orientation is
+// read apart, by jpegOrientation, wherever it is.) Every reader given to
+// readHeader must buffer this much, or Peek sees less.
 const headBytes = 64 << 10
 
 // Header is what can be learnt of an image without decoding its pixels.
@@ -111,6 +113,9 @@ func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64, decod
 	if err != nil || h.Format != "jpeg" {
 		return h, err
 	}
+	if h.Orientation = jpegOrientation(f); h.Orientation >= 5 { // the transposing orientations swap the sides
+		h.Width, h.Height = h.Height, h.Width
+	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return h, fmt.Errorf("rewind %s: %w", path, err)
 	}
@@ -168,11 +173,7 @@ func readHeader(r *bufio.Reader, path string, maxPixels int64) (Header, error) {
 		h.working = 2 * int64(cfg.Width) * int64(cfg.Height) * int64(h.PixelBytes)
 	}
 	if format == "jpeg" {
-		h.Orientation = jpegOrientation(head)
 		h.CMYK = cfg.ColorModel == color.CMYKModel
-	}
-	if h.Orientation >= 5 { // the transposing orientations swap the sides
-		h.Width, h.Height = h.Height, h.Width
 	}
 	return h, nil
 }
@@ -263,36 +264,49 @@ func openError(path string, err error) error {
 	return img2vid.Errorf(img2vid.EINVALID, "cannot open %s: %w", path, err)
 }
 
-// jpegOrientation finds the EXIF orientation tag in the first bytes of a
-// JPEG file, returning 1 (upright) when there is none or it is malformed.
-func jpegOrientation(b []byte) int {
-	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+// jpegOrientation finds the EXIF orientation tag of the JPEG file src,
+// returning 1 (upright) when there is none or it is malformed. It walks the
+// segments before the image data, whatever their number and size, and
+// reads the first EXIF APP1 segment whole, so the tag is found wherever a
+// valid segment puts it, up to the segment's largest size (65,535 bytes).
+func jpegOrientation(src io.ReaderAt) int {
+	r := bufio.NewReaderSize(io.NewSectionReader(src, 0, math.MaxInt64), 4096)
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:2]); err != nil || hdr[0] != 0xFF || hdr[1] != 0xD8 {
 		return 1
 	}
-	i := 2
-	for i+4 <= len(b) {
-		if b[i] != 0xFF {
+	for {
+		if _, err := io.ReadFull(r, hdr[:2]); err != nil || hdr[0] != 0xFF {
 			return 1
 		}
-		marker := b[i+1]
+		marker := hdr[1]
 		if marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01 {
-			i += 2
 			continue
 		}
 		if marker == 0xDA || marker == 0xD9 { // image data starts: no EXIF before it
 			return 1
 		}
-		n := int(binary.BigEndian.Uint16(b[i+2:]))
-		if n < 2 || i+2+n > len(b) {
+		if _, err := io.ReadFull(r, hdr[2:4]); err != nil {
 			return 1
 		}
-		seg := b[i+4 : i+2+n]
-		if marker == 0xE1 && len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
+		n := int(binary.BigEndian.Uint16(hdr[2:])) - 2 // the length counts its own two bytes
+		if n < 0 {
+			return 1
+		}
+		if marker != 0xE1 {
+			if _, err := r.Discard(n); err != nil {
+				return 1
+			}
+			continue
+		}
+		seg := make([]byte, n)
+		if _, err := io.ReadFull(r, seg); err != nil {
+			return 1
+		}
+		if len(seg) >= 6 && string(seg[:6]) == "Exif\x00\x00" {
 			return exifOrientation(seg[6:])
 		}
-		i += 2 + n
 	}
-	return 1
 }
 
 // exifOrientation reads tag 0x0112 from IFD0 of a TIFF-structured EXIF block.

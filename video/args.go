@@ -84,6 +84,11 @@ func Args(s Spec) []string {
 		// whole file has arrived.
 		out["movflags"] = "+faststart"
 	}
+	// The comment marks the video as this program's, so that a later run
+	// may replace it (GIF has no tags: the encoder marks it on its own).
+	if s.Format != img2vid.FormatGIF {
+		out["metadata"] = "comment=" + Mark
+	}
 	global := []string{"-hide_banner", "-nostats", "-loglevel", "error"}
 	if s.Input == InputJPEG {
 		global = append(global, "-xerror")

@@ -9,13 +9,13 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/outfile"
 )
 
 // ProbeAudioArgs returns the ffmpeg argument list that decodes the first
@@ -122,7 +122,7 @@ func MuxArgs(m MuxSpec) []string {
 // writes beside the output and renames only on success, so a failed mux
 // leaves nothing behind.
 func Mux(ctx context.Context, ffmpegPath string, m MuxSpec) error {
-	tmp, err := os.CreateTemp(filepath.Dir(m.Output), "."+filepath.Base(m.Output)+".*.part")
+	tmp, err := outfile.Temp(m.Output, ".part")
 	if err != nil {
 		return img2vid.Errorf(img2vid.EINVALID, "cannot write output %s: %w", m.Output, err)
 	}

@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/outfile"
 )
 
 // Encoder streams frames into an ffmpeg process. The video is written to a
@@ -39,7 +39,7 @@ func Start(ctx context.Context, ffmpegPath string, spec Spec, log *slog.Logger) 
 	if log == nil {
 		log = slog.Default()
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(spec.Output), "."+filepath.Base(spec.Output)+".*.part")
+	tmp, err := outfile.Temp(spec.Output, ".part")
 	if err != nil {
 		return nil, img2vid.Errorf(img2vid.EINVALID, "cannot write output %s: %w", spec.Output, err)
 	}
@@ -115,6 +115,12 @@ func (e *Encoder) Close() error {
 	<-e.waited
 	if e.err != nil {
 		return e.failure()
+	}
+	if e.spec.Format == img2vid.FormatGIF {
+		if err := markGIF(e.tmp); err != nil {
+			os.Remove(e.tmp)
+			return fmt.Errorf("ffmpeg wrote a GIF that cannot be marked: %w", err)
+		}
 	}
 	if err := os.Rename(e.tmp, e.spec.Output); err != nil {
 		os.Remove(e.tmp)

@@ -14,6 +14,7 @@ import (
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/ingest"
 	"github.com/img2vid/img2vid/pipeline"
+	"github.com/img2vid/img2vid/video"
 )
 
 // stringList is a flag that can be given many times.
@@ -39,13 +40,14 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	lim := img2vid.DefaultLimits()
 	limitFlags(b, &lim, false)
 	var include, exclude stringList
-	var asJSON, keepOrder bool
+	var asJSON, keepOrder, overwrite bool
 	fs.Var(&include, "include", "only images whose name matches this glob (repeatable), e.g. 'frame_*.jpg'")
 	fs.Var(&exclude, "exclude", "skip images whose name matches this glob (repeatable)")
 	fs.BoolVar(&keepOrder, "keep-order", false, "keep INPUT files in the order given instead of natural order")
 	fs.StringVar(&o.Detections, "detections", "", "write the detect model's boxes to this file as JSON Lines (one per box: frame, time_s, class, score, box)")
 	fs.StringVar(&o.Audio, "audio", "", "soundtrack file (mp3, m4a, aac, wav, ogg, flac...) muxed into MP4 (AAC) or WebM (Opus)")
 	fs.BoolVar(&asJSON, "json", false, "print progress and the result as JSON lines on stdout")
+	fs.BoolVar(&overwrite, "overwrite", false, "replace OUTPUT even when it is not a video img2vid wrote")
 	if err := parse(fs, b, args); err != nil {
 		return err
 	}
@@ -76,6 +78,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	output := resolve(c.OutputDir, fs.Arg(fs.NArg()-1))
 	inputs, err := collectInputs(c.InputDir, fs.Args()[:fs.NArg()-1], include, exclude, keepOrder)
 	if err != nil {
+		return err
+	}
+	if err := checkOutput(output, inputs, overwrite); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(output), 0o755); err != nil {
@@ -162,6 +167,47 @@ func (f optionFlag) Set(s string) error { return f.spec.Set(f.o, s) }
 
 // IsBoolFlag lets a boolean option be given alone (--dedupe).
 func (f optionFlag) IsBoolFlag() bool { return f.spec.Type == "boolean" }
+
+// checkOutput refuses an OUTPUT that would destroy something of the
+// user's: an image (the video's name left off the command line makes the
+// last image the output), one of the inputs, or an existing file that is
+// not a video img2vid wrote, unless overwrite is set.
+func checkOutput(output string, inputs []string, overwrite bool) error {
+	const how = "name the video file last, after the images, e.g. img2vid convert IMG_*.jpg video.mp4"
+	st, statErr := os.Stat(output)
+	for _, in := range inputs {
+		if filepath.Clean(in) == filepath.Clean(output) {
+			return img2vid.Errorf(img2vid.EINVALID, "OUTPUT %s is also an input: %s", output, how)
+		}
+		if statErr == nil {
+			if ist, err := os.Stat(in); err == nil && os.SameFile(st, ist) {
+				return img2vid.Errorf(img2vid.EINVALID, "OUTPUT %s is also an input: %s", output, how)
+			}
+		}
+	}
+	ext := strings.ToLower(filepath.Ext(output))
+	if ingest.IsImageName(output) && ext != ".gif" {
+		return img2vid.Errorf(img2vid.EINVALID, "OUTPUT %s is an image's name, not a video's: is the video file missing? %s (.mp4, .webm or .gif)", output, how)
+	}
+	switch {
+	case os.IsNotExist(statErr):
+		return nil
+	case statErr != nil:
+		return img2vid.Errorf(img2vid.EINVALID, "OUTPUT %s: %w", output, statErr)
+	case st.IsDir():
+		return img2vid.Errorf(img2vid.EINVALID, "OUTPUT %s is a folder: name the video file to write, e.g. %s", output, filepath.Join(output, "video.mp4"))
+	case overwrite:
+		return nil
+	}
+	ours, err := video.Marked(output)
+	if err != nil {
+		return img2vid.Errorf(img2vid.EINVALID, "OUTPUT %s exists and cannot be read: %w", output, err)
+	}
+	if !ours {
+		return img2vid.Errorf(img2vid.EINVALID, "OUTPUT %s exists and is not a video img2vid wrote: name a new file, or pass --overwrite to replace it", output)
+	}
+	return nil
+}
 
 // resolve joins a relative path onto dir (when dir is set), as the seed
 // app's INPUT_DIR and OUTPUT_DIR do.
