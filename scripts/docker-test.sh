@@ -320,6 +320,12 @@ else
 	tail -20 "$tmp/convert.log"
 	fail "convert: two volumes, file on the host"
 fi
+mode=$(stat -c %a "$tmp/out/aquarium.mp4" 2>/dev/null)
+if [ "$mode" = 644 ]; then
+	pass "convert: the video on the host has mode 644 (readable by the host's user)"
+else
+	fail "convert: the video on the host has mode ${mode:-none}, want 644"
+fi
 
 # ---------------------------------------------------------------------------
 # 6. Read-only root file system, tmpfs work folder.
