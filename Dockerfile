@@ -72,7 +72,7 @@ RUN set -eux; \
         --enable-demuxer=rawvideo,image2pipe,mp3,aac,mov,wav,ogg,flac,matroska \
         --enable-decoder=rawvideo,mjpeg,mp3,mp3float,aac,aac_fixed,alac,vorbis,opus,libopus,flac,pcm_s16le,pcm_s24le,pcm_s32le,pcm_f32le,pcm_u8 \
         --enable-parser=mjpeg,h264,vp9,mpegaudio,aac,vorbis,opus,flac \
-        --enable-encoder=libx264,libvpx_vp9,gif,aac,libopus \
+        --enable-encoder=libx264,libvpx_vp9,gif,aac,libopus,pcm_s16le \
         --enable-muxer=mp4,webm,gif,null \
         --enable-filter=scale,format,null,split,palettegen,paletteuse,fps,pad,setsar,afade,apad,aresample,aformat,anull; \
     make -j"$(nproc)"; \

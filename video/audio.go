@@ -21,10 +21,12 @@ import (
 // ProbeAudioArgs returns the ffmpeg argument list that decodes the first
 // audio stream of file to nothing, printing progress lines on stdout. A
 // full decode, not a header read: it is what proves that the file is sound
-// ffmpeg can use, and the last out_time it prints is the exact length.
+// ffmpeg can use, and the last out_time it prints is the exact length. The
+// encoder is named (the null muxer's default, PCM) so that a minimal
+// ffmpeg build knows what it needs.
 func ProbeAudioArgs(file string) []string {
 	return []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-xerror",
-		"-i", file, "-map", "0:a:0", "-vn", "-f", "null", "-progress", "pipe:1", "-"}
+		"-i", file, "-map", "0:a:0", "-vn", "-c:a", "pcm_s16le", "-f", "null", "-progress", "pipe:1", "-"}
 }
 
 // ProbeAudio decodes the soundtrack at file with the ffmpeg at ffmpegPath

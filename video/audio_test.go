@@ -37,6 +37,13 @@ func TestMuxArgs(t *testing.T) {
 	}
 }
 
+func TestProbeAudioArgs(t *testing.T) {
+	want := "-nostdin -hide_banner -nostats -loglevel error -xerror -i /jobs/a/soundtrack.upload -map 0:a:0 -vn -c:a pcm_s16le -f null -progress pipe:1 -"
+	if got := strings.Join(ProbeAudioArgs("/jobs/a/soundtrack.upload"), " "); got != want {
+		t.Errorf("ProbeAudioArgs:\n got %s\nwant %s", got, want)
+	}
+}
+
 func TestLastOutTime(t *testing.T) {
 	got := lastOutTime([]byte("out_time_us=100000\nprogress=continue\nout_time_us=3300000\nout_time=00:00:03.300000\nprogress=end\n"))
 	if got != 3.3 {

@@ -702,8 +702,20 @@ function formatBytes(n) {
 
 const stageNames = { queued: "Waiting in the queue", decode: "Reading images", encode: "Making the video", done: "Done" };
 
+// keepInView is set while the status should stay in view: from Convert
+// until the user scrolls the page themselves.
+let keepInView = false;
+for (const name of ["wheel", "touchmove"]) window.addEventListener(name, () => { keepInView = false; }, { passive: true });
+window.addEventListener("keydown", (e) => {
+  if (["PageUp", "PageDown", "Home", "End", " "].includes(e.key) && e.target === document.body) keepInView = false;
+});
+
 function showProgress(percent, text) {
   $("progress-box").hidden = false;
+  if (keepInView) {
+    const r = $("progress-box").getBoundingClientRect();
+    if (r.top < 0 || r.bottom > innerHeight) $("progress-box").scrollIntoView({ block: "nearest" });
+  }
   $("bar").value = percent;
   $("bar").setAttribute("aria-valuetext", `${Math.round(percent)}%`);
   $("status").textContent = text;
@@ -722,6 +734,7 @@ function onJob(view) {
 // finish ends the page's part in a job: the stream closes, the inputs
 // unlock. keep leaves the job's id stored, so a reload shows its result.
 function finish(keep) {
+  keepInView = false;
   if (job && job.events) job.events.close();
   job = null;
   if (!keep) localStorage.removeItem(jobKey);
@@ -903,8 +916,8 @@ async function convert() {
   // Convert is now disabled; the focus goes to Cancel, the one thing to
   // do while the job runs, and the progress comes into view.
   $("cancel").focus({ preventScroll: true });
+  keepInView = true;
   showProgress(0, "Uploading");
-  $("progress-box").scrollIntoView({ block: "nearest" });
   try {
     const { id } = await upload(form);
     localStorage.setItem(jobKey, id);
@@ -976,9 +989,9 @@ async function resume() {
   } else if (v.status === "failed" || v.status === "canceled") {
     localStorage.removeItem(jobKey);
   } else {
+    keepInView = true;
     onJob(v);
     follow(id);
-    $("progress-box").scrollIntoView({ block: "nearest" });
     $("cancel").focus({ preventScroll: true });
     announce("Your conversion is still running.");
   }
