@@ -16,6 +16,7 @@ import (
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/pipeline"
+	"github.com/img2vid/img2vid/video"
 )
 
 func TestHoldFramesAndFadeOut(t *testing.T) {
@@ -109,6 +110,9 @@ func TestSoundtrack(t *testing.T) {
 			}
 			if extra := leftovers(t, filepath.Dir(out), filepath.Base(out)); len(extra) > 0 {
 				t.Errorf("files left beside the video: %v", extra)
+			}
+			if marked, err := video.Marked(out); !marked || err != nil {
+				t.Errorf("the video with sound lost the program's mark (%v)", err)
 			}
 		})
 	}
