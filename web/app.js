@@ -277,7 +277,7 @@ async function addFiles(fileList) {
   dropUndo();
   showError("");
   items = merge(fresh);
-  if (fresh.length && !items.some((it) => it.id === active)) active = fresh[0].id;
+  if (items.length && !items.some((it) => it.id === active)) active = items[0].id; // the list's Tab stop
   render();
   await Promise.all(fresh.map(check));
   await findTwins(fresh);
