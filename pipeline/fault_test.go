@@ -29,8 +29,12 @@ func TestFFmpegKilledMidJob(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
+			// Scaled, so the frames are decoded and piped: JPEGs passed to
+			// ffmpeg whole are decoded again when ffmpeg fails on them.
+			opts := img2vid.DefaultOptions()
+			opts.Width, opts.Height = src.Width/2, src.Height/2
 			killed := false
-			_, err = (&pipeline.Pipeline{}).Convert(context.Background(), inputs, filepath.Join(dir, "v.mp4"), img2vid.DefaultOptions(), func(p img2vid.Progress) {
+			_, err = (&pipeline.Pipeline{}).Convert(context.Background(), inputs, filepath.Join(dir, "v.mp4"), opts, func(p img2vid.Progress) {
 				if p.Done == 10 && !killed {
 					for _, pid := range proctest.Children(t) {
 						syscall.Kill(pid, syscall.SIGKILL)
