@@ -137,6 +137,25 @@ func fileHeader(f *os.File, r *bufio.Reader, path string, maxPixels int64, decod
 	return h, nil
 }
 
+// unsupportedJPEG names the kind of a JPEG that Go's decoder does not read
+// (arithmetic-coded, lossless, hierarchical, 12- or 16-bit; ffmpeg 5 reads
+// none but the 12-bit kind), or returns "" when head is not one.
+func unsupportedJPEG(head []byte) string {
+	f, _ := walkJPEG(bufio.NewReader(bytes.NewReader(head)), false)
+	switch {
+	case f.marker == 0:
+		return ""
+	case f.marker != markerSOF0 && f.marker != markerSOF1 && f.marker != markerSOF2:
+		if f.process() == "arithmetic" {
+			return "an arithmetic-coded JPEG"
+		}
+		return fmt.Sprintf("a %s JPEG", f.process())
+	case f.precision != 8:
+		return fmt.Sprintf("a %d-bit JPEG", f.precision)
+	}
+	return ""
+}
+
 // PlainJPEG returns nil when data is a plain JPEG: exactly one image, its
 // last scan followed by the end-of-image marker and then only padding;
 // baseline, extended sequential or progressive Huffman coding of 8-bit
@@ -157,6 +176,9 @@ func readHeader(r *bufio.Reader, path string, maxPixels int64) (Header, error) {
 		cfg, format, err = image.DecodeConfig(r)
 	}
 	if err != nil {
+		if why := unsupportedJPEG(head); why != "" {
+			return Header{}, img2vid.Errorf(img2vid.EINVALID, "%s: %s is not supported; save it as a baseline or progressive 8-bit JPEG", filepath.Base(path), why)
+		}
 		return Header{}, img2vid.Errorf(img2vid.EINVALID, "%s: not a readable image: %w", filepath.Base(path), err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {

@@ -201,3 +201,26 @@ func goroot(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// JPEGs that Go's decoder cannot read are refused saying what they are.
+func TestUnsupportedJPEGNamed(t *testing.T) {
+	good := testimage.JPEG(t, testimage.Quadrants(64, 48))
+	twelve := bytes.Clone(good)
+	twelve[segmentAt(t, good, markerSOF0)+4] = 12
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		data []byte
+		says string
+	}{
+		{"arith.jpg", readTestdata(t, "arithmetic.jpg"), "arith.jpg: an arithmetic-coded JPEG is not supported"},
+		{"deep.jpg", twelve, "deep.jpg: a 12-bit JPEG is not supported"},
+	} {
+		p := filepath.Join(dir, c.name)
+		testimage.Write(t, p, c.data)
+		_, err := ReadHeader(p, 0)
+		if img2vid.ErrorCode(err) != img2vid.EINVALID || err == nil || !strings.HasPrefix(err.Error(), c.says) {
+			t.Errorf("%s: got %v, want a refusal starting %q", c.name, err, c.says)
+		}
+	}
+}
