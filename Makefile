@@ -50,6 +50,7 @@ bench: build
 	$(GO) run ./bench/convert
 	$(GO) run ./bench/interp
 	$(GO) run ./bench/frame
+	$(GO) run ./bench/detect
 	$(GO) run ./bench/load
 
 ## models: rebuild the built-in models (needs Debian's python3-torch and python3-onnx)

@@ -35,6 +35,7 @@ type detector struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	inputs   sync.Pool // *[]float32 of one input item
+	outputs  sync.Pool // *[]float32 of one output item, when its size is fixed
 }
 
 var _ img2vid.Detector = (*detector)(nil)
@@ -42,6 +43,7 @@ var _ img2vid.Detector = (*detector)(nil)
 // detectJob is one frame's input waiting for a batch run.
 type detectJob struct {
 	in   []float32
+	out  []float32      // where a run of this item alone writes; nil: anywhere
 	done chan detectOut // buffered: the batcher never waits on a caller
 }
 
@@ -124,8 +126,18 @@ func (d *detector) Detect(ctx context.Context, frame *image.NRGBA, p img2vid.Det
 	}
 	defer d.inputs.Put(buf)
 	in := *buf
+	var out []float32
+	if n := d.outputItem(); n > 0 {
+		ob, _ := d.outputs.Get().(*[]float32)
+		if ob == nil {
+			b := make([]float32, n)
+			ob = &b
+		}
+		defer d.outputs.Put(ob)
+		out = *ob
+	}
 	lb := d.letterbox(in, frame)
-	out, err := d.infer(ctx, in)
+	out, err = d.infer(ctx, in, out)
 	if err != nil {
 		return nil, img2vid.Errorf(img2vid.EINTERNAL, "model %s on a %dx%d frame: %w", d.spec.Name, w, h, err)
 	}
@@ -134,17 +146,24 @@ func (d *detector) Detect(ctx context.Context, frame *image.NRGBA, p img2vid.Det
 	return lb.toFrame(cands, d.spec.Labels, w, h), nil
 }
 
-// infer runs the model on one input item and returns its output: alone
-// when the batch is fixed, else through the batcher.
-func (d *detector) infer(ctx context.Context, in []float32) ([]float32, error) {
+// outputItem is the number of values of one output item, 0 when the
+// model's output rows are free.
+func (d *detector) outputItem() int {
+	return d.spec.rows * (d.spec.lead() + d.spec.classes)
+}
+
+// infer runs the model on one input item and returns its output, written
+// into out when out is not nil and the item runs alone: alone when the
+// batch is fixed, else through the batcher.
+func (d *detector) infer(ctx context.Context, in, out []float32) ([]float32, error) {
 	if d.queue == nil {
-		outs, err := d.run(in, 1)
+		outs, err := d.run(in, 1, out)
 		if err != nil {
 			return nil, err
 		}
 		return outs[0], nil
 	}
-	job := &detectJob{in: in, done: make(chan detectOut, 1)}
+	job := &detectJob{in: in, out: out, done: make(chan detectOut, 1)}
 	select {
 	case d.queue <- job:
 	case <-d.stop:
@@ -180,15 +199,16 @@ func (d *detector) batcher() {
 				break more
 			}
 		}
-		in := jobs[0].in
+		in, out := jobs[0].in, jobs[0].out
 		if len(jobs) > 1 {
+			out = nil
 			batch = batch[:0]
 			for _, j := range jobs {
 				batch = append(batch, j.in...)
 			}
 			in = batch
 		}
-		outs, err := d.run(in, len(jobs))
+		outs, err := d.run(in, len(jobs), out)
 		for k, j := range jobs {
 			r := detectOut{err: err}
 			if err == nil {
@@ -200,14 +220,29 @@ func (d *detector) batcher() {
 }
 
 // run runs the model on n input items held in in and returns each item's
-// output, copied out of ONNX Runtime's memory.
-func (d *detector) run(in []float32, n int) ([][]float32, error) {
+// output: in out when its size is right, else in fresh Go memory.
+func (d *detector) run(in []float32, n int, out []float32) ([][]float32, error) {
 	x, err := ort.NewTensor(d.shape(n), in)
 	if err != nil {
 		return nil, fmt.Errorf("creating the input tensor: %w", err)
 	}
 	defer x.Destroy()
-	out, shape, err := d.sess.runAlloc([]ort.Value{x})
+	var shape ort.Shape
+	if rows := d.spec.rows; rows > 0 {
+		// The output's shape is known: ONNX Runtime writes straight into
+		// Go memory, with no allocation of its own and no copy.
+		vals := int64(d.spec.lead() + d.spec.classes)
+		shape = ort.NewShape(int64(n), int64(rows), vals)
+		if d.spec.Decoder == DecoderYOLOv8 {
+			shape = ort.NewShape(int64(n), vals, int64(rows))
+		}
+		if int64(len(out)) != shape.FlattenedSize() {
+			out = make([]float32, shape.FlattenedSize())
+		}
+		err = d.sess.run([]ort.Value{x}, shape, out)
+	} else {
+		out, shape, err = d.sess.runAlloc([]ort.Value{x})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -218,12 +253,8 @@ func (d *detector) run(in []float32, n int) ([][]float32, error) {
 	if d.spec.Decoder == DecoderYOLOv8 {
 		vals = shape[1]
 	}
-	lead := int64(5)
-	if d.spec.Decoder == DecoderYOLOv8 {
-		lead = 4
-	}
-	if vals != lead+int64(d.spec.classes) {
-		return nil, fmt.Errorf("the model returned shape %v, not %d values per box", shape, lead+int64(d.spec.classes))
+	if want := int64(d.spec.lead() + d.spec.classes); vals != want {
+		return nil, fmt.Errorf("the model returned shape %v, not %d values per box", shape, want)
 	}
 	per := len(out) / n
 	outs := make([][]float32, n)
@@ -263,16 +294,12 @@ func (d *detector) letterbox(dst []float32, frame *image.NRGBA) letterboxed {
 		lb.padX, lb.padY = (s.tileW-nw)/2, (s.tileH-nh)/2
 	}
 	c := d.codec
-	pad := c.lut[*s.Pad]
-	for i := range dst {
-		dst[i] = pad
-	}
-	cs, ys, xs := c.strides(s.tileW, s.tileH)
-	ch := [3]int{c.channel(0) * cs, c.channel(1) * cs, c.channel(2) * cs}
-	// Source taps of each output column, as OpenCV computes them.
+	lb.fill(dst, c, c.lut[*s.Pad], s.tileW, s.tileH, nw, nh)
+	// Source taps of each output column, as OpenCV computes them, with
+	// its 11-bit fixed-point weights: the whole resize runs in integers.
 	type tap struct {
 		x0, x1 int // byte offsets in a row
-		f      float32
+		f      int // weight of x1, of 2048
 	}
 	taps := make([]tap, nw)
 	sx := float64(fw) / float64(nw)
@@ -283,29 +310,76 @@ func (d *detector) letterbox(dst []float32, frame *image.NRGBA) letterboxed {
 		if x0 >= fw-1 {
 			x0, f = fw-1, 0
 		}
-		taps[x] = tap{4 * x0, 4 * min(x0+1, fw-1), float32(f)}
+		taps[x] = tap{4 * x0, 4 * min(x0+1, fw-1), int(math.Round(f * 2048))}
 	}
+	cs, ys, xs := c.strides(s.tileW, s.tileH)
+	cr, cg := c.channel(0), c.channel(1)
 	sy := float64(fh) / float64(nh)
+	var px [3]float32
 	for y := range nh {
 		p := max((float64(y)+0.5)*sy-0.5, 0)
 		y0 := int(p)
-		fy := float32(p - float64(y0))
+		fy := int(math.Round((p - float64(y0)) * 2048))
 		if y0 >= fh-1 {
 			y0, fy = fh-1, 0
 		}
 		r0 := frame.Pix[frame.PixOffset(frame.Rect.Min.X, frame.Rect.Min.Y+y0):][:4*fw]
 		r1 := frame.Pix[frame.PixOffset(frame.Rect.Min.X, frame.Rect.Min.Y+min(y0+1, fh-1)):][:4*fw]
 		base := (lb.padY+y)*ys + lb.padX*xs
+		var pr, pg, pb, row []float32
+		if c.nhwc {
+			row = dst[base : base+3*nw]
+		} else {
+			pr = dst[cr*cs+base : cr*cs+base+nw]
+			pg = dst[cg*cs+base : cg*cs+base+nw]
+			pb = dst[(2-cr)*cs+base : (2-cr)*cs+base+nw]
+		}
 		for x, t := range taps {
-			o := base + x*xs
+			a0, a1 := r0[t.x0:t.x0+3:t.x0+3], r0[t.x1:t.x1+3:t.x1+3]
+			b0, b1 := r1[t.x0:t.x0+3:t.x0+3], r1[t.x1:t.x1+3:t.x1+3]
 			for k := range 3 {
-				top := float32(r0[t.x0+k]) + t.f*(float32(r0[t.x1+k])-float32(r0[t.x0+k]))
-				bot := float32(r1[t.x0+k]) + t.f*(float32(r1[t.x1+k])-float32(r1[t.x0+k]))
-				dst[o+ch[k]] = c.lut[uint8(top+fy*(bot-top)+0.5)]
+				top := int(a0[k])*(2048-t.f) + int(a1[k])*t.f
+				bot := int(b0[k])*(2048-t.f) + int(b1[k])*t.f
+				// Rounded to 8 bits, as an 8-bit resize gives it.
+				px[k] = c.lut[uint8((top*(2048-fy)+bot*fy+1<<21)>>22)]
+			}
+			if c.nhwc {
+				q := row[3*x : 3*x+3 : 3*x+3]
+				q[cr], q[cg], q[2-cr] = px[0], px[1], px[2]
+			} else {
+				pr[x], pg[x], pb[x] = px[0], px[1], px[2]
 			}
 		}
 	}
 	return lb
+}
+
+// fill sets the input around the nw x nh frame to the pad value: the
+// rows above and below it and the columns beside it, in every channel.
+func (lb letterboxed) fill(dst []float32, c *codec, pad float32, w, h, nw, nh int) {
+	set := func(v []float32) {
+		for i := range v {
+			v[i] = pad
+		}
+	}
+	if c.nhwc {
+		set(dst[:3*lb.padY*w])
+		set(dst[3*(lb.padY+nh)*w:])
+		for y := lb.padY; y < lb.padY+nh; y++ {
+			set(dst[3*y*w : 3*(y*w+lb.padX)])
+			set(dst[3*(y*w+lb.padX+nw) : 3*(y+1)*w])
+		}
+		return
+	}
+	for k := range 3 {
+		plane := dst[k*w*h : (k+1)*w*h]
+		set(plane[:lb.padY*w])
+		set(plane[(lb.padY+nh)*w:])
+		for y := lb.padY; y < lb.padY+nh; y++ {
+			set(plane[y*w : y*w+lb.padX])
+			set(plane[y*w+lb.padX+nw : (y+1)*w])
+		}
+	}
 }
 
 // candidate is one box from the model's output, in input pixels.
@@ -318,59 +392,84 @@ type candidate struct {
 // decode reads the boxes of one output item whose score reaches minScore
 // and whose class keep allows (nil: all). A row with a NaN or infinite
 // value is dropped: a broken model gives no boxes, not a crash or a box
-// over the whole frame.
+// over the whole frame. Objectness and class scores are probabilities, as
+// the exports give them (sigmoid inside the graph): a row whose objectness
+// is below minScore cannot reach it, and its classes are not read.
 func decode(decoder string, out []float32, classes, inW, inH int, minScore float32, keep []bool) []candidate {
-	lead := 5
-	if decoder == DecoderYOLOv8 {
-		lead = 4
-	}
-	vals := lead + classes
-	rows := len(out) / vals
-	// at returns value v of row r in either layout.
-	at := func(r, v int) float32 { return out[r*vals+v] }
-	if decoder == DecoderYOLOv8 {
-		at = func(r, v int) float32 { return out[v*rows+r] }
-	}
 	var cands []candidate
-	// A YOLOX row's stride and grid cell.
-	stride, gx, gy, level, levelEnd := 0, 0, 0, -1, 0
-	for r := range rows {
-		if decoder == DecoderYOLOX {
-			for r >= levelEnd && level+1 < len(yoloxStrides) {
-				level++
-				stride = yoloxStrides[level]
-				levelEnd += (inW / stride) * (inH / stride)
-			}
-			if r >= levelEnd {
-				break // more rows than the grids have: not ours to guess
-			}
-			cell := r - (levelEnd - (inW/stride)*(inH/stride))
-			gx, gy = cell%(inW/stride), cell/(inW/stride)
-		}
-		best, class := float32(-1), -1
-		for c := range classes {
-			if v := at(r, lead+c); v > best {
-				best, class = v, c
-			}
-		}
-		score := best
-		if lead == 5 {
-			score *= at(r, 4)
-		}
+	add := func(cx, cy, w, h, score float32, class int) {
 		if !(score >= minScore) || class < 0 || (keep != nil && !keep[class]) {
-			continue // also drops a NaN score
-		}
-		cx, cy, w, h := at(r, 0), at(r, 1), at(r, 2), at(r, 3)
-		if decoder == DecoderYOLOX {
-			s := float32(stride)
-			cx, cy = (cx+float32(gx))*s, (cy+float32(gy))*s
-			w, h = float32(math.Exp(float64(w)))*s, float32(math.Exp(float64(h)))*s
+			return // also drops a NaN score
 		}
 		box := [4]float32{cx - w/2, cy - h/2, cx + w/2, cy + h/2}
 		if !finite(box[0]) || !finite(box[1]) || !finite(box[2]) || !finite(box[3]) || !finite(score) {
-			continue
+			return
 		}
 		cands = append(cands, candidate{box: box, score: min(score, 1), class: class})
+	}
+	if decoder == DecoderYOLOv8 {
+		// [4+C, rows]: each value is a plane over the rows. The best class
+		// of every row is found plane by plane, reading memory in order.
+		rows := len(out) / (4 + classes)
+		best := make([]float32, rows)
+		class := make([]int32, rows)
+		for r := range best {
+			best[r], class[r] = float32(math.Inf(-1)), -1
+		}
+		for c := range classes {
+			for r, v := range out[(4+c)*rows : (5+c)*rows] {
+				if v > best[r] {
+					best[r], class[r] = v, int32(c)
+				}
+			}
+		}
+		for r := range rows {
+			add(out[r], out[rows+r], out[2*rows+r], out[3*rows+r], best[r], int(class[r]))
+		}
+		return cands
+	}
+	vals := 5 + classes
+	rows := len(out) / vals
+	// scan reads row r; for YOLOX, the row of cell (gx, gy) of the grid
+	// of stride s.
+	scan := func(r int, s, gx, gy float32) {
+		row := out[r*vals : (r+1)*vals : (r+1)*vals]
+		obj := row[4]
+		if !(obj >= minScore) {
+			return
+		}
+		best, class := float32(math.Inf(-1)), -1
+		for c, v := range row[5:] {
+			if v > best {
+				best, class = v, c
+			}
+		}
+		cx, cy, w, h := row[0], row[1], row[2], row[3]
+		if decoder == DecoderYOLOX {
+			cx, cy = (cx+gx)*s, (cy+gy)*s
+			w, h = float32(math.Exp(float64(w)))*s, float32(math.Exp(float64(h)))*s
+		}
+		add(cx, cy, w, h, obj*best, class)
+	}
+	if decoder != DecoderYOLOX {
+		for r := range rows {
+			scan(r, 0, 0, 0)
+		}
+		return cands
+	}
+	// YOLOX: the grids of strides 8, 16 and 32 in turn, each row-major.
+	r := 0
+	for _, stride := range yoloxStrides {
+		gw, gh := inW/stride, inH/stride
+		for gy := range gh {
+			for gx := range gw {
+				if r >= rows {
+					return cands // more rows than the grids have: not ours to guess
+				}
+				scan(r, float32(stride), float32(gx), float32(gy))
+				r++
+			}
+		}
 	}
 	return cands
 }

@@ -109,6 +109,7 @@ func checkDetect(m Manifest, ins, outs []ort.InputOutputInfo) (*spec, error) {
 		}
 	}
 	s.classes = int(vals - lead)
+	s.rows = int(max(rows, 0))
 	if len(m.Labels) != s.classes {
 		return nil, fieldErr(labelsField(m), "the model has %d classes (%q is %v for decoder %s), the manifest gives %d labels", s.classes, out.Name, d, m.Decoder, len(m.Labels))
 	}
@@ -140,4 +141,13 @@ func labelsField(m Manifest) string {
 // detectInfo fills the listing fields of a detect model.
 func detectInfo(info *img2vid.ModelInfo, s *spec) {
 	info.Labels = s.Labels
+}
+
+// lead is the number of values before the class scores in a detect
+// model's output row: the box, and objectness where the layout has it.
+func (s *spec) lead() int {
+	if s.Decoder == DecoderYOLOv8 {
+		return 4
+	}
+	return 5
 }

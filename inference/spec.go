@@ -19,6 +19,7 @@ type spec struct {
 	tileH   int  // fixed input height; 0 when free
 	batched bool // the batch dimension is free, so tiles can share a run
 	classes int  // a detect model's class count
+	rows    int  // a detect model's output rows (boxes offered); 0 when free
 }
 
 // layout returns the axis of channels, height and width in a 4-D tensor.
