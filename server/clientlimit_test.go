@@ -43,7 +43,7 @@ func idOf(t *testing.T, rec *httptest.ResponseRecorder) string {
 
 func TestJobsPerClientAnswers429(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 8)}
-	s, ts := start(t, conv, func(c *Config) {
+	s, ts := start(t, conv, func(c *testbed) {
 		c.Workers, c.Queue, c.RetryAfter = 1, 8, 3*time.Second
 		c.Limits.JobsPerClient = 2
 	})
@@ -60,8 +60,8 @@ func TestJobsPerClientAnswers429(t *testing.T) {
 		t.Fatalf("third job of one client: %d Retry-After %q %+v, want 429 too_many_jobs naming max_jobs_per_client=2 with Retry-After 3",
 			rec.Code, rec.Header().Get("Retry-After"), e)
 	}
-	if entries := workEntries(t, s); len(entries) != 2 {
-		t.Errorf("work folder holds %v after a refusal, want only the two accepted jobs", entries)
+	if entries := workEntries(t, s); len(entries) != 0 {
+		t.Errorf("work folder holds %v after a refusal, want nothing: accepted jobs are in the job store", entries)
 	}
 
 	// Another client is not held back by the first one's jobs.
@@ -84,17 +84,14 @@ func TestJobsPerClientAnswers429(t *testing.T) {
 		id := idOf(t, postFrom(t, s, a, nil))
 		waitFor(t, "job "+id+" to end", func() bool { _, v := jobOf(t, ts, id); return v.Status == StatusDone })
 	}
-	s.mu.Lock()
-	left := len(s.active)
-	s.mu.Unlock()
-	if left != 0 {
-		t.Errorf("%d clients still hold slots with no job in flight", left)
+	if left := s.cfg.Jobs.ActiveJobs("192.0.2.1"); left != 0 {
+		t.Errorf("the client still holds %d slots with no job in flight", left)
 	}
 }
 
 func TestJobsPerClientZeroIsOff(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{})}
-	s, _ := start(t, conv, func(c *Config) { c.Limits.JobsPerClient = 0 })
+	s, _ := start(t, conv, func(c *testbed) { c.Limits.JobsPerClient = 0 })
 	defer close(conv.release)
 	for i := range img2vid.DefaultLimits().JobsPerClient + 2 {
 		if rec := postFrom(t, s, "192.0.2.1:40000", nil); rec.Code != http.StatusAccepted {
@@ -109,7 +106,7 @@ func TestJobsPerClientStatus(t *testing.T) {
 	}
 }
 
-// workEntries lists the job folders in the work folder.
+// workEntries lists the upload folders in the work folder.
 func workEntries(t *testing.T, s *Server) []os.DirEntry {
 	t.Helper()
 	entries, err := os.ReadDir(s.cfg.WorkDir)
@@ -122,7 +119,7 @@ func workEntries(t *testing.T, s *Server) []os.DirEntry {
 // Uploads in progress count against their client too: one address cannot
 // hold any number of slow uploads open, while others are still served.
 func TestSlowUploadsCountAgainstTheClient(t *testing.T) {
-	s, _ := start(t, &fakeConverter{}, func(c *Config) { c.Limits.JobsPerClient = 1 })
+	s, _ := start(t, &fakeConverter{}, func(c *testbed) { c.Limits.JobsPerClient = 1 })
 	body, typ := multipartBody(t, file("a.png", pngOf(t, 8, 8, red)))
 	whole, err := io.ReadAll(body)
 	if err != nil {

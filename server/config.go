@@ -7,15 +7,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/img2vid/img2vid"
 )
-
-// Converter turns images, in the order given, into a video written to
-// output. *pipeline.Pipeline implements it.
-type Converter interface {
-	Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
-		progress func(img2vid.Progress)) (img2vid.Result, error)
-}
 
 // Catalog lists the models a job may name and the runtime that runs them.
 // *inference.Runtime implements it.
@@ -28,8 +23,8 @@ type Catalog interface {
 // zero values take the defaults shown on each field, except Limits, where
 // zero means no limit.
 type Config struct {
-	// Converter runs the jobs. Required.
-	Converter Converter
+	// Jobs takes the uploads and runs the jobs. Required.
+	Jobs Jobs
 	// Catalog answers /api/models and labels metrics with the execution
 	// provider. Optional: without it no model can be named in a job.
 	Catalog Catalog
@@ -43,17 +38,9 @@ type Config struct {
 	ProbeAudio func(ctx context.Context, path, label string) (float64, error)
 	// Logger receives request and job logs. Optional.
 	Logger *slog.Logger
-	// WorkDir holds one folder per job (uploads and the video). Required;
-	// created if missing.
+	// WorkDir holds one folder per upload being received; the job system
+	// takes the files when it is complete. Required; created if missing.
 	WorkDir string
-	// Workers is how many jobs run at once (default 1: a job already uses
-	// every core through ffmpeg and the runtime).
-	Workers int
-	// Queue is how many accepted jobs may wait for a worker (default 8);
-	// beyond it POST /api/jobs answers 503 with Retry-After.
-	Queue int
-	// TTL is how long a finished job and its files are kept (default 1h).
-	TTL time.Duration
 	// Token, when set, is required on /api and /metrics as
 	// "Authorization: Bearer <token>" or the img2vid_token cookie.
 	Token string
@@ -84,25 +71,25 @@ type Config struct {
 	// Limits bound uploads and jobs. Zero fields mean no limit: start from
 	// img2vid.DefaultLimits().
 	Limits img2vid.Limits
+	// Registry is what /metrics serves; cmd shares it with the worker, so
+	// that one scrape shows both. Optional: a registry of its own.
+	Registry *prometheus.Registry
 }
 
 // withDefaults returns c with zero fields set to their defaults, or an
 // error naming the first field that cannot work.
 func (c Config) withDefaults() (Config, error) {
-	if c.Converter == nil {
-		return c, fmt.Errorf("server config: Converter is required")
+	if c.Jobs == nil {
+		return c, fmt.Errorf("server config: Jobs is required")
 	}
 	if c.WorkDir == "" {
 		return c, fmt.Errorf("server config: WorkDir is required")
 	}
-	if c.Workers < 0 || c.Queue < 0 || c.TTL < 0 || c.RetryAfter < 0 || c.UploadIdle < 0 || c.DownloadIdle < 0 {
-		return c, fmt.Errorf("server config: workers, queue, TTL, retry-after and the idle times must not be negative")
+	if c.RetryAfter < 0 || c.UploadIdle < 0 || c.DownloadIdle < 0 {
+		return c, fmt.Errorf("server config: retry-after and the idle times must not be negative")
 	}
 	c.UploadIdle = cmp.Or(c.UploadIdle, 30*time.Second)
 	c.DownloadIdle = cmp.Or(c.DownloadIdle, 30*time.Second)
-	c.Workers = cmp.Or(c.Workers, 1)
-	c.Queue = cmp.Or(c.Queue, 8)
-	c.TTL = cmp.Or(c.TTL, time.Hour)
 	c.RetryAfter = max(cmp.Or(c.RetryAfter, 5*time.Second), time.Second)
 	if err := c.Limits.Validate(); err != nil {
 		return c, fmt.Errorf("server config: %w", err)

@@ -6,8 +6,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 
@@ -20,18 +20,17 @@ import (
 // pipeline wrote, or the same as CSV with ?format=csv or an Accept of
 // text/csv. ?download=1 makes it an attachment.
 func (s *Server) detections(c *gin.Context) {
-	j, err := s.lookup(c.Param("id"))
+	st, _, err := s.lookup(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	v, _ := j.view(s.cfg.TTL)
 	switch {
-	case j.opts.DetectModel == "":
-		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s ran no detect model (set detect_model)", j.id))
+	case !st.Detect:
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s ran no detect model (set detect_model)", st.ID))
 		return
-	case v.Status != StatusDone:
-		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s has no detections yet: it is %s", j.id, v.Status))
+	case st.Status != StatusDone:
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s has no detections yet: it is %s", st.ID, st.Status))
 		return
 	}
 	format := c.Query("format")
@@ -45,25 +44,20 @@ func (s *Server) detections(c *gin.Context) {
 		s.writeError(c, img2vid.Errorf(img2vid.EINVALID, "format must be jsonl or csv, got %q", truncate(format, 20)))
 		return
 	}
-	f, err := os.Open(j.opts.Detections)
+	f, err := s.cfg.Jobs.Detections(c.Request.Context(), st.ID)
 	if err != nil {
-		s.writeError(c, fmt.Errorf("opening the detections of job %s: %w", j.id, err))
+		s.writeError(c, err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		s.writeError(c, fmt.Errorf("reading the detections of job %s: %w", j.id, err))
-		return
-	}
-	name := cmp.Or(j.name, "img2vid-"+j.id[:8]) + "-detections." + format
+	name := cmp.Or(st.Name, "img2vid-"+st.ID[:8]) + "-detections." + format
 	c.Header("Cache-Control", "private, max-age=3600")
 	if c.Query("download") == "1" {
 		c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
 	}
 	if format == "jsonl" {
 		c.Header("Content-Type", "application/jsonl; charset=utf-8")
-		http.ServeContent(c.Writer, c.Request, name, fi.ModTime(), f)
+		http.ServeContent(c.Writer, c.Request, name, f.ModTime, f)
 		return
 	}
 	c.Header("Content-Type", "text/csv; charset=utf-8")
@@ -74,13 +68,13 @@ func (s *Server) detections(c *gin.Context) {
 	if err := writeCSV(c.Writer, f); err != nil {
 		// The header is out; all that is left is to cut the body short
 		// and say why in the log.
-		s.log.Error("writing detections as CSV", "job", j.id, "err", err)
+		s.log.Error("writing detections as CSV", "job", st.ID, "err", err)
 	}
 }
 
 // writeCSV turns detection records, one JSON object per line, into CSV
 // with a header row.
-func writeCSV(w http.ResponseWriter, f *os.File) error {
+func writeCSV(w http.ResponseWriter, f io.Reader) error {
 	out := csv.NewWriter(w)
 	out.Write([]string{"frame", "time_s", "class", "class_id", "score", "x1", "y1", "x2", "y2", "interpolated"})
 	num := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }

@@ -12,7 +12,7 @@ import (
 // The Bearer scheme's name is matched without regard to case, as HTTP
 // says; the token itself is matched exactly, whatever its length.
 func TestTokenSchemeAnyCaseTokenExact(t *testing.T) {
-	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Token = "s3cret" })
+	_, ts := start(t, &fakeConverter{}, func(c *testbed) { c.Token = "s3cret" })
 	for header, want := range map[string]int{
 		"Bearer s3cret":    200,
 		"bearer s3cret":    200,
@@ -61,7 +61,7 @@ func (pathConverter) Convert(_ context.Context, _ []string, output string, _ img
 // the models folder, not the work folder, not ffmpeg's; the file names that
 // say what went wrong stay.
 func TestNoServerPathInAnyResponse(t *testing.T) {
-	s, ts := start(t, pathConverter{}, func(c *Config) {
+	s, ts := start(t, pathConverter{}, func(c *testbed) {
 		c.Catalog = pathCatalog{}
 		c.Ready = func(context.Context) error {
 			return img2vid.Errorf(img2vid.EUNAVAILABLE, "ffmpeg not found at %q: install ffmpeg or set IMG2VID_FFMPEG", "/opt/private-bin/ffmpeg")
@@ -114,7 +114,7 @@ func TestHidePaths(t *testing.T) {
 func TestCrossSiteChangesRefused(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{})}
 	defer close(conv.release)
-	s, ts := start(t, conv, func(c *Config) {
+	s, ts := start(t, conv, func(c *testbed) {
 		c.AllowedOrigins = []string{"https://tools.example"}
 		c.Limits.JobsPerClient = 0
 	})
@@ -173,7 +173,7 @@ func TestCrossSiteChangesRefused(t *testing.T) {
 // With AllowedHosts set, a request for any other host name is refused: a
 // site that points its own name at the server (DNS rebinding) gets nothing.
 func TestUnknownHostRefused(t *testing.T) {
-	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", "img.example"} })
+	_, ts := start(t, &fakeConverter{}, func(c *testbed) { c.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", "img.example"} })
 	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
 	for host, want := range map[string]int{
 		"127.0.0.1" + port:       200,
@@ -204,7 +204,7 @@ func TestUnknownHostRefused(t *testing.T) {
 func TestTrustedProxyNamesTheClient(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{})}
 	defer close(conv.release)
-	s, _ := start(t, conv, func(c *Config) {
+	s, _ := start(t, conv, func(c *testbed) {
 		c.TrustedProxies = []string{"192.0.2.0/24"}
 		c.Limits.JobsPerClient = 1
 		c.Queue = 16

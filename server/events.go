@@ -18,7 +18,8 @@ const heartbeat = 15 * time.Second
 // status (done, failed or canceled) carrying the whole job, then the
 // stream ends. Changes that come faster than the client reads are merged.
 func (s *Server) events(c *gin.Context) {
-	j, err := s.lookup(c.Param("id"))
+	ctx := c.Request.Context()
+	st, changed, err := s.lookup(ctx, c.Param("id"))
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -39,14 +40,14 @@ func (s *Server) events(c *gin.Context) {
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
-		v, changed := j.view(s.cfg.TTL)
+		v := view(st)
 		name := "progress"
 		if terminal(v.Status) {
 			name = v.Status
 		}
 		data, err := json.Marshal(v)
 		if err != nil {
-			s.log.Error("encoding job event", "job", j.id, "err", err)
+			s.log.Error("encoding job event", "job", st.ID, "err", err)
 			return
 		}
 		if _, err := fmt.Fprintf(c.Writer, "event: %s\ndata: %s\n\n", name, data); err != nil {
@@ -58,9 +59,13 @@ func (s *Server) events(c *gin.Context) {
 		}
 		for waiting := true; waiting; {
 			select {
-			case <-c.Request.Context().Done():
+			case <-ctx.Done():
 				return
 			case <-changed:
+				var ok bool
+				if st, changed, ok = s.cfg.Jobs.Job(ctx, st.ID); !ok {
+					return // expired meanwhile
+				}
 				waiting = false
 			case <-tick.C:
 				if _, err := fmt.Fprint(c.Writer, ": keep-alive\n\n"); err != nil {

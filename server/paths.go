@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -32,21 +31,6 @@ func hidePaths(msg string) string {
 	}
 	b.WriteString(msg[last:])
 	return b.String()
-}
-
-// withoutPaths returns err with the paths hidden from the message a client
-// sees; the wrapped error keeps them for the log. Internal errors are shown
-// to no one, so they are returned as they are.
-func withoutPaths(err error) error {
-	var e *img2vid.Error
-	if !errors.As(err, &e) || e.Code == img2vid.EINTERNAL {
-		return err
-	}
-	msg := hidePaths(e.Message)
-	if msg == e.Message {
-		return err
-	}
-	return &img2vid.Error{Code: e.Code, Message: msg, Err: err}
 }
 
 // publicInfo is the runtime's description as clients see it: the library

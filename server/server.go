@@ -1,7 +1,8 @@
 // Package server is the HTTP face of img2vid: the upload page, a JSON API
 // for conversion jobs with live progress, health, metrics and the OpenAPI
-// document. It runs jobs through a Converter on a bounded queue; cmd owns
-// the listener, its timeouts and graceful shutdown.
+// document. It hands jobs to the job system (package jobs) through a small
+// interface and reports them from it; cmd owns the listener, its timeouts
+// and graceful shutdown.
 package server
 
 import (
@@ -27,19 +28,18 @@ import (
 	"github.com/img2vid/img2vid/web"
 )
 
-// Server holds the job queue, its workers and the router. Make one with
-// New, serve Handler, and call Shutdown when done.
+// Server is the HTTP face of the job system: it takes uploads into its
+// work folder, hands them to Jobs, and reports and serves jobs from there.
+// Make one with New, serve Handler, and call Shutdown when done.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
 	router  *gin.Engine
 	origins *http.CrossOriginProtection
-	disk    atomic.Int64 // bytes in job folders, against Limits.DiskBytes
+	disk    atomic.Int64 // bytes of uploads being received, against Limits.DiskBytes
 
-	mu     sync.Mutex
-	jobs   map[string]*job
-	active map[string]int // jobs queued or running per client
+	mu sync.Mutex
 	// uploading counts the uploads in progress per client, so that one
 	// client cannot hold any number of slow uploads open at once.
 	uploading map[string]int
@@ -47,17 +47,10 @@ type Server struct {
 	// that stops reading it, so that Shutdown can end them.
 	receiving map[*job]func()
 	received  sync.WaitGroup // one per entry of receiving
-	queue     chan *job
 	closed    bool
-
-	workers sync.WaitGroup
-	stop    chan struct{}
-	base    context.Context // parent of every job's context
-	abort   context.CancelFunc
 }
 
-// New checks cfg, creates the work folder, and starts the workers and the
-// reaper of expired jobs.
+// New checks cfg and creates the work folder.
 func New(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -69,27 +62,28 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       logger(cfg.Logger),
-		jobs:      map[string]*job{},
-		active:    map[string]int{},
 		uploading: map[string]int{},
 		receiving: map[*job]func(){},
-		queue:     make(chan *job, cfg.Queue),
-		stop:      make(chan struct{}),
 	}
 	s.removeLeftovers()
-	s.base, s.abort = context.WithCancel(context.Background())
-	s.metrics = newMetrics(func() float64 { return float64(len(s.queue)) })
+	s.metrics, err = newMetrics(cfg.Registry, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := s.cfg.Jobs.Waiting(ctx)
+		if err != nil {
+			s.log.Warn("reading the queue depth", "err", err)
+		}
+		return float64(n)
+	})
+	if err != nil {
+		return nil, err
+	}
 	if s.origins, err = crossOrigin(cfg.AllowedOrigins); err != nil {
 		return nil, err
 	}
 	if s.router, err = s.routes(); err != nil {
 		return nil, err
 	}
-	s.workers.Add(cfg.Workers + 1)
-	for range cfg.Workers {
-		go s.work()
-	}
-	go s.reap(s.stop)
 	return s, nil
 }
 
@@ -103,17 +97,12 @@ func (s *Server) ObserveInference(model, provider string, d time.Duration) {
 	s.metrics.inference.WithLabelValues(model, provider).Observe(d.Seconds())
 }
 
-// Shutdown stops accepting jobs, ends the uploads in progress (their
-// folders are removed), cancels the jobs still queued and waits for
-// running ones until ctx ends; then it cancels those too, waits for the
-// workers to let go, and deletes every job folder. It returns ctx's error
-// if running jobs had to be canceled.
+// Shutdown stops taking uploads (from then on POST /api/jobs answers 503)
+// and ends those in progress, waiting until ctx ends for their folders to
+// go. Jobs already submitted stay with the job system, which keeps them
+// across a restart.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
 	s.closed = true
 	for _, stop := range s.receiving {
 		stop()
@@ -124,40 +113,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.received.Wait(); close(received) }()
 	select {
 	case <-received:
+		return nil
 	case <-ctx.Done():
+		return fmt.Errorf("uploads still being received at shutdown: %w", ctx.Err())
 	}
-	s.mu.Lock()
-	for _, j := range s.jobs { // a job still queued is not worth starting now
-		j.mu.Lock()
-		if j.status == StatusQueued {
-			j.cancel()
-		}
-		j.mu.Unlock()
-	}
-	close(s.queue) // workers drain the canceled jobs, then stop
-	s.mu.Unlock()
-	close(s.stop)
-	done := make(chan struct{})
-	go func() { s.workers.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("jobs still running at shutdown were canceled: %w", ctx.Err())
-		s.abort()
-		<-done
-	}
-	s.abort()
-	s.mu.Lock()
-	all := make([]*job, 0, len(s.jobs))
-	for _, j := range s.jobs {
-		all = append(all, j)
-	}
-	s.mu.Unlock()
-	for _, j := range all {
-		s.remove(j)
-	}
-	return err
 }
 
 // routes builds the router. Every route here is listed in openapi.json; a
@@ -399,68 +358,56 @@ func (s *Server) options(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"options": optionViews()})
 }
 
-// provider names the execution provider in use, for metric labels.
-func (s *Server) provider() string {
-	if s.cfg.Catalog == nil {
-		return "none"
-	}
-	return s.cfg.Catalog.Info().Provider
-}
-
 // getJob reports a job's status, progress and outcome.
 func (s *Server) getJob(c *gin.Context) {
-	j, err := s.lookup(c.Param("id"))
+	st, _, err := s.lookup(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	v, _ := j.view(s.cfg.TTL)
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, v)
+	c.JSON(http.StatusOK, view(st))
 }
 
-// deleteJob cancels a job and deletes its files.
+// deleteJob cancels a job wherever it runs and deletes its files.
 func (s *Server) deleteJob(c *gin.Context) {
-	j, err := s.lookup(c.Param("id"))
+	st, _, err := s.lookup(c.Request.Context(), c.Param("id"))
+	if err == nil {
+		err = s.cfg.Jobs.Cancel(c.Request.Context(), st.ID)
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	s.remove(j)
 	c.Status(http.StatusNoContent)
 }
 
 // video serves the finished video with Range support, so a <video> element
 // can seek, and as an attachment when ?download=1.
 func (s *Server) video(c *gin.Context) {
-	j, err := s.lookup(c.Param("id"))
+	st, _, err := s.lookup(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	v, _ := j.view(s.cfg.TTL)
-	if v.Status != StatusDone {
-		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s has no video yet: it is %s", j.id, v.Status))
+	if st.Status != StatusDone {
+		s.writeError(c, img2vid.Errorf(img2vid.ENOTFOUND, "job %s has no video yet: it is %s", st.ID, st.Status))
 		return
 	}
-	f, err := os.Open(j.output)
+	v, err := s.cfg.Jobs.Video(c.Request.Context(), st.ID)
 	if err != nil {
-		s.writeError(c, fmt.Errorf("opening the video of job %s: %w", j.id, err))
+		s.writeError(c, err)
 		return
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		s.writeError(c, fmt.Errorf("reading the video of job %s: %w", j.id, err))
-		return
-	}
-	name := cmp.Or(j.name, "img2vid-"+j.id[:8]) + filepath.Ext(j.output)
-	c.Header("Content-Type", contentTypes[filepath.Ext(j.output)])
+	defer v.Close()
+	ext := outputExtensions[st.Format]
+	name := cmp.Or(st.Name, "img2vid-"+st.ID[:8]) + ext
+	c.Header("Content-Type", contentTypes[ext])
 	c.Header("Cache-Control", "private, max-age=3600")
 	if c.Query("download") == "1" {
 		c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
 	}
-	http.ServeContent(c.Writer, c.Request, name, fi.ModTime(), f)
+	http.ServeContent(c.Writer, c.Request, name, v.ModTime, v)
 }
 
 // contentTypes maps an output's extension to its media type.

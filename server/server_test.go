@@ -24,8 +24,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/annotate"
+	"github.com/img2vid/img2vid/jobs"
 )
 
 // fakeConverter stands in for the pipeline: it records what it was given,
@@ -118,14 +121,35 @@ func (fakeCatalog) Info() img2vid.RuntimeInfo {
 	return img2vid.RuntimeInfo{Library: "/lib/libonnxruntime.so", Version: "1.24.3", Provider: "cpu"}
 }
 
-// start makes a server on a fresh work folder; edit adjusts its config.
-func start(t *testing.T, conv Converter, edit func(*Config)) (*Server, *httptest.Server) {
+// testbed is a server's config plus the settings of the job system
+// under it that a test may change.
+type testbed struct {
+	Config
+	Workers int           // worker slots (default 1)
+	Queue   int           // waiting jobs (default 8)
+	TTL     time.Duration // how long finished jobs are kept (default 1h)
+}
+
+// start makes a server on a fresh work folder, over a job system on an
+// embedded NATS server with one worker running conv; edit adjusts them.
+// The worker's folder is beside the server's: workerDir(s).
+func start(t *testing.T, conv jobs.Converter, edit func(*testbed)) (*Server, *httptest.Server) {
 	t.Helper()
-	cfg := Config{Converter: conv, Catalog: fakeCatalog{}, WorkDir: filepath.Join(t.TempDir(), "jobs"), Limits: img2vid.DefaultLimits()}
+	root := t.TempDir()
+	tb := testbed{Config: Config{Catalog: fakeCatalog{}, WorkDir: filepath.Join(root, "uploads"), Limits: img2vid.DefaultLimits(),
+		Registry: prometheus.NewRegistry()}}
 	if edit != nil {
-		edit(&cfg)
+		edit(&tb)
 	}
-	s, err := New(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	local, err := jobs.StartLocal(ctx, root, jobs.Config{TTL: tb.TTL, Queue: tb.Queue},
+		jobs.WorkerConfig{Converter: conv, Slots: tb.Workers, Limits: tb.Limits, Provider: "cpu", Registerer: tb.Registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.Jobs = local
+	s, err := New(tb.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,9 +161,15 @@ func start(t *testing.T, conv Converter, edit func(*Config)) (*Server, *httptest
 		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		if err := local.Stop(ctx); err != nil {
+			t.Errorf("stopping the job system: %v", err)
+		}
 	})
 	return s, ts
 }
+
+// workerDir is the folder where the test's worker runs jobs.
+func workerDir(s *Server) string { return filepath.Join(filepath.Dir(s.cfg.WorkDir), "worker") }
 
 // pngOf encodes a w x h image of one colour.
 func pngOf(t *testing.T, w, h int, c color.Color) []byte {
@@ -443,7 +473,7 @@ func probeAudio(_ context.Context, path, label string) (float64, error) {
 
 func TestSoundtrackUpload(t *testing.T) {
 	conv := &fakeConverter{}
-	_, ts := start(t, conv, func(c *Config) {
+	_, ts := start(t, conv, func(c *testbed) {
 		c.ProbeAudio = probeAudio
 		c.Limits.Duration = time.Minute
 		c.Limits.Frames = 100
@@ -501,14 +531,15 @@ func TestUploadsKeepOrderAndNeverUseClientNames(t *testing.T) {
 		t.Fatalf("converter got %d inputs, want 3", len(inputs))
 	}
 	for i, in := range inputs {
-		if want := filepath.Join(s.cfg.WorkDir, id, fmt.Sprintf("%06d.png", i+1)); in != want {
+		if want := filepath.Join(workerDir(s), id, fmt.Sprintf("%06d.png", i+1)); in != want {
 			t.Errorf("input %d stored as %s, want %s", i, in, want)
 		}
 	}
-	// The inputs are deleted once the job ends; only the video remains.
-	entries, err := os.ReadDir(filepath.Join(s.cfg.WorkDir, id))
-	if err != nil || len(entries) != 1 || entries[0].Name() != "video.mp4" {
-		t.Fatalf("job folder after the job holds %v (%v), want only video.mp4", entries, err)
+	// Once the job ends its folders are gone: the video is in the job store.
+	for _, dir := range []string{s.cfg.WorkDir, workerDir(s)} {
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+			t.Errorf("%s holds %v (%v) after the job, want nothing", dir, entries, err)
+		}
 	}
 }
 
@@ -545,7 +576,7 @@ func TestUploadOrderIsTheClients(t *testing.T) {
 
 func TestRefusalsAreJSONErrorsNamingTheProblem(t *testing.T) {
 	img := pngOf(t, 8, 8, red)
-	_, ts := start(t, &fakeConverter{}, func(c *Config) {
+	_, ts := start(t, &fakeConverter{}, func(c *testbed) {
 		c.Limits = img2vid.Limits{Files: 3, FileMB: 1, UploadMB: 2, Pixels: 10_000, Frames: 20, Duration: time.Minute}
 	})
 	tests := []struct {
@@ -623,7 +654,7 @@ func mustRequest(t *testing.T, method, url string, body io.Reader) *http.Request
 }
 
 func TestRefusedUploadLeavesNothingBehind(t *testing.T) {
-	s, ts := start(t, &fakeConverter{}, func(c *Config) { c.Limits.Files = 1 })
+	s, ts := start(t, &fakeConverter{}, func(c *testbed) { c.Limits.Files = 1 })
 	img := pngOf(t, 8, 8, red)
 	post(t, ts, file("a.png", img), file("b.png", img))
 	post(t, ts, file("a.png", []byte("nope")))
@@ -638,7 +669,7 @@ func TestRefusedUploadLeavesNothingBehind(t *testing.T) {
 
 func TestFullQueueAnswers503WithRetryAfter(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 4)}
-	_, ts := start(t, conv, func(c *Config) { c.Workers, c.Queue, c.RetryAfter = 1, 1, 7*time.Second })
+	_, ts := start(t, conv, func(c *testbed) { c.Workers, c.Queue, c.RetryAfter = 1, 1, 7*time.Second })
 	img := pngOf(t, 8, 8, red)
 	running := submit(t, ts, file("a.png", img))
 	<-conv.started
@@ -661,15 +692,14 @@ func TestFullQueueAnswers503WithRetryAfter(t *testing.T) {
 }
 
 func TestFinishedJobsExpireWithTheirFiles(t *testing.T) {
-	s, ts := start(t, &fakeConverter{}, func(c *Config) { c.TTL = 50 * time.Millisecond })
+	s, ts := start(t, &fakeConverter{}, func(c *testbed) { c.TTL = 500 * time.Millisecond })
 	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
-	dir := filepath.Join(s.cfg.WorkDir, id)
 	waitFor(t, "the job to finish", func() bool { _, v := jobOf(t, ts, id); return v.Status == StatusDone })
 	waitFor(t, "the job to expire", func() bool { code, _ := jobOf(t, ts, id); return code == http.StatusNotFound })
-	// The folder goes right after the job leaves the table.
-	waitFor(t, "the job folder to go", func() bool {
-		_, err := os.Stat(dir)
-		return errors.Is(err, os.ErrNotExist) && s.disk.Load() == 0
+	// The images went when the job ended, the video with the TTL.
+	waitFor(t, "the stored files to go", func() bool {
+		n, err := s.cfg.Jobs.StoredBytes(context.Background())
+		return err == nil && n == 0 && s.disk.Load() == 0
 	})
 }
 
@@ -697,14 +727,14 @@ func TestDeleteCancelsARunningJob(t *testing.T) {
 		t.Fatalf("event stream ended with %q (%v), want a canceled event", all, err)
 	}
 	waitFor(t, "the job folder to go", func() bool {
-		_, err := os.Stat(filepath.Join(s.cfg.WorkDir, id))
+		_, err := os.Stat(filepath.Join(workerDir(s), id))
 		return errors.Is(err, os.ErrNotExist)
 	})
 }
 
 func TestJobTimeLimitFailsTheJob(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{})}
-	_, ts := start(t, conv, func(c *Config) { c.Limits.JobTimeout = 50 * time.Millisecond })
+	_, ts := start(t, conv, func(c *testbed) { c.Limits.JobTimeout = 50 * time.Millisecond })
 	id := submit(t, ts, file("a.png", pngOf(t, 8, 8, red)))
 	ev := readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
 	last := ev[len(ev)-1]
@@ -746,7 +776,7 @@ func TestFailuresShowOnlySafeMessages(t *testing.T) {
 }
 
 func TestHandlerPanicIsA500ForThatRequestOnly(t *testing.T) {
-	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Catalog = fakeCatalog{panics: true} })
+	_, ts := start(t, &fakeConverter{}, func(c *testbed) { c.Catalog = fakeCatalog{panics: true} })
 	resp, body := get(t, ts.URL+"/api/models")
 	if e := errorOf(t, body); resp.StatusCode != 500 || e != (ErrorBody{Error: "internal error", Code: img2vid.EINTERNAL}) {
 		t.Fatalf("panicking handler = %d %+v, want 500 internal error", resp.StatusCode, e)
@@ -757,7 +787,7 @@ func TestHandlerPanicIsA500ForThatRequestOnly(t *testing.T) {
 }
 
 func TestTokenGuardsTheAPI(t *testing.T) {
-	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Token = "s3cret" })
+	_, ts := start(t, &fakeConverter{}, func(c *testbed) { c.Token = "s3cret" })
 	for _, path := range []string{"/api/models", "/api/openapi.json", "/metrics", "/api/jobs/0123456789abcdef0123456789abcdef"} {
 		resp, body := get(t, ts.URL+path)
 		if e := errorOf(t, body); resp.StatusCode != 401 || e.Code != EUNAUTHORIZED || resp.Header.Get("WWW-Authenticate") == "" {
@@ -829,7 +859,7 @@ func TestPageHeadersAndNoInlineScript(t *testing.T) {
 
 func TestModelsAndReadiness(t *testing.T) {
 	var notReady error = img2vid.Errorf(img2vid.EUNAVAILABLE, "ffmpeg not found on PATH")
-	_, ts := start(t, &fakeConverter{}, func(c *Config) {
+	_, ts := start(t, &fakeConverter{}, func(c *testbed) {
 		c.Ready = func(context.Context) error { return notReady }
 	})
 	resp, body := get(t, ts.URL+"/api/models")
@@ -904,25 +934,17 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	}
 }
 
-func TestShutdownCancelsJobsAndCleansUp(t *testing.T) {
-	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 1)}
-	s, ts := start(t, conv, nil)
-	img := pngOf(t, 8, 8, red)
-	submit(t, ts, file("a.png", img))
-	<-conv.started
-	submit(t, ts, file("a.png", img))
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Shutdown with a job stuck = %v, want the deadline error", err)
+func TestShutdownRefusesUploads(t *testing.T) {
+	s, ts := start(t, &fakeConverter{}, nil)
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(s.cfg.WorkDir)
-	if err != nil || len(entries) != 0 {
-		t.Errorf("work folder holds %v (%v) after shutdown", entries, err)
-	}
-	resp, body := post(t, ts, file("a.png", img))
+	resp, body := post(t, ts, file("a.png", pngOf(t, 8, 8, red)))
 	if e := errorOf(t, body); resp.StatusCode != 503 || !strings.Contains(e.Error, "shutting down") {
 		t.Errorf("POST after shutdown = %d %+v", resp.StatusCode, e)
+	}
+	if entries, err := os.ReadDir(s.cfg.WorkDir); err != nil || len(entries) != 0 {
+		t.Errorf("work folder holds %v (%v) after a refused upload", entries, err)
 	}
 }
 
@@ -946,7 +968,7 @@ func TestDisconnectMidUploadLeavesNothing(t *testing.T) {
 }
 
 func TestDiskBudgetRefusesWithBusy(t *testing.T) {
-	_, ts := start(t, &fakeConverter{}, func(c *Config) { c.Limits.DiskMB = 1 })
+	_, ts := start(t, &fakeConverter{}, func(c *testbed) { c.Limits.DiskMB = 1 })
 	resp, body := post(t, ts, file("a.png", pngOf(t, 64, 64, color.NRGBA{10, 200, 30, 255})), file("b.png", bytes.Repeat([]byte{7}, 2<<20)))
 	e := errorOf(t, body)
 	if resp.StatusCode != 503 || e.Code != img2vid.EBUSY || !strings.Contains(e.Error, "max_disk_mb=1") || resp.Header.Get("Retry-After") == "" ||
@@ -968,25 +990,36 @@ func TestInferenceTimesAreExported(t *testing.T) {
 	}
 }
 
-// A job deleted while it waits in the queue gives its disk space back once:
-// after every job is gone the disk budget is whole again.
-func TestDeletingAQueuedJobCountsItsDiskOnce(t *testing.T) {
+// A job deleted while it waits in the queue leaves the queue and the job
+// store at once, without waiting for a worker to reach it.
+func TestDeletingAQueuedJobFreesItsPlace(t *testing.T) {
 	conv := &fakeConverter{block: true, release: make(chan struct{}), started: make(chan string, 4)}
-	s, ts := start(t, conv, func(c *Config) { c.Workers, c.Queue = 1, 2 })
+	s, ts := start(t, conv, func(c *testbed) { c.Workers, c.Queue = 1, 2 })
 	img := pngOf(t, 64, 64, red)
 	running := submit(t, ts, file("a.png", img))
 	<-conv.started
 	queued := submit(t, ts, file("a.png", img), file("b.png", img))
+	ctx := context.Background()
+	if n, err := s.cfg.Jobs.Waiting(ctx); err != nil || n != 1 {
+		t.Fatalf("waiting jobs = %d (%v), want 1", n, err)
+	}
 	for _, id := range []string{queued, running} {
 		if resp, _ := do(t, mustRequest(t, http.MethodDelete, ts.URL+"/api/jobs/"+id, nil)); resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("DELETE %s = %d", id, resp.StatusCode)
 		}
 	}
+	if n, err := s.cfg.Jobs.Waiting(ctx); err != nil || n != 0 {
+		t.Errorf("waiting jobs after DELETE = %d (%v), want 0", n, err)
+	}
 	close(conv.release)
-	waitFor(t, "the disk budget to be whole again", func() bool { return s.disk.Load() == 0 })
-	time.Sleep(100 * time.Millisecond) // a second count-off would land now
-	if n := s.disk.Load(); n != 0 {
-		t.Errorf("disk counter = %d bytes after every job was deleted, want 0", n)
+	waitFor(t, "the job store to be empty", func() bool {
+		n, err := s.cfg.Jobs.StoredBytes(ctx)
+		return err == nil && n == 0 && s.disk.Load() == 0
+	})
+	conv.mu.Lock()
+	defer conv.mu.Unlock()
+	if len(conv.inputs) != 1 {
+		t.Errorf("the converter ran %d jobs, want 1: the deleted queued job must never start", len(conv.inputs))
 	}
 }
 

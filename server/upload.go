@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	_ "golang.org/x/image/bmp"
@@ -26,6 +25,7 @@ import (
 	_ "golang.org/x/image/webp"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/jobs"
 )
 
 // maxFieldBytes bounds one option field; no valid value comes close.
@@ -50,7 +50,7 @@ func (s *Server) createJob(c *gin.Context) {
 		return
 	}
 	client := c.ClientIP() // the peer, or what a trusted proxy says the client is: forwarded headers could name anyone
-	uploaded, err := s.admit(r.ContentLength, client)
+	uploaded, err := s.admit(r.Context(), r.ContentLength, client)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -68,23 +68,17 @@ func (s *Server) createJob(c *gin.Context) {
 		s.writeError(c, img2vid.Errorf(img2vid.EINVALID, "send the images as multipart/form-data with one files field per image"))
 		return
 	}
-	id := newID()
-	ctx, cancel := context.WithCancel(s.base)
-	j := &job{id: id, dir: filepath.Join(s.cfg.WorkDir, id), client: client, created: time.Now(), ctx: ctx, cancel: cancel,
-		status: StatusQueued, changed: make(chan struct{})}
-	j.progress.Stage = img2vid.StageQueued
+	ctx := r.Context()
+	j := &job{id: newID(), client: client}
+	j.dir = filepath.Join(s.cfg.WorkDir, j.id)
 	if err := os.Mkdir(j.dir, 0o700); err != nil {
-		cancel()
 		s.writeError(c, fmt.Errorf("creating job folder: %w", err))
 		return
 	}
-	queued, receiving := false, false
+	receiving := false
 	defer func() {
-		if !queued {
-			cancel()
-			s.removeFiles(j)
-		}
-		if receiving { // after the removal: Shutdown waits for the folder to go
+		s.removeUpload(j) // the job system holds the files from here on
+		if receiving {    // after the removal: Shutdown waits for the folder to go
 			s.doneReceiving(j)
 		}
 	}()
@@ -92,28 +86,92 @@ func (s *Server) createJob(c *gin.Context) {
 		s.writeError(c, img2vid.Errorf(img2vid.EBUSY, "the server is shutting down"))
 		return
 	}
-	if err := s.receive(r.Context(), mr, j); err != nil {
+	if err := s.receive(ctx, mr, j); err != nil {
 		if s.shuttingDown() {
 			err = img2vid.Errorf(img2vid.EBUSY, "the server is shutting down; send the upload again once it is back")
 		}
 		s.writeError(c, err)
 		return
 	}
-	images, bytes := len(j.inputs), j.bytes // a worker owns j once it is queued
-	if err := s.enqueue(j); err != nil {
+	if err := s.submit(ctx, j); err != nil {
 		s.writeError(c, err)
 		return
 	}
-	queued = true
-	s.log.Info("job queued", "job", id, "images", images, "bytes", bytes)
-	c.Header("Location", "/api/jobs/"+id)
-	c.JSON(http.StatusAccepted, gin.H{"id": id, "status": StatusQueued})
+	s.log.Info("job queued", "job", j.id, "images", len(j.inputs), "bytes", j.bytes)
+	c.Header("Location", "/api/jobs/"+j.id)
+	c.JSON(http.StatusAccepted, gin.H{"id": j.id, "status": StatusQueued})
+}
+
+// job is an upload being received: its folder in the work folder, the
+// files stored so far and the options read. Once complete it goes to the
+// job system, and the folder goes.
+type job struct {
+	id     string
+	dir    string
+	client string // remote IP, counted against Limits.JobsPerClient
+	inputs []string
+	labels []string // how each input is named to the client: file 3 ("cut.jpg")
+	audio  string   // the stored soundtrack; "" for none
+	// audioLabel names the soundtrack to the client; audioLen is its
+	// length in seconds.
+	audioLabel string
+	audioLen   float64
+	name       string // the download's name without extension, from the first file's
+	opts       img2vid.Options
+	bytes      int64 // bytes of the folder counted against Limits.DiskBytes
+}
+
+// submit hands a received upload to the job system, checking again what
+// may have changed while it arrived: shutdown and the client's jobs.
+func (s *Server) submit(ctx context.Context, j *job) error {
+	if s.shuttingDown() {
+		return img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
+	}
+	if err := s.clientFull(j.client); err != nil {
+		return err
+	}
+	spec := jobs.Spec{ID: j.id, Labels: j.labels, Options: j.opts, Name: j.name}
+	files := slices.Clone(j.inputs)
+	for _, in := range j.inputs {
+		spec.Inputs = append(spec.Inputs, j.id+"/"+filepath.Base(in))
+	}
+	if j.audio != "" {
+		spec.Audio, spec.AudioLabel = j.id+"/"+filepath.Base(j.audio), j.audioLabel
+		files = append(files, j.audio)
+	}
+	return s.cfg.Jobs.Submit(ctx, spec, files, j.client)
+}
+
+// removeUpload deletes an upload's folder and returns its bytes to the
+// disk budget.
+func (s *Server) removeUpload(j *job) {
+	if err := os.RemoveAll(j.dir); err != nil {
+		s.log.Error("removing upload folder", "job", j.id, "err", err)
+	}
+	s.disk.Add(-j.bytes)
+}
+
+// clientFull refuses a client that already has Limits.JobsPerClient jobs
+// queued or running, counted over every replica.
+func (s *Server) clientFull(client string) error {
+	lim := s.cfg.Limits
+	if n := s.cfg.Jobs.ActiveJobs(client); img2vid.Over(n+1, lim.JobsPerClient) {
+		return lim.Refuse(ETOOMANYJOBS, img2vid.LimitJobsPerClient, "this client already has %d jobs queued or running", n)
+	}
+	return nil
 }
 
 // admit refuses an upload the server cannot take right now, or not from
 // this client, before a byte of it is read. An admitted upload counts
 // against its client's uploads in progress until uploaded is called.
-func (s *Server) admit(declared int64, client string) (uploaded func(), err error) {
+func (s *Server) admit(ctx context.Context, declared int64, client string) (uploaded func(), err error) {
+	stored, err := s.cfg.Jobs.StoredBytes(ctx)
+	if err != nil {
+		return nil, &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "the job store cannot be reached; try again later", Err: err}
+	}
+	if err := s.cfg.Jobs.Admit(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lim := s.cfg.Limits
@@ -126,10 +184,7 @@ func (s *Server) admit(declared int64, client string) (uploaded func(), err erro
 	if err := s.clientFull(client); err != nil {
 		return nil, err
 	}
-	switch {
-	case len(s.queue) >= cap(s.queue):
-		return nil, img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", cap(s.queue))
-	case img2vid.Over(s.disk.Load()+max(declared, 0), lim.DiskBytes()):
+	if img2vid.Over(stored+s.disk.Load()+max(declared, 0), lim.DiskBytes()) {
 		return nil, diskFull(lim)
 	}
 	s.uploading[client]++
@@ -217,12 +272,7 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 		return err
 	}
 	j.opts = opts
-	format := cmp.Or(opts.Format, img2vid.FormatMP4)
-	j.opts.Format = format
-	j.output = filepath.Join(j.dir, "video"+outputExtensions[format])
-	if opts.DetectModel != "" {
-		j.opts.Detections = filepath.Join(j.dir, "detections.jsonl")
-	}
+	j.opts.Format = cmp.Or(opts.Format, img2vid.FormatMP4)
 	return nil
 }
 

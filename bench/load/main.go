@@ -44,6 +44,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/repo"
+	"github.com/img2vid/img2vid/jobs"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/server"
 )
@@ -122,16 +123,19 @@ func run(c config) error {
 		return fmt.Errorf("making the work folder: %w", err)
 	}
 	defer os.RemoveAll(work)
-	jobsDir := filepath.Join(work, "jobs")
-
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	startCtx, cancelStart := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelStart()
+	local, err := jobs.StartLocal(startCtx, work, jobs.Config{TTL: c.ttl, Queue: c.queue, Logger: log},
+		jobs.WorkerConfig{Converter: &pipeline.Pipeline{FFmpeg: "ffmpeg", Limits: noPerClientLimit(), Logger: log},
+			Slots: c.workers, Limits: noPerClientLimit(), Logger: log})
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
-		Converter:  &pipeline.Pipeline{FFmpeg: "ffmpeg", Limits: noPerClientLimit(), Logger: log},
+		Jobs:       local,
 		Logger:     log,
-		WorkDir:    jobsDir,
-		Workers:    c.workers,
-		Queue:      c.queue,
-		TTL:        c.ttl,
+		WorkDir:    filepath.Join(work, "uploads"),
 		RetryAfter: time.Second,
 		// Every client here dials from 127.0.0.1: a per-client cap would
 		// make them one client.
@@ -174,7 +178,7 @@ func run(c config) error {
 	}
 
 	if c.soak > 0 && len(st.failures) == 0 {
-		soak(ctx, c, st, base, body, typ, jobsDir, fresh)
+		soak(ctx, c, st, base, body, typ, local.StoredBytes, fresh)
 	}
 
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 30*time.Second)
@@ -182,6 +186,9 @@ func run(c config) error {
 	hs.Shutdown(shutdownCtx)
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		st.fail("shutdown: %v", err)
+	}
+	if err := local.Stop(shutdownCtx); err != nil {
+		st.fail("stopping the job system: %v", err)
 	}
 	if n := len(st.failures); n > 0 {
 		for _, f := range st.failures[:min(n, 10)] {
@@ -196,8 +203,8 @@ func run(c config) error {
 // runs c.soak jobs one after another, lets them expire too, and checks
 // that the server is back where it started. fresh is the process as it was
 // before any job, for the record.
-func soak(ctx context.Context, c config, st *stats, base string, body []byte, typ, jobsDir string, fresh usage) {
-	if err := waitEmpty(ctx, jobsDir, c.ttl); err != nil {
+func soak(ctx context.Context, c config, st *stats, base string, body []byte, typ string, stored func(context.Context) (int64, error), fresh usage) {
+	if err := waitEmpty(ctx, stored, c.ttl); err != nil {
 		st.fail("after the concurrent phase: %v", err)
 		return
 	}
@@ -216,10 +223,10 @@ func soak(ctx context.Context, c config, st *stats, base string, body []byte, ty
 	fmt.Printf("soak jobs           %d in %.1f s: %.2f jobs/s; latency p50 %s p99 %s\n",
 		len(soaked), wall.Seconds(), float64(len(soaked))/wall.Seconds(), pct(soaked, 50), pct(soaked, 99))
 	last := time.Now()
-	if err := waitEmpty(ctx, jobsDir, c.ttl); err != nil {
+	if err := waitEmpty(ctx, stored, c.ttl); err != nil {
 		st.fail("after the soak: %v", err)
 	} else {
-		fmt.Printf("jobs folder         empty %s after the last job (TTL %s)\n", time.Since(last).Round(10*time.Millisecond), c.ttl)
+		fmt.Printf("job store           empty %s after the last job (TTL %s)\n", time.Since(last).Round(10*time.Millisecond), c.ttl)
 	}
 	after := settle(ctx, baseline)
 	fmt.Printf("%-19s %10s %10s %10s\n", "process", "goroutines", "open files", "RSS MiB")
@@ -285,21 +292,21 @@ func settle(ctx context.Context, target usage) usage {
 	}
 }
 
-// waitEmpty waits until the jobs folder is empty, which the server's
-// reaper makes it within the TTL and half of it after the last job ended.
-func waitEmpty(ctx context.Context, dir string, ttl time.Duration) error {
+// waitEmpty waits until the job store is empty, which the job system
+// makes it within the TTL and half of it after the last job ended.
+func waitEmpty(ctx context.Context, stored func(context.Context) (int64, error), ttl time.Duration) error {
 	start := time.Now()
 	deadline := start.Add(ttl + ttl/2 + 5*time.Second)
 	for {
-		entries, err := os.ReadDir(dir)
+		n, err := stored(ctx)
 		if err != nil {
-			return fmt.Errorf("reading the jobs folder: %w", err)
+			return fmt.Errorf("reading the job store: %w", err)
 		}
-		if len(entries) == 0 {
+		if n == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("the jobs folder still holds %d entries %s after the last job ended (TTL %s)", len(entries), time.Since(start).Round(time.Second), ttl)
+			return fmt.Errorf("the job store still holds %d bytes %s after the last job ended (TTL %s)", n, time.Since(start).Round(time.Second), ttl)
 		}
 		sleep(ctx, 50*time.Millisecond)
 	}

@@ -70,13 +70,14 @@ func TestServedHosts(t *testing.T) {
 	}
 }
 
-// On start the server removes the job folders a killed process left; on
+// On start the server removes the upload folders a killed process left; on
 // SIGTERM it ends the uploads in progress and removes their folders, so
-// nothing is left in the work folder after it exits.
+// nothing but the job store is left in the work folder after it exits.
 func TestServeLeavesNoJobFolders(t *testing.T) {
 	work := t.TempDir()
-	leftover := filepath.Join(work, "0123456789abcdef0123456789abcdef")
-	if err := os.Mkdir(leftover, 0o700); err != nil {
+	uploads := filepath.Join(work, "uploads")
+	leftover := filepath.Join(uploads, "0123456789abcdef0123456789abcdef")
+	if err := os.MkdirAll(leftover, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	testimage.Write(t, filepath.Join(leftover, "000001.jpg"), []byte("left by a killed server"))
@@ -101,7 +102,7 @@ func TestServeLeavesNoJobFolders(t *testing.T) {
 	fmt.Fprintf(conn, "POST /api/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", mw.FormDataContentType(), body.Len())
 	conn.Write(body.Bytes()[:body.Len()*2/3])
 	deadline := time.Now().Add(10 * time.Second)
-	for entries, _ := os.ReadDir(work); len(entries) == 0; entries, _ = os.ReadDir(work) {
+	for entries, _ := os.ReadDir(uploads); len(entries) == 0; entries, _ = os.ReadDir(uploads) {
 		if time.Now().After(deadline) {
 			t.Fatal("the upload never made its folder")
 		}
@@ -121,7 +122,9 @@ func TestServeLeavesNoJobFolders(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not exit within 15 s of SIGTERM with an upload in progress")
 	}
-	if entries, _ := os.ReadDir(work); len(entries) != 0 {
-		t.Errorf("after SIGTERM the work folder holds %v", entries)
+	for _, dir := range []string{uploads, filepath.Join(work, "worker")} {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("after SIGTERM %s holds %v", dir, entries)
+		}
 	}
 }

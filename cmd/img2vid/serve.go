@@ -15,7 +15,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/jobs"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/server"
 	"github.com/img2vid/img2vid/video"
@@ -31,9 +34,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	b.int(&c.Workers, "workers", "IMG2VID_WORKERS", 1, "jobs run at once")
 	b.int(&c.QueueSize, "queue", "IMG2VID_QUEUE", 8, "jobs that may wait for a worker; beyond it uploads get 503")
 	b.dur(&c.JobTTL, "job-ttl", "IMG2VID_JOB_TTL", time.Hour, "how long a finished job's video is kept")
-	b.str(&c.WorkDir, "work-dir", "IMG2VID_WORK_DIR", filepath.Join(os.TempDir(), "img2vid"), "folder for uploads and videos, one sub-folder per job")
+	b.str(&c.WorkDir, "work-dir", "IMG2VID_WORK_DIR", filepath.Join(os.TempDir(), "img2vid"), "folder for the job store (queued jobs, images and videos; kept across restarts), uploads being received and running jobs")
 	b.str(&c.APIToken, "api-token", "IMG2VID_API_TOKEN", "", "when set, required on the API as 'Authorization: Bearer TOKEN'")
-	b.dur(&grace, "grace", "IMG2VID_GRACE", 20*time.Second, "on SIGTERM, how long running jobs may finish before they are canceled")
+	b.dur(&grace, "grace", "IMG2VID_GRACE", 20*time.Second, "on SIGTERM, how long running jobs may finish before they go back to the queue (they run after the next start)")
 	limitFlags(b, &lim, true)
 	c.doorFlags(b)
 	c.runtimeFlags(b)
@@ -58,10 +61,34 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		srv.ObserveInference(model, rt.Info().Provider, d)
 	}}
 	conv := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, Limits: lim, Logger: log}
+
+	// The job system runs on a NATS server inside this process: nothing
+	// to install, and its files under the work folder keep queued jobs
+	// across a restart.
+	registry := prometheus.NewRegistry()
+	octx, ocancel := context.WithTimeout(ctx, time.Minute)
+	defer ocancel()
+	local, err := jobs.StartLocal(octx, c.WorkDir,
+		jobs.Config{TTL: c.JobTTL, Queue: c.QueueSize, MaxBytes: lim.DiskBytes(), Logger: log},
+		jobs.WorkerConfig{Converter: conv, Slots: c.Workers, Limits: lim, Provider: rt.Info().Provider, Registerer: registry, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() { // after an early return, a running job goes back to the queue at once
+		now, cancel := context.WithCancel(context.Background())
+		cancel()
+		local.Stop(now)
+	}()
+	ffmpegReady := readiness(c.FFmpeg, 5*time.Second)
 	srv, err = server.New(server.Config{
-		Converter: conv, Catalog: rt, Logger: log, WorkDir: c.WorkDir,
-		Workers: c.Workers, Queue: c.QueueSize, TTL: c.JobTTL, Token: c.APIToken, Limits: lim,
-		Ready: readiness(c.FFmpeg, 5*time.Second), ProbeAudio: conv.ProbeAudio,
+		Jobs: local, Catalog: rt, Logger: log, WorkDir: filepath.Join(c.WorkDir, "uploads"),
+		Token: c.APIToken, Limits: lim, Registry: registry, ProbeAudio: conv.ProbeAudio,
+		Ready: func(ctx context.Context) error {
+			if err := local.Connected(); err != nil {
+				return err
+			}
+			return ffmpegReady(ctx)
+		},
 		UploadIdle: c.UploadIdle, DownloadIdle: c.DownloadIdle, AllowedOrigins: c.AllowedOrigins,
 		AllowedHosts: servedHosts(c.ServerName, c.AllowedHosts), TrustedProxies: c.TrustedProxies,
 	})
@@ -96,10 +123,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: no new requests; running jobs get the grace period", "grace", grace)
+	log.Info("shutting down: no new uploads; running jobs get the grace period, then go back to the queue", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	jobsErr := srv.Shutdown(sctx)
+	srv.Shutdown(sctx)
+	jobsErr := local.Worker.Stop(sctx)
 	// The jobs are over, so event streams end; give the last responses a
 	// moment of their own, whatever the jobs took of the grace period.
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)

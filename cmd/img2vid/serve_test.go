@@ -51,13 +51,15 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	urlRE := regexp.MustCompile(`running at (http://\S+)/`)
 	sc := bufio.NewScanner(stderr)
+	var said []string
 	for sc.Scan() {
 		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
 			go io.Copy(io.Discard, stderr)
 			return cmd, m[1]
 		}
+		said = append(said, sc.Text())
 	}
-	t.Fatalf("serve exited before it said where it runs")
+	t.Fatalf("serve exited before it said where it runs:\n%s", strings.Join(said, "\n"))
 	return nil, ""
 }
 

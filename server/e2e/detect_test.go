@@ -15,6 +15,7 @@ import (
 	"github.com/img2vid/img2vid/inference"
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/jobs"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/server"
 )
@@ -46,10 +47,10 @@ func TestPageShowsDetections(t *testing.T) {
 		files = append(files, p)
 	}
 	ctx := browser(t)
-	s := newServer(t, func(c *server.Config) {
-		c.Catalog = rt
-		c.Converter.(*pipeline.Pipeline).Models = rt
-	})
+	s := newServerWith(t, func(c jobs.Converter) jobs.Converter {
+		c.(*pipeline.Pipeline).Models = rt
+		return c
+	}, func(c *server.Config) { c.Catalog = rt })
 	ts := httptest.NewServer(s.Handler())
 	defer ts.Close()
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/jobs"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/server"
 )
@@ -28,14 +29,21 @@ func clipFrames(t *testing.T, src testimage.Source) []string {
 	return frames
 }
 
-// newServer starts a server running the real pipeline; edit adjusts its
+// newServer starts a server over the single-machine job system (an
+// embedded NATS server) running the real pipeline; edit adjusts its
 // config. It is shut down when the test ends.
 func newServer(t *testing.T, edit func(*server.Config)) *server.Server {
+	t.Helper()
+	return newServerWith(t, nil, edit)
+}
+
+// newServerWith is newServer whose worker runs wrap(the pipeline) when
+// wrap is not nil.
+func newServerWith(t *testing.T, wrap func(jobs.Converter) jobs.Converter, edit func(*server.Config)) *server.Server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	conv := &pipeline.Pipeline{FFmpeg: "ffmpeg", Logger: log}
 	cfg := server.Config{
-		Converter:  conv,
 		ProbeAudio: conv.ProbeAudio,
 		Logger:     log,
 		WorkDir:    filepath.Join(t.TempDir(), "jobs"),
@@ -49,8 +57,22 @@ func newServer(t *testing.T, edit func(*server.Config)) *server.Server {
 		edit(&cfg)
 	}
 	conv.Limits = cfg.Limits // as the command wires them: one set of limits
+	store := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var run jobs.Converter = conv
+	if wrap != nil {
+		run = wrap(conv)
+	}
+	local, err := jobs.StartLocal(ctx, store, jobs.Config{Logger: log},
+		jobs.WorkerConfig{Converter: run, Limits: cfg.Limits, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Jobs = local
 	s, err := server.New(cfg)
 	if err != nil {
+		local.Stop(ctx)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -59,8 +81,13 @@ func newServer(t *testing.T, edit func(*server.Config)) *server.Server {
 		if err := s.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		if left, _ := os.ReadDir(cfg.WorkDir); len(left) != 0 {
-			t.Errorf("work folder not empty after shutdown: %v", left)
+		if err := local.Stop(ctx); err != nil {
+			t.Errorf("stopping the job system: %v", err)
+		}
+		for _, dir := range []string{cfg.WorkDir, filepath.Join(store, "worker")} {
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("%s not empty after shutdown: %v", dir, left)
+			}
 		}
 	})
 	return s

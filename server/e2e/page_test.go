@@ -28,13 +28,14 @@ import (
 	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/jobs"
 	"github.com/img2vid/img2vid/server"
 )
 
 // gatedConverter runs the real pipeline, but while hold is set each job
 // waits for release first, so the test can look at the page mid-job.
 type gatedConverter struct {
-	server.Converter
+	jobs.Converter
 	hold    atomic.Bool
 	release chan struct{}
 	calls   atomic.Int32
@@ -238,11 +239,10 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 	ctx := browser(t)
 	gate := &gatedConverter{release: make(chan struct{})}
 	var workDir string
-	s := newServer(t, func(c *server.Config) {
-		gate.Converter = c.Converter
-		c.Converter = gate
-		workDir = c.WorkDir
-	})
+	s := newServerWith(t, func(c jobs.Converter) jobs.Converter {
+		gate.Converter = c
+		return gate
+	}, func(c *server.Config) { workDir = c.WorkDir })
 	var slow atomic.Bool
 	h := s.Handler()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,101 @@
+package jobs
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/img2vid/img2vid"
+)
+
+// workerMetrics are a worker's Prometheus series.
+type workerMetrics struct {
+	jobs     *prometheus.CounterVec
+	jobTime  *prometheus.HistogramVec
+	convert  *prometheus.HistogramVec
+	frames   prometheus.Counter
+	running  prometheus.Gauge
+	refusals *prometheus.CounterVec
+}
+
+// newWorkerMetrics makes the series and registers them on reg, if any.
+func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
+	buckets := prometheus.ExponentialBuckets(0.05, 2, 14) // 50 ms .. ~7 min
+	m := &workerMetrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "img2vid_jobs_total", Help: "Jobs finished on this worker, by outcome (done, failed, canceled).",
+		}, []string{"outcome"}),
+		jobTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "img2vid_job_duration_seconds", Help: "Time from a job's start on a worker to its end, by outcome.", Buckets: buckets,
+		}, []string{"outcome"}),
+		convert: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "img2vid_convert_duration_seconds", Help: "Time of successful conversions, by frame model, interpolation model and execution provider.", Buckets: buckets,
+		}, []string{"frame_model", "interp_model", "provider"}),
+		frames: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "img2vid_frames_processed_total", Help: "Frames handed to the encoder on this worker, over all jobs.",
+		}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "img2vid_jobs_running", Help: "Jobs running on this worker now.",
+		}),
+		refusals: NewRefusalCounter(),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.jobs, m.jobTime, m.convert, m.frames, m.running} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering worker metrics: %w", err)
+		}
+	}
+	refusals, err := RegisterShared(reg, m.refusals)
+	if err != nil {
+		return nil, fmt.Errorf("registering worker metrics: %w", err)
+	}
+	m.refusals = refusals
+	return m, nil
+}
+
+// NewRefusalCounter makes the series of refusals and failures for breaking
+// a limit, by the limit's name. The API (refused requests) and the worker
+// (jobs failed for a limit) count in it; both register it with
+// RegisterShared, so that in one process they share one series.
+func NewRefusalCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "img2vid_limit_refusals_total", Help: "Requests refused and jobs failed for breaking a limit, by the limit's name (max_pixels, ...).",
+	}, []string{"limit"})
+}
+
+// RegisterShared registers c on reg, or returns the collector of the same
+// description already there.
+func RegisterShared(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	if err := reg.Register(c); err != nil {
+		var dup prometheus.AlreadyRegisteredError
+		if !errors.As(err, &dup) {
+			return nil, err
+		}
+		if existing, ok := dup.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing, nil
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// observe records a finished job; took is zero for a job that never ran.
+func (m *workerMetrics) observe(outcome string, took time.Duration, o img2vid.Options, provider string) {
+	m.jobs.WithLabelValues(outcome).Inc()
+	if took == 0 {
+		return
+	}
+	m.jobTime.WithLabelValues(outcome).Observe(took.Seconds())
+	if outcome == StatusDone {
+		interp := "none"
+		if o.Interpolate > 1 {
+			interp = o.InterpModel
+		}
+		m.convert.WithLabelValues(cmp.Or(o.FrameModel, "none"), interp, cmp.Or(provider, "none")).Observe(took.Seconds())
+	}
+}

@@ -1,0 +1,111 @@
+// Package jobs is the job system of img2vid on NATS JetStream: an API
+// replica submits a job (its images into an object store, its spec onto a
+// work-queue stream), watches its state in a key-value bucket and cancels
+// it; a worker pulls jobs from a durable consumer shared by every worker,
+// runs them, heartbeats while they run, and stores the video. The same code
+// runs on a NATS server embedded in the process (the single-machine
+// default) and on an external cluster.
+package jobs
+
+import (
+	"time"
+
+	"github.com/img2vid/img2vid"
+)
+
+// Job statuses, as the API reports them.
+const (
+	StatusQueued   = "queued"
+	StatusRunning  = "running"
+	StatusDone     = "done"
+	StatusFailed   = "failed"
+	StatusCanceled = "canceled"
+)
+
+// State is what the key-value bucket holds for one job: everything a
+// client may learn about it, written by the replica that accepted it and
+// then by whichever worker runs it.
+type State struct {
+	ID       string           `json:"id"`
+	Status   string           `json:"status"`
+	Progress img2vid.Progress `json:"progress"`
+	// Result is set once the job is done.
+	Result *img2vid.Result `json:"result,omitempty"`
+	// Error is set once the job failed or was canceled.
+	Error *Failure `json:"error,omitempty"`
+	// Client is the address that submitted the job, counted against the
+	// jobs one client may have in flight on every replica.
+	Client string `json:"client,omitempty"`
+	// Format is the output format, which names the video's media type.
+	Format string `json:"format"`
+	// Name is what the video is downloaded as, without extension; "" for
+	// a name made from the id.
+	Name string `json:"name,omitempty"`
+	// Detect is set when the job runs a detect model: once done it has
+	// detections besides its video.
+	Detect bool `json:"detect,omitempty"`
+	// Inputs are the job's objects in the uploads bucket: the images, then
+	// the soundtrack if any.
+	Inputs []string `json:"inputs,omitempty"`
+	// Attempt counts the times a worker started the job; Note says why it
+	// is running again, or why it went back to the queue.
+	Attempt int    `json:"attempt,omitempty"`
+	Note    string `json:"note,omitempty"`
+	// Seq is the job's message on the work-queue stream, so that a job
+	// deleted while it waits leaves the queue at once.
+	Seq uint64 `json:"seq,omitempty"`
+	// Deleted is set by DELETE: clients no longer see the job, and its
+	// worker, if it has one, cancels it.
+	Deleted  bool      `json:"deleted,omitempty"`
+	Created  time.Time `json:"created"`
+	Finished time.Time `json:"finished,omitzero"`
+	// Expires is when a finished job and its video are deleted.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Failure is why a job failed or was canceled, as clients may see it: a
+// code and a message, never internal detail.
+type Failure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Limit names the limit the job broke, if that is why it failed.
+	Limit string `json:"limit,omitempty"`
+}
+
+// failure returns what a client may see of err.
+func failure(err error) *Failure {
+	return &Failure{Code: img2vid.ErrorCode(err), Message: img2vid.ErrorMessage(err), Limit: img2vid.ErrorLimit(err)}
+}
+
+// Terminal reports whether the job has ended: done, failed or canceled.
+func (s State) Terminal() bool {
+	return s.Status == StatusDone || s.Status == StatusFailed || s.Status == StatusCanceled
+}
+
+// Spec is the work-queue message of a job: what a worker needs to run it.
+type Spec struct {
+	ID string `json:"id"`
+	// Inputs are the images in order, each an object in the uploads
+	// bucket named ID/NNNNNN.EXT.
+	Inputs []string `json:"inputs"`
+	// Labels name each input as the client knows it (file 3 ("cut.jpg")),
+	// for error messages.
+	Labels []string `json:"labels"`
+	// Audio is the soundtrack's object in the uploads bucket, named
+	// ID/soundtrack.upload; "" for none. AudioLabel names it to the client.
+	Audio      string `json:"audio,omitempty"`
+	AudioLabel string `json:"audio_label,omitempty"`
+	// Options are the job's options; a worker sets Audio to its own copy
+	// of the soundtrack.
+	Options img2vid.Options `json:"options"`
+	// Name is what the video is downloaded as, without extension.
+	Name string `json:"name,omitempty"`
+}
+
+// objects lists every object of the job in the uploads bucket.
+func (s Spec) objects() []string {
+	if s.Audio == "" {
+		return s.Inputs
+	}
+	return append(append([]string(nil), s.Inputs...), s.Audio)
+}

@@ -1,0 +1,207 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the JetStream assets. Every replica and worker of one
+// deployment uses the same ones; they are created at their final replica
+// count, and the work-queue stream is never sourced or mirrored (a work
+// queue has one copy of each job, acknowledged once).
+const (
+	queueStream   = "IMG2VID_JOBS"
+	queueSubject  = "img2vid.jobs"
+	consumerName  = "workers"
+	stateBucket   = "img2vid-jobs"
+	uploadsBucket = "img2vid-uploads"
+	videosBucket  = "img2vid-videos"
+)
+
+// Config sets up the job system. Zero values take the defaults shown.
+type Config struct {
+	// Replicas is the replica count of the stream and buckets: 1 on one
+	// server, 3 on a three-node cluster (default 1).
+	Replicas int
+	// TTL is how long a finished job and its video are kept (default 1h),
+	// and how long a job's images may wait in the queue.
+	TTL time.Duration
+	// Queue is how many jobs may wait for a worker (default 8); beyond it
+	// Submit refuses with a busy error, whichever replica asks.
+	Queue int
+	// Attempts is how many times a job is started before it fails because
+	// its worker never finished it (default 3).
+	Attempts int
+	// AckWait is how long a worker that stopped sending heartbeats keeps
+	// a job before it goes to another (default 10s); later redeliveries
+	// wait twice and four times as long.
+	AckWait time.Duration
+	// MaxBytes caps each object store bucket (default: no cap).
+	MaxBytes int64
+	// Logger receives the system's logs. Optional.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Replicas < 0 || c.TTL < 0 || c.Queue < 0 || c.Attempts < 0 || c.AckWait < 0 || c.MaxBytes < 0 {
+		return c, fmt.Errorf("jobs config: replicas, TTL, queue, attempts, ack wait and max bytes must not be negative")
+	}
+	c.Replicas = cmp.Or(c.Replicas, 1)
+	c.TTL = cmp.Or(c.TTL, time.Hour)
+	c.Queue = cmp.Or(c.Queue, 8)
+	c.Attempts = cmp.Or(c.Attempts, 3)
+	c.AckWait = cmp.Or(c.AckWait, 10*time.Second)
+	c.MaxBytes = cmp.Or(c.MaxBytes, -1)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// backoff is how long each delivery of a job may go without a heartbeat
+// before JetStream hands it to another worker: growing, so that a job
+// that kills its workers does not take them all down at once.
+func (c Config) backoff() []time.Duration {
+	b := make([]time.Duration, c.Attempts)
+	for i := range b {
+		b[i] = c.AckWait << min(i, 2)
+	}
+	return b
+}
+
+// maxDeliver bounds the deliveries of one job. A job's attempts are
+// counted in its state; deliveries also count hand-backs from workers
+// that shut down, so they get as many again, and the last delivery only
+// records the failure.
+func (c Config) maxDeliver() int { return 2*c.Attempts + 1 }
+
+// System is one process's handle on the job system: the stream, the
+// consumer, the buckets and a live view of every job's state.
+type System struct {
+	cfg      Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	consumer jetstream.Consumer
+	states   jetstream.KeyValue
+	uploads  jetstream.ObjectStore
+	videos   jetstream.ObjectStore
+	// The streams under the object stores, to remove delete markers.
+	uploadsStream jetstream.Stream
+	videosStream  jetstream.Stream
+	board         *board
+	stop          context.CancelFunc
+	done          chan struct{}
+}
+
+// Open creates (or updates) the stream, consumer and buckets on nc's
+// JetStream, starts watching job states and reaping expired jobs.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	s := &System{cfg: cfg, log: cfg.Logger, nc: nc, js: js, done: make(chan struct{})}
+	s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        queueStream,
+		Description: "img2vid jobs waiting for a worker or running on one",
+		Subjects:    []string{queueSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating stream %s: %w", queueStream, err)
+	}
+	s.consumer, err = js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		Description:   "img2vid workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		BackOff:       cfg.backoff(),
+		MaxDeliver:    cfg.maxDeliver(),
+		FilterSubject: queueSubject,
+		Replicas:      cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", consumerName, err)
+	}
+	s.states, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      stateBucket,
+		Description: "img2vid job status and progress",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating bucket %s: %w", stateBucket, err)
+	}
+	s.uploads, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      uploadsBucket,
+		Description: "img2vid uploaded images, deleted when their job ends",
+		// A job deletes its images when it ends; one that waits in the
+		// queue longer than the TTL fails, saying so.
+		TTL:      cfg.TTL,
+		MaxBytes: cfg.MaxBytes,
+		Storage:  jetstream.FileStorage,
+		Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating bucket %s: %w", uploadsBucket, err)
+	}
+	s.videos, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      videosBucket,
+		Description: "img2vid finished videos, kept for the job TTL",
+		TTL:         cfg.TTL,
+		MaxBytes:    cfg.MaxBytes,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating bucket %s: %w", videosBucket, err)
+	}
+	// The object stores' streams are named by the object store
+	// specification (ADR-20): OBJ_ and the bucket.
+	if s.uploadsStream, err = js.Stream(ctx, "OBJ_"+uploadsBucket); err != nil {
+		return nil, fmt.Errorf("opening the stream of bucket %s: %w", uploadsBucket, err)
+	}
+	if s.videosStream, err = js.Stream(ctx, "OBJ_"+videosBucket); err != nil {
+		return nil, fmt.Errorf("opening the stream of bucket %s: %w", videosBucket, err)
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	s.board, err = watch(ctx, wctx, s.states, s.log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	go func() {
+		defer close(s.done)
+		s.reap(wctx)
+	}()
+	return s, nil
+}
+
+// Close stops watching and reaping. It does not close the connection.
+func (s *System) Close() {
+	s.stop()
+	<-s.done
+	s.board.wait()
+}
+
+// Connected reports whether the connection to NATS is up, for readiness.
+func (s *System) Connected() error {
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("the connection to NATS is %s", st)
+	}
+	return nil
+}

@@ -1,0 +1,500 @@
+package jobs
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/img2vid/img2vid"
+)
+
+// Converter turns images, in the order given, into a video written to
+// output. *pipeline.Pipeline implements it.
+type Converter interface {
+	Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
+		progress func(img2vid.Progress)) (img2vid.Result, error)
+}
+
+// WorkerConfig sets up a worker. Zero values take the defaults shown.
+type WorkerConfig struct {
+	// Converter runs the jobs. Required.
+	Converter Converter
+	// Dir holds one folder per running job: its images and the video
+	// before it is stored. Required; emptied at start, since anything in
+	// it belongs to a process that is gone.
+	Dir string
+	// Slots is how many jobs run at once (default 1: a job already uses
+	// every core through ffmpeg and the runtime).
+	Slots int
+	// Limits bound the jobs; the worker applies JobTimeout (zero: none).
+	Limits img2vid.Limits
+	// Provider names the execution provider, for metric labels.
+	Provider string
+	// Registerer receives the worker's metrics. Optional.
+	Registerer prometheus.Registerer
+	// Logger receives the worker's logs. Optional.
+	Logger *slog.Logger
+}
+
+// Worker pulls jobs from the shared consumer and runs them, one per slot.
+type Worker struct {
+	sys       *System
+	cfg       WorkerConfig
+	log       *slog.Logger
+	metrics   *workerMetrics
+	fetching  context.Context // ends when the worker stops taking jobs
+	stopFetch context.CancelFunc
+	running   context.Context // parent of every job's context
+	handBack  context.CancelCauseFunc
+	slots     sync.WaitGroup
+}
+
+// Causes of a job's cancellation, told apart when it ends.
+var (
+	errDeleted  = img2vid.Errorf(img2vid.ECANCELED, "canceled")
+	errHandBack = errors.New("the worker is shutting down")
+)
+
+// outputExtensions maps an output format to the video's file name.
+var outputExtensions = map[string]string{img2vid.FormatMP4: ".mp4", img2vid.FormatWebM: ".webm", img2vid.FormatGIF: ".gif"}
+
+// StartWorker empties cfg.Dir and starts taking jobs.
+func (s *System) StartWorker(cfg WorkerConfig) (*Worker, error) {
+	if cfg.Converter == nil || cfg.Dir == "" {
+		return nil, fmt.Errorf("worker config: Converter and Dir are required")
+	}
+	if cfg.Slots < 0 {
+		return nil, fmt.Errorf("worker config: slots must not be negative")
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("worker config: %w", err)
+	}
+	cfg.Slots = cmp.Or(cfg.Slots, 1)
+	if err := os.RemoveAll(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("emptying worker folder: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating worker folder: %w", err)
+	}
+	m, err := newWorkerMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{sys: s, cfg: cfg, log: cmp.Or(cfg.Logger, s.log), metrics: m}
+	w.fetching, w.stopFetch = context.WithCancel(context.Background())
+	w.running, w.handBack = context.WithCancelCause(context.Background())
+	for range cfg.Slots {
+		w.slots.Go(w.loop)
+	}
+	return w, nil
+}
+
+// Stop stops taking jobs and waits for the running ones until ctx ends;
+// those still running then are canceled and handed back to the queue, to
+// run on another worker (or on this one after a restart). It returns
+// ctx's error if it had to hand jobs back.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.stopFetch()
+	done := make(chan struct{})
+	go func() { w.slots.Wait(); close(done) }()
+	select {
+	case <-done:
+		w.handBack(nil)
+		return nil
+	case <-ctx.Done():
+		w.handBack(errHandBack)
+		<-done
+		return fmt.Errorf("jobs still running were handed back to the queue: %w", ctx.Err())
+	}
+}
+
+// loop takes one job at a time until the worker stops.
+func (w *Worker) loop() {
+	for w.fetching.Err() == nil {
+		msg, err := w.sys.consumer.Next(jetstream.FetchContext(w.fetching))
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+			continue // no job came within the pull's lifetime: ask again
+		}
+		if err != nil {
+			if w.fetching.Err() == nil {
+				w.log.Warn("fetching a job", "err", err)
+				select { // NATS may be away; do not spin
+				case <-time.After(time.Second):
+				case <-w.fetching.Done():
+				}
+			}
+			continue
+		}
+		w.handle(msg)
+	}
+}
+
+// handle runs one delivery of a job to its end, or hands it back.
+func (w *Worker) handle(msg jetstream.Msg) {
+	var spec Spec
+	if err := json.Unmarshal(msg.Data(), &spec); err != nil || spec.ID == "" {
+		w.log.Error("dropping an undecodable job message", "err", err)
+		msg.Term()
+		return
+	}
+	log := w.log.With("job", spec.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	meta, err := msg.Metadata()
+	if err != nil {
+		log.Error("job message without metadata", "err", err)
+		msg.Term()
+		return
+	}
+	attempts := w.sys.cfg.Attempts
+	lastDelivery := int(meta.NumDelivered) >= w.sys.cfg.maxDeliver()
+	var note string
+	st, err := w.sys.change(ctx, spec.ID, func(st *State) error {
+		if st.Terminal() { // canceled while it waited, or done before a crash kept the ack from arriving
+			return errUnchanged
+		}
+		if st.Attempt >= attempts || lastDelivery {
+			st.Status, st.Finished = StatusFailed, time.Now().UTC()
+			st.Expires = st.Finished.Add(w.sys.cfg.TTL)
+			st.Error = failure(img2vid.Errorf(img2vid.EUNAVAILABLE,
+				"the job was started %d times and its worker stopped each time before it finished (attempts=%d)", st.Attempt, attempts))
+			return nil
+		}
+		st.Attempt++
+		st.Status, st.Progress = StatusRunning, img2vid.Progress{Stage: img2vid.StageDecode}
+		if st.Attempt > 1 {
+			note = fmt.Sprintf("attempt %d of %d: the worker that ran it before stopped before it finished", st.Attempt, attempts)
+		}
+		st.Note = note
+		return nil
+	})
+	switch {
+	case isNotFound(err): // expired or deleted before a worker reached it
+		log.Info("job state gone; dropping the job")
+		w.sys.deleteInputs(ctx, spec.objects())
+		msg.Term()
+		return
+	case errors.Is(err, errUnchanged):
+		w.sys.deleteInputs(ctx, spec.objects())
+		msg.Ack()
+		return
+	case err != nil:
+		log.Warn("cannot start job; it goes back to the queue", "err", err)
+		msg.NakWithDelay(time.Second)
+		return
+	}
+	if st.Status == StatusFailed {
+		log.Warn("job failed: its workers kept stopping", "attempts", st.Attempt)
+		w.metrics.observe(StatusFailed, 0, spec.Options, w.cfg.Provider)
+		w.sys.deleteInputs(ctx, spec.objects())
+		msg.Term()
+		return
+	}
+	if note != "" {
+		log.Info("job runs again", "attempt", st.Attempt)
+	}
+	w.run(msg, spec, st, log)
+}
+
+// run converts one job: its images from the uploads bucket into a folder
+// of its own, the video into the videos bucket, heartbeats and progress
+// into the job's state meanwhile.
+func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
+	jobCtx, cancel := context.WithCancelCause(w.running)
+	defer cancel(nil)
+	dir := filepath.Join(w.cfg.Dir, spec.ID)
+	defer os.RemoveAll(dir)
+	w.metrics.running.Inc()
+	defer w.metrics.running.Dec()
+	tr := &tracker{sys: w.sys, id: spec.ID, progress: st.Progress}
+	stopBeat := w.beat(jobCtx, cancel, msg, tr, log)
+	start := time.Now()
+	res, output, detections, err := w.convert(jobCtx, spec, dir, tr)
+	took := time.Since(start)
+	stopBeat()
+
+	ctx, cctx := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cctx()
+	cause := context.Cause(jobCtx)
+	if errors.Is(cause, errHandBack) {
+		log.Info("job handed back to the queue", "took", took)
+		_, serr := w.sys.change(ctx, spec.ID, func(s *State) error {
+			if s.Deleted {
+				return errUnchanged
+			}
+			s.Status, s.Progress = StatusQueued, img2vid.Progress{Stage: img2vid.StageQueued}
+			s.Attempt--
+			s.Note = "handed back to the queue: the worker running it shut down"
+			return nil
+		})
+		if serr != nil && !errors.Is(serr, errUnchanged) {
+			log.Warn("recording the hand-back", "err", serr)
+		}
+		if err := msg.Nak(); err != nil {
+			log.Warn("handing back a job", "err", err)
+		}
+		// The connection may close right after: make sure the server has
+		// the hand-back, or the job would wait out its ack wait.
+		if err := w.sys.nc.FlushTimeout(5 * time.Second); err != nil {
+			log.Warn("handing back a job", "err", err)
+		}
+		return
+	}
+	if errors.Is(cause, errDeleted) {
+		err = errDeleted
+	}
+	if err == nil {
+		err = w.store(ctx, spec.ID, output)
+	}
+	if err == nil && detections != "" {
+		err = w.store(ctx, detectionsObject(spec.ID), detections)
+	}
+	// The job's files go before it turns terminal: whoever waits for the
+	// end finds nothing of it left here.
+	if rerr := os.RemoveAll(dir); rerr != nil {
+		log.Warn("removing job folder", "err", rerr)
+	}
+	outcome := StatusDone
+	switch {
+	case img2vid.ErrorCode(err) == img2vid.ECANCELED:
+		outcome = StatusCanceled
+	case err != nil:
+		outcome = StatusFailed
+	}
+	if err != nil {
+		err = relabel(err, dir, spec)
+		log.Info("job ended", "outcome", outcome, "took", took, "err", err)
+	} else {
+		log.Info("job done", "took", took, "frames", res.Frames)
+	}
+	w.metrics.observe(outcome, took, spec.Options, w.cfg.Provider)
+	if limit := img2vid.ErrorLimit(err); limit != "" {
+		w.metrics.refusals.WithLabelValues(limit).Inc()
+	}
+	_, serr := w.sys.change(ctx, spec.ID, func(s *State) error {
+		s.Status, s.Finished, s.Progress = outcome, time.Now().UTC(), tr.last()
+		s.Expires = s.Finished.Add(w.sys.cfg.TTL)
+		if err != nil {
+			s.Error = failure(err)
+		} else {
+			s.Result = &res
+			s.Progress.Stage, s.Progress.ETAMS = img2vid.StageDone, 0
+		}
+		return nil
+	})
+	if serr != nil {
+		// The state could not be written: leave the job unacknowledged, so
+		// that it is delivered again and ends then.
+		log.Error("recording the end of a job", "err", serr)
+		return
+	}
+	w.sys.deleteInputs(ctx, spec.objects())
+	if err := msg.Ack(); err != nil {
+		log.Warn("acknowledging a job", "err", err)
+	}
+}
+
+// beat keeps the job's delivery alive with heartbeats, writes its progress
+// at most a few times a second, and cancels it when a DELETE marks it. The
+// returned function stops all that.
+func (w *Worker) beat(ctx context.Context, cancel context.CancelCauseFunc, msg jetstream.Msg, tr *tracker, log *slog.Logger) func() {
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	watcher, err := w.sys.states.Watch(ctx, tr.id, jetstream.UpdatesOnly())
+	var updates <-chan jetstream.KeyValueEntry
+	if err != nil {
+		log.Warn("watching job state for deletion", "err", err)
+	} else {
+		updates = watcher.Updates()
+	}
+	go func() {
+		defer close(done)
+		heartbeat := time.NewTicker(max(w.sys.cfg.AckWait/3, 10*time.Millisecond))
+		defer heartbeat.Stop()
+		progress := time.NewTicker(250 * time.Millisecond)
+		defer progress.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				if watcher != nil {
+					watcher.Stop()
+				}
+				return
+			case <-heartbeat.C:
+				if err := msg.InProgress(); err != nil {
+					log.Warn("job heartbeat", "err", err)
+				}
+			case <-progress.C:
+				tr.flush(ctx, log)
+			case e, ok := <-updates:
+				if !ok {
+					updates = nil
+					continue
+				}
+				if e == nil {
+					continue
+				}
+				if e.Operation() != jetstream.KeyValuePut {
+					cancel(errDeleted) // purged: nobody wants it any more
+					continue
+				}
+				if st, err := decode(e); err == nil && st.Deleted {
+					cancel(errDeleted)
+				}
+			}
+		}
+	}()
+	return func() { stop(); <-done }
+}
+
+// convert fetches the job's files, runs the converter (a panic fails only
+// this job) and returns the result and the paths of the video and of the
+// detections ("" when the job detects nothing).
+func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker) (res img2vid.Result, output, detections string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return res, "", "", fmt.Errorf("creating job folder: %w", err)
+	}
+	inputs := make([]string, len(spec.Inputs))
+	for i, name := range spec.Inputs {
+		inputs[i] = filepath.Join(dir, path.Base(name))
+		if err := w.sys.uploads.GetFile(ctx, name, inputs[i]); err != nil {
+			return res, "", "", w.fetchError(ctx, name, err)
+		}
+	}
+	opts := spec.Options
+	if spec.Audio != "" {
+		opts.Audio = filepath.Join(dir, path.Base(spec.Audio))
+		if err := w.sys.uploads.GetFile(ctx, spec.Audio, opts.Audio); err != nil {
+			return res, "", "", w.fetchError(ctx, spec.Audio, err)
+		}
+	}
+	if opts.DetectModel != "" {
+		opts.Detections = filepath.Join(dir, "detections.jsonl")
+	}
+	output = filepath.Join(dir, "video"+outputExtensions[cmp.Or(opts.Format, img2vid.FormatMP4)])
+	tctx, cancel := context.WithCancel(ctx)
+	if lim := w.cfg.Limits; lim.JobTimeout > 0 {
+		tctx, cancel = context.WithTimeout(ctx, lim.JobTimeout)
+	}
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("conversion panicked", "job", spec.ID, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("conversion panicked: %v", p)
+		}
+		if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			err = w.cfg.Limits.Refuse(img2vid.ETOOLARGE, img2vid.LimitJobTimeout, "the job ran past its time limit")
+		}
+	}()
+	res, err = w.cfg.Converter.Convert(tctx, inputs, output, opts, func(p img2vid.Progress) {
+		w.metrics.frames.Add(float64(tr.update(p)))
+	})
+	return res, output, opts.Detections, err
+}
+
+// fetchError words the failure to fetch one of the job's files.
+func (w *Worker) fetchError(ctx context.Context, name string, err error) error {
+	switch {
+	case isNotFound(err):
+		return img2vid.Errorf(img2vid.ENOTFOUND,
+			"the files of this job expired before a worker could run it (job_ttl=%s)", w.sys.cfg.TTL)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return fmt.Errorf("fetching %s: %w", name, err)
+}
+
+// store puts one of a finished job's outputs into the videos bucket.
+func (w *Worker) store(ctx context.Context, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening job output: %w", err)
+	}
+	defer f.Close()
+	if _, err := w.sys.videos.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
+		return fmt.Errorf("storing job output %s: %w", name, err)
+	}
+	return nil
+}
+
+// relabel rewrites the stored file names in a failed job's message as the
+// names the client sent, which mean something to them.
+func relabel(err error, dir string, spec Spec) error {
+	var e *img2vid.Error
+	if !errors.As(err, &e) || e.Code == img2vid.EINTERNAL {
+		return err
+	}
+	msg := e.Message
+	for i, name := range spec.Inputs {
+		base := path.Base(name)
+		msg = strings.ReplaceAll(msg, filepath.Join(dir, base), spec.Labels[i])
+		msg = strings.ReplaceAll(msg, base, spec.Labels[i])
+	}
+	if spec.Audio != "" {
+		msg = strings.ReplaceAll(msg, fmt.Sprintf("soundtrack %q", path.Base(spec.Audio)), spec.AudioLabel)
+	}
+	if msg == e.Message {
+		return err
+	}
+	return &img2vid.Error{Code: e.Code, Message: msg, Err: err}
+}
+
+// tracker holds a running job's latest progress between writes.
+type tracker struct {
+	sys      *System
+	id       string
+	mu       sync.Mutex
+	progress img2vid.Progress
+	dirty    bool
+}
+
+// update records p and returns how many more frames it reports done.
+func (t *tracker) update(p img2vid.Progress) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	added := max(p.Done-t.progress.Done, 0)
+	t.progress, t.dirty = p, true
+	return added
+}
+
+// last returns the latest progress.
+func (t *tracker) last() img2vid.Progress {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.progress
+}
+
+// flush writes the progress into the job's state if it changed.
+func (t *tracker) flush(ctx context.Context, log *slog.Logger) {
+	t.mu.Lock()
+	p, dirty := t.progress, t.dirty
+	t.dirty = false
+	t.mu.Unlock()
+	if !dirty {
+		return
+	}
+	_, err := t.sys.change(ctx, t.id, func(s *State) error {
+		if s.Terminal() {
+			return errUnchanged
+		}
+		s.Progress = p
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) && ctx.Err() == nil {
+		log.Warn("writing job progress", "err", err)
+	}
+}
