@@ -181,3 +181,142 @@ func firstWords(msg, name string) string {
 	}
 	return strings.TrimSpace(msg)
 }
+
+// The Go project's image test files (GOROOT/src/image/testdata) and
+// golang.org/x/image's (from the module cache): each converted alone, and
+// the frame compared with an independent decode: libjpeg's for JPEG,
+// libwebp's for WebP, libtiff's for TIFF, for a BMP the PNG its authors
+// made of it, ffmpeg's own decoders for the rest (ffmpeg 5.1 misreads
+// tiled TIFFs and some BMPs). Every file is a matching video or a refusal
+// naming it.
+func TestGoImageCorpus(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	for _, tool := range []string{"djpeg", "dwebp", "tiff2rgba"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			testenv.Missing(t, "%s not installed (scripts/setup.sh test installs it)", tool)
+		}
+	}
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	xdir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "golang.org/x/image").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, dir := range []string{filepath.Join(strings.TrimSpace(string(goroot)), "src", "image", "testdata"), filepath.Join(strings.TrimSpace(string(xdir)), "testdata")} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			switch strings.ToLower(filepath.Ext(e.Name())) {
+			case ".jpeg", ".jpg", ".png", ".gif", ".webp", ".tiff", ".tif", ".bmp":
+				files = append(files, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	var videos, refused, noRef int
+	for _, f := range files {
+		name := filepath.Base(f)
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, frames, err := convertOne(t, name, data)
+		if err != nil {
+			if c := img2vid.ErrorCode(err); c != img2vid.EINVALID && c != img2vid.ETOOLARGE || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s: refused with %v (%s), want an input error naming the file", name, err, c)
+			}
+			t.Logf("refused: %v", err)
+			refused++
+			continue
+		}
+		ref, w, h := reference(t, f, data)
+		if ref == nil {
+			noRef++
+			t.Logf("%s: converted; no reference decoder reads it", name)
+			continue
+		}
+		if w != res.Width || h != res.Height {
+			// An odd side is padded by one: compare the image's own area.
+			if res.Width != w+w%2 || res.Height != h+h%2 {
+				t.Errorf("%s: a %dx%d video of a %dx%d image", name, res.Width, res.Height, w, h)
+				continue
+			}
+			frames[0] = crop(frames[0], res.Width, w, h)
+		}
+		p := testimage.PSNR(testimage.ThroughVideo(t, pad(ref, w, h), w+w%2, h+h%2), pad(frames[0], w, h))
+		if p < 30 {
+			t.Errorf("%s: frame against the reference decode: %.1f dB", name, p)
+		}
+		videos++
+	}
+	t.Logf("%d files: %d videos matching their reference decode, %d refused naming the file, %d with no reference decoder", len(files), videos, refused, noRef)
+}
+
+// reference decodes a file with a decoder other than img2vid's, returning
+// packed RGB24 (alpha onto black) and the size, or nil when none reads it.
+func reference(t *testing.T, file string, data []byte) ([]byte, int, int) {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".jpeg", ".jpg":
+		rgb, w, h, _ := djpeg(t, data)
+		return rgb, w, h
+	case ".webp":
+		out := filepath.Join(t.TempDir(), "ref.png")
+		if err := exec.Command("dwebp", "-quiet", "-nodither", file, "-o", out).Run(); err != nil {
+			return nil, 0, 0
+		}
+		img := testimage.ReadImage(t, out)
+		return testimage.RGB24(img), img.Bounds().Dx(), img.Bounds().Dy()
+	case ".tiff", ".tif":
+		// libtiff decodes into a plain RGBA TIFF (one uncompressed strip),
+		// which Go's reader only unpacks.
+		out := filepath.Join(t.TempDir(), "ref.tif")
+		if err := exec.Command("tiff2rgba", file, out).Run(); err != nil {
+			return nil, 0, 0
+		}
+		img := testimage.ReadImage(t, out)
+		return testimage.RGB24(img), img.Bounds().Dx(), img.Bounds().Dy()
+	case ".bmp":
+		if png := strings.TrimSuffix(file, filepath.Ext(file)) + ".png"; exists(png) {
+			img := testimage.ReadImage(t, png)
+			return testimage.RGB24(img), img.Bounds().Dx(), img.Bounds().Dy()
+		}
+	}
+	out := filepath.Join(t.TempDir(), "ref.png")
+	if err := exec.Command("ffmpeg", "-v", "error", "-i", file, "-frames:v", "1", "-pix_fmt", "rgba", "-y", out).Run(); err != nil {
+		return nil, 0, 0
+	}
+	img := testimage.ReadImage(t, out)
+	return testimage.RGB24(img), img.Bounds().Dx(), img.Bounds().Dy()
+}
+
+// crop returns the w x h top-left part of an RGB24 frame stride pixels wide.
+func crop(frame []byte, stride, w, h int) []byte {
+	out := make([]byte, 0, 3*w*h)
+	for y := range h {
+		out = append(out, frame[3*y*stride:][:3*w]...)
+	}
+	return out
+}
+
+// pad returns a w x h RGB24 frame padded with black to even sides, as
+// the video pads it.
+func pad(frame []byte, w, h int) []byte {
+	pw, ph := w+w%2, h+h%2
+	if pw == w && ph == h {
+		return frame
+	}
+	out := make([]byte, 3*pw*ph)
+	for y := range h {
+		copy(out[3*y*pw:], frame[3*y*w:][:3*w])
+	}
+	return out
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -50,8 +50,11 @@ need_pkg ffmpeg ffmpeg
 install_ort
 if [ "$mode" = test ]; then
 	need_pkg chromium chromium
-	# libjpeg's decoder, the reference the damaged-JPEG test compares with.
+	# The reference decoders the corpus tests compare frames with: libjpeg,
+	# libwebp, libtiff.
 	need_pkg djpeg libjpeg-turbo-progs
+	need_pkg dwebp webp
+	need_pkg tiff2rgba libtiff-tools
 	# An independent ONNX Runtime (the Node.js binding of the same release)
 	# that the parity test and the frame benchmark compare against.
 	if [ ! -d inference/testdata/node/node_modules/onnxruntime-node ]; then
