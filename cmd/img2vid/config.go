@@ -27,6 +27,14 @@ type config struct {
 	WorkDir    string
 	APIToken   string
 
+	// The job system: an external NATS cluster (none: one inside the
+	// process), its credentials and replica count, and this process's
+	// part in it.
+	NATS         string
+	NATSCreds    string
+	NATSReplicas int
+	Role         string
+
 	// Doors of the server: how long a stalled client is waited for, and
 	// whom requests are taken from.
 	UploadIdle     time.Duration

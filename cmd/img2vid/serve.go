@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/jobs"
@@ -28,7 +32,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var c config
 	var grace time.Duration
 	lim := img2vid.DefaultLimits()
-	fs := newFlagSet("serve", "serve [flags]\n\nRuns the upload page and the JSON API.", stderr)
+	fs := newFlagSet("serve", "serve [flags]\n\nRuns the upload page and the JSON API, and the jobs: all in one process by default,\nor as API replicas and workers sharing an external NATS cluster (--nats, --role).", stderr)
 	b := &binder{fs: fs}
 	c.serverFlags(b)
 	b.int(&c.Workers, "workers", "IMG2VID_WORKERS", 1, "jobs run at once")
@@ -37,6 +41,10 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	b.str(&c.WorkDir, "work-dir", "IMG2VID_WORK_DIR", filepath.Join(os.TempDir(), "img2vid"), "folder for the job store (queued jobs, images and videos; kept across restarts), uploads being received and running jobs")
 	b.str(&c.APIToken, "api-token", "IMG2VID_API_TOKEN", "", "when set, required on the API as 'Authorization: Bearer TOKEN'")
 	b.dur(&grace, "grace", "IMG2VID_GRACE", 20*time.Second, "on SIGTERM, how long running jobs may finish before they go back to the queue (they run after the next start)")
+	b.str(&c.NATS, "nats", "IMG2VID_NATS_URL", "", "URLs of an external NATS cluster, comma separated (nats://, tls:// for TLS); empty: a NATS server inside this process")
+	b.str(&c.NATSCreds, "nats-creds", "IMG2VID_NATS_CREDS", "", "NATS credentials file (with --nats)")
+	b.int(&c.NATSReplicas, "nats-replicas", "IMG2VID_NATS_REPLICAS", 1, "replicas of the job stream and buckets (with --nats: 3 on a cluster of 3 or more)")
+	b.str(&c.Role, "role", "IMG2VID_ROLE", roleAll, "all: the page, the API and the jobs; api: the page and the API, no jobs; worker: the jobs, and over HTTP only health, readiness and metrics (api and worker need --nats)")
 	limitFlags(b, &lim, true)
 	c.doorFlags(b)
 	c.runtimeFlags(b)
@@ -44,6 +52,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	if err := lim.Validate(); err != nil {
+		return err
+	}
+	if err := c.checkRole(); err != nil {
 		return err
 	}
 	log, err := c.logger()
@@ -58,52 +69,54 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer rt.Close()
 	var srv *server.Server
 	models := timedModels{Models: rt, observe: func(model string, d time.Duration) {
-		srv.ObserveInference(model, rt.Info().Provider, d)
+		if srv != nil { // a worker has no API to export the times
+			srv.ObserveInference(model, rt.Info().Provider, d)
+		}
 	}}
 	conv := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, Limits: lim, Logger: log}
 
-	// The job system runs on a NATS server inside this process: nothing
-	// to install, and its files under the work folder keep queued jobs
-	// across a restart.
 	registry := prometheus.NewRegistry()
 	octx, ocancel := context.WithTimeout(ctx, time.Minute)
 	defer ocancel()
-	local, err := jobs.StartLocal(octx, c.WorkDir,
-		jobs.Config{TTL: c.JobTTL, Queue: c.QueueSize, MaxBytes: lim.DiskBytes(), Logger: log},
+	sys, worker, closeJobs, err := c.openJobs(octx, log,
+		jobs.Config{TTL: c.JobTTL, Queue: c.QueueSize, MaxBytes: lim.DiskBytes(), Replicas: c.NATSReplicas, Logger: log},
 		jobs.WorkerConfig{Converter: conv, Slots: c.Workers, Limits: lim, Provider: rt.Info().Provider, Registerer: registry, Logger: log})
 	if err != nil {
 		return err
 	}
-	defer func() { // after an early return, a running job goes back to the queue at once
-		now, cancel := context.WithCancel(context.Background())
-		cancel()
-		local.Stop(now)
-	}()
+	defer closeJobs() // after an early return, a running job goes back to the queue at once
 	ffmpegReady := readiness(c.FFmpeg, 5*time.Second)
-	srv, err = server.New(server.Config{
-		Jobs: local, Catalog: rt, Logger: log, WorkDir: filepath.Join(c.WorkDir, "uploads"),
-		Token: c.APIToken, Limits: lim, Registry: registry, ProbeAudio: conv.ProbeAudio,
-		Ready: func(ctx context.Context) error {
-			if err := local.Connected(); err != nil {
-				return err
-			}
-			return ffmpegReady(ctx)
-		},
-		UploadIdle: c.UploadIdle, DownloadIdle: c.DownloadIdle, AllowedOrigins: c.AllowedOrigins,
-		AllowedHosts: servedHosts(c.ServerName, c.AllowedHosts), TrustedProxies: c.TrustedProxies,
-	})
-	if err != nil {
-		return err
+	ready := func(ctx context.Context) error {
+		if err := sys.Connected(); err != nil {
+			return img2vid.Errorf(img2vid.EUNAVAILABLE, "the job system cannot be reached: %v", err)
+		}
+		return ffmpegReady(ctx)
+	}
+	var handler http.Handler
+	if c.Role == roleWorker {
+		handler = probeHandler(registry, ready)
+	} else {
+		srv, err = server.New(server.Config{
+			Jobs: sys, Catalog: rt, Logger: log, WorkDir: filepath.Join(c.WorkDir, "uploads"),
+			Token: c.APIToken, Limits: lim, Registry: registry, ProbeAudio: conv.ProbeAudio, Ready: ready,
+			UploadIdle: c.UploadIdle, DownloadIdle: c.DownloadIdle, AllowedOrigins: c.AllowedOrigins,
+			AllowedHosts: servedHosts(c.ServerName, c.AllowedHosts), TrustedProxies: c.TrustedProxies,
+		})
+		if err != nil {
+			return err
+		}
+		handler = srv.Handler()
 	}
 	addr := net.JoinHostPort(c.ServerName, strconv.Itoa(c.ServerPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	info := rt.Info()
 	log.Info("img2vid serving", "url", "http://"+displayAddr(ln.Addr()), "version", version,
 		"provider", info.Provider, "onnxruntime", info.Version, "library", info.Library,
+		"role", c.Role, "nats", cmp.Or(jobs.RedactURLs(c.NATS), "in this process"),
 		"workers", c.Workers, "queue", c.QueueSize, "job_ttl", c.JobTTL, "work_dir", c.WorkDir,
 		"token", c.APIToken != "", "limits", limitsText(lim), "upload_idle", c.UploadIdle, "download_idle", c.DownloadIdle,
 		"allowed_origins", c.AllowedOrigins, "allowed_hosts", servedHosts(c.ServerName, c.AllowedHosts), "trusted_proxies", c.TrustedProxies)
@@ -126,8 +139,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	log.Info("shutting down: no new uploads; running jobs get the grace period, then go back to the queue", "grace", grace)
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	srv.Shutdown(sctx)
-	jobsErr := local.Worker.Stop(sctx)
+	if srv != nil {
+		srv.Shutdown(sctx)
+	}
+	var jobsErr error
+	if worker != nil {
+		jobsErr = worker.Stop(sctx)
+	}
 	// The jobs are over, so event streams end; give the last responses a
 	// moment of their own, whatever the jobs took of the grace period.
 	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -138,6 +156,91 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// Roles of a serve process.
+const (
+	roleAll    = "all"
+	roleAPI    = "api"
+	roleWorker = "worker"
+)
+
+// checkRole refuses a role that is unknown, or that needs a NATS cluster
+// to share the jobs with when none is given.
+func (c *config) checkRole() error {
+	switch {
+	case c.Role != roleAll && c.Role != roleAPI && c.Role != roleWorker:
+		return fmt.Errorf("--role %q: use all, api or worker", c.Role)
+	case c.Role != roleAll && c.NATS == "":
+		return fmt.Errorf("--role %s needs --nats: api replicas and workers share the jobs through a NATS cluster", c.Role)
+	case c.NATSReplicas < 1:
+		return fmt.Errorf("--nats-replicas %d: use 1 or more", c.NATSReplicas)
+	}
+	return nil
+}
+
+// openJobs opens the job system: a NATS server inside this process (its
+// files under the work folder), or the cluster --nats names. Unless the
+// role is api it starts a worker. closeJobs hands a running job back at
+// once and closes everything.
+func (c *config) openJobs(ctx context.Context, log *slog.Logger, cfg jobs.Config, wcfg jobs.WorkerConfig) (
+	sys *jobs.System, worker *jobs.Worker, closeJobs func(), err error) {
+	now, cancel := context.WithCancel(context.Background())
+	cancel() // a context already over: Stop hands running jobs back at once
+	if c.NATS == "" {
+		local, err := jobs.StartLocal(ctx, c.WorkDir, cfg, wcfg)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return local.System, local.Worker, func() { local.Stop(now) }, nil
+	}
+	nc, err := jobs.Connect(c.NATS, c.NATSCreds, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sys, err = jobs.Open(ctx, nc, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("NATS at %s: %w", jobs.RedactURLs(c.NATS), err)
+	}
+	if c.Role != roleAPI {
+		wcfg.Dir = filepath.Join(c.WorkDir, "worker")
+		if worker, err = sys.StartWorker(wcfg); err != nil {
+			sys.Close()
+			nc.Close()
+			return nil, nil, nil, err
+		}
+	}
+	return sys, worker, func() {
+		if worker != nil {
+			worker.Stop(now)
+		}
+		sys.Close()
+		nc.Close()
+	}, nil
+}
+
+// probeHandler is all a worker serves over HTTP: health, readiness (the
+// job system and ffmpeg) and metrics.
+func probeHandler(registry *prometheus.Registry, ready func(context.Context) error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]string{"error": img2vid.ErrorMessage(err), "code": img2vid.EUNAVAILABLE})
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ready"}`)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // limitsText lists the limits in force as NAME=VALUE pairs, for the log

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/img2vid/img2vid/internal/testenv"
+	"github.com/img2vid/img2vid/internal/testimage"
+)
+
+// natsServer builds nats-server from the module this one requires (nothing
+// is downloaded) and returns its path.
+func natsServer(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nats-server")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	if err != nil {
+		t.Fatalf("building nats-server: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startNATS runs a JetStream server on port with its files in dir, and
+// waits until it takes connections.
+func startNATS(t *testing.T, bin string, port int, dir string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			conn.Close()
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nats-server on port %d did not start: %v", port, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// getBody returns the status and body of a GET.
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitUntil polls cond until it holds or the time is up.
+func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// An API replica and workers, each its own process, share a real NATS
+// server: a job posted to the API runs on a worker and its video comes
+// from the API; the worker serves no API; a worker stopped with SIGTERM
+// hands its running job to another and exits 0; with NATS gone the API is
+// not ready, and it is again once NATS is back.
+func TestServeRolesShareANATSServer(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	bin := natsServer(t)
+	port, store := freePort(t), t.TempDir()
+	nats := startNATS(t, bin, port, store)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	first, workerA := startServe(t, "--nats", url, "--role", "worker", "--work-dir", t.TempDir(), "--grace", "1s")
+	_, api := startServe(t, "--nats", url, "--role", "api", "--work-dir", t.TempDir())
+
+	small := []image.Image{testimage.Solid(64, 48, color.NRGBA{200, 0, 0, 255}), testimage.Solid(64, 48, color.NRGBA{0, 0, 200, 255})}
+	id := postImages(t, api, small, nil)
+	var j restartJob
+	waitUntil(t, "the job to end", time.Minute, func() bool { j, _ = getJob(t, api, id); return j.Status == "done" || j.Status == "failed" })
+	if j.Status != "done" {
+		t.Fatalf("job ended %s (%+v)", j.Status, j.Error)
+	}
+	checkVideo(t, api+j.Video, 64, 48, 2)
+	if code, _ := getBody(t, workerA+"/api/models"); code != http.StatusNotFound {
+		t.Errorf("a worker answers /api/models with %d, want 404: it serves no API", code)
+	}
+	if code, body := getBody(t, workerA+"/readyz"); code != http.StatusOK {
+		t.Errorf("worker /readyz = %d %s", code, body)
+	}
+	if _, body := getBody(t, workerA+"/metrics"); !strings.Contains(body, `img2vid_jobs_total{outcome="done"} 1`) {
+		t.Errorf("the worker's metrics do not count the job it ran")
+	}
+	if _, body := getBody(t, api+"/metrics"); strings.Contains(body, "img2vid_jobs_total") || !strings.Contains(body, "img2vid_queue_depth 0") {
+		t.Errorf("the API's metrics: want the queue depth and no jobs run here")
+	}
+
+	// A slow job starts on the first worker; a second comes up, the first
+	// is stopped with SIGTERM, and the job is handed on.
+	r := rand.New(rand.NewPCG(3, 4))
+	var heavy []image.Image
+	for range 24 {
+		heavy = append(heavy, noise(r, 320, 180))
+	}
+	slow := postImages(t, api, heavy, map[string]string{"preset": "veryslow"})
+	waitUntil(t, "the slow job to start", time.Minute, func() bool { j, _ = getJob(t, api, slow); return j.Status == "running" })
+	_, workerB := startServe(t, "--nats", url, "--role", "worker", "--work-dir", t.TempDir())
+	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the drained worker exited with %v, want 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the worker did not exit within 15 s of SIGTERM")
+	}
+	waitUntil(t, "the handed-on job to end", 2*time.Minute, func() bool {
+		j, _ = getJob(t, api, slow)
+		return j.Status == "done" || j.Status == "failed"
+	})
+	if j.Status != "done" || j.Attempt != 1 {
+		t.Fatalf("the handed-on job ended %s at attempt %d (%+v), want done at its first counted attempt", j.Status, j.Attempt, j.Error)
+	}
+	checkVideo(t, api+j.Video, 320, 180, len(heavy))
+	if _, body := getBody(t, workerB+"/metrics"); !strings.Contains(body, `img2vid_jobs_total{outcome="done"} 1`) {
+		t.Errorf("the second worker did not finish the handed-on job")
+	}
+
+	// NATS goes away: the API says it is not ready, and is ready again,
+	// by itself, once NATS is back.
+	nats.Process.Kill()
+	nats.Wait()
+	waitUntil(t, "the API to say it is not ready", 30*time.Second, func() bool { code, _ := getBody(t, api+"/readyz"); return code == http.StatusServiceUnavailable })
+	startNATS(t, bin, port, store)
+	waitUntil(t, "the API to be ready again", time.Minute, func() bool { code, _ := getBody(t, api+"/readyz"); return code == http.StatusOK })
+	id = postImages(t, api, small, nil)
+	waitUntil(t, "a job after the reconnect to end", time.Minute, func() bool { j, _ = getJob(t, api, id); return j.Status == "done" })
+}
+
+// A NATS server that cannot be reached at start is an error naming it,
+// and serve exits non-zero.
+func TestServeNATSUnreachable(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("nats://127.0.0.1:%d", freePort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "serve", "--port", "0", "--work-dir", t.TempDir(), "--device", "cpu", "--nats", url, "--role", "worker")
+	cmd.Env = append(os.Environ(), "IMG2VID_TEST_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), url) {
+		t.Fatalf("serve with NATS away: %v\n%s\nwant exit status 1 naming %s", err, out, url)
+	}
+	for _, tc := range [][]string{{"--role", "api"}, {"--role", "boss", "--nats", url}} {
+		cmd := exec.CommandContext(ctx, exe, append([]string{"serve", "--port", "0", "--work-dir", t.TempDir()}, tc...)...)
+		cmd.Env = append(os.Environ(), "IMG2VID_TEST_MAIN=1")
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "--role") {
+			t.Errorf("serve %v: %v\n%s\nwant a refusal naming --role", tc, err, out)
+		}
+	}
+}
