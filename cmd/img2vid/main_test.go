@@ -285,7 +285,7 @@ func TestConvertWithDetector(t *testing.T) {
 		}
 	}
 	code, stdout, errOut = runCLI(t, "models", "--models-dir", models, "--device", "cpu")
-	if code != 0 || !strings.Contains(stdout, "squares-yolox") || !strings.Contains(stdout, "detect") {
+	if code != 0 || !strings.Contains(stdout, "squares-yolox") || !strings.Contains(stdout, "[3 classes: blue, green, red]") {
 		t.Errorf("models: exit %d, %q, %q", code, stdout, errOut)
 	}
 	code, _, errOut = runCLI(t, "convert", "--detect-score", "1.5", "--detect-model", "squares-yolov5", inputs[0], filepath.Join(out, "w.mp4"))

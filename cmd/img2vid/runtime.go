@@ -109,9 +109,21 @@ func printModels(w io.Writer, models []img2vid.ModelInfo) {
 		if !m.Available {
 			status = "unavailable: " + m.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, source, status, m.Description)
+		desc := m.Description
+		if len(m.Labels) > 0 { // a detect model: what it can find
+			desc = strings.TrimSpace(fmt.Sprintf("%s [%d classes: %s]", desc, len(m.Labels), abbreviate(m.Labels, 5)))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, source, status, desc)
 	}
 	tw.Flush()
+}
+
+// abbreviate joins the first n names, and says how many more there are.
+func abbreviate(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
