@@ -21,7 +21,9 @@ func Connect(urls, creds string, log *slog.Logger) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("lost the connection to NATS; reconnecting", "err", err)
+			if err != nil { // nil: closed on purpose
+				log.Warn("lost the connection to NATS; reconnecting", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("reconnected to NATS", "url", redact(nc.ConnectedUrl()))

@@ -198,7 +198,21 @@ func (c *config) openJobs(ctx context.Context, log *slog.Logger, cfg jobs.Config
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	sys, err = jobs.Open(ctx, nc, cfg)
+	// A cluster that has just started may not have elected its JetStream
+	// leader yet: try again until ctx ends.
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second) // one request may go unanswered
+		sys, err = jobs.Open(actx, nc, cfg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		log.Warn("the job system is not ready on NATS yet; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("NATS at %s: %w", jobs.RedactURLs(c.NATS), err)
