@@ -52,6 +52,7 @@ bench: build
 	$(GO) run ./bench/frame
 	$(GO) run ./bench/detect
 	$(GO) run ./bench/load
+	$(GO) run ./bench/jobs
 
 ## models: rebuild the built-in models (needs Debian's python3-torch and python3-onnx)
 models:
