@@ -43,7 +43,7 @@ const (
 )
 
 // DefaultInterpModel is the interpolation model used when none is named.
-const DefaultInterpModel = "flow"
+const DefaultInterpModel = "flow2"
 
 // Options are the settings of one conversion. The zero value is not valid;
 // start from DefaultOptions.

@@ -1,11 +1,13 @@
 // Command interp measures the quality and speed of frame interpolation on a
-// real clip, in one run on one machine: every other frame is held out and
-// recreated at t=0.5 from its neighbours, by the built-in models, by
-// repeating the previous frame, and by ffmpeg's motion-compensated
-// minterpolate filter. It prints the mean PSNR against the held-out frames
-// and the interpolated frames per second of each.
+// real clip, in one run on one machine, at two spacings: 2x, every other
+// frame held out and recreated at t=0.5 from its neighbours, and 4x, only
+// every 4th frame kept and the three between recreated at t=0.25, 0.5 and
+// 0.75 (4x the motion per pair). Each method (the named built-in models,
+// repeating the previous frame, ffmpeg's motion-compensated minterpolate)
+// gets its mean PSNR and SSIM against the held-out frames at both
+// spacings, and its frames per second and CPU time per frame at 2x.
 //
-//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow,blend]
+//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow2,flow,blend]
 package main
 
 import (
@@ -32,9 +34,16 @@ import (
 )
 
 // minterpolateFilter is ffmpeg's own motion-compensated interpolation at its
-// best settings. minterpolate takes YUV only: yuv444p keeps full chroma so
-// that the comparison measures the interpolation, not chroma subsampling.
-const minterpolateFilter = "format=yuv444p,minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1,format=rgb24"
+// best settings, making rate times its input's frame rate. minterpolate
+// takes YUV only: yuv444p keeps full chroma so that the comparison measures
+// the interpolation, not chroma subsampling.
+func minterpolateFilter(rate int) string {
+	return fmt.Sprintf("format=yuv444p,minterpolate=fps=%d:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1,format=rgb24", rate)
+}
+
+// spacings are the measured cases: keep every step-th frame, recreate the
+// ones between.
+var spacings = []int{2, 4}
 
 func main() {
 	data := flag.String("data", "", "folder of the clip's frames, in name order (default: ../shared/data/aquarium beside the repository)")
@@ -42,7 +51,7 @@ func main() {
 	lib := flag.String("lib", os.Getenv("ONNXRUNTIME_LIB"), "ONNX Runtime shared library or its folder (default: $ONNXRUNTIME_LIB, then the usual places)")
 	threads := flag.Int("threads", 2, "ONNX Runtime intra-op threads")
 	device := flag.String("device", "cpu", "execution provider: cpu, cuda or auto")
-	modelNames := flag.String("models", "flow,blend", "comma-separated interpolation models to measure")
+	modelNames := flag.String("models", "flow2,flow,blend", "comma-separated interpolation models to measure")
 	modelsDir := flag.String("models-dir", "", "folder of extra models (NAME.json beside its .onnx) to measure besides the built-in ones")
 	ffmpeg := flag.String("ffmpeg", "ffmpeg", "ffmpeg executable; empty skips minterpolate")
 	flag.Parse()
@@ -52,13 +61,22 @@ func main() {
 	}
 }
 
+// quality is a method's mean scores over the held-out frames of one spacing.
+type quality struct {
+	psnr float64 // dB
+	ssim float64 // on luma, 1 is identical
+}
+
 // score is one method's result.
 type score struct {
 	method string
-	psnr   float64 // mean over the held-out frames, dB
-	fps    float64 // interpolated frames per second; 0 when not meaningful
-	// cpuMS is the CPU time per interpolated frame, all threads together,
-	// in milliseconds: on a busy machine a steadier measure than fps.
+	q      map[int]quality // by spacing
+	fps    float64         // interpolated frames per second at 2x; 0 when not meaningful
+	// cpuMS is the CPU time per interpolated frame at 2x, all threads
+	// together, in milliseconds: on a busy machine a steadier measure than
+	// fps. For the models it is the process's CPU time during the
+	// interpolation calls alone (scoring is left out; the Go runtime's
+	// background work in those moments is counted).
 	cpuMS float64
 }
 
@@ -69,6 +87,16 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// heldOut lists, for one spacing, the kept frames' indices: pair k is
+// frames keep[k] and keep[k+1], and the frames between are held out.
+func heldOut(n, step int) []int {
+	var keep []int
+	for i := 0; i < n; i += step {
+		keep = append(keep, i)
+	}
+	return keep
 }
 
 func run(data string, width int, lib string, threads int, device, modelsDir string, modelNames []string, ffmpeg string) error {
@@ -83,21 +111,30 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 	if err != nil {
 		return err
 	}
-	if len(frames) < 3 {
-		return fmt.Errorf("%s: need at least 3 frames to hold one out, found %d", data, len(frames))
+	if len(frames) < 1+slices.Max(spacings) {
+		return fmt.Errorf("%s: need at least %d frames to hold out %d in a row, found %d", data, 1+slices.Max(spacings), slices.Max(spacings)-1, len(frames))
 	}
-	// Frame k+1 is held out and recreated from frames k and k+2, k even.
-	pairs := (len(frames) - 1) / 2
 	size := frames[0].Rect.Size()
-	fmt.Printf("clip: %d frames from %s at %dx%d; %d held-out frames recreated at t=0.5\n",
-		len(frames), data, size.X, size.Y, pairs)
-
-	var scores []score
-	var sum float64
-	for k := 0; k < pairs; k++ {
-		sum += psnr(frames[2*k], frames[2*k+1])
+	fmt.Printf("clip: %d frames from %s at %dx%d\n", len(frames), data, size.X, size.Y)
+	for _, step := range spacings {
+		keep := heldOut(len(frames), step)
+		fmt.Printf("%dx: every %s frame kept (%d pairs), %d held-out frames recreated\n", step, ordinal(step), len(keep)-1, (len(keep)-1)*(step-1))
 	}
-	scores = append(scores, score{method: "repeat-previous", psnr: sum / float64(pairs)})
+
+	repeat := score{method: "repeat-previous", q: map[int]quality{}}
+	for _, step := range spacings {
+		var q quality
+		n := 0
+		for _, i := range heldOut(len(frames), step) {
+			for j := 1; j < step && i+step < len(frames); j++ {
+				q.psnr += psnr(frames[i], frames[i+j])
+				q.ssim += ssim(frames[i], frames[i+j])
+				n++
+			}
+		}
+		repeat.q[step] = quality{q.psnr / float64(n), q.ssim / float64(n)}
+	}
+	scores := []score{repeat}
 
 	rt, err := inference.Open(inference.Config{Library: lib, Device: device, Threads: threads, ModelsDir: modelsDir,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
@@ -108,117 +145,164 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 	info := rt.Info()
 	fmt.Printf("runtime: ONNX Runtime %s (%s), provider %s, %d threads\n", info.Version, info.Library, info.Provider, threads)
 	for _, name := range modelNames {
-		s, err := measureModel(rt, strings.TrimSpace(name), frames, pairs)
+		s, err := measureModel(rt, strings.TrimSpace(name), frames)
 		if err != nil {
 			return err
 		}
 		scores = append(scores, s)
 	}
 	if ffmpeg != "" {
-		s, err := measureMinterpolate(ffmpeg, frames, pairs)
+		s, err := measureMinterpolate(ffmpeg, frames)
 		if err != nil {
 			return err
 		}
 		scores = append(scores, s)
 	}
 
-	fmt.Printf("\n%-18s %9s %10s %14s\n", "method", "PSNR dB", "frames/s", "CPU ms/frame")
+	fmt.Printf("\n%-18s %9s %7s %9s %7s %10s %14s\n", "method", "2x PSNR", "SSIM", "4x PSNR", "SSIM", "frames/s", "CPU ms/frame")
 	for _, s := range scores {
 		fps, cpu := "-", "-"
 		if s.fps > 0 {
 			fps = fmt.Sprintf("%.2f", s.fps)
 			cpu = fmt.Sprintf("%.0f", s.cpuMS)
 		}
-		fmt.Printf("%-18s %9.2f %10s %14s\n", s.method, s.psnr, fps, cpu)
+		fmt.Printf("%-18s %9.2f %7.4f %9.2f %7.4f %10s %14s\n", s.method, s.q[2].psnr, s.q[2].ssim, s.q[4].psnr, s.q[4].ssim, fps, cpu)
 	}
 	if last := scores[len(scores)-1]; ffmpeg != "" && last.fps > 0 {
 		fmt.Println()
 		for _, s := range scores[1 : len(scores)-1] {
-			fmt.Printf("%s: %+.2f dB, %.2fx the frames/s and %.2fx the CPU time per frame of minterpolate\n",
-				s.method, s.psnr-last.psnr, s.fps/last.fps, s.cpuMS/last.cpuMS)
+			fmt.Printf("%s against minterpolate: 2x %+.2f dB, 4x %+.2f dB, %.2fx the frames/s and %.2fx the CPU time per frame\n",
+				s.method, s.q[2].psnr-last.q[2].psnr, s.q[4].psnr-last.q[4].psnr, s.fps/last.fps, s.cpuMS/last.cpuMS)
 		}
 	}
 	return nil
 }
 
+func ordinal(n int) string {
+	if n == 2 {
+		return "2nd"
+	}
+	return fmt.Sprintf("%dth", n)
+}
+
 // measureModel recreates every held-out frame with the named model through
-// the same Interpolator users get, timing only the interpolation.
-func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA, pairs int) (score, error) {
+// the same Interpolator users get, one call per pair with every t of the
+// pair, timing only the interpolation at 2x.
+func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (score, error) {
 	m, err := rt.Interpolator(name)
 	if err != nil {
 		return score{}, fmt.Errorf("loading model %s: %w", name, err)
 	}
 	ctx := context.Background()
-	half := []float32{0.5}
 	// One untimed call lets ONNX Runtime settle its allocations for this size.
-	if _, err := m.Interpolate(ctx, frames[0], frames[2], half); err != nil {
+	if _, err := m.Interpolate(ctx, frames[0], frames[2], []float32{0.5}); err != nil {
 		return score{}, fmt.Errorf("model %s: %w", name, err)
 	}
-	var sum float64
-	var busy time.Duration
-	cpu0 := cpuTime()
-	for k := 0; k < pairs; k++ {
-		start := time.Now()
-		out, err := m.Interpolate(ctx, frames[2*k], frames[2*k+2], half)
-		busy += time.Since(start)
-		if err != nil {
-			return score{}, fmt.Errorf("model %s, frames %d and %d: %w", name, 2*k, 2*k+2, err)
+	s := score{method: name, q: map[int]quality{}}
+	for _, step := range spacings {
+		ts := make([]float32, step-1)
+		for j := range ts {
+			ts[j] = float32(j+1) / float32(step)
 		}
-		sum += psnr(out[0], frames[2*k+1])
+		keep := heldOut(len(frames), step)
+		var q quality
+		var busy, cpu time.Duration
+		for k := 0; k+1 < len(keep); k++ {
+			i := keep[k]
+			start, cpu0 := time.Now(), cpuTime()
+			out, err := m.Interpolate(ctx, frames[i], frames[i+step], ts)
+			busy += time.Since(start)
+			cpu += cpuTime() - cpu0
+			if err != nil {
+				return score{}, fmt.Errorf("model %s, frames %d and %d: %w", name, i, i+step, err)
+			}
+			for j, o := range out {
+				q.psnr += psnr(o, frames[i+j+1])
+				q.ssim += ssim(o, frames[i+j+1])
+			}
+		}
+		n := float64((len(keep) - 1) * (step - 1))
+		s.q[step] = quality{q.psnr / n, q.ssim / n}
+		if step == 2 {
+			s.fps = n / busy.Seconds()
+			s.cpuMS = float64(cpu.Milliseconds()) / n
+		}
 	}
-	cpu := cpuTime() - cpu0 // also counts the PSNR, a few ms per frame
-	return score{method: name, psnr: sum / float64(pairs), fps: float64(pairs) / busy.Seconds(),
-		cpuMS: float64(cpu.Milliseconds()) / float64(pairs)}, nil
+	return s, nil
 }
 
-// measureMinterpolate pipes the kept (even) frames into ffmpeg at 1 frame/s
-// and asks minterpolate for 2 frames/s: output frame 2k is input frame k
-// and output frame 2k+1 is the one half-way to input k+1, i.e. the held-out
-// frame 2k+1. The kept frames coming back unchanged proves the alignment.
-func measureMinterpolate(ffmpeg string, frames []*image.NRGBA, pairs int) (score, error) {
+// measureMinterpolate runs minterpolate at each spacing; its speed is that
+// of the 2x run.
+func measureMinterpolate(ffmpeg string, frames []*image.NRGBA) (score, error) {
+	s := score{method: "minterpolate mci", q: map[int]quality{}}
+	for _, step := range spacings {
+		q, fps, cpuMS, err := minterpolate(ffmpeg, frames, step)
+		if err != nil {
+			return score{}, err
+		}
+		s.q[step] = q
+		if step == 2 {
+			s.fps, s.cpuMS = fps, cpuMS
+		}
+	}
+	return s, nil
+}
+
+// minterpolate pipes the kept frames into ffmpeg at 1 frame/s and asks
+// minterpolate for step frames/s: output frame step*k is kept frame k and
+// output frame step*k+j is the one j/step of the way to kept frame k+1,
+// i.e. held-out frame step*k+j. The kept frames coming back unchanged
+// proves the alignment.
+func minterpolate(ffmpeg string, frames []*image.NRGBA, step int) (quality, float64, float64, error) {
 	size := frames[0].Rect.Size()
+	keep := heldOut(len(frames), step)
+	pairs := len(keep) - 1
 	var in bytes.Buffer
-	for k := 0; k <= pairs; k++ {
-		in.Write(rgb24(frames[2*k]))
+	for _, i := range keep {
+		in.Write(rgb24(frames[i]))
 	}
 	// minterpolate emits a frame only once it has seen the next input, so
 	// without a repeat of the last kept frame the last pair is never
 	// interpolated.
-	in.Write(rgb24(frames[2*pairs]))
+	in.Write(rgb24(frames[keep[pairs]]))
 	cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error",
 		"-f", "rawvideo", "-pix_fmt", "rgb24", "-s", fmt.Sprintf("%dx%d", size.X, size.Y), "-framerate", "1", "-i", "pipe:0",
-		"-vf", minterpolateFilter, "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
+		"-vf", minterpolateFilter(step), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
 	cmd.Stdin = &in
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return score{}, fmt.Errorf("ffmpeg minterpolate: %w: %s", err, tail(stderr.String()))
+		return quality{}, 0, 0, fmt.Errorf("ffmpeg minterpolate: %w: %s", err, tail(stderr.String()))
 	}
 	elapsed := time.Since(start)
 	frameBytes := 3 * size.X * size.Y
 	got := out.Len() / frameBytes
-	if got < 2*pairs+1 {
-		return score{}, fmt.Errorf("ffmpeg minterpolate returned %d frames, want at least %d", got, 2*pairs+1)
+	if got < step*pairs+1 {
+		return quality{}, 0, 0, fmt.Errorf("ffmpeg minterpolate at %dx returned %d frames, want at least %d", step, got, step*pairs+1)
 	}
 	frame := func(i int) *image.NRGBA {
 		return fromRGB24(out.Bytes()[i*frameBytes:(i+1)*frameBytes], size.X, size.Y)
 	}
-	var sum float64
+	var q quality
 	for k := 0; k < pairs; k++ {
 		// Only the RGB -> YUV 4:4:4 -> RGB round trip separates a kept
 		// frame from its copy; anything under 40 dB means the output is
 		// shifted in time.
-		if p := psnr(frame(2*k), frames[2*k]); p < 40 {
-			return score{}, fmt.Errorf("ffmpeg minterpolate output frame %d differs from input frame %d (%.1f dB): frames are misaligned", 2*k, 2*k, p)
+		if p := psnr(frame(step*k), frames[keep[k]]); p < 40 {
+			return quality{}, 0, 0, fmt.Errorf("ffmpeg minterpolate output frame %d differs from input frame %d (%.1f dB): frames are misaligned", step*k, keep[k], p)
 		}
-		sum += psnr(frame(2*k+1), frames[2*k+1])
+		for j := 1; j < step; j++ {
+			o := frame(step*k + j)
+			q.psnr += psnr(o, frames[keep[k]+j])
+			q.ssim += ssim(o, frames[keep[k]+j])
+		}
 	}
+	n := float64(pairs * (step - 1))
 	// ffmpeg's wall time also covers reading and writing raw frames, a few
 	// milliseconds per frame against the motion search's hundreds.
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return score{method: "minterpolate mci", psnr: sum / float64(pairs), fps: float64(pairs) / elapsed.Seconds(),
-		cpuMS: float64(cpu.Milliseconds()) / float64(pairs)}, nil
+	return quality{q.psnr / n, q.ssim / n}, n / elapsed.Seconds(), float64(cpu.Milliseconds()) / n, nil
 }
 
 // loadClip decodes every image in dir, in name order, resized by area to
@@ -348,6 +432,80 @@ func psnr(a, b *image.NRGBA) float64 {
 		return math.Inf(1)
 	}
 	return 10 * math.Log10(255*255/(se/float64(n)))
+}
+
+// ssim is the mean structural similarity of a and b on Rec. 601 luma (8-bit
+// scale), with the usual 11x11 Gaussian window of sigma 1.5 and constants
+// (0.01*255)^2 and (0.03*255)^2, over the positions where the window fits.
+func ssim(a, b *image.NRGBA) float64 {
+	w, h := a.Rect.Dx(), a.Rect.Dy()
+	ya, yb := lumaPlane(a), lumaPlane(b)
+	prod := func(p, q []float64) []float64 {
+		out := make([]float64, len(p))
+		for i := range p {
+			out[i] = p[i] * q[i]
+		}
+		return out
+	}
+	ma, mb := gaussValid(ya, w, h), gaussValid(yb, w, h)
+	saa, sbb, sab := gaussValid(prod(ya, ya), w, h), gaussValid(prod(yb, yb), w, h), gaussValid(prod(ya, yb), w, h)
+	const c1, c2 = (0.01 * 255) * (0.01 * 255), (0.03 * 255) * (0.03 * 255)
+	var sum float64
+	for i := range ma {
+		va, vb, cov := saa[i]-ma[i]*ma[i], sbb[i]-mb[i]*mb[i], sab[i]-ma[i]*mb[i]
+		sum += (2*ma[i]*mb[i] + c1) * (2*cov + c2) / ((ma[i]*ma[i] + mb[i]*mb[i] + c1) * (va + vb + c2))
+	}
+	return sum / float64(len(ma))
+}
+
+func lumaPlane(img *image.NRGBA) []float64 {
+	w, h := img.Rect.Dx(), img.Rect.Dy()
+	out := make([]float64, w*h)
+	for y := 0; y < h; y++ {
+		row := img.Pix[y*img.Stride:]
+		for x := 0; x < w; x++ {
+			out[y*w+x] = 0.299*float64(row[4*x]) + 0.587*float64(row[4*x+1]) + 0.114*float64(row[4*x+2])
+		}
+	}
+	return out
+}
+
+// gaussValid filters p (w x h) with the 11x11 Gaussian of sigma 1.5,
+// separably, keeping only the (w-10) x (h-10) positions where it fits.
+func gaussValid(p []float64, w, h int) []float64 {
+	const r = 5
+	var k [2*r + 1]float64
+	var total float64
+	for i := range k {
+		d := float64(i - r)
+		k[i] = math.Exp(-d * d / (2 * 1.5 * 1.5))
+		total += k[i]
+	}
+	for i := range k {
+		k[i] /= total
+	}
+	ow, oh := w-2*r, h-2*r
+	rows := make([]float64, ow*h)
+	for y := 0; y < h; y++ {
+		for x := 0; x < ow; x++ {
+			var s float64
+			for i, c := range k {
+				s += c * p[y*w+x+i]
+			}
+			rows[y*ow+x] = s
+		}
+	}
+	out := make([]float64, ow*oh)
+	for y := 0; y < oh; y++ {
+		for x := 0; x < ow; x++ {
+			var s float64
+			for i, c := range k {
+				s += c * rows[(y+i)*ow+x]
+			}
+			out[y*ow+x] = s
+		}
+	}
+	return out
 }
 
 func rgb24(img *image.NRGBA) []byte {

@@ -179,7 +179,7 @@ func TestConvertInterpolate(t *testing.T) {
 			if info.Frames != frames || math.Abs(info.FPS-20) > 0.01 || math.Abs(info.Duration-seconds) > 0.1 || info.Width != 480 || info.Height != 270 {
 				t.Errorf("probe %+v, want %d frames at 20 fps, %.0f s, 480x270", info, frames, seconds)
 			}
-			if !strings.Contains(stdout, "flow interpolation, 0 scene cuts held") {
+			if !strings.Contains(stdout, img2vid.DefaultInterpModel+" interpolation, 0 scene cuts held") {
 				t.Errorf("summary %q should name the model and the scene cuts", stdout)
 			}
 		})
