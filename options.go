@@ -99,6 +99,39 @@ func DefaultOptions() Options {
 
 var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
 
+// Resamples reports whether the video is a rate conversion of the images:
+// fps_out set without interpolate. The images then keep their own rate
+// (fps) and the video samples them at fps_out, each output frame made at
+// its true time between its two images, so --fps 24 --fps-out 60 makes
+// frames at t = 0, 0.4, 0.8, then 0.2, 0.6 of the next pair, and so on.
+// With interpolate above 1, fps_out instead only sets the playback rate of
+// the interpolate frames per pair (slow or fast motion).
+func (o Options) Resamples() bool {
+	return o.FPSOut > 0 && o.Interpolate <= 1 && o.FPSOut != o.FPS
+}
+
+// OutputFrames is the number of frames of the video made from images
+// images: interpolate frames per image (the last one held for its slot),
+// or, when resampling, enough to cover the images' duration at fps_out.
+func (o Options) OutputFrames(images int) int {
+	if o.Resamples() {
+		return ResampleTimes(images, o.FPS, o.FPSOut)
+	}
+	return images * max(o.Interpolate, 1)
+}
+
+// ResampleTimes is the number of output frames at fpsOut that cover images
+// images shown at fps: those at times before the end of the last image's
+// slot, images/fps.
+func ResampleTimes(images int, fps, fpsOut float64) int {
+	if images <= 0 {
+		return 0
+	}
+	// Frame j is at image time j*fps/fpsOut; the tolerance keeps a frame
+	// that falls exactly on the end (up to rounding) out.
+	return int(math.Ceil(float64(images)*fpsOut/fps - 1e-9))
+}
+
 // OutputFPS is the frame rate of the encoded video.
 func (o Options) OutputFPS() float64 {
 	if o.FPSOut > 0 {
@@ -132,6 +165,8 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "output frame rate fps x interpolate = %v is above %d; lower fps or interpolate, or set fps_out", o.OutputFPS(), MaxFPS)
 	case o.Interpolate > 1 && o.InterpModel == "":
 		return Errorf(EINVALID, "interp_model must name a model when interpolate is above 1")
+	case o.Resamples() && o.InterpModel == "":
+		return Errorf(EINVALID, "interp_model must name a model when fps_out differs from fps without interpolate")
 	case !(o.SceneCut >= 0 && o.SceneCut <= 1):
 		return Errorf(EINVALID, "scene_cut must be between 0 and 1, got %v", o.SceneCut)
 	case o.AudioFit != AudioTrim && o.AudioFit != AudioExtend:
@@ -183,7 +218,7 @@ func (s OptionSpec) Set(o *Options, text string) error { return s.set(o, strings
 var OptionTable = []OptionSpec{
 	{Name: "fps", Type: "number", Min: MinFPS, Max: MaxFPS, Bounded: true, Usage: "images per second",
 		get: func(o *Options) string { return formatFloat(o.FPS) }, set: floatOption("fps", func(o *Options) *float64 { return &o.FPS })},
-	{Name: "fps_out", Type: "number", Min: 0, Max: MaxFPS, Bounded: true, Usage: "output frame rate; 0 means fps x interpolate",
+	{Name: "fps_out", Type: "number", Min: 0, Max: MaxFPS, Bounded: true, Usage: "output frame rate; 0 means fps x interpolate; without interpolate, a rate conversion: each frame interpolated at its true time between its two images",
 		get: func(o *Options) string { return formatFloat(o.FPSOut) }, set: floatOption("fps_out", func(o *Options) *float64 { return &o.FPSOut })},
 	{Name: "format", Type: "string", Enum: []string{FormatMP4, FormatWebM, FormatGIF}, Usage: "mp4, webm or gif (default from the output's name, else mp4)",
 		get: func(o *Options) string { return o.Format }, set: func(o *Options, s string) error { o.Format = s; return nil }},

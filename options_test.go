@@ -40,6 +40,36 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
+// OutputFrames counts interpolate frames per image, or, for a rate
+// conversion, the frames at fps_out within the images' duration.
+func TestOutputFrames(t *testing.T) {
+	for _, c := range []struct {
+		fps, fpsOut float64
+		interpolate int
+		images      int
+		resamples   bool
+		want        int
+	}{
+		{5, 0, 1, 10, false, 10},
+		{5, 0, 4, 10, false, 40},
+		{5, 10, 4, 10, false, 40}, // slow motion: the same frames, played slower
+		{5, 5, 1, 10, false, 10},  // fps_out = fps: nothing to convert
+		{24, 60, 1, 4, true, 10},  // times 0, 0.4, ..., 3.6
+		{24, 60, 1, 5, true, 13},  // ceil(12.5)
+		{30, 24, 1, 5, true, 4},   // exactly 4: the frame at time 5 is past the end
+		{24, 60, 1, 0, true, 0},
+	} {
+		o := DefaultOptions()
+		o.FPS, o.FPSOut, o.Interpolate = c.fps, c.fpsOut, c.interpolate
+		if got := o.Resamples(); got != c.resamples {
+			t.Errorf("%+v: Resamples = %v, want %v", c, got, c.resamples)
+		}
+		if got := o.OutputFrames(c.images); got != c.want {
+			t.Errorf("%+v: OutputFrames = %d, want %d", c, got, c.want)
+		}
+	}
+}
+
 func TestParseOptionsRejects(t *testing.T) {
 	tests := []struct {
 		kv   []string

@@ -108,7 +108,7 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		}
 		fm = m
 	}
-	if opts.Interpolate > 1 {
+	if opts.Interpolate > 1 || opts.Resamples() {
 		m, err := p.models().Interpolator(opts.InterpModel)
 		if err != nil {
 			return img2vid.Result{}, err
@@ -194,7 +194,7 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		res.InterpModel = interp.Name()
 	}
 	perInput := max(opts.Interpolate, 1)
-	total := len(inputs) * perInput
+	total := opts.OutputFrames(len(inputs))
 	// With audio_fit=extend the last image is held until the sound ends.
 	hold := func(frames int) int {
 		if opts.AudioFit != img2vid.AudioExtend || audioLen == 0 {
@@ -256,6 +256,7 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 	err = func() error {
 		var prev frame
 		havePrev := false
+		kept := 0 // images used so far, duplicates dropped by dedupe left out
 		for slot := range slots {
 			r := <-slot
 			if r.err != nil {
@@ -265,17 +266,29 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 			if havePrev && sameFrame(prev, cur) {
 				res.Duplicates++
 				if opts.Dedupe {
-					total -= perInput
+					total = opts.OutputFrames(len(inputs) - res.Duplicates)
+					total += hold(total)
 					continue
 				}
 			}
-			if havePrev && interp != nil {
-				if err := p.between(ctx, out, interp, prev, cur, opts, &res); err != nil {
+			kept++
+			if opts.Resamples() {
+				// The frames in prev's slot need the next image, so the
+				// video runs one image behind the reading.
+				if havePrev {
+					if err := p.resample(ctx, out, interp, prev, cur, kept-1, opts, &res); err != nil {
+						return err
+					}
+				}
+			} else {
+				if havePrev && interp != nil {
+					if err := p.between(ctx, out, interp, prev, cur, opts, &res); err != nil {
+						return err
+					}
+				}
+				if err := out.write(cur); err != nil {
 					return err
 				}
-			}
-			if err := out.write(cur); err != nil {
-				return err
 			}
 			report(img2vid.StageEncode)
 			prev, havePrev = cur, true
@@ -283,9 +296,16 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if !havePrev {
+			return nil
+		}
 		// Hold the last image for the rest of its slot, so the video lasts
 		// as long as the images at their rate, whatever the interpolation.
-		for k := 1; k < perInput && havePrev; k++ {
+		slot := perInput - 1
+		if opts.Resamples() {
+			slot = opts.OutputFrames(kept) - enc.Frames()
+		}
+		for range slot {
 			if err := out.write(prev); err != nil {
 				return err
 			}
@@ -415,6 +435,48 @@ func (p *Pipeline) logger() *slog.Logger {
 		return slog.Default()
 	}
 	return p.Logger
+}
+
+// resample writes the output frames whose times fall in the slot of image
+// i-1 (fa), up to image i (fb): frame j is at image time j*fps/fps_out
+// and is made at t = that time - (i-1) between them; one at t = 0 is fa
+// itself. A scene cut holds fa, as between does.
+func (p *Pipeline) resample(ctx context.Context, out *frameWriter, interp img2vid.Interpolator, fa, fb frame, i int, opts img2vid.Options, res *img2vid.Result) error {
+	a, b := fa.img, fb.img
+	last := img2vid.ResampleTimes(i, opts.FPS, opts.FPSOut) // frames before image i's time
+	var ts []float32
+	for j := out.enc.Frames(); j < last; j++ {
+		t := float64(j)*opts.FPS/opts.FPSOut - float64(i-1)
+		if t < 1e-6 { // on fa itself, up to rounding
+			if err := out.write(fa); err != nil {
+				return err
+			}
+			continue
+		}
+		ts = append(ts, float32(min(t, 1)))
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	if SceneDiff(a, b) > opts.SceneCut {
+		res.SceneCuts++
+		for range ts {
+			if err := out.frame(a, fa.dets, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	mids, err := interp.Interpolate(ctx, a, b, ts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", interp.Name(), err)
+	}
+	for k, m := range mids {
+		if err := out.frame(m, annotate.Between(fa.dets, fb.dets, float64(ts[k])), true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *Pipeline) models() img2vid.Models {

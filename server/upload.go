@@ -499,7 +499,7 @@ func (s *Server) checkOutput(o img2vid.Options, images int, audioLen float64) er
 	if px := int64(o.Width) * int64(o.Height); img2vid.Over(px, lim.Pixels) {
 		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "size %dx%d is too large", o.Width, o.Height)
 	}
-	frames := images * o.Interpolate // the pipeline holds the last image for its whole slot
+	frames := o.OutputFrames(images) // the pipeline holds the last image for its whole slot
 	if o.AudioFit == img2vid.AudioExtend {
 		frames = max(frames, int(math.Ceil(audioLen*o.OutputFPS())))
 	}
