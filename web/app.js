@@ -658,10 +658,14 @@ function preview() {
     $("preview").textContent = n ? "" : "Add images to see how long the video will be.";
     return;
   }
-  let frames = n * interp;
+  // fps_out without smoothing converts the rate: the images keep their
+  // pace and the frames at fps_out cover them (img2vid.Options.OutputFrames).
+  const fpsOutSet = Number(value("fps_out")) > 0;
+  const resamples = fpsOutSet && interp <= 1 && fpsOut !== fps;
+  let frames = resamples ? Math.ceil(n * fpsOut / fps - 1e-9) : n * interp;
   let text = `${plural(n, "image")} at ${+fps.toFixed(3)}/s`;
   if (interp > 1) text += `, x${interp}`;
-  if (Number(value("fps_out")) > 0) text += `, played at ${+fpsOut.toFixed(3)} frames/s`;
+  if (fpsOutSet) text += `, ${resamples ? "converted to" : "played at"} ${+fpsOut.toFixed(3)} frames/s`;
   let length = frames / fpsOut;
   if (audio && audio.seconds > 0 && $("audio_fit").value === "extend" && audio.seconds > length) {
     frames = Math.ceil(audio.seconds * fpsOut - 1e-6);

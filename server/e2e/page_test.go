@@ -458,9 +458,11 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 	p.tabTo("more-summary", false)
 	p.keys("opening More", kb.Enter)
 	p.tabTo("fps_out", false)
-	p.keys("setting slow motion", "2")
-	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); pv != "5 images at 4/s, played at 2 frames/s = 2.5 s, 5 frames." {
-		t.Errorf("preview with slow motion %q", pv)
+	p.keys("setting the output rate", "2")
+	// Without smoothing, a rate conversion: the images keep their pace,
+	// 2.5 frames' worth at 2 frames/s, so 3 frames.
+	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); pv != "5 images at 4/s, converted to 2 frames/s = 1.5 s, 3 frames." {
+		t.Errorf("preview with an output rate %q", pv)
 	}
 	// Every option of the server's table has a labelled field with a
 	// one-line explanation, and the table's bounds and defaults.
