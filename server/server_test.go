@@ -100,7 +100,8 @@ func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output str
 	return res, nil
 }
 
-// fakeCatalog lists one frame model, one interpolator and one broken model.
+// fakeCatalog lists a frame model, two interpolators (one the default), a
+// detector and broken models.
 type fakeCatalog struct{ panics bool }
 
 func (f fakeCatalog) ListModels() []img2vid.ModelInfo {
@@ -110,6 +111,7 @@ func (f fakeCatalog) ListModels() []img2vid.ModelInfo {
 	return []img2vid.ModelInfo{
 		{Name: "sr2x", Kind: img2vid.KindFrame, Scale: 2, Available: true},
 		{Name: "flow", Kind: img2vid.KindInterpolate, Available: true},
+		{Name: img2vid.DefaultInterpModel, Kind: img2vid.KindInterpolate, Available: true},
 		{Name: "boxes", Kind: img2vid.KindDetect, Available: true, Labels: []string{"fish", "crab"}},
 		{Name: "broken", Kind: img2vid.KindFrame, Available: false, Reason: "sha256 does not match the manifest"},
 		// A manifest that cannot be read has no kind.
@@ -864,7 +866,7 @@ func TestModelsAndReadiness(t *testing.T) {
 	})
 	resp, body := get(t, ts.URL+"/api/models")
 	var m ModelsView
-	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 5 || m.Runtime.Provider != "cpu" || m.DefaultInterpModel != img2vid.DefaultInterpModel {
+	if err := json.Unmarshal(body, &m); err != nil || resp.StatusCode != 200 || len(m.Models) != 6 || m.Runtime.Provider != "cpu" || m.DefaultInterpModel != img2vid.DefaultInterpModel {
 		t.Fatalf("models = %d %s", resp.StatusCode, body)
 	}
 	resp, body = get(t, ts.URL+"/readyz")
