@@ -2,10 +2,12 @@ package jobs
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/img2vid/img2vid"
@@ -82,6 +84,38 @@ func RegisterShared(reg prometheus.Registerer, c *prometheus.CounterVec) (*prome
 		return nil, err
 	}
 	return c, nil
+}
+
+// RegisterQueueMetrics registers, on reg, series read from the consumer
+// shared by every worker at scrape time: the jobs a worker holds now and
+// the jobs delivered more than once. Every role exports them, so the same
+// figures show on any replica.
+func (s *System) RegisterQueueMetrics(reg prometheus.Registerer) error {
+	read := func(f func(*jetstream.ConsumerInfo) int) func() float64 {
+		return func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			info, err := s.consumer.Info(ctx)
+			if err != nil {
+				s.log.Warn("reading the job queue for metrics", "err", err)
+				return 0
+			}
+			return float64(f(info))
+		}
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "img2vid_jobs_in_progress",
+			Help: "Jobs a worker has taken and not yet finished, over every worker."},
+			read(func(i *jetstream.ConsumerInfo) int { return i.NumAckPending })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "img2vid_jobs_redelivered",
+			Help: "Jobs taken by a worker now that were delivered more than once (a worker stopped or handed them back)."},
+			read(func(i *jetstream.ConsumerInfo) int { return i.NumRedelivered })),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering queue metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // observe records a finished job; took is zero for a job that never ran.

@@ -121,8 +121,9 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 	if code, body := getBody(t, workerA+"/readyz"); code != http.StatusOK {
 		t.Errorf("worker /readyz = %d %s", code, body)
 	}
-	if _, body := getBody(t, workerA+"/metrics"); !strings.Contains(body, `img2vid_jobs_total{outcome="done"} 1`) {
-		t.Errorf("the worker's metrics do not count the job it ran")
+	if _, body := getBody(t, workerA+"/metrics"); !strings.Contains(body, `img2vid_jobs_total{outcome="done"} 1`) ||
+		!strings.Contains(body, "img2vid_jobs_in_progress 0") || !strings.Contains(body, "img2vid_jobs_redelivered 0") {
+		t.Errorf("the worker's metrics do not count the job it ran, or lack the queue's")
 	}
 	if _, body := getBody(t, api+"/metrics"); strings.Contains(body, "img2vid_jobs_total") || !strings.Contains(body, "img2vid_queue_depth 0") {
 		t.Errorf("the API's metrics: want the queue depth and no jobs run here")

@@ -85,6 +85,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer closeJobs() // after an early return, a running job goes back to the queue at once
+	if err := sys.RegisterQueueMetrics(registry); err != nil {
+		return err
+	}
 	ffmpegReady := readiness(c.FFmpeg, 5*time.Second)
 	ready := func(ctx context.Context) error {
 		if err := sys.Connected(); err != nil {
