@@ -142,6 +142,12 @@ func splitList(v string) []string {
 	return out
 }
 
+// natsFlags name the external NATS cluster of serve and doctor.
+func (c *config) natsFlags(b *binder) {
+	b.str(&c.NATS, "nats", "IMG2VID_NATS_URL", "", "URLs of an external NATS cluster, comma separated (nats://, tls:// for TLS); empty: a NATS server inside this process")
+	b.str(&c.NATSCreds, "nats-creds", "IMG2VID_NATS_CREDS", "", "NATS credentials file (with --nats)")
+}
+
 // doorFlags are the settings of serve that decide how long stalled clients
 // are waited for and which requests are taken at all.
 func (c *config) doorFlags(b *binder) {

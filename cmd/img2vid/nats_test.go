@@ -129,21 +129,25 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 		t.Errorf("the API's metrics: want the queue depth and no jobs run here")
 	}
 
-	// A slow job starts on the first worker; a second comes up, the first
-	// is stopped with SIGTERM, and the job is handed on.
+	// A second worker comes up and a slow job starts on one of the two;
+	// that one is stopped with SIGTERM, and the job is handed on.
+	second, workerB := startServe(t, "--nats", url, "--role", "worker", "--work-dir", t.TempDir(), "--grace", "1s")
 	r := rand.New(rand.NewPCG(3, 4))
 	var heavy []image.Image
 	for range 24 {
 		heavy = append(heavy, noise(r, 320, 180))
 	}
 	slow := postImages(t, api, heavy, map[string]string{"preset": "veryslow"})
-	waitUntil(t, "the slow job to start", time.Minute, func() bool { j, _ = getJob(t, api, slow); return j.Status == "running" })
-	_, workerB := startServe(t, "--nats", url, "--role", "worker", "--work-dir", t.TempDir())
-	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
+	waitUntil(t, "a worker to take the slow job", time.Minute, func() bool { return runningJobs(t, workerA)+runningJobs(t, workerB) > 0 })
+	stopped, other, otherDone := first, workerB, 1 // the other's finished jobs at the end
+	if runningJobs(t, workerA) == 0 {
+		stopped, other, otherDone = second, workerA, 2 // the first also ran the small job
+	}
+	if err := stopped.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- first.Wait() }()
+	go func() { done <- stopped.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -160,8 +164,8 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 		t.Fatalf("the handed-on job ended %s at attempt %d (%+v), want done at its first counted attempt", j.Status, j.Attempt, j.Error)
 	}
 	checkVideo(t, api+j.Video, 320, 180, len(heavy))
-	if _, body := getBody(t, workerB+"/metrics"); !strings.Contains(body, `img2vid_jobs_total{outcome="done"} 1`) {
-		t.Errorf("the second worker did not finish the handed-on job")
+	if _, body := getBody(t, other+"/metrics"); !strings.Contains(body, fmt.Sprintf(`img2vid_jobs_total{outcome="done"} %d`, otherDone)) {
+		t.Errorf("the other worker did not finish the handed-on job")
 	}
 
 	// NATS goes away: the API says it is not ready, and is ready again,
@@ -173,6 +177,21 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 	waitUntil(t, "the API to be ready again", time.Minute, func() bool { code, _ := getBody(t, api+"/readyz"); return code == http.StatusOK })
 	id = postImages(t, api, small, nil)
 	waitUntil(t, "a job after the reconnect to end", time.Minute, func() bool { j, _ = getJob(t, api, id); return j.Status == "done" })
+
+	// doctor reports the job system's stream, buckets and consumer.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doctor := exec.Command(exe, "doctor", "--nats", url, "--device", "cpu")
+	doctor.Env = append(os.Environ(), "IMG2VID_TEST_MAIN=1")
+	out, _ := doctor.CombinedOutput() // the verdict depends on this machine's models
+	for _, want := range []string{"nats:", "stream:            IMG2VID_JOBS R1", "bucket:            KV_img2vid-jobs R1",
+		"bucket:            OBJ_img2vid-videos R1", "consumer:          IMG2VID_JOBS/workers R1, 0 waiting, 0 in progress"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("doctor does not say %q:\n%s", want, out)
+		}
+	}
 }
 
 // A NATS server that cannot be reached at start is an error naming it,

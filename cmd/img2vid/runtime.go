@@ -12,6 +12,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/inference"
+	"github.com/img2vid/img2vid/jobs"
 	"github.com/img2vid/img2vid/video"
 )
 
@@ -71,11 +72,14 @@ func (l *lazyModels) Close() {
 
 // runtimeCommand parses the command line of a command that takes only the
 // runtime flags, and makes its logger.
-func runtimeCommand(name, about string, args []string, stderr io.Writer) (*config, *slog.Logger, error) {
+func runtimeCommand(name, about string, args []string, stderr io.Writer, more ...func(*config, *binder)) (*config, *slog.Logger, error) {
 	var c config
 	fs := newFlagSet(name, name+" [flags]\n\n"+about, stderr)
 	b := &binder{fs: fs}
 	c.runtimeFlags(b)
+	for _, f := range more {
+		f(&c, b)
+	}
 	if err := parse(fs, b, args); err != nil {
 		return nil, nil, err
 	}
@@ -127,7 +131,7 @@ func abbreviate(names []string, n int) string {
 }
 
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c, log, err := runtimeCommand("doctor", "Checks everything img2vid needs and says what is wrong.", args, stderr)
+	c, log, err := runtimeCommand("doctor", "Checks everything img2vid needs and says what is wrong.", args, stderr, (*config).natsFlags)
 	if err != nil {
 		return err
 	}
@@ -154,9 +158,31 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	}
+	if c.NATS == "" {
+		fmt.Fprintf(stdout, "%-18s a NATS server inside serve (give --nats to check a cluster)\n", "jobs:")
+	} else if err := checkNATS(ctx, c, log, stdout); err != nil {
+		problems = append(problems, "NATS")
+		fmt.Fprintf(stdout, "%-18s FAIL %v\n", "nats:", err)
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("problems with %s", strings.Join(problems, ", "))
 	}
 	fmt.Fprintln(stdout, "all good")
+	return nil
+}
+
+// checkNATS connects to the cluster --nats names and prints the job
+// system's stream, buckets and consumer there.
+func checkNATS(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer) error {
+	nc, err := jobs.Connect(c.NATS, c.NATSCreds, log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	r, err := jobs.Inspect(ctx, nc)
+	if err != nil {
+		return err
+	}
+	r.Write(stdout)
 	return nil
 }
