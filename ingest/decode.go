@@ -40,7 +40,8 @@ type Header struct {
 	CMYK        bool   // a CMYK or YCCK JPEG
 	// Plain is set for a JPEG that a walk over all its markers proved to
 	// hold exactly one image that ffmpeg decodes as this package does (see
-	// PlainJPEG): such a file can be given to the encoder whole.
+	// PlainJPEG, which also checks the coded data): such a file can be
+	// given to the encoder whole.
 	Plain bool
 	// PixelBytes is the bytes per pixel of the decoder's own form of the
 	// pixels, from the colour model the header declares (at most: a YCbCr
@@ -160,11 +161,17 @@ func unsupportedJPEG(head []byte) string {
 // last scan followed by the end-of-image marker and then only padding;
 // baseline, extended sequential or progressive Huffman coding of 8-bit
 // samples; gray or YCbCr with the usual component ids and sampling; valid
-// scan parameters and every table they use defined. Else it says why not.
-// ffmpeg decodes a plain JPEG as this package does, so one can go to the
-// encoder whole; anything else is decoded here first.
+// scan parameters and every table they use defined; Huffman-coded data
+// that decodes cleanly. Else it says why not, and the error is a coded
+// refusal when the coded data is damaged (see Decode). ffmpeg decodes a
+// plain JPEG as this package does, so one can go to the encoder whole;
+// anything else is decoded here first. (ReadHeader's Plain checks all but
+// the coded data, which costs a few ms a frame.)
 func PlainJPEG(data []byte) error {
-	_, err := walkJPEG(bufio.NewReader(bytes.NewReader(data)), false)
+	_, err := walkJPEG(bufio.NewReader(bytes.NewReader(data)), true)
+	if errors.Is(err, errCorrupt) {
+		return img2vid.Errorf(img2vid.EINVALID, "cannot decode jpeg: %w", err)
+	}
 	return err
 }
 

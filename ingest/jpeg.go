@@ -122,10 +122,12 @@ type jpegWalker struct {
 	adobe    int           // Adobe APP14 transform; -1 when there is none
 	dc, ac   [4]*huffTable // Huffman tables; nil until defined
 	quant    [4]bool       // quantisation tables defined
+	steps    [4][64]uint16 // their steps, in zigzag order
 	interval int           // restart interval in MCUs; 0 for none
 	scans    int           // scans seen
 	coefBits [][64]int8    // each coefficient's low bit so far, -1 before its first scan
 	nonzero  [][]uint64    // progressive, decoding: per component and block, the coefficients seen nonzero
+	energy   [][]float32   // decoding: per component and block, the dequantised coefficients' energy
 }
 
 // odd records a reason the file is not plain; the walk goes on, since a
@@ -319,20 +321,25 @@ func (w *jpegWalker) dht() error {
 		if total == 0 || total > 256 || len(b) < 17+total {
 			return errors.New("bad Huffman table size")
 		}
-		t, err := newHuffTable(b[1:17], b[17:17+total])
-		if err != nil {
-			// libjpeg refuses such a table; decoders that take it differ.
-			return fmt.Errorf("%w: %v", errCorrupt, err)
+		t := &huffTable{bad: errors.New("a Huffman table with more codes than fit")}
+		if ht, err := newHuffTable(b[1:17], b[17:17+total]); err == nil {
+			t = ht
 		}
 		if class == 0 {
 			for _, s := range t.vals {
-				if s > 11 { // an 8-bit sample's DC difference has at most 11 bits
+				switch {
+				case s > 15 && t.bad == nil: // libjpeg refuses the table
+					t.bad = fmt.Errorf("a DC Huffman table with symbol %d", s)
+				case s > 11: // an 8-bit sample's DC difference has at most 11 bits
 					w.odd("DC Huffman symbol %d", s)
 				}
 			}
 			w.dc[id] = t
 		} else {
 			w.ac[id] = t
+		}
+		if t.bad != nil {
+			w.odd("%v", t.bad)
 		}
 		b = b[17+total:]
 	}
@@ -350,10 +357,15 @@ func (w *jpegWalker) dqt() error {
 		if pq > 1 || id > 3 || len(b) < 1+size {
 			return errors.New("bad quantisation table")
 		}
-		for k := 0; k < size; k += 1 << pq {
-			if b[1+k] == 0 && (pq == 0 || b[2+k] == 0) {
+		for k := range 64 {
+			q := uint16(b[1+k])
+			if pq == 1 {
+				q = uint16(b[1+2*k])<<8 | uint16(b[2+2*k])
+			}
+			if q == 0 {
 				w.odd("quantisation table with a zero step")
 			}
+			w.steps[id][k] = q
 		}
 		w.quant[id] = true
 		b = b[1+size:]
@@ -424,13 +436,18 @@ func (w *jpegWalker) scan() (byte, error) {
 		}
 		s.comps, s.td, s.ta = append(s.comps, k), append(s.td, td), append(s.ta, ta)
 		if !w.quant[f.comps[k].tq] {
-			w.odd("quantisation table %d used before it is defined", f.comps[k].tq)
+			// libjpeg refuses the file; Go's decoder uses a table of zeros.
+			return 0, fmt.Errorf("%w: quantisation table %d used before it is defined", errCorrupt, f.comps[k].tq)
 		}
-		if s.ss == 0 && s.ah == 0 && w.dc[td] == nil {
-			return 0, fmt.Errorf("DC Huffman table %d used before it is defined", td)
+		if s.ss == 0 && s.ah == 0 {
+			if err := usable(w.dc[td], "DC", td); err != nil {
+				return 0, err
+			}
 		}
-		if s.se > 0 && w.ac[ta] == nil {
-			return 0, fmt.Errorf("AC Huffman table %d used before it is defined", ta)
+		if s.se > 0 {
+			if err := usable(w.ac[ta], "AC", ta); err != nil {
+				return 0, err
+			}
 		}
 		blocks += f.comps[k].h * f.comps[k].v
 	}
@@ -459,6 +476,19 @@ func (w *jpegWalker) scan() (byte, error) {
 		return w.decodeScan(s)
 	}
 	return w.entropyData(w.mcus(s.comps))
+}
+
+// usable says why a scan cannot use Huffman table t of a class and id: it
+// is not defined, or it is one libjpeg refuses (codes that do not fit, a
+// DC symbol above 15), which decoders that take it read each their own way.
+func usable(t *huffTable, class string, id int) error {
+	switch {
+	case t == nil:
+		return fmt.Errorf("%s Huffman table %d used before it is defined", class, id)
+	case t.bad != nil:
+		return fmt.Errorf("%w: %v", errCorrupt, t.bad)
+	}
+	return nil
 }
 
 // progression checks one progressive scan's spectral selection and

@@ -93,8 +93,11 @@ func TestPlainJPEG(t *testing.T) {
 		{"no scan", cat(good[:sos], []byte{0xFF, markerEOI}), "no image data"},
 		{"truncated", good[:len(good)-100], "ends before its end-of-image marker"},
 		{"bad progressive band", badBand, "bad progressive scan parameters"},
-		{"restart marker missing", cat(restart[:rst], restart[rst+2:]), "restart markers out of order"},
+		{"restart marker missing", cat(restart[:rst], restart[rst+2:]), "corrupt JPEG data"},
 		{"not a JPEG", testimage.PNG(t, testimage.Quadrants(8, 8)), "no start-of-image marker"},
+		// Steps far coarser than the coefficients were coded for: blocks
+		// no 8-bit picture makes, where ffmpeg's 16-bit transform wraps.
+		{"blocks beyond 8 bits", patch(good, segmentAt(t, good, markerDQT)+5, bytes.Repeat([]byte{255}, 64)...), "no 8-bit picture makes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 )
 
 // huffTable is a canonical Huffman code as a JPEG DHT segment defines it
@@ -16,6 +17,7 @@ type huffTable struct {
 	// lut maps the next 8 bits to a symbol and its code length (the high
 	// byte; 0 when the code is longer than 8 bits).
 	lut [256]uint16
+	bad error // why libjpeg refuses the table; nil when it does not
 }
 
 // newHuffTable builds a table from the 16 counts of codes of each length
@@ -59,6 +61,44 @@ type bitReader struct {
 	n      uint   // how many
 	marker byte   // the marker that ended the data; 0 until one is met
 	err    error
+	// steps are the quantisation steps of the block being read, energy
+	// the sum of its dequantised coefficients' squares so far.
+	steps  *[64]uint16
+	energy *float32
+}
+
+// magnitude returns the size of the coefficient coded as the s bits v
+// (F.2.2.1's EXTEND), shifted left by al.
+func magnitude(v uint32, s uint, al int) int {
+	if s == 0 {
+		return 0
+	}
+	if v < 1<<(s-1) {
+		v = 1<<s - 1 - v
+	}
+	return int(v) << al
+}
+
+// check adds a coefficient of magnitude mag at zigzag index k to the
+// block's energy.
+func (b *bitReader) check(k, mag int) {
+	e := float32(mag) * float32(b.steps[k])
+	*b.energy += e * e
+}
+
+// maxEnergy bounds the energy of a block of 8-bit samples coded with
+// quantisation steps q. The DCT keeps energy (Parseval): samples within
+// ±128 give at most 64*128² = 1024², and quantising moves each coefficient
+// by at most half its step. A block above it is no picture: ffmpeg's
+// 16-bit transform overflows on such blocks where libjpeg's and Go's do
+// not, so they decode differently.
+func maxEnergy(q *[64]uint16) float32 {
+	var sq float64
+	for _, v := range q {
+		sq += float64(v) * float64(v)
+	}
+	b := 1024 + math.Sqrt(sq)/2
+	return float32(b * b)
 }
 
 // fill adds a byte to acc, or notes the marker or the error that ends the
@@ -176,13 +216,23 @@ func (w *jpegWalker) decodeScan(s jpegScan) (byte, error) {
 		w.nonzero = make([][]uint64, len(f.comps))
 	}
 	stride := make([]int, len(f.comps))
+	if w.energy == nil {
+		w.energy = make([][]float32, len(f.comps))
+	}
+	limits := make([]float32, len(f.comps))
 	for i, c := range f.comps {
 		stride[i] = mcusX * c.h
 		if acScan && w.nonzero[i] == nil {
 			w.nonzero[i] = make([]uint64, stride[i]*mcusY*c.v)
 		}
+		if w.energy[i] == nil {
+			w.energy[i] = make([]float32, stride[i]*mcusY*c.v)
+		}
+		limits[i] = maxEnergy(&w.steps[c.tq])
 	}
+	wide := false
 	eobrun := 0
+	pred := make([]int, len(f.comps)) // DC predictions
 	for m := range mcus {
 		if w.interval > 0 && m > 0 && m%w.interval == 0 {
 			marker, err := br.end()
@@ -193,6 +243,7 @@ func (w *jpegWalker) decodeScan(s jpegScan) (byte, error) {
 				return 0, fmt.Errorf("%w: marker 0x%02X where restart marker 0x%02X belongs", errCorrupt, marker, want)
 			}
 			eobrun = 0
+			clear(pred)
 		}
 		units = units[:0]
 		if len(s.comps) == 1 {
@@ -209,23 +260,29 @@ func (w *jpegWalker) decodeScan(s jpegScan) (byte, error) {
 			}
 		}
 		for _, u := range units {
+			br.steps = &w.steps[f.comps[u.comp].tq]
+			br.energy = &w.energy[u.comp][u.y*stride[u.comp]+u.x]
 			var err error
 			switch {
 			case f.marker != markerSOF2:
-				err = br.sequentialBlock(w.dc[u.td], w.ac[u.ta])
+				err = br.sequentialBlock(w.dc[u.td], w.ac[u.ta], &pred[u.comp])
 			case s.ss == 0 && s.ah == 0:
-				err = br.dcFirst(w.dc[u.td])
+				err = br.dcFirst(w.dc[u.td], &pred[u.comp], s.al)
 			case s.ss == 0:
 				_, err = br.bits(1)
 			case s.ah == 0:
-				err = br.acFirst(w.ac[u.ta], s.ss, s.se, &eobrun, &w.nonzero[u.comp][u.y*stride[u.comp]+u.x])
+				err = br.acFirst(w.ac[u.ta], s.ss, s.se, s.al, &eobrun, &w.nonzero[u.comp][u.y*stride[u.comp]+u.x])
 			default:
 				err = br.acRefine(w.ac[u.ta], s.ss, s.se, &eobrun, &w.nonzero[u.comp][u.y*stride[u.comp]+u.x])
 			}
 			if err != nil {
 				return 0, err
 			}
+			wide = wide || *br.energy > limits[u.comp]
 		}
+	}
+	if wide {
+		w.odd("a block no 8-bit picture makes (its coefficients' energy is too high)")
 	}
 	marker, err := br.end()
 	for err == nil && marker >= markerRST0 && marker <= markerRST7 {
@@ -236,8 +293,10 @@ func (w *jpegWalker) decodeScan(s jpegScan) (byte, error) {
 	return marker, err
 }
 
-// dcValue reads a DC difference's category and its bits.
-func (b *bitReader) dcValue(dc *huffTable) error {
+// dcValue reads a DC difference's category and its bits, adds it to the
+// component's prediction pred and checks the DC coefficient it makes,
+// shifted left by al.
+func (b *bitReader) dcValue(dc *huffTable, pred *int, al int) error {
 	s, err := b.decode(dc)
 	if err != nil {
 		return err
@@ -245,13 +304,22 @@ func (b *bitReader) dcValue(dc *huffTable) error {
 	if s > 11 {
 		return fmt.Errorf("%w: a DC difference of %d bits in 8-bit samples", errCorrupt, s)
 	}
-	_, err = b.bits(uint(s))
-	return err
+	v, err := b.bits(uint(s))
+	if err != nil {
+		return err
+	}
+	d := magnitude(v, uint(s), 0)
+	if s > 0 && v < 1<<(s-1) {
+		d = -d
+	}
+	*pred += d
+	b.check(0, max(*pred, -*pred)<<al)
+	return nil
 }
 
 // sequentialBlock reads one block of a sequential scan (F.2.2).
-func (b *bitReader) sequentialBlock(dc, ac *huffTable) error {
-	if err := b.dcValue(dc); err != nil {
+func (b *bitReader) sequentialBlock(dc, ac *huffTable, pred *int) error {
+	if err := b.dcValue(dc, pred, 0); err != nil {
 		return err
 	}
 	for k := 1; k < 64; {
@@ -270,9 +338,11 @@ func (b *bitReader) sequentialBlock(dc, ac *huffTable) error {
 		if k += r; k > 63 {
 			return tooManyCoefficients()
 		}
-		if _, err := b.bits(s); err != nil {
+		v, err := b.bits(s)
+		if err != nil {
 			return err
 		}
+		b.check(k, magnitude(v, s, 0))
 		k++
 	}
 	return nil
@@ -284,11 +354,11 @@ func tooManyCoefficients() error {
 
 // dcFirst reads a block's DC coefficient in the first DC scan of a
 // progressive image (G.1.2.1).
-func (b *bitReader) dcFirst(dc *huffTable) error { return b.dcValue(dc) }
+func (b *bitReader) dcFirst(dc *huffTable, pred *int, al int) error { return b.dcValue(dc, pred, al) }
 
 // acFirst reads a block's band in a first AC scan (G.1.2.2), noting which
 // coefficients become nonzero.
-func (b *bitReader) acFirst(ac *huffTable, ss, se int, eobrun *int, nz *uint64) error {
+func (b *bitReader) acFirst(ac *huffTable, ss, se, al int, eobrun *int, nz *uint64) error {
 	if *eobrun > 0 {
 		*eobrun--
 		return nil
@@ -317,9 +387,11 @@ func (b *bitReader) acFirst(ac *huffTable, ss, se int, eobrun *int, nz *uint64) 
 		if k += r; k > se {
 			return tooManyCoefficients()
 		}
-		if _, err := b.bits(s); err != nil {
+		v, err := b.bits(s)
+		if err != nil {
 			return err
 		}
+		b.check(k, magnitude(v, s, al))
 		*nz |= 1 << k
 		k++
 	}

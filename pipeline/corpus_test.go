@@ -68,11 +68,12 @@ func TestMutatedJPEGs(t *testing.T) {
 			keep(t, name, data)
 			continue
 		}
-		if w != res.Width || h != res.Height {
+		if res.Width != w+w%2 || res.Height != h+h%2 {
 			t.Errorf("%s (%s): a %dx%d video, libjpeg decodes %dx%d", name, how, res.Width, res.Height, w, h)
 			continue
 		}
-		p := testimage.PSNR(testimage.ThroughVideo(t, ref, w, h), frames[0])
+		// An odd side is padded by one: compare the image's own area.
+		p := testimage.PSNR(testimage.ThroughVideo(t, pad(ref, w, h), res.Width, res.Height), pad(crop(frames[0], res.Width, w, h), w, h))
 		if p < 30 {
 			t.Errorf("%s (%s): frame against libjpeg's decode (warnings: %v): %.1f dB", name, how, warned, p)
 			keep(t, name, data)

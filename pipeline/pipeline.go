@@ -227,9 +227,13 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 			if err != nil {
 				return frame{}, img2vid.Errorf(img2vid.EINVALID, "cannot read %s: %w", filepath.Base(inputs[i]), err)
 			}
-			// The header walked the file; walk the very bytes ffmpeg gets,
-			// which must still be one plain image.
+			// The header walked the file's markers; walk the very bytes
+			// ffmpeg gets, decoding their Huffman data too: damage there
+			// that ffmpeg would read past is refused, as Decode does.
 			if err := ingest.PlainJPEG(data); err != nil {
+				if img2vid.ErrorCode(err) == img2vid.EINVALID {
+					return frame{}, img2vid.Errorf(img2vid.EINVALID, "%s: %w", filepath.Base(inputs[i]), err)
+				}
 				return frame{}, img2vid.Errorf(img2vid.EINVALID, "%s changed while the job ran: %w", filepath.Base(inputs[i]), err)
 			}
 			return frame{data: data}, nil
