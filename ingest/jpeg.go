@@ -97,7 +97,8 @@ var errCorrupt = errors.New("corrupt JPEG data")
 // pixels) of a frame this package's decoder reads, plain or not, and
 // returns an error wrapping errCorrupt when that data is damaged: a code
 // no table holds, a block of more than 64 coefficients, a refinement out
-// of step, data that ends early or runs on past its last block.
+// of step, data that ends early or runs on past its last block, a block
+// that no 8-bit picture makes.
 //
 // The frame it returns is filled as far as the walk got, so a caller can
 // still learn the size and coding of a file that is not plain.

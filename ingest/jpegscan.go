@@ -89,15 +89,16 @@ func (b *bitReader) check(k, mag int) {
 // maxEnergy bounds the energy of a block of 8-bit samples coded with
 // quantisation steps q. The DCT keeps energy (Parseval): samples within
 // ±128 give at most 64*128² = 1024², and quantising moves each coefficient
-// by at most half its step. A block above it is no picture: ffmpeg's
-// 16-bit transform overflows on such blocks where libjpeg's and Go's do
-// not, so they decode differently.
+// by less than its step (half of it when rounding; trellis quantisers
+// may choose the next level). A block above it is no picture, and
+// decoders turn it into different pixels: ffmpeg's 16-bit transform
+// wraps, libjpeg's range limit wraps at other points, Go's clamps.
 func maxEnergy(q *[64]uint16) float32 {
 	var sq float64
 	for _, v := range q {
 		sq += float64(v) * float64(v)
 	}
-	b := 1024 + math.Sqrt(sq)/2
+	b := 1024 + math.Sqrt(sq)
 	return float32(b * b)
 }
 
@@ -282,7 +283,7 @@ func (w *jpegWalker) decodeScan(s jpegScan) (byte, error) {
 		}
 	}
 	if wide {
-		w.odd("a block no 8-bit picture makes (its coefficients' energy is too high)")
+		return 0, fmt.Errorf("%w: a block no 8-bit picture makes (its coefficients hold too much energy)", errCorrupt)
 	}
 	marker, err := br.end()
 	for err == nil && marker >= markerRST0 && marker <= markerRST7 {

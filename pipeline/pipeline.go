@@ -64,8 +64,9 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	var refused *passThroughError
 	if errors.As(err, &refused) {
 		// ffmpeg refused files that this package's decoder reads (and
-		// checks, as libjpeg does): decode them here instead.
-		p.logger().Warn("ffmpeg refused JPEGs given to it whole that img2vid reads; decoding them instead", "error", refused.err)
+		// checks, as libjpeg does), or one proved not plain only as it was
+		// sent: decode them here instead.
+		p.logger().Warn("JPEGs given to ffmpeg whole need decoding here; starting again", "reason", refused.err)
 		return p.convert(ctx, start, inputs, output, opts, progress, false)
 	}
 	return res, err
@@ -229,12 +230,14 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 			}
 			// The header walked the file's markers; walk the very bytes
 			// ffmpeg gets, decoding their Huffman data too: damage there
-			// that ffmpeg would read past is refused, as Decode does.
+			// that ffmpeg would read past is refused, as Decode does, and a
+			// file found not plain after all (blocks ffmpeg's transform
+			// would wrap on, or a file changed since) is decoded here.
 			if err := ingest.PlainJPEG(data); err != nil {
 				if img2vid.ErrorCode(err) == img2vid.EINVALID {
 					return frame{}, img2vid.Errorf(img2vid.EINVALID, "%s: %w", filepath.Base(inputs[i]), err)
 				}
-				return frame{}, img2vid.Errorf(img2vid.EINVALID, "%s changed while the job ran: %w", filepath.Base(inputs[i]), err)
+				return frame{}, &passThroughError{fmt.Errorf("%s is not a plain JPEG: %w", filepath.Base(inputs[i]), err)}
 			}
 			return frame{data: data}, nil
 		}
@@ -343,7 +346,8 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 	cancel()
 	wait()
 	if err != nil {
-		if passThrough && stopped == nil && img2vid.ErrorCode(err) == img2vid.EINTERNAL {
+		var notPlain *passThroughError
+		if passThrough && stopped == nil && !errors.As(err, &notPlain) && img2vid.ErrorCode(err) == img2vid.EINTERNAL {
 			err = blameFile(inputs[:min(enc.Frames()+1, len(inputs))], maxPixels, err)
 		}
 		if stopped != nil {
@@ -541,7 +545,9 @@ func blameFile(files []string, maxPixels int64, ffmpegErr error) error {
 }
 
 // passThroughError is ffmpeg's failure on JPEG files given to it whole,
-// every one of which this package's decoder reads.
+// every one of which this package's decoder reads, or a file found unfit
+// to give it whole after the job started: the job is run again decoding
+// the files here.
 type passThroughError struct{ err error }
 
 func (e *passThroughError) Error() string { return e.err.Error() }

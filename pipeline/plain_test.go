@@ -139,3 +139,21 @@ func run(t *testing.T, name string, args ...string) {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }
+
+// A JPEG whose markers are plain but whose blocks no 8-bit picture makes
+// (quantisation steps far coarser than its coefficients were coded for)
+// is refused naming it, alone or beside another image: ffmpeg's 16-bit
+// transform wraps on such blocks, libjpeg's range limit wraps elsewhere
+// and Go's decoder clamps, so no frame of it could be called right.
+func TestJPEGBeyond8BitsRefused(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	data := testimage.JPEG(t, testimage.Quadrants(64, 48))
+	dqt := bytes.Index(data, []byte{0xFF, 0xDB})
+	copy(data[dqt+5:], bytes.Repeat([]byte{255}, 64)) // every luma step 255
+	for _, others := range [][][]byte{nil, {testimage.PNG(t, testimage.Quadrants(64, 48))}} {
+		_, _, err := convertOne(t, "coarse.jpg", data, others...)
+		if img2vid.ErrorCode(err) != img2vid.EINVALID || !strings.Contains(err.Error(), "coarse.jpg: cannot decode jpeg: corrupt JPEG data: a block no 8-bit picture makes") {
+			t.Errorf("with %d other images: got %v, want a refusal naming coarse.jpg", len(others), err)
+		}
+	}
+}
