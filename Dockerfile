@@ -1,4 +1,4 @@
-# img2vid container images, one Dockerfile with several targets:
+# img2vid container images, one Dockerfile with two targets:
 #
 #   docker build -t img2vid .                    CPU image (the last stage, the default)
 #   docker build --target gpu -t img2vid:gpu \
@@ -8,16 +8,23 @@
 # Runtime tarballs against a sha256, Debian packages by apt's signatures. Behind
 # a proxy or offline mirror, override GOPROXY, ORT_URL and ORT_GPU_URL.
 #
-# Stage order matters for Docker's legacy builder, which builds every stage up
-# to the requested target: the CPU path (ffmpeg, ort, build, cpu) comes first so
-# `--target cpu` never touches the CUDA base. BuildKit only builds what the
-# target needs.
+# Both of Docker's builders make the CPU image from the plain command. BuildKit
+# builds only the stages the target needs. The classic builder
+# (DOCKER_BUILDKIT=0, Debian's docker.io) builds every stage up to the target,
+# so on the way to the CPU image it also passes through ort-gpu and gpu: without
+# ORT_GPU_SHA256 those two download nothing and sit on the Debian base already
+# used, and the CPU build needs no GPU file or checksum.
 
 # The CUDA 12 + cuDNN 9 runtime that ONNX Runtime 1.24's GPU release is built
 # against (onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider: any
 # CUDA 12.x works, cuDNN must be 9.x). Ubuntu 24.04's glibc is newer than the
 # Debian 12 one the binary is linked against, so the same binary runs there.
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# The checksum of the GPU release tarball; giving it is what makes a GPU build.
+ARG ORT_GPU_SHA256=
+# The gpu stage's base: the CUDA runtime for a GPU build, else nothing new to
+# pull (see above).
+ARG GPU_BASE=${ORT_GPU_SHA256:+${CUDA_IMAGE}}
 
 # ---------------------------------------------------------------------------
 # ffmpeg: built here rather than installed. Debian's ffmpeg package pulls about
@@ -118,7 +125,91 @@ RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/img2v
  && /out/img2vid version
 
 # ---------------------------------------------------------------------------
-# cpu: the runtime image. Nothing is installed with apt here: ffmpeg and tini
+# ort-gpu: the official ONNX Runtime GPU release (CUDA 12, cuDNN 9). The CUDA
+# provider and the providers_shared library it needs go beside the main
+# library, where ONNX Runtime looks for them; the TensorRT provider is left out
+# because the base has no TensorRT. The release page publishes no checksum file
+# for this tarball that the build can fetch, so the sha256 is a build argument
+# rather than a guess; without it nothing is fetched (a CPU build passing
+# through with the classic builder) and the gpu stage refuses.
+FROM golang:1.26-bookworm AS ort-gpu
+ARG ORT_VERSION=1.24.3
+ARG ORT_GPU_URL=https://github.com/microsoft/onnxruntime/releases/download/v${ORT_VERSION}/onnxruntime-linux-x64-gpu-${ORT_VERSION}.tgz
+ARG ORT_GPU_SHA256
+RUN set -eux; \
+    mkdir -p /opt/onnxruntime; \
+    if [ -z "$ORT_GPU_SHA256" ]; then exit 0; fi; \
+    curl -fsSL --retry 3 -o /tmp/ort.tgz "$ORT_GPU_URL"; \
+    echo "$ORT_GPU_SHA256  /tmp/ort.tgz" | sha256sum -c -; \
+    mkdir -p /tmp/ort; \
+    tar -xzf /tmp/ort.tgz -C /tmp/ort --strip-components=2 \
+        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime.so.${ORT_VERSION}" \
+        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime_providers_shared.so" \
+        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime_providers_cuda.so"; \
+    mv /tmp/ort/* /opt/onnxruntime/; \
+    ln -s "libonnxruntime.so.${ORT_VERSION}" /opt/onnxruntime/libonnxruntime.so; \
+    rm -rf /tmp/ort /tmp/ort.tgz
+
+# ---------------------------------------------------------------------------
+# gpu: same binary, same ffmpeg, on the CUDA runtime. IMG2VID_DEVICE=auto uses
+# CUDA when a GPU is passed in (`docker run --gpus all`) and says in its log and
+# on /readyz when it falls back to the CPU.
+FROM ${GPU_BASE:-debian:bookworm-slim} AS gpu
+ARG CUDA_IMAGE
+ARG ORT_GPU_SHA256
+# Set by BuildKit only, which builds this stage only for --target gpu.
+ARG TARGETPLATFORM
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="img2vid-gpu" \
+      org.opencontainers.image.description="Turns a folder of images into a browser-playable video, with ONNX models in the loop (NVIDIA CUDA)" \
+      org.opencontainers.image.source="https://github.com/img2vid/img2vid" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+RUN groupadd --gid 10001 img2vid \
+ && useradd --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
+ && mkdir -p /input /output /models /var/lib/img2vid \
+ && chown img2vid:img2vid /output /models /var/lib/img2vid \
+ && chmod 0700 /var/lib/img2vid
+COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
+COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
+COPY --from=ort-gpu /opt/onnxruntime/ /usr/local/lib/onnxruntime/
+COPY --from=build /out/img2vid /usr/local/bin/img2vid
+# A CUDA or cuDNN library missing from the base fails the build here, not the
+# first request on the GPU server. Without ORT_GPU_SHA256 there is no GPU
+# runtime: BuildKit fails the build; under the classic builder this stage is
+# also passed through by the plain CPU build, which must not fail, so it ends
+# as a placeholder whose img2vid only says how to build the real image.
+RUN set -eu; \
+    if [ -z "$ORT_GPU_SHA256" ]; then \
+        msg="img2vid:gpu was built without ORT_GPU_SHA256, so it holds no GPU runtime: build it with --target gpu --build-arg ORT_GPU_SHA256=<sha256 of the ONNX Runtime GPU release>"; \
+        if [ -n "${TARGETPLATFORM:-}" ]; then echo "$msg" >&2; exit 1; fi; \
+        printf '#!/bin/sh\necho "%s" >&2\nexit 1\n' "$msg" >/usr/local/bin/img2vid; \
+        exit 0; \
+    fi; \
+    missing=$(LD_LIBRARY_PATH=/usr/local/lib/onnxruntime ldd /usr/local/lib/onnxruntime/libonnxruntime_providers_cuda.so | grep 'not found' || true); \
+    if [ -n "$missing" ]; then \
+        echo "libonnxruntime_providers_cuda.so cannot load in ${CUDA_IMAGE:-this base}; missing:" >&2; echo "$missing" >&2; exit 1; \
+    fi
+ENV SERVER_NAME=0.0.0.0 \
+    SERVER_PORT=8080 \
+    INPUT_DIR=/input \
+    OUTPUT_DIR=/output \
+    ONNXRUNTIME_LIB=/usr/local/lib/onnxruntime/libonnxruntime.so \
+    IMG2VID_DEVICE=auto \
+    IMG2VID_MODELS_DIR=/models \
+    IMG2VID_WORK_DIR=/var/lib/img2vid \
+    IMG2VID_GRACE=7s
+USER img2vid:img2vid
+WORKDIR /var/lib/img2vid
+EXPOSE 8080
+VOLUME ["/output", "/models"]
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["img2vid", "healthcheck"]
+ENTRYPOINT ["tini", "--", "img2vid"]
+CMD ["serve"]
+
+# ---------------------------------------------------------------------------
+# cpu: the runtime image, and the default target (the last stage). Nothing is installed with apt here: ffmpeg and tini
 # are static binaries and libonnxruntime needs only glibc and libstdc++'s
 # runtime, which the slim base has.
 FROM debian:bookworm-slim AS cpu
@@ -166,79 +257,3 @@ VOLUME ["/output", "/models"]
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["img2vid", "healthcheck"]
 ENTRYPOINT ["tini", "--", "img2vid"]
 CMD ["serve"]
-
-# ---------------------------------------------------------------------------
-# ort-gpu: the official ONNX Runtime GPU release (CUDA 12, cuDNN 9). The CUDA
-# provider and the providers_shared library it needs go beside the main
-# library, where ONNX Runtime looks for them; the TensorRT provider is left out
-# because the base has no TensorRT. The release page publishes no checksum file
-# for this tarball that the build can fetch, so the sha256 is a required
-# build argument rather than a guess.
-FROM golang:1.26-bookworm AS ort-gpu
-ARG ORT_VERSION=1.24.3
-ARG ORT_GPU_URL=https://github.com/microsoft/onnxruntime/releases/download/v${ORT_VERSION}/onnxruntime-linux-x64-gpu-${ORT_VERSION}.tgz
-ARG ORT_GPU_SHA256
-RUN set -eux; \
-    if [ -z "$ORT_GPU_SHA256" ]; then \
-        echo "ORT_GPU_SHA256 is not set: pass --build-arg ORT_GPU_SHA256=<sha256 of $ORT_GPU_URL>" >&2; exit 1; \
-    fi; \
-    curl -fsSL --retry 3 -o /tmp/ort.tgz "$ORT_GPU_URL"; \
-    echo "$ORT_GPU_SHA256  /tmp/ort.tgz" | sha256sum -c -; \
-    mkdir -p /tmp/ort /opt/onnxruntime; \
-    tar -xzf /tmp/ort.tgz -C /tmp/ort --strip-components=2 \
-        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime.so.${ORT_VERSION}" \
-        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime_providers_shared.so" \
-        "onnxruntime-linux-x64-gpu-${ORT_VERSION}/lib/libonnxruntime_providers_cuda.so"; \
-    mv /tmp/ort/* /opt/onnxruntime/; \
-    ln -s "libonnxruntime.so.${ORT_VERSION}" /opt/onnxruntime/libonnxruntime.so; \
-    rm -rf /tmp/ort /tmp/ort.tgz
-
-# ---------------------------------------------------------------------------
-# gpu: same binary, same ffmpeg, on the CUDA runtime. IMG2VID_DEVICE=auto uses
-# CUDA when a GPU is passed in (`docker run --gpus all`) and says in its log and
-# on /readyz when it falls back to the CPU.
-FROM ${CUDA_IMAGE} AS gpu
-ARG CUDA_IMAGE
-ARG VERSION=dev
-ARG REVISION=unknown
-LABEL org.opencontainers.image.title="img2vid-gpu" \
-      org.opencontainers.image.description="Turns a folder of images into a browser-playable video, with ONNX models in the loop (NVIDIA CUDA)" \
-      org.opencontainers.image.source="https://github.com/img2vid/img2vid" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}"
-RUN groupadd --gid 10001 img2vid \
- && useradd --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
- && mkdir -p /input /output /models /var/lib/img2vid \
- && chown img2vid:img2vid /output /models /var/lib/img2vid \
- && chmod 0700 /var/lib/img2vid
-COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
-COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
-COPY --from=ort-gpu /opt/onnxruntime/ /usr/local/lib/onnxruntime/
-COPY --from=build /out/img2vid /usr/local/bin/img2vid
-# A CUDA or cuDNN library missing from the base fails the build here, not the
-# first request on the GPU server.
-RUN set -eu; \
-    missing=$(LD_LIBRARY_PATH=/usr/local/lib/onnxruntime ldd /usr/local/lib/onnxruntime/libonnxruntime_providers_cuda.so | grep 'not found' || true); \
-    if [ -n "$missing" ]; then \
-        echo "libonnxruntime_providers_cuda.so cannot load in ${CUDA_IMAGE:-this base}; missing:" >&2; echo "$missing" >&2; exit 1; \
-    fi
-ENV SERVER_NAME=0.0.0.0 \
-    SERVER_PORT=8080 \
-    INPUT_DIR=/input \
-    OUTPUT_DIR=/output \
-    ONNXRUNTIME_LIB=/usr/local/lib/onnxruntime/libonnxruntime.so \
-    IMG2VID_DEVICE=auto \
-    IMG2VID_MODELS_DIR=/models \
-    IMG2VID_WORK_DIR=/var/lib/img2vid \
-    IMG2VID_GRACE=7s
-USER img2vid:img2vid
-WORKDIR /var/lib/img2vid
-EXPOSE 8080
-VOLUME ["/output", "/models"]
-HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 CMD ["img2vid", "healthcheck"]
-ENTRYPOINT ["tini", "--", "img2vid"]
-CMD ["serve"]
-
-# ---------------------------------------------------------------------------
-# The default target is the CPU image.
-FROM cpu

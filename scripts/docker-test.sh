@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Proves the container images for real: builds the CPU and GPU targets of the
-# Dockerfile, runs them and checks what a user would see.
+# Proves the container images for real: runs the README's container command
+# lines as written, under both of Docker's builders (the classic one, which
+# Debian's docker.io uses by default, and BuildKit), then runs the images and
+# checks what a user would see.
 #
 #   scripts/docker-test.sh
 #
@@ -8,9 +10,12 @@
 # inside containers: it installs the engine if missing (Debian docker.io, as
 # root), starts dockerd, builds stand-in base images under the real tags
 # (scripts/docker-standins.sh), and serves the Go module cache and ONNX Runtime
-# tarballs laid out like the official releases from 127.0.0.1, passed to
-# `docker build --network host` as build arguments. What the stand-ins can and
-# cannot prove is written in docs/DEPLOY.md.
+# tarballs laid out like the official releases from 127.0.0.1. The README's
+# build lines run with only the build arguments that point there added
+# (--network host, GOPROXY, ORT_URL and the stand-in tarballs' checksums); its
+# run lines with only a label (for clean-up), -d, and the host port moved off
+# 8080 (a developer's server may hold it). The frames are generated here. What
+# the stand-ins can and cannot prove is written in docs/DEPLOY.md.
 #
 # Prints one PASS or FAIL line per check, then "N passed, N failed"; exits
 # nonzero when a check failed. Stops and removes the containers, servers and
@@ -20,11 +25,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 . scripts/versions.env
-shared=$repo/../shared
-frames=$shared/data/aquarium
 cache=$repo/.deps/docker-test # git-ignored: stand-in release tarballs
-cpu_tag=img2vid:test
-gpu_tag=img2vid:gpu-test
+# The README's tags: its command lines run as written.
+cpu_tag=img2vid
+gpu_tag=img2vid:gpu
 label=img2vid-docker-test
 cuda_image=$(sed -n 's/^ARG CUDA_IMAGE=//p' Dockerfile)
 
@@ -82,9 +86,13 @@ need curl curl
 need gcc gcc
 need python3 python3
 need docker-compose docker-compose
-[ -d "$frames" ] || die "test frames not found at $frames"
 bash scripts/setup.sh run >&2 || die "scripts/setup.sh run (ffmpeg, ONNX Runtime)"
 command -v ffprobe >/dev/null || die "ffprobe missing after scripts/setup.sh"
+# The engine's own client: a newer docker client found first on PATH may
+# lack BuildKit (it needs the buildx plugin, which Debian does not package).
+if [ -x /usr/bin/docker ] && [ "$(command -v docker)" != /usr/bin/docker ]; then
+	mkdir -p "$tmp/bin" && ln -s /usr/bin/docker "$tmp/bin/docker" && PATH=$tmp/bin:$PATH
+fi
 
 if ! docker info >/dev/null 2>&1; then
 	log "starting dockerd (log: /tmp/img2vid-dockerd.log)"
@@ -93,10 +101,6 @@ if ! docker info >/dev/null 2>&1; then
 	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
 	docker info >/dev/null 2>&1 || die "dockerd did not start; see /tmp/img2vid-dockerd.log"
 fi
-# The legacy builder: Debian's engine has no buildx. It builds every stage up
-# to the target, which the Dockerfile's stage order accounts for.
-export DOCKER_BUILDKIT=0
-
 scripts/docker-standins.sh "$cuda_image" >&2 || die "building the stand-in base images"
 
 # ---------------------------------------------------------------------------
@@ -140,6 +144,16 @@ if [ ! -f "$cache/$gpu_name.tgz" ]; then
 	pack "$gpu_name" || die "packing $gpu_name.tgz"
 fi
 
+# The frames: 50 generated 640x360 JPEGs (ffmpeg's moving test pattern), in
+# the README's layout: data/mba/ beside out/.
+readme_dir=$tmp/readme
+frames=$readme_dir/data/mba
+width=640 height=360
+mkdir -p "$frames" "$readme_dir/out"
+ffmpeg -v error -f lavfi -i "testsrc2=size=${width}x${height}:rate=5" -frames:v 50 -q:v 3 "$frames/frame_%03d.jpg" ||
+	die "generating the test frames"
+chown 10001:10001 "$readme_dir/out" # the README's chown line: the image's uid writes there
+
 # Every build uses one snapshot of the source (the files git tracks or would
 # track), so the images agree with each other and the Go build runs once even
 # while the checkout changes under the test.
@@ -159,18 +173,47 @@ python3 -m http.server "$port" --bind 127.0.0.1 --directory "$tmp/www" >"$tmp/ht
 server_pid=$!
 for _ in $(seq 20); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.5; done
 www=http://127.0.0.1:$port
-build_args=(
+# What the README's build lines get added: the way to the local mirrors.
+mirror_args=(
 	--network host
-	--force-rm
 	--build-arg "GOPROXY=$www/goproxy"
-	--build-arg "ORT_VERSION=$ORT_VERSION"
 	--build-arg "ORT_URL=$www/ort/$cpu_name.tgz"
 	--build-arg "ORT_SHA256=$(sha256sum "$cache/$cpu_name.tgz" | cut -d' ' -f1)"
 	--build-arg "ORT_GPU_URL=$www/ort/$gpu_name.tgz"
-	--build-arg "ORT_GPU_SHA256=$(sha256sum "$cache/$gpu_name.tgz" | cut -d' ' -f1)"
-	--build-arg "VERSION=$(git describe --always --dirty 2>/dev/null || echo dev)"
-	--build-arg "REVISION=$(git rev-parse HEAD 2>/dev/null || echo unknown)"
 )
+gpu_sha=$(sha256sum "$cache/$gpu_name.tgz" | cut -d' ' -f1)
+
+# readme_line PATTERN: the README's container command line matching the
+# extended regular expression PATTERN (comments stripped); fails if none.
+readme_line() {
+	sed -n '/^## Docker and GPU servers/,/^## /p' README.md | sed -n '/^```sh/,/^```/p' |
+		sed 's/[[:space:]]*#.*$//' | grep -E -m1 "$1"
+}
+# readme_build BUILDKIT LINE: runs a README docker build line from the source
+# snapshot, with DOCKER_BUILDKIT=BUILDKIT (0: the classic builder) and the
+# mirror arguments added after "docker build".
+readme_build() {
+	local words
+	read -r -a words <<<"${2#docker build }"
+	(cd "$context" && DOCKER_BUILDKIT=$1 docker build --force-rm "${mirror_args[@]}" "${words[@]}")
+}
+# readme_run LINE EXTRA...: a README docker run line with EXTRA inserted after
+# "docker run" and the host port 8080 moved to a free loopback port.
+readme_run() {
+	local line=$1
+	shift
+	line=${line//-p 8080:8080/-p 127.0.0.1::8080}
+	local words
+	# $PWD in the README's volume paths means the folder it is run from.
+	read -r -a words <<<"${line#docker run }"
+	docker run --label "$label" "$@" "${words[@]//\$PWD/$PWD}"
+}
+for want in cpu_line:'^docker build -t img2vid \.$' serve_line:'^docker run -p 8080:8080 img2vid$' \
+	convert_line:'^docker run -v .*img2vid convert ' gpu_line:'^docker build --target gpu '; do
+	line=$(readme_line "${want#*:}") || die "README.md's container section has no line matching ${want#*:}"
+	printf -v "${want%%:*}" '%s' "$line"
+done
+gpu_line=${gpu_line/ORT_GPU_SHA256=.../ORT_GPU_SHA256=$gpu_sha}
 
 # ---------------------------------------------------------------------------
 # Helpers for the checks.
@@ -228,12 +271,12 @@ wait_job() { # wait_job URL ID SECONDS: waits for done
 	log "job $2 still $status after $3 s"
 	return 1
 }
-probe_video() { # probe_video FILE FRAMES: h264, yuv420p, 1920x1080, FRAMES frames
+probe_video() { # probe_video FILE FRAMES: h264, yuv420p, the frames' size, FRAMES frames
 	local got
 	got=$(ffprobe -v error -count_frames -select_streams v:0 \
 		-show_entries stream=codec_name,pix_fmt,width,height,nb_read_frames -of csv=p=0 "$1" 2>&1)
 	log "ffprobe $(basename "$1"): $got"
-	[ "$got" = "h264,1920,1080,yuv420p,$2" ]
+	[ "$got" = "h264,$width,$height,yuv420p,$2" ]
 }
 frame_list() { find "$frames" -maxdepth 1 -type f -name '*.jpg' | sort | head -n "${1:-1000}"; }
 nframes=$(frame_list | wc -l)
@@ -244,14 +287,31 @@ check "compose.yaml is valid (docker-compose config, with and without the gpu pr
 	sh -c 'docker-compose -f compose.yaml config -q && docker-compose -f compose.yaml --profile gpu config -q'
 dockerfile_ort=$(sed -n 's/^ARG ORT_VERSION=//p' Dockerfile | sort -u)
 check "Dockerfile pins ORT_VERSION=$dockerfile_ort as scripts/versions.env ($ORT_VERSION)" [ "$dockerfile_ort" = "$ORT_VERSION" ]
-log "building $cpu_tag (target cpu)"
-start=$SECONDS
-if docker build "${build_args[@]}" --target cpu -t "$cpu_tag" "$context" >"$tmp/build-cpu.log" 2>&1; then
-	pass "build CPU image ($((SECONDS - start)) s)"
-else
-	tail -40 "$tmp/build-cpu.log"
-	die "build CPU image"
-fi
+# The README's plain build line, under each builder. BuildKit builds only the
+# stages the CPU image needs; the classic builder builds every stage, passing
+# through the GPU ones, which must then fetch and need nothing. Their layer
+# caches are separate, so each compiles ffmpeg once on a fresh machine. The
+# classic builder goes last: the checks below run on its image, as Debian's
+# engine builds it by default.
+for builder in 1 0; do
+	name=$([ "$builder" = 1 ] && echo BuildKit || echo "classic builder")
+	log "$cpu_line ($name)"
+	start=$SECONDS
+	if readme_build "$builder" "$cpu_line" >"$tmp/build-cpu-$builder.log" 2>&1; then
+		pass "$name: '$cpu_line' ($((SECONDS - start)) s)"
+	else
+		tail -40 "$tmp/build-cpu-$builder.log"
+		die "$name: '$cpu_line'"
+	fi
+	title=$(docker image inspect -f '{{index .Config.Labels "org.opencontainers.image.title"}}' "$cpu_tag")
+	if [ "$title" = img2vid ] && docker run --rm --label "$label" "$cpu_tag" version >/dev/null; then
+		pass "$name: the plain build is the CPU image and runs"
+	else
+		fail "$name: the plain build is the CPU image (title '$title') and runs"
+	fi
+done
+check "classic builder: the plain build fetched no GPU release" \
+	sh -c '! grep -q "onnxruntime-linux-x64-gpu" "$1"' _ "$tmp/http.log"
 size=$(docker image inspect -f '{{.Size}}' "$cpu_tag")
 base=$(docker image inspect -f '{{.Size}}' debian:bookworm-slim)
 growth=$(((size - base) / 1000000))
@@ -261,12 +321,13 @@ check "CPU image grows the base by $growth MB (<= 175)" [ "$growth" -le 175 ]
 # ---------------------------------------------------------------------------
 # 2. Serve: healthy, upload the frames, download and probe the video.
 serve=img2vid-test-serve
-run_bg "$serve" "$cpu_tag" || die "docker run $cpu_tag"
+docker rm -f -v "$serve" >/dev/null 2>&1
+readme_run "$serve_line" -d --name "$serve" --health-interval=1s >/dev/null || die "$serve_line"
 if wait_healthy "$serve" 90; then pass "serve: HEALTHCHECK reports healthy"; else fail "serve: HEALTHCHECK reports healthy"; fi
 url=$(host_url "$serve")
 id=$(frame_list | upload "$url")
 if [ -n "$id" ] && wait_job "$url" "$id" 300 && curl -fsS -o "$tmp/api.mp4" "$url/api/jobs/$id/video" && probe_video "$tmp/api.mp4" "$nframes"; then
-	pass "serve: $nframes uploaded frames -> H.264 yuv420p 1920x1080 video of $nframes frames"
+	pass "serve ('$serve_line'): $nframes uploaded frames -> H.264 yuv420p ${width}x$height video of $nframes frames"
 else
 	fail "serve: upload, convert, download and probe"
 fi
@@ -311,14 +372,12 @@ check "serve: docker stop with a job running ends it in $took_ms ms (< 10000) wi
 
 # ---------------------------------------------------------------------------
 # 3. Convert mode with two volumes, as in the README.
-mkdir -p "$tmp/out"
-chown 10001:10001 "$tmp/out" # the image's fixed uid must be able to write there
-if docker run --rm --label "$label" -v "$shared/data:/input:ro" -v "$tmp/out:/output" "$cpu_tag" convert aquarium aquarium.mp4 >"$tmp/convert.log" 2>&1 &&
-	probe_video "$tmp/out/aquarium.mp4" "$nframes"; then
-	pass "convert: -v data:/input -v out:/output convert aquarium aquarium.mp4 -> out/aquarium.mp4 ($nframes frames)"
+if (cd "$readme_dir" && readme_run "$convert_line" --rm) >"$tmp/convert.log" 2>&1 &&
+	probe_video "$readme_dir/out/aquarium.mp4" "$nframes"; then
+	pass "convert: '$convert_line' -> out/aquarium.mp4 ($nframes frames)"
 else
 	tail -20 "$tmp/convert.log"
-	fail "convert: two volumes, file on the host"
+	fail "convert: '$convert_line'"
 fi
 mode=$(stat -c %a "$tmp/out/aquarium.mp4" 2>/dev/null)
 if [ "$mode" = 644 ]; then
@@ -350,16 +409,23 @@ docker rm -f -v "$ro" >/dev/null
 # ---------------------------------------------------------------------------
 # 5. The GPU target, without a GPU.
 log "building $gpu_tag against img2vid-standin/cuda-no-cudnn (must fail)"
-if docker build "${build_args[@]}" --build-arg CUDA_IMAGE=img2vid-standin/cuda-no-cudnn --target gpu -t img2vid:gpu-broken "$context" >"$tmp/build-broken.log" 2>&1; then
+if readme_build 0 "${gpu_line/ -t / --build-arg CUDA_IMAGE=img2vid-standin/cuda-no-cudnn -t img2vid:gpu-broken }" >"$tmp/build-broken.log" 2>&1; then
 	fail "gpu: the ldd check fails a build whose base lacks libcudnn.so.9"
 	docker rmi img2vid:gpu-broken >/dev/null 2>&1
 else
 	check "gpu: the ldd check fails a build whose base lacks libcudnn.so.9" grep -q 'libcudnn.so.9 => not found' "$tmp/build-broken.log"
 fi
-log "building $gpu_tag (target gpu, base $cuda_image)"
+# Without the checksum there is no GPU build: BuildKit stops and says why.
+if readme_build 1 "docker build --target gpu -t img2vid:gpu-nosum ." >"$tmp/build-nosum.log" 2>&1; then
+	fail "gpu: BuildKit refuses --target gpu without ORT_GPU_SHA256"
+	docker rmi img2vid:gpu-nosum >/dev/null 2>&1
+else
+	check "gpu: BuildKit refuses --target gpu without ORT_GPU_SHA256, saying so" grep -q 'built without ORT_GPU_SHA256' "$tmp/build-nosum.log"
+fi
+log "$gpu_line (classic builder, base $cuda_image)"
 start=$SECONDS
-if docker build "${build_args[@]}" --target gpu -t "$gpu_tag" "$context" >"$tmp/build-gpu.log" 2>&1; then
-	pass "gpu: build GPU image ($((SECONDS - start)) s)"
+if readme_build 0 "$gpu_line" >"$tmp/build-gpu.log" 2>&1; then
+	pass "gpu: '${gpu_line/$gpu_sha/<stand-in sha256>}' ($((SECONDS - start)) s)"
 	gpu=img2vid-test-gpu
 	run_bg "$gpu" "$gpu_tag" || die "docker run $gpu_tag"
 	if wait_healthy "$gpu" 60; then
