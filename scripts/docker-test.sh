@@ -409,7 +409,7 @@ docker rm -f -v "$ro" >/dev/null
 # ---------------------------------------------------------------------------
 # 5. The GPU target, without a GPU.
 log "building $gpu_tag against img2vid-standin/cuda-no-cudnn (must fail)"
-if readme_build 0 "${gpu_line/ -t / --build-arg CUDA_IMAGE=img2vid-standin/cuda-no-cudnn -t img2vid:gpu-broken }" >"$tmp/build-broken.log" 2>&1; then
+if readme_build 0 "${gpu_line/ -t $gpu_tag / --build-arg CUDA_IMAGE=img2vid-standin/cuda-no-cudnn -t img2vid:gpu-broken }" >"$tmp/build-broken.log" 2>&1; then
 	fail "gpu: the ldd check fails a build whose base lacks libcudnn.so.9"
 	docker rmi img2vid:gpu-broken >/dev/null 2>&1
 else
