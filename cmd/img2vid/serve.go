@@ -122,17 +122,22 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		"workers", c.Workers, "queue", c.QueueSize, "job_ttl", c.JobTTL, "work_dir", c.WorkDir,
 		"token", c.APIToken != "", "limits", limitsText(lim), "upload_idle", c.UploadIdle, "download_idle", c.DownloadIdle,
 		"allowed_origins", c.AllowedOrigins, "allowed_hosts", servedHosts(c.ServerName, c.AllowedHosts), "trusted_proxies", c.TrustedProxies)
-	// Clients see a model's reason without the folders in it; the log
-	// keeps the whole of it.
-	for _, m := range rt.ListModels() {
-		if !m.Available {
-			log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
-		}
-	}
-	fmt.Fprintf(stderr, "img2vid is running at http://%s/\n", displayAddr(ln.Addr()))
-
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
+	fmt.Fprintf(stderr, "img2vid is running at http://%s/\n", displayAddr(ln.Addr()))
+	// Clients see a model's reason without the folders in it; the log
+	// keeps the whole of it. Checking every model loads it, which can take
+	// long while jobs already run, so it happens after the server answers.
+	listed := make(chan struct{})
+	defer func() { <-listed }() // before rt closes
+	go func() {
+		defer close(listed)
+		for _, m := range rt.ListModels() {
+			if !m.Available {
+				log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
+			}
+		}
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
