@@ -20,6 +20,7 @@ const (
 	LimitDuration      = "max_duration"
 	LimitJobTimeout    = "job_timeout"
 	LimitDiskMB        = "max_disk_mb"
+	LimitMemoryMB      = "max_memory_mb"
 	LimitJobsPerClient = "max_jobs_per_client"
 )
 
@@ -36,6 +37,7 @@ type Limits struct {
 	Duration      time.Duration // max_duration: length of one video
 	JobTimeout    time.Duration // job_timeout: how long one job may run
 	DiskMB        int64         // max_disk_mb: all job folders together, the videos being written included (server)
+	MemoryMB      int64         // max_memory_mb: one job's planned peak memory, the process and its ffmpeg together
 	JobsPerClient int           // max_jobs_per_client: jobs queued or running per client address, and uploads in progress (server)
 }
 
@@ -51,6 +53,7 @@ func DefaultLimits() Limits {
 		Duration:      30 * time.Minute,
 		JobTimeout:    30 * time.Minute,
 		DiskMB:        8192,
+		MemoryMB:      4096,
 		JobsPerClient: 4,
 	}
 }
@@ -86,6 +89,7 @@ var LimitTable = []LimitSpec{
 	{LimitDuration, false, "longest video", func(l *Limits) any { return &l.Duration }},
 	{LimitJobTimeout, false, "longest a job may run", func(l *Limits) any { return &l.JobTimeout }},
 	{LimitDiskMB, true, "most disk all jobs together may use, the videos being written included, MiB", func(l *Limits) any { return &l.DiskMB }},
+	{LimitMemoryMB, false, "most memory one job may need at its peak, its ffmpeg included, MiB (estimated from the headers before it starts)", func(l *Limits) any { return &l.MemoryMB }},
 	{LimitJobsPerClient, true, "most jobs one client address may have queued or running, and uploads in progress; beyond it 429", func(l *Limits) any { return &l.JobsPerClient }},
 }
 
@@ -153,6 +157,9 @@ func (l Limits) UploadBytes() int64 { return l.UploadMB << 20 }
 
 // FileBytes is FileMB in bytes; 0 when there is no limit.
 func (l Limits) FileBytes() int64 { return l.FileMB << 20 }
+
+// MemoryBytes is MemoryMB in bytes; 0 when there is no limit.
+func (l Limits) MemoryBytes() int64 { return l.MemoryMB << 20 }
 
 // DiskBytes is DiskMB in bytes; 0 when there is no limit.
 func (l Limits) DiskBytes() int64 { return l.DiskMB << 20 }

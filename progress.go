@@ -20,6 +20,8 @@ type Progress struct {
 	// left (0 when unknown).
 	ElapsedMS int64 `json:"elapsed_ms"`
 	ETAMS     int64 `json:"eta_ms"`
+	// Bytes is the size of the video written so far.
+	Bytes int64 `json:"bytes"`
 }
 
 // Result describes a finished video.

@@ -122,3 +122,11 @@ func lower(c byte) byte {
 	}
 	return c
 }
+
+// formatExtensions maps the format a header names to the extension a file
+// of it is stored under.
+var formatExtensions = map[string]string{"jpeg": ".jpg", "png": ".png", "gif": ".gif", "bmp": ".bmp", "tiff": ".tif", "webp": ".webp"}
+
+// FormatExtension is the extension, one of Extensions, for a file whose
+// header says format ("jpeg", "png", ...); "" for a format not read here.
+func FormatExtension(format string) string { return formatExtensions[format] }

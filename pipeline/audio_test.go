@@ -24,7 +24,7 @@ func TestHoldFramesAndFadeOut(t *testing.T) {
 		seconds, fps float64
 		frames, want int
 	}{{2.5, 4, 10, 0}, {4, 4, 10, 6}, {4.01, 4, 10, 7}, {1, 4, 10, -6}, {3.3, 30, 0, 99}} {
-		if got := pipeline.HoldFrames(tc.seconds, tc.fps, tc.frames); got != tc.want {
+		if got := img2vid.HoldFrames(tc.seconds, tc.fps, tc.frames); got != tc.want {
 			t.Errorf("HoldFrames(%v s, %v fps, %d) = %d, want %d", tc.seconds, tc.fps, tc.frames, got, tc.want)
 		}
 	}

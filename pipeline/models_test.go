@@ -117,7 +117,7 @@ func TestFramePixelsAreBounded(t *testing.T) {
 		text string
 	}{
 		{"size", big, "video frames of 8192x8192 are too large (set a smaller size); the limit is max_pixels=1000"},
-		{"model output", up, "f00.png: fake would make it 64x64; the limit is max_pixels=1000"},
+		{"model output", up, "f00.png: x4 would make it 64x64; the limit is max_pixels=1000"},
 	} {
 		_, err := p.Convert(context.Background(), inputs, filepath.Join(t.TempDir(), "v.mp4"), tc.opts, nil)
 		if img2vid.ErrorCode(err) != img2vid.ETOOLARGE || !strings.Contains(err.Error(), tc.text) {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -57,49 +56,101 @@ func FormatFor(output string) string {
 
 // Convert encodes the images at inputs, in the order given, into output,
 // calling progress (which may be nil) as frames reach the encoder. output
-// appears only when the whole video is written.
+// appears only when the whole video is written. It is Plan, then Run.
 func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options, progress func(img2vid.Progress)) (img2vid.Result, error) {
+	if opts.Format == "" {
+		opts.Format = FormatFor(output)
+	}
+	plan, err := p.Plan(ctx, inputs, opts)
+	if err != nil {
+		return img2vid.Result{}, err
+	}
+	return p.Run(ctx, plan, inputs, output, 0, progress)
+}
+
+// Plan reads the headers of the images at inputs (no pixel is decoded),
+// the soundtrack's length and the models the options name, and makes the
+// job's plan, or names the first limit it breaks.
+func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Options) (img2vid.Plan, error) {
+	job := img2vid.Job{Options: opts, Limits: p.Limits, Images: make([]img2vid.Image, len(inputs))}
+	for i, in := range inputs {
+		h, err := ingest.ReadHeader(in, p.Limits.Pixels)
+		if err != nil {
+			return img2vid.Plan{}, err
+		}
+		job.Images[i] = h.Image(filepath.Base(in), fileSize(in))
+	}
+	if opts.Audio != "" {
+		var err error
+		if job.AudioSeconds, err = p.ProbeAudio(ctx, opts.Audio, fmt.Sprintf("soundtrack %q", filepath.Base(opts.Audio))); err != nil {
+			return img2vid.Plan{}, err
+		}
+	}
+	// The models are loaded here, so a missing runtime or a broken model
+	// is said as such; the plan needs their kind, scale and labels.
+	if opts.FrameModel != "" {
+		m, err := p.models().FrameModel(opts.FrameModel)
+		if err != nil {
+			return img2vid.Plan{}, err
+		}
+		scale, _ := m.OutputSize(1, 1)
+		job.Models = append(job.Models, img2vid.ModelInfo{Name: opts.FrameModel, Kind: img2vid.KindFrame, Scale: scale, Available: true})
+	}
+	if opts.Interpolate > 1 || opts.Resamples() {
+		if _, err := p.models().Interpolator(opts.InterpModel); err != nil {
+			return img2vid.Plan{}, err
+		}
+		job.Models = append(job.Models, img2vid.ModelInfo{Name: opts.InterpModel, Kind: img2vid.KindInterpolate, Available: true})
+	}
+	if opts.DetectModel != "" {
+		d, err := p.models().Detector(opts.DetectModel)
+		if err != nil {
+			return img2vid.Plan{}, err
+		}
+		job.Models = append(job.Models, img2vid.ModelInfo{Name: opts.DetectModel, Kind: img2vid.KindDetect, Labels: d.Labels(), Available: true})
+	}
+	return img2vid.MakePlan(job)
+}
+
+// fileSize is the size of the file at path, 0 when it cannot be read (the
+// header was just read from it; the read-ahead only needs an estimate).
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Run encodes the images at inputs into output as plan says, calling
+// progress (which may be nil) as frames reach the encoder. maxBytes, when
+// above 0, is the most the video may take on disk: ffmpeg stops there and
+// the job fails naming max_disk_mb. output appears only when the whole
+// video is written.
+func (p *Pipeline) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64, progress func(img2vid.Progress)) (img2vid.Result, error) {
 	start := time.Now()
-	res, err := p.convert(ctx, start, inputs, output, opts, progress, true)
+	if len(inputs) != plan.Inputs {
+		return img2vid.Result{}, fmt.Errorf("the plan is for %d images, the job has %d", plan.Inputs, len(inputs))
+	}
+	res, err := p.run(ctx, start, plan, inputs, output, maxBytes, progress, plan.PassThrough)
 	var refused *passThroughError
 	if errors.As(err, &refused) {
 		// ffmpeg refused files that this package's decoder reads (and
 		// checks, as libjpeg does), or one proved not plain only as it was
 		// sent: decode them here instead.
 		p.logger().Warn("JPEGs given to ffmpeg whole need decoding here; starting again", "reason", refused.err)
-		return p.convert(ctx, start, inputs, output, opts, progress, false)
+		return p.run(ctx, start, plan, inputs, output, maxBytes, progress, false)
 	}
 	return res, err
 }
 
-// convert is Convert, passing plain JPEGs to ffmpeg whole only when
-// passThroughOK is set.
-func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string, output string, opts img2vid.Options,
-	progress func(img2vid.Progress), passThroughOK bool) (img2vid.Result, error) {
+// run is Run, passing the files to ffmpeg whole when passThrough is set.
+func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
+	progress func(img2vid.Progress), passThrough bool) (img2vid.Result, error) {
 	log := p.logger()
-	if opts.Format == "" {
-		opts.Format = FormatFor(output)
-	}
-	if err := opts.Validate(); err != nil {
-		return img2vid.Result{}, err
-	}
-	if len(inputs) == 0 {
-		return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "no input images")
-	}
+	opts := plan.Options
 	lim := p.Limits
 	maxPixels := lim.Pixels
-
-	// Every header first: a file that is not an image, or too large, stops
-	// the job before ffmpeg starts.
-	headers := make([]ingest.Header, len(inputs))
-	for i, in := range inputs {
-		h, err := ingest.ReadHeader(in, maxPixels)
-		if err != nil {
-			return img2vid.Result{}, err
-		}
-		headers[i] = h
-	}
-
 	var fm img2vid.FrameModel
 	var interp img2vid.Interpolator
 	if opts.FrameModel != "" {
@@ -120,52 +171,20 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 	if err != nil {
 		return img2vid.Result{}, err
 	}
+	cv := ingest.Canvas{Width: plan.FitWidth, Height: plan.FitHeight, Fit: opts.Fit}
+	fw, fh := plan.Width, plan.Height
 
-	cv := ingest.Canvas{Width: opts.Width, Height: opts.Height, Fit: opts.Fit}
-	sizedBy := "" // the file whose size the video takes, to name in a refusal
-	if cv.Width == 0 {
-		cv.Width, cv.Height = headers[0].Width, headers[0].Height
-		if fm != nil {
-			cv.Width, cv.Height = fm.OutputSize(cv.Width, cv.Height)
-		}
-		sizedBy = filepath.Base(inputs[0]) + ": "
-	}
-	if w, h := cv.Size(); w > img2vid.MaxSide || h > img2vid.MaxSide {
-		return img2vid.Result{}, img2vid.Errorf(img2vid.ETOOLARGE, "%svideo size %dx%d is above the limit of %dx%d; set a smaller size",
-			sizedBy, w, h, img2vid.MaxSide, img2vid.MaxSide)
-	}
-	fw, fh := cv.Size()
-	// The frames and what a model makes of an image are bounded like the
-	// images: a small request must not make huge frames.
-	if img2vid.Over(int64(fw)*int64(fh), maxPixels) {
-		return img2vid.Result{}, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, fw, fh)
-	}
-	for i, h := range headers {
-		if fm == nil {
-			break
-		}
-		if w, h := fm.OutputSize(h.Width, h.Height); img2vid.Over(int64(w)*int64(h), maxPixels) {
-			return img2vid.Result{}, lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "%s: %s would make it %dx%d",
-				filepath.Base(inputs[i]), fm.Name(), w, h)
-		}
-	}
-
-	spec := video.Spec{Input: video.InputRaw, Width: fw, Height: fh, FPS: opts.OutputFPS(),
-		Format: opts.Format, Quality: opts.Quality, Preset: opts.Preset, Output: output}
-	passThrough := passThroughOK && fm == nil && interp == nil && det == nil && canPassThrough(headers, fw, fh)
+	spec := video.Spec{Input: video.InputRaw, Width: fw, Height: fh, FPS: plan.FPS,
+		Format: opts.Format, Quality: opts.Quality, Preset: opts.Preset, Output: output, MaxBytes: maxBytes}
 	if passThrough {
 		spec.Input = video.InputJPEG
 	}
 
 	ffmpegPath := p.ffmpeg()
-	var audioLen float64
+	audioLen := plan.AudioSeconds
 	if opts.Audio != "" {
 		// The pictures go to a file of their own first; the soundtrack is
 		// added once their exact length is known.
-		var err error
-		if audioLen, err = p.ProbeAudio(ctx, opts.Audio, fmt.Sprintf("soundtrack %q", filepath.Base(opts.Audio))); err != nil {
-			return img2vid.Result{}, err
-		}
 		silent, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*.silent")
 		if err != nil {
 			return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "cannot write output %s: %w", output, err)
@@ -195,15 +214,16 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		res.InterpModel = interp.Name()
 	}
 	perInput := max(opts.Interpolate, 1)
-	total := opts.OutputFrames(len(inputs))
-	// With audio_fit=extend the last image is held until the sound ends.
+	total := plan.Frames
+	// With audio_fit=extend the last image is held until the sound ends;
+	// the plan counted those frames with every image kept, and duplicates
+	// dropped since make the hold longer.
 	hold := func(frames int) int {
 		if opts.AudioFit != img2vid.AudioExtend || audioLen == 0 {
 			return 0
 		}
-		return max(HoldFrames(audioLen, spec.FPS, frames), 0)
+		return max(img2vid.HoldFrames(audioLen, spec.FPS, frames), 0)
 	}
-	total += hold(total)
 	report := func(stage string) {
 		if progress == nil {
 			return
@@ -214,14 +234,12 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		if done > 0 && done < total {
 			eta = el * time.Duration(total-done) / time.Duration(done)
 		}
-		progress(img2vid.Progress{Stage: stage, Done: done, Total: total, ElapsedMS: el.Milliseconds(), ETAMS: eta.Milliseconds()})
+		progress(img2vid.Progress{Stage: stage, Done: done, Total: total, ElapsedMS: el.Milliseconds(), ETAMS: eta.Milliseconds(),
+			Bytes: enc.Written()})
 	}
 	report(img2vid.StageDecode)
 
-	workers := p.Workers
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
+	workers, window := readAhead(plan.Memory, p.Workers)
 	load := func(ctx context.Context, i int) (frame, error) {
 		if passThrough {
 			data, err := os.ReadFile(inputs[i])
@@ -259,7 +277,7 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		return f, nil
 	}
 
-	slots, wait := ordered(ctx, len(inputs), workers, 2*workers+1, load)
+	slots, wait := ordered(ctx, len(inputs), workers, window, load)
 	err = func() error {
 		var prev frame
 		havePrev := false
@@ -350,6 +368,9 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		if passThrough && stopped == nil && !errors.As(err, &notPlain) && img2vid.ErrorCode(err) == img2vid.EINTERNAL {
 			err = blameFile(inputs[:min(enc.Frames()+1, len(inputs))], maxPixels, err)
 		}
+		if errors.Is(err, video.ErrMaxBytes) {
+			err = lim.Refuse(img2vid.EBUSY, img2vid.LimitDiskMB, "the video grew past the disk space left for jobs (%d bytes) while it was written", maxBytes)
+		}
 		if stopped != nil {
 			// Whatever broke after a cancel (ffmpeg killed, a model
 			// interrupted) is a consequence; the cancel is the cause.
@@ -357,7 +378,7 @@ func (p *Pipeline) convert(ctx context.Context, start time.Time, inputs []string
 		}
 		return img2vid.Result{}, err
 	}
-	res.Frames = enc.Frames()
+	res.Frames = enc.Encoded() // what the video holds; Close checked it against what was sent
 	if det != nil {
 		res.Detections = out.log.Summary(det.Name())
 	}
@@ -388,19 +409,20 @@ func (p *Pipeline) between(ctx context.Context, out *frameWriter, interp img2vid
 		}
 		return nil
 	}
-	ts := make([]float32, n-1)
-	for k := range ts {
-		ts[k] = float32(k+1) / float32(n)
-	}
-	mids, err := interp.Interpolate(ctx, a, b, ts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", interp.Name(), err)
-	}
-	for k, m := range mids {
-		// The objects where they are at this frame's time; drawn after
-		// interpolation, so the interpolator never sees a box.
-		if err := out.frame(m, annotate.Between(fa.dets, fb.dets, float64(ts[k])), true); err != nil {
-			return err
+	// One in-between frame at a time, straight to the encoder: a pair's
+	// frames are never all held at once, whatever the factor.
+	for k := 1; k < n; k++ {
+		t := float32(k) / float32(n)
+		mids, err := interp.Interpolate(ctx, a, b, []float32{t})
+		if err != nil {
+			return fmt.Errorf("%s: %w", interp.Name(), err)
+		}
+		for _, m := range mids {
+			// The objects where they are at this frame's time; drawn after
+			// interpolation, so the interpolator never sees a box.
+			if err := out.frame(m, annotate.Between(fa.dets, fb.dets, float64(t)), true); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -411,14 +433,6 @@ func (p *Pipeline) between(ctx context.Context, out *frameWriter, interp img2vid
 // audio.
 func (p *Pipeline) ProbeAudio(ctx context.Context, path, label string) (float64, error) {
 	return video.ProbeAudio(ctx, p.ffmpeg(), path, label)
-}
-
-// HoldFrames is how many frames at fps must follow the first frames for the
-// video to last at least seconds; 0 or less when it already does.
-func HoldFrames(seconds, fps float64, frames int) int {
-	// A hair of tolerance: 2.5 s at 4 fps is 10 frames, not 11 after
-	// float rounding.
-	return int(math.Ceil(seconds*fps-1e-6)) - frames
 }
 
 // FadeOut is the fade given to a soundtrack of audioLen seconds cut at a
@@ -518,18 +532,21 @@ func sameFrame(a, b frame) bool {
 	return a.img.Rect == b.img.Rect && bytes.Equal(a.img.Pix, b.img.Pix)
 }
 
-// canPassThrough reports whether ffmpeg can decode the files itself: every
-// image is a plain JPEG (one image, coded so that ffmpeg's decoder reads it
-// as ours does: see ingest.PlainJPEG), upright, of exactly the frame size.
-// Then no pixel of ours would change, and ffmpeg's decoder is the faster
-// one.
-func canPassThrough(headers []ingest.Header, w, h int) bool {
-	for _, hd := range headers {
-		if !hd.Plain || hd.Orientation != 1 || hd.Width != w || hd.Height != h {
-			return false
-		}
+// readAhead is how many images decode at once and how many may exist
+// ahead of the encoder, finished or not, so that together they stay
+// within the plan's read-ahead bytes: workers in flight at PerImage each,
+// the rest waiting at PerFrame. Never more workers than cores (or the
+// Workers setting), never fewer than one, and one waiting frame besides.
+func readAhead(m img2vid.Memory, setting int) (workers, window int) {
+	cores := setting
+	if cores <= 0 {
+		cores = runtime.GOMAXPROCS(0)
 	}
-	return true
+	budget := m.ReadAhead - max(m.PerFrame, 1)
+	workers = int(max(1, min(int64(cores), budget/max(m.PerImage, 1))))
+	waiting := (m.ReadAhead - int64(workers)*m.PerImage) / max(m.PerFrame, 1)
+	window = workers + int(max(1, min(int64(workers)+1, waiting)))
+	return workers, window
 }
 
 // blameFile finds which of the files ffmpeg was given whole it could not

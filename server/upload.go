@@ -5,12 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/gif" // decoders for reading image headers before a job starts
-	_ "image/jpeg"
-	_ "image/png"
 	"io"
-	"math"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -20,20 +15,14 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
-	_ "golang.org/x/image/webp"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/ingest"
 	"github.com/img2vid/img2vid/jobs"
 )
 
 // maxFieldBytes bounds one option field; no valid value comes close.
 const maxFieldBytes = 256
-
-// extensions maps the format image.DecodeConfig names to the extension the
-// stored file gets: the client's file name is never used on disk.
-var extensions = map[string]string{"jpeg": ".jpg", "png": ".png", "gif": ".gif", "bmp": ".bmp", "tiff": ".tif", "webp": ".webp"}
 
 // outputExtensions maps an output format to the video's file name.
 var outputExtensions = map[string]string{img2vid.FormatMP4: ".mp4", img2vid.FormatWebM: ".webm", img2vid.FormatGIF: ".gif"}
@@ -118,7 +107,9 @@ type job struct {
 	audioLen   float64
 	name       string // the download's name without extension, from the first file's
 	opts       img2vid.Options
-	bytes      int64 // bytes of the folder counted against Limits.DiskBytes
+	images     []img2vid.Image // what each input's header says
+	plan       img2vid.Plan    // what the job will make and cost, made before it is submitted
+	bytes      int64           // bytes of the folder counted against Limits.DiskBytes
 }
 
 // submit hands a received upload to the job system, checking again what
@@ -260,19 +251,22 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 	if err != nil {
 		return err
 	}
-	if opts.Audio = j.audio; opts.Audio != "" {
-		if err := opts.Validate(); err != nil { // what the soundtrack rules out (a GIF)
-			return err
+	opts.Audio = j.audio
+	opts.Format = cmp.Or(opts.Format, img2vid.FormatMP4)
+	// The whole job is planned, and checked against every limit, before it
+	// is queued: nothing that will be refused waits for a worker.
+	job := img2vid.Job{Images: j.images, Options: opts, Limits: s.cfg.Limits, AudioSeconds: j.audioLen}
+	if opts.NamesModels() && s.cfg.Catalog != nil {
+		// A model's reason may name server paths, which clients never see.
+		for _, m := range s.cfg.Catalog.ListModels() {
+			m.Reason = hidePaths(m.Reason)
+			job.Models = append(job.Models, m)
 		}
 	}
-	if err := s.checkModels(opts); err != nil {
+	if j.plan, err = img2vid.MakePlan(job); err != nil {
 		return err
 	}
-	if err := s.checkOutput(opts, len(j.inputs), j.audioLen); err != nil {
-		return err
-	}
-	j.opts = opts
-	j.opts.Format = cmp.Or(opts.Format, img2vid.FormatMP4)
+	j.opts = j.plan.Options
 	return nil
 }
 
@@ -293,17 +287,44 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 	if n == 1 {
 		j.name = downloadName(part.FileName())
 	}
-	format, err := checkImage(path, label, lim)
+	// The header is read, and checked against the limits, as soon as the
+	// file is stored: a bomb is refused before the rest of the upload is
+	// read, and nothing ever decodes it.
+	h, err := ingest.ReadHeader(path, 0)
 	if err != nil {
+		return relabel(err, filepath.Base(path), label)
+	}
+	im := h.Image(label, s.partBytes(path))
+	if err := lim.CheckImage(im); err != nil {
 		return err
 	}
-	final := strings.TrimSuffix(path, ".upload") + extensions[format]
+	final := strings.TrimSuffix(path, ".upload") + ingest.FormatExtension(h.Format)
 	if err := os.Rename(path, final); err != nil {
 		return fmt.Errorf("naming upload file: %w", err)
 	}
 	j.inputs = append(j.inputs, final)
 	j.labels = append(j.labels, label)
+	j.images = append(j.images, im)
 	return nil
+}
+
+// partBytes is the size of a stored upload file.
+func (s *Server) partBytes(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// relabel names a file by its label in a coded error about it, in place of
+// its stored name, which means nothing to the client.
+func relabel(err error, stored, label string) error {
+	var e *img2vid.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	return &img2vid.Error{Code: e.Code, Message: strings.ReplaceAll(e.Message, stored, label), Limit: e.Limit, Err: err}
 }
 
 // storePart writes one uploaded file to path, counting it against the job's
@@ -386,25 +407,6 @@ func downloadName(file string) string {
 	return strings.Trim(b.String(), "._")
 }
 
-// checkImage reads the image header at path and returns its format.
-func checkImage(path, label string, lim img2vid.Limits) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("reading upload file: %w", err)
-	}
-	defer f.Close()
-	cfg, format, err := image.DecodeConfig(f)
-	switch {
-	case err != nil:
-		return "", img2vid.Errorf(img2vid.EINVALID, "%s is not an image that can be read (jpeg, png, gif, bmp, tiff, webp)", label)
-	case cfg.Width <= 0 || cfg.Height <= 0:
-		return "", img2vid.Errorf(img2vid.EINVALID, "%s has no pixels (%dx%d)", label, cfg.Width, cfg.Height)
-	case img2vid.Over(int64(cfg.Width)*int64(cfg.Height), lim.Pixels):
-		return "", lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "%s is %dx%d", label, cfg.Width, cfg.Height)
-	}
-	return format, nil
-}
-
 // readField reads one option value, refusing values no option could have.
 func readField(part *multipart.Part) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
@@ -448,67 +450,4 @@ func diskFull(lim img2vid.Limits) error {
 func isOption(name string) bool {
 	_, ok := img2vid.OptionByName(name)
 	return ok
-}
-
-// checkModels refuses a job naming a model that is unknown, of the wrong
-// kind, or unavailable (with the catalogue's reason), before any work starts.
-func (s *Server) checkModels(o img2vid.Options) error {
-	want := map[string]string{}
-	if o.FrameModel != "" {
-		want[img2vid.KindFrame] = o.FrameModel
-	}
-	if o.Interpolate > 1 {
-		want[img2vid.KindInterpolate] = o.InterpModel
-	}
-	if o.DetectModel != "" {
-		want[img2vid.KindDetect] = o.DetectModel
-	}
-	var known []img2vid.ModelInfo
-	if s.cfg.Catalog != nil {
-		known = s.cfg.Catalog.ListModels()
-	}
-	for kind, name := range want {
-		field := map[string]string{img2vid.KindFrame: "frame_model", img2vid.KindInterpolate: "interp_model", img2vid.KindDetect: "detect_model"}[kind]
-		// By name alone: a model whose manifest is broken has no kind, and
-		// is unavailable, not unknown.
-		i := slices.IndexFunc(known, func(m img2vid.ModelInfo) bool { return m.Name == name })
-		switch {
-		case i < 0:
-			return img2vid.Errorf(img2vid.EINVALID, "%s %q is not a known %s model; GET /api/models lists them", field, truncate(name, 60), kind)
-		case !known[i].Available:
-			return img2vid.Errorf(img2vid.EUNAVAILABLE, "%s %q cannot be used: %s", field, name, hidePaths(known[i].Reason))
-		case known[i].Kind != kind:
-			return img2vid.Errorf(img2vid.EINVALID, "%s %q is a %s model, not a %s model; GET /api/models lists them", field, name, known[i].Kind, kind)
-		}
-		if kind == img2vid.KindDetect {
-			for _, c := range img2vid.ParseClasses(o.DetectClasses) {
-				if !slices.Contains(known[i].Labels, c) {
-					return img2vid.Errorf(img2vid.EINVALID, "detect_classes: %q is not a class of %s (it has %s)", truncate(c, 60), name, strings.Join(known[i].Labels, ", "))
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// checkOutput refuses a job whose video would be longer than the limits,
-// counting the frames interpolation adds between each pair of images and
-// those that hold the last image for a soundtrack with audio_fit=extend.
-func (s *Server) checkOutput(o img2vid.Options, images int, audioLen float64) error {
-	lim := s.cfg.Limits
-	if px := int64(o.Width) * int64(o.Height); img2vid.Over(px, lim.Pixels) {
-		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitPixels, "size %dx%d is too large", o.Width, o.Height)
-	}
-	frames := o.OutputFrames(images) // the pipeline holds the last image for its whole slot
-	if o.AudioFit == img2vid.AudioExtend {
-		frames = max(frames, int(math.Ceil(audioLen*o.OutputFPS())))
-	}
-	if img2vid.Over(frames, lim.Frames) {
-		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitFrames, "the video would have %d frames", frames)
-	}
-	// In seconds as a float: a tiny frame rate must not overflow a Duration.
-	if secs := float64(frames) / o.OutputFPS(); img2vid.Over(secs, lim.Duration.Seconds()) {
-		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitDuration, "the video would last %.0f s", secs)
-	}
-	return nil
 }

@@ -33,7 +33,20 @@ type Spec struct {
 	Quality int     // CRF-like 0 (best) to 51
 	Preset  string  // x264 preset
 	Output  string  // file written; the muxer comes from Format, not the name
+	// MaxBytes, when above 0, is the most the output may take: ffmpeg
+	// stops writing there (-fs), and the encoder reports ErrMaxBytes.
+	MaxBytes int64
 }
+
+// EncoderThreads caps the encoder's threads. x264 keeps frames in flight
+// per thread, so its memory would otherwise grow with the core count; four
+// threads keep most of the speed (a job's other stages use the rest).
+const EncoderThreads = 4
+
+// progressFD is the file descriptor ffmpeg writes its progress to (-progress
+// pipe:3), apart from stderr, so that the encoder learns how many frames
+// ffmpeg really encoded.
+const progressFD = 3
 
 // GIFFilter gives every frame its own generated palette, dithered, which
 // looks far better than ffmpeg's fixed default palette. One palette for the
@@ -71,6 +84,7 @@ func Args(s Spec) []string {
 		out["deadline"] = "good"
 		out["cpu-used"] = "5"
 		out["row-mt"] = "1"
+		out["threads"] = strconv.Itoa(EncoderThreads)
 	case img2vid.FormatGIF:
 		out["f"] = "gif"
 		out["vf"] = GIFFilter
@@ -80,6 +94,7 @@ func Args(s Spec) []string {
 		out["preset"] = s.Preset
 		out["crf"] = strconv.Itoa(s.Quality)
 		out["pix_fmt"] = "yuv420p"
+		out["threads"] = strconv.Itoa(EncoderThreads)
 		// The index at the front lets browsers start playing before the
 		// whole file has arrived.
 		out["movflags"] = "+faststart"
@@ -89,7 +104,10 @@ func Args(s Spec) []string {
 	if s.Format != img2vid.FormatGIF {
 		out["metadata"] = "comment=" + Mark
 	}
-	global := []string{"-hide_banner", "-nostats", "-loglevel", "error"}
+	if s.MaxBytes > 0 {
+		out["fs"] = strconv.FormatInt(s.MaxBytes, 10)
+	}
+	global := []string{"-hide_banner", "-nostats", "-loglevel", "error", "-progress", "pipe:" + strconv.Itoa(progressFD)}
 	if s.Input == InputJPEG {
 		global = append(global, "-xerror")
 	}

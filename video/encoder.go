@@ -1,6 +1,7 @@
 package video
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,7 +34,16 @@ type Encoder struct {
 	frames int
 	waited chan struct{}
 	err    error // ffmpeg's exit, set before waited closes
+	// encoded is the frame count ffmpeg last reported on its progress
+	// pipe; it is final once progressed closes.
+	encoded    atomic.Int64
+	written    atomic.Int64 // bytes of the output so far, as ffmpeg reports them
+	progressed chan struct{}
 }
+
+// ErrMaxBytes is the error of an encoder whose output reached
+// Spec.MaxBytes: ffmpeg stopped writing there.
+var ErrMaxBytes = errors.New("the video reached the most bytes it may take")
 
 // Start launches ffmpeg (the program at path ffmpegPath) for spec. Canceling
 // ctx kills ffmpeg; Close or Abort must be called either way.
@@ -44,7 +56,7 @@ func Start(ctx context.Context, ffmpegPath string, spec Spec, log *slog.Logger) 
 		return nil, img2vid.Errorf(img2vid.EINVALID, "cannot write output %s: %w", spec.Output, err)
 	}
 	tmp.Close()
-	e := &Encoder{spec: spec, tmp: tmp.Name(), stderr: newTail(4096), waited: make(chan struct{})}
+	e := &Encoder{spec: spec, tmp: tmp.Name(), stderr: newTail(4096), waited: make(chan struct{}), progressed: make(chan struct{})}
 	final := spec
 	final.Output = e.tmp
 	args := Args(final)
@@ -57,19 +69,48 @@ func Start(ctx context.Context, ffmpegPath string, spec Spec, log *slog.Logger) 
 		os.Remove(e.tmp)
 		return nil, fmt.Errorf("ffmpeg stdin: %w", err)
 	}
+	progress, progressW, err := os.Pipe()
+	if err != nil {
+		os.Remove(e.tmp)
+		return nil, fmt.Errorf("ffmpeg progress pipe: %w", err)
+	}
+	e.cmd.ExtraFiles = []*os.File{progressW} // fd 3: progressFD
 	log.Debug("starting ffmpeg", "path", ffmpegPath, "args", strings.Join(args, " "))
-	if err := e.cmd.Start(); err != nil {
+	err = e.cmd.Start()
+	progressW.Close() // ffmpeg holds its own copy
+	if err != nil {
+		progress.Close()
 		os.Remove(e.tmp)
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "ffmpeg not found at %q: install ffmpeg or set IMG2VID_FFMPEG", ffmpegPath)
 		}
 		return nil, fmt.Errorf("start ffmpeg: %w", err)
 	}
+	go e.readProgress(progress)
 	go func() {
 		e.err = e.cmd.Wait()
 		close(e.waited)
 	}()
 	return e, nil
+}
+
+// readProgress keeps the last frame count and output size ffmpeg reports,
+// until it closes the pipe.
+func (e *Encoder) readProgress(r *os.File) {
+	defer close(e.progressed)
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		key, v, _ := strings.Cut(sc.Text(), "=")
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch {
+		case err != nil:
+		case key == "frame":
+			e.encoded.Store(n)
+		case key == "total_size":
+			e.written.Store(n)
+		}
+	}
 }
 
 // WriteFrame sends one frame; it must be Spec.Width x Spec.Height. Alpha is
@@ -109,12 +150,30 @@ func (e *Encoder) write(p []byte) error {
 // Frames is the number of frames written so far.
 func (e *Encoder) Frames() int { return e.frames }
 
-// Close ends the input, waits for ffmpeg and moves the file into place.
+// Encoded is the number of frames ffmpeg encoded: after Close, what the
+// video really holds.
+func (e *Encoder) Encoded() int { return int(e.encoded.Load()) }
+
+// Written is the size of the output so far, as ffmpeg last reported it.
+func (e *Encoder) Written() int64 { return e.written.Load() }
+
+// Close ends the input, waits for ffmpeg and moves the file into place. A
+// video that does not hold every frame written is not moved: ffmpeg
+// stopped at Spec.MaxBytes (ErrMaxBytes), or lost frames.
 func (e *Encoder) Close() error {
 	e.stdin.Close()
 	<-e.waited
+	<-e.progressed
 	if e.err != nil {
 		return e.failure()
+	}
+	if e.Encoded() != e.frames {
+		if err := e.maxBytes(); err != nil {
+			os.Remove(e.tmp)
+			return err
+		}
+		os.Remove(e.tmp)
+		return fmt.Errorf("ffmpeg encoded %d frames of the %d it was given: %s", e.Encoded(), e.frames, strings.TrimSpace(e.stderr.String()))
 	}
 	if e.spec.Format == img2vid.FormatGIF {
 		if err := markGIF(e.tmp); err != nil {
@@ -136,12 +195,31 @@ func (e *Encoder) Abort() {
 		e.cmd.Process.Signal(syscall.SIGKILL)
 	}
 	<-e.waited
+	<-e.progressed
 	os.Remove(e.tmp)
+}
+
+// maxBytes returns ErrMaxBytes when the output has come within a frame's
+// worth of Spec.MaxBytes, which is where ffmpeg stops writing.
+func (e *Encoder) maxBytes() error {
+	if e.spec.MaxBytes <= 0 {
+		return nil
+	}
+	fi, err := os.Stat(e.tmp)
+	if err == nil && fi.Size() >= e.spec.MaxBytes*9/10 {
+		return fmt.Errorf("%w (%d bytes)", ErrMaxBytes, e.spec.MaxBytes)
+	}
+	return nil
 }
 
 // failure removes the partial file and turns ffmpeg's exit into an error
 // that carries the end of what it printed.
 func (e *Encoder) failure() error {
+	<-e.progressed
+	if err := e.maxBytes(); err != nil {
+		os.Remove(e.tmp)
+		return err
+	}
 	os.Remove(e.tmp)
 	msg := strings.TrimSpace(e.stderr.String())
 	if msg == "" {

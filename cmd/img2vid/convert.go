@@ -108,7 +108,17 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		jobCtx, cancel = context.WithTimeout(ctx, lim.JobTimeout)
 	}
 	defer cancel()
-	res, err := p.Convert(jobCtx, inputs, output, o, show)
+	if o.Format == "" {
+		o.Format = pipeline.FormatFor(output)
+	}
+	// The plan checks every limit from the headers alone, before a pixel
+	// is decoded or ffmpeg starts.
+	plan, err := p.Plan(jobCtx, inputs, o)
+	if err != nil {
+		return err
+	}
+	log.Debug("plan", "plan", plan.String())
+	res, err := p.Run(jobCtx, plan, inputs, output, 0, show)
 	if err != nil && ctx.Err() == nil && errors.Is(jobCtx.Err(), context.DeadlineExceeded) {
 		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitJobTimeout, "the conversion ran past its time limit")
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Children lists, sorted, the processes this process started and has not
@@ -33,4 +34,63 @@ func Children(t testing.TB) []int {
 	}
 	slices.Sort(pids)
 	return pids
+}
+
+// TreeRSS samples the resident memory of the process pid and every
+// process below it (a server and its ffmpeg) every few milliseconds until
+// stop is called, which returns the largest sum seen, in bytes.
+func TreeRSS(pid int) (stop func() int64) {
+	done := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() {
+		var most int64
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			most = max(most, treeRSS(pid))
+			select {
+			case <-done:
+				peak <- most
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		return <-peak
+	}
+}
+
+// treeRSS is the summed VmRSS of pid and its descendants, in bytes.
+func treeRSS(pid int) int64 {
+	total := rssOf(pid)
+	files, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, s := range strings.Fields(string(b)) {
+			if child, err := strconv.Atoi(s); err == nil {
+				total += treeRSS(child)
+			}
+		}
+	}
+	return total
+}
+
+// rssOf is the VmRSS of one process in bytes, 0 once it is gone.
+func rssOf(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }

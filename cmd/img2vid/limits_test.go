@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"io/fs"
+	"math/rand/v2"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/img2vid/img2vid/internal/proctest"
+	"github.com/img2vid/img2vid/internal/testenv"
+	"github.com/img2vid/img2vid/internal/testimage"
+)
+
+// upload is one multipart form: files in order, then fields.
+type upload struct {
+	files  [][]byte
+	fields map[string]string
+}
+
+// apiJob is what the tests read of a job or an error.
+type apiJob struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Result *struct {
+		Frames   int     `json:"frames"`
+		Duration float64 `json:"duration_s"`
+	} `json:"result"`
+	Error *struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+		Limit string `json:"limit"`
+	} `json:"error"`
+	// The fields of an error response, when the POST is refused.
+	Message string `json:"error_message"`
+}
+
+// send posts u and returns the status and the decoded body (an error body
+// is read into Error).
+func send(t *testing.T, base string, u upload) (int, apiJob) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range u.fields {
+		mw.WriteField(k, v)
+	}
+	for i, f := range u.files {
+		w, _ := mw.CreateFormFile("files", fmt.Sprintf("f%03d.img", i))
+		w.Write(f)
+	}
+	mw.Close()
+	resp, err := http.Post(base+"/api/jobs", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var raw json.RawMessage
+	json.NewDecoder(resp.Body).Decode(&raw)
+	var j apiJob
+	if resp.StatusCode == http.StatusAccepted {
+		json.Unmarshal(raw, &j)
+	} else {
+		j.Error = &struct {
+			Error string `json:"error"`
+			Code  string `json:"code"`
+			Limit string `json:"limit"`
+		}{}
+		json.Unmarshal(raw, j.Error)
+	}
+	return resp.StatusCode, j
+}
+
+// finished polls the job until it ends.
+func finished(t *testing.T, base, id string, within time.Duration) apiJob {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/api/jobs/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j apiJob
+		json.NewDecoder(resp.Body).Decode(&j)
+		resp.Body.Close()
+		if j.Status == "done" || j.Status == "failed" || j.Status == "canceled" {
+			return j
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("job %s did not end within %s", id, within)
+	return apiJob{}
+}
+
+// noise is a w x h image of random pixels, which no encoder can shrink.
+func noise(w, h int, seed uint64) *image.NRGBA {
+	r := rand.New(rand.NewPCG(seed, 1))
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(r.Uint32())
+	}
+	for i := 3; i < len(img.Pix); i += 4 {
+		img.Pix[i] = 0xFF
+	}
+	return img
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// The cases that once got past the limits, each through the real server
+// (its process and its ffmpeg): refused before any work starts, or failed
+// naming the limit, with the memory of the server and its ffmpeg measured
+// and within the job's ceiling.
+func TestServeHoldsEveryLimit(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	const ceilingMB = 1536
+	work := t.TempDir()
+	cmd, base := startServe(t, "--max-memory-mb", fmt.Sprint(ceilingMB), "--max-disk-mb", "2", "--work-dir", work, "--log-level", "warn")
+	pid := cmd.Process.Pid
+
+	t.Run("fps too small to last", func(t *testing.T) {
+		status, j := send(t, base, upload{files: [][]byte{testimage.PNG(t, testimage.Quadrants(8, 8))}, fields: map[string]string{"fps": "1e-320"}})
+		if status != 400 || j.Error.Code != "invalid" || !strings.Contains(j.Error.Error, "fps must be between") {
+			t.Fatalf("got %d %+v, want 400 invalid", status, j.Error)
+		}
+	})
+
+	t.Run("interpolation over the memory ceiling", func(t *testing.T) {
+		big := testimage.PNGHeaderOnly(4096, 4096)
+		status, j := send(t, base, upload{files: [][]byte{big, big}, fields: map[string]string{"interpolate": "16", "interp_model": "blend"}})
+		if status != 413 || j.Error.Limit != "max_memory_mb" || !strings.Contains(j.Error.Error, fmt.Sprintf("max_memory_mb=%d", ceilingMB)) {
+			t.Fatalf("got %d %+v, want 413 naming max_memory_mb", status, j.Error)
+		}
+	})
+
+	t.Run("interpolation streams within the ceiling", func(t *testing.T) {
+		img := testimage.PNG(t, testimage.Quadrants(2048, 2048))
+		stop := proctest.TreeRSS(pid)
+		status, j := send(t, base, upload{files: [][]byte{img, img}, fields: map[string]string{"interpolate": "16", "interp_model": "blend", "fps": "1"}})
+		if status != http.StatusAccepted {
+			stop()
+			t.Fatalf("got %d %+v", status, j.Error)
+		}
+		j = finished(t, base, j.ID, 5*time.Minute)
+		peak := stop()
+		t.Logf("server + ffmpeg peak RSS %d MiB, ceiling %d MiB", peak>>20, ceilingMB)
+		if j.Status != "done" || j.Result.Frames != 32 {
+			t.Fatalf("job %+v, want done with 32 frames", j)
+		}
+		if peak <= 0 || peak > ceilingMB<<20 {
+			t.Errorf("peak RSS %d MiB, want within the ceiling of %d MiB", peak>>20, ceilingMB)
+		}
+	})
+
+	t.Run("concatenated JPEGs are one image", func(t *testing.T) {
+		one := testimage.JPEG(t, testimage.Solid(32, 32, color.NRGBA{200, 40, 40, 255}))
+		status, j := send(t, base, upload{files: [][]byte{bytes.Repeat(one, 300)}})
+		if status != http.StatusAccepted {
+			t.Fatalf("got %d %+v", status, j.Error)
+		}
+		if j = finished(t, base, j.ID, time.Minute); j.Status != "done" || j.Result.Frames != 1 || j.Result.Duration != 0.2 {
+			t.Fatalf("job %+v, want one frame of 0.2 s", j)
+		}
+	})
+
+	t.Run("the video being written counts against the disk budget", func(t *testing.T) {
+		a, b := testimage.PNG(t, noise(256, 256, 1)), testimage.PNG(t, noise(256, 256, 2))
+		var most int64
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				most = max(most, dirBytes(work))
+				select {
+				case <-stop:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+		status, j := send(t, base, upload{files: [][]byte{a, b, a, b}, fields: map[string]string{"interpolate": "16", "interp_model": "blend", "quality": "0", "scene_cut": "1"}})
+		if status != http.StatusAccepted {
+			close(stop)
+			t.Fatalf("got %d %+v", status, j.Error)
+		}
+		j = finished(t, base, j.ID, 2*time.Minute)
+		close(stop)
+		<-sampled
+		t.Logf("work folder peaked at %d KiB against a budget of 2048 KiB", most>>10)
+		if j.Status != "failed" || j.Error.Limit != "max_disk_mb" || !strings.Contains(j.Error.Error, "max_disk_mb=2") {
+			t.Fatalf("job %+v, want failed naming max_disk_mb", j.Error)
+		}
+		if most > 2<<20+512<<10 { // ffmpeg stops at the first packet past its share
+			t.Errorf("the work folder reached %d KiB, past the budget of 2048 KiB", most>>10)
+		}
+	})
+	if entries, _ := os.ReadDir(work); len(entries) > 4 {
+		t.Errorf("work folder holds %d job folders", len(entries))
+	}
+}

@@ -1,0 +1,94 @@
+package img2vid
+
+// Memory is a job's estimated peak memory, by where it goes. The figures
+// are bytes per pixel measured on the real pipeline (bench/memory keeps
+// them honest), rounded up; none depends on the machine's core count.
+type Memory struct {
+	// ReadAhead bounds the images decoded, run through the frame model and
+	// placed ahead of the encoder, in bytes: the pipeline starts another
+	// image only while the ones in flight fit. It is at least one image in
+	// flight and one waiting, so the job can always move.
+	ReadAhead int64
+	// PerImage is one image in flight: decoded, converted, through the
+	// frame model and placed on the canvas. PerFrame is one frame waiting
+	// for the encoder (for whole files, the largest file).
+	PerImage, PerFrame int64
+	// Held is the two frames the encoding loop holds outside the
+	// read-ahead: the one being written and the one before it.
+	Held int64
+	// Interpolation is the model's tensors and working memory, and the one
+	// in-between frame that exists at a time.
+	Interpolation int64
+	// Detection is a detect model's share: a frame to draw on and the
+	// model's input and working memory.
+	Detection int64
+	// Encoder is the frame buffer on our side of the pipe and the ffmpeg
+	// process (x264 holds its look-ahead; its threads are capped, so this
+	// does not grow with the core count).
+	Encoder int64
+	// Base is the process itself: the Go runtime, the inference library
+	// and loaded models.
+	Base int64
+	// Peak is the sum: what the job is refused for above max_memory_mb.
+	Peak int64
+}
+
+// Bytes per pixel of each kind of buffer, and fixed costs.
+const (
+	// An NRGBA image; a decoder's own buffer is at most as large again.
+	bytesNRGBA = 4
+	// A float32 RGB tensor.
+	bytesTensor = 12
+	// The flow model's working memory per frame pixel beyond its inputs
+	// and output (pyramids, warps, motion fields), measured.
+	bytesFlowWork = 40
+	// x264 with its look-ahead and up to video.EncoderThreads threads,
+	// measured at 1 to 16 megapixels (76 bytes at one thread, 106 at four).
+	bytesEncoder = 110
+	// ffmpeg's own fixed cost, and the process's.
+	encoderBase = 64 << 20
+	processBase = 160 << 20
+	// detectorBase is a detect model's input and working memory: its
+	// input is a fixed size (640x640 for YOLOX), whatever the frame's.
+	detectorBase = 128 << 20
+	// minReadAhead is the read-ahead every job may use, so that small
+	// frames decode on several cores at once.
+	minReadAhead = 256 << 20
+)
+
+// estimateMemory fills in a plan's memory.
+func estimateMemory(p Plan, images []Image) Memory {
+	var m Memory
+	fp := p.FramePixels
+	if p.PassThrough {
+		for _, im := range images {
+			m.PerFrame = max(m.PerFrame, im.Bytes)
+		}
+		m.PerImage = m.PerFrame
+	} else {
+		// Decoded, converted to NRGBA (a second buffer), through the frame
+		// model (its output and the float tensors of its tiles, folded
+		// into an output-sized float image), placed on the canvas.
+		m.PerImage = 2*bytesNRGBA*p.ImagePixels + bytesNRGBA*fp
+		if p.ModelPixels > 0 {
+			m.PerImage += (bytesNRGBA + bytesTensor) * p.ModelPixels
+		}
+		m.PerFrame = bytesNRGBA * fp
+	}
+	m.ReadAhead = max(minReadAhead, m.PerImage+m.PerFrame)
+	m.Held = 2 * bytesNRGBA * fp
+	if p.Options.Interpolate > 1 || p.Options.Resamples() {
+		// Both frames as tensors, the output tensor, the model's working
+		// memory, and one in-between frame.
+		m.Interpolation = 3*bytesTensor*fp + bytesFlowWork*fp + bytesNRGBA*fp
+	}
+	if p.Options.DetectModel != "" {
+		// A copy of each frame to draw on, and the detector's letterboxed
+		// input, which is far smaller than a frame.
+		m.Detection = bytesNRGBA*fp + detectorBase
+	}
+	m.Encoder = 3*fp + encoderBase + bytesEncoder*fp
+	m.Base = processBase
+	m.Peak = m.ReadAhead + m.Held + m.Interpolation + m.Detection + m.Encoder + m.Base
+	return m
+}

@@ -1,0 +1,243 @@
+package img2vid
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// Image is what a plan knows of one input image: what its header says.
+type Image struct {
+	Label  string // how the image is named to the user: a file name, "file 3 (\"a.jpg\")"
+	Width  int    // upright width, after EXIF orientation
+	Height int    // upright height, after EXIF orientation
+	// Whole is set when ffmpeg can take the file as it is: a plain JPEG,
+	// upright, in colour or gray. Such files skip decoding when nothing
+	// else would change their pixels.
+	Whole bool
+	// Bytes is the file's size; the read-ahead of whole files counts it.
+	Bytes int64
+}
+
+// Pixels is the image's width x height.
+func (im Image) Pixels() int64 { return int64(im.Width) * int64(im.Height) }
+
+// Job is everything a plan is made from: the inputs' headers, the options,
+// the limits and the models the job may name.
+type Job struct {
+	Images  []Image
+	Options Options
+	Limits  Limits
+	// Models lists the models by name; only those the options name are
+	// looked at. A named model missing here is unknown (EINVALID), one
+	// listed but not Available cannot be used (EUNAVAILABLE, with its
+	// reason).
+	Models []ModelInfo
+	// AudioSeconds is the soundtrack's length, 0 without one.
+	AudioSeconds float64
+}
+
+// Plan is what one job will make and what it will cost, worked out from
+// the headers before any pixel is decoded, and checked against every
+// limit once. The pipeline runs a plan; it derives nothing again.
+type Plan struct {
+	Options Options // validated, with Format set
+	Inputs  int     // images read
+	// FitWidth and FitHeight are the area every image is fitted into;
+	// Width and Height the encoded frame: the area with even sides.
+	FitWidth, FitHeight int
+	Width, Height       int
+	// ImagePixels is the largest decoded image, ModelPixels the largest
+	// frame-model output (0 without a frame model), FramePixels a frame.
+	ImagePixels, ModelPixels, FramePixels int64
+	// FrameScale is the frame model's output size over its input size; 0
+	// without a frame model.
+	FrameScale int
+	// PassThrough is set when every file goes to ffmpeg whole: no model,
+	// and every image a plain JPEG of exactly the frame size.
+	PassThrough bool
+	FPS         float64 // output frame rate
+	// Frames is how many frames the encoder gets when no image is dropped
+	// as a duplicate: images x interpolate, plus HoldFrames.
+	Frames int
+	// HoldFrames hold the last image until the soundtrack ends
+	// (audio_fit=extend).
+	HoldFrames   int
+	Duration     float64 // seconds, Frames / FPS
+	AudioSeconds float64
+	// Memory is the estimated peak memory of the job, the server's process
+	// and its ffmpeg together, with its read-ahead (see Memory).
+	Memory Memory
+}
+
+// MakePlan returns j's plan, or the first limit j breaks, naming it.
+func MakePlan(j Job) (Plan, error) {
+	o := j.Options
+	if o.Format == "" {
+		o.Format = FormatMP4
+	}
+	if err := o.Validate(); err != nil {
+		return Plan{}, err
+	}
+	lim := j.Limits
+	n := len(j.Images)
+	switch {
+	case n == 0:
+		return Plan{}, Errorf(EINVALID, "no input images")
+	case Over(n, lim.Files):
+		return Plan{}, lim.Refuse(ETOOLARGE, LimitFiles, "the job has %d images", n)
+	}
+	for _, im := range j.Images {
+		if err := lim.CheckImage(im); err != nil {
+			return Plan{}, err
+		}
+	}
+	p := Plan{Options: o, Inputs: n, FPS: o.OutputFPS(), AudioSeconds: j.AudioSeconds}
+	if o.FrameModel != "" {
+		m, err := findModel(j.Models, "frame_model", o.FrameModel, KindFrame)
+		if err != nil {
+			return Plan{}, err
+		}
+		p.FrameScale = max(m.Scale, 1)
+	}
+	if o.Interpolate > 1 || o.Resamples() {
+		if _, err := findModel(j.Models, "interp_model", o.InterpModel, KindInterpolate); err != nil {
+			return Plan{}, err
+		}
+	}
+	if o.DetectModel != "" {
+		m, err := findModel(j.Models, "detect_model", o.DetectModel, KindDetect)
+		if err != nil {
+			return Plan{}, err
+		}
+		for _, c := range ParseClasses(o.DetectClasses) {
+			if !slices.Contains(m.Labels, c) {
+				return Plan{}, Errorf(EINVALID, "detect_classes: %q is not a class of %s (it has %s)", truncate(c, 60), o.DetectModel, strings.Join(m.Labels, ", "))
+			}
+		}
+	}
+	scale := max(p.FrameScale, 1)
+	for _, im := range j.Images {
+		p.ImagePixels = max(p.ImagePixels, im.Pixels())
+		if p.FrameScale > 0 {
+			out := int64(im.Width*scale) * int64(im.Height*scale)
+			if Over(out, lim.Pixels) {
+				return Plan{}, lim.Refuse(ETOOLARGE, LimitPixels, "%s: %s would make it %dx%d", im.Label, o.FrameModel, im.Width*scale, im.Height*scale)
+			}
+			p.ModelPixels = max(p.ModelPixels, out)
+		}
+	}
+	p.FitWidth, p.FitHeight = o.Width, o.Height
+	sizedBy := "" // the file whose size the video takes, to name in a refusal
+	if p.FitWidth == 0 {
+		p.FitWidth, p.FitHeight = j.Images[0].Width*scale, j.Images[0].Height*scale
+		sizedBy = j.Images[0].Label + ": "
+	}
+	p.Width, p.Height = p.FitWidth+p.FitWidth%2, p.FitHeight+p.FitHeight%2
+	if p.Width > MaxSide || p.Height > MaxSide {
+		return Plan{}, Errorf(ETOOLARGE, "%svideo size %dx%d is above the limit of %dx%d; set a smaller size", sizedBy, p.Width, p.Height, MaxSide, MaxSide)
+	}
+	p.FramePixels = int64(p.Width) * int64(p.Height)
+	if Over(p.FramePixels, lim.Pixels) {
+		return Plan{}, lim.Refuse(ETOOLARGE, LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, p.Width, p.Height)
+	}
+	p.PassThrough = o.FrameModel == "" && o.Interpolate <= 1 && !o.Resamples() && o.DetectModel == ""
+	for _, im := range j.Images {
+		p.PassThrough = p.PassThrough && im.Whole && im.Width == p.Width && im.Height == p.Height
+	}
+
+	// The last image is held for its whole slot, so the video lasts as
+	// long as the images at their rate, whatever the interpolation.
+	p.Frames = o.OutputFrames(n)
+	if o.AudioFit == AudioExtend && j.AudioSeconds > 0 {
+		p.HoldFrames = max(HoldFrames(j.AudioSeconds, p.FPS, p.Frames), 0)
+		p.Frames += p.HoldFrames
+	}
+	if Over(p.Frames, lim.Frames) {
+		return Plan{}, lim.Refuse(ETOOLARGE, LimitFrames, "the video would have %d frames", p.Frames)
+	}
+	// In seconds as a float: a tiny frame rate must not overflow a Duration.
+	p.Duration = float64(p.Frames) / p.FPS
+	if Over(p.Duration, lim.Duration.Seconds()) {
+		return Plan{}, lim.Refuse(ETOOLARGE, LimitDuration, "the video would last %.0f s", p.Duration)
+	}
+	if Over(j.AudioSeconds, lim.Duration.Seconds()) {
+		return Plan{}, lim.Refuse(ETOOLARGE, LimitDuration, "the soundtrack lasts %.0f s", j.AudioSeconds)
+	}
+	p.Memory = estimateMemory(p, j.Images)
+	if Over(p.Memory.Peak, lim.MemoryBytes()) {
+		return Plan{}, lim.Refuse(ETOOLARGE, LimitMemoryMB, "the job would need about %d MiB at its peak (frames of %dx%d%s)",
+			p.Memory.Peak>>20, p.Width, p.Height, interpolationNote(o))
+	}
+	return p, nil
+}
+
+// interpolationNote names what adds to a job's memory beyond its frames.
+func interpolationNote(o Options) string {
+	note := ""
+	if o.FrameModel != "" {
+		note += ", frame model " + o.FrameModel
+	}
+	if o.Interpolate > 1 {
+		note += fmt.Sprintf(", interpolate %d with %s", o.Interpolate, o.InterpModel)
+	}
+	if o.DetectModel != "" {
+		note += ", detect model " + o.DetectModel
+	}
+	return note
+}
+
+// CheckImage refuses an image whose header breaks a limit: more pixels
+// than max_pixels. It costs nothing, so a server calls it as each file's
+// header arrives, before the rest of the upload is read.
+func (l Limits) CheckImage(im Image) error {
+	if Over(im.Pixels(), l.Pixels) {
+		return l.Refuse(ETOOLARGE, LimitPixels, "%s is %dx%d", im.Label, im.Width, im.Height)
+	}
+	return nil
+}
+
+// NamesModels reports whether the options name any model, so that callers
+// only list the models when a plan will look at them.
+func (o Options) NamesModels() bool {
+	return o.FrameModel != "" || o.Interpolate > 1 || o.DetectModel != ""
+}
+
+// findModel finds the model a field names. A model is found by name alone:
+// one whose manifest is broken has no kind, and is unavailable, not unknown.
+func findModel(models []ModelInfo, field, name, kind string) (ModelInfo, error) {
+	i := slices.IndexFunc(models, func(m ModelInfo) bool { return m.Name == name })
+	switch {
+	case i < 0:
+		return ModelInfo{}, Errorf(EINVALID, "%s %q is not a known %s model; GET /api/models or img2vid models lists them", field, truncate(name, 60), kind)
+	case !models[i].Available:
+		return ModelInfo{}, Errorf(EUNAVAILABLE, "%s %q cannot be used: %s", field, name, models[i].Reason)
+	case models[i].Kind != kind:
+		return ModelInfo{}, Errorf(EINVALID, "%s %q is a %s model, not a %s model", field, name, models[i].Kind, kind)
+	}
+	return models[i], nil
+}
+
+// HoldFrames is how many frames at fps must follow the first frames for the
+// video to last at least seconds; 0 or less when it already does.
+func HoldFrames(seconds, fps float64, frames int) int {
+	// A hair of tolerance: 2.5 s at 4 fps is 10 frames, not 11 after
+	// rounding noise.
+	return int(math.Ceil(seconds*fps-1e-6)) - frames
+}
+
+// String sums the plan up for logs.
+func (p Plan) String() string {
+	return fmt.Sprintf("%d images -> %d frames of %dx%d at %.4g fps (%.1f s), pass-through %v, peak memory about %d MiB",
+		p.Inputs, p.Frames, p.Width, p.Height, p.FPS, p.Duration, p.PassThrough, p.Memory.Peak>>20)
+}
+
+// truncate shortens s to n runes for messages that quote client input.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

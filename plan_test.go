@@ -1,0 +1,86 @@
+package img2vid
+
+import (
+	"strings"
+	"testing"
+)
+
+func planJob(n, w, h int, edit func(*Job)) Job {
+	j := Job{Options: DefaultOptions(), Limits: DefaultLimits(), Models: []ModelInfo{
+		{Name: "sr2x", Kind: KindFrame, Scale: 2, Available: true},
+		{Name: "flow", Kind: KindInterpolate, Available: true},
+		{Name: "broken", Available: false, Reason: "broken.json: unexpected end of JSON input"},
+		{Name: "yolo", Kind: KindDetect, Labels: []string{"fish", "diver"}, Available: true},
+	}}
+	for i := range n {
+		j.Images = append(j.Images, Image{Label: "f" + string(rune('a'+i%26)) + ".jpg", Width: w, Height: h, Whole: true, Bytes: 1000})
+	}
+	if edit != nil {
+		edit(&j)
+	}
+	return j
+}
+
+func TestMakePlan(t *testing.T) {
+	p, err := MakePlan(planJob(3, 641, 480, func(j *Job) { j.Options.FrameModel = "sr2x"; j.Options.Interpolate = 4 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FitWidth != 1282 || p.FitHeight != 960 || p.Width != 1282 || p.Height != 960 || p.Frames != 12 || p.FPS != 20 ||
+		p.Duration != 0.6 || p.PassThrough || p.ImagePixels != 641*480 || p.ModelPixels != 1282*960 || p.Options.Format != FormatMP4 {
+		t.Errorf("plan %+v", p)
+	}
+	if p.Memory.Peak <= p.Memory.Encoder || p.Memory.Interpolation == 0 || p.Memory.Peak != p.Memory.ReadAhead+p.Memory.Held+p.Memory.Interpolation+p.Memory.Detection+p.Memory.Encoder+p.Memory.Base {
+		t.Errorf("memory %+v", p.Memory)
+	}
+	p, err = MakePlan(planJob(2, 641, 481, nil))
+	if err != nil || p.Width != 642 || p.Height != 482 || p.PassThrough {
+		t.Errorf("odd sides: %+v, %v; want 642x482 and no pass-through (the frame differs from the files)", p, err)
+	}
+	if p, err = MakePlan(planJob(2, 640, 480, nil)); err != nil || !p.PassThrough || p.Memory.PerFrame != 1000 {
+		t.Errorf("plain JPEGs of the frame size: %+v, %v; want pass-through", p, err)
+	}
+	p, err = MakePlan(planJob(1, 64, 64, func(j *Job) {
+		j.Options.AudioFit, j.AudioSeconds, j.Options.FPS = AudioExtend, 2.5, 4
+	}))
+	if err != nil || p.Frames != 10 || p.HoldFrames != 9 {
+		t.Errorf("audio extend: %+v, %v; want 10 frames, 9 of them held", p, err)
+	}
+}
+
+func TestMakePlanNamesTheFirstLimitBroken(t *testing.T) {
+	tests := []struct {
+		name        string
+		n, w, h     int
+		edit        func(*Job)
+		code, limit string
+		says        string
+	}{
+		{"no images", 0, 1, 1, nil, EINVALID, "", "no input images"},
+		{"bad option", 1, 8, 8, func(j *Job) { j.Options.FPS = 1e-320 }, EINVALID, "", "fps must be between"},
+		{"files", 3, 8, 8, func(j *Job) { j.Limits.Files = 2 }, ETOOLARGE, LimitFiles, "the job has 3 images; the limit is max_files=2"},
+		{"pixels", 1, 8000, 8000, nil, ETOOLARGE, LimitPixels, "fa.jpg is 8000x8000; the limit is max_pixels=50000000"},
+		{"model output", 1, 6000, 6000, func(j *Job) { j.Options.FrameModel = "sr2x" }, ETOOLARGE, LimitPixels, "sr2x would make it 12000x12000"},
+		{"frame size", 1, 8, 8, func(j *Job) { j.Options.Width, j.Options.Height = 8192, 8192 }, ETOOLARGE, LimitPixels, "video frames of 8192x8192"},
+		{"unknown model", 1, 8, 8, func(j *Job) { j.Options.FrameModel = "nope" }, EINVALID, "", `frame_model "nope" is not a known frame model`},
+		{"wrong kind", 1, 8, 8, func(j *Job) { j.Options.FrameModel = "flow" }, EINVALID, "", "is a interpolate model, not a frame model"},
+		{"broken manifest", 1, 8, 8, func(j *Job) { j.Options.Interpolate, j.Options.InterpModel = 2, "broken" }, EUNAVAILABLE, "", "unexpected end of JSON input"},
+		{"detect classes", 1, 8, 8, func(j *Job) { j.Options.DetectModel, j.Options.DetectClasses = "yolo", "fish,shark" }, EINVALID, "", `detect_classes: "shark" is not a class of yolo`},
+		{"frames", 1500, 8, 8, func(j *Job) { j.Options.Interpolate, j.Options.FPS = 16, 15 }, ETOOLARGE, LimitFrames, "24000 frames"},
+		{"duration", 2, 8, 8, func(j *Job) { j.Options.FPS = 0.001 }, ETOOLARGE, LimitDuration, "would last 2000 s"},
+		{"audio", 2, 8, 8, func(j *Job) { j.AudioSeconds = 4000 }, ETOOLARGE, LimitDuration, "the soundtrack lasts 4000 s"},
+		{"memory", 2, 4096, 4096, func(j *Job) { j.Options.Interpolate = 16; j.Limits.MemoryMB = 1024 }, ETOOLARGE, LimitMemoryMB, "interpolate 16 with flow); the limit is max_memory_mb=1024"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := MakePlan(planJob(tt.n, tt.w, tt.h, tt.edit))
+			if ErrorCode(err) != tt.code || ErrorLimit(err) != tt.limit || err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("got %v (%s, limit %q), want %s naming %q saying %q", err, ErrorCode(err), ErrorLimit(err), tt.code, tt.limit, tt.says)
+			}
+		})
+	}
+	// Zero turns each limit off.
+	if _, err := MakePlan(planJob(3000, 8000, 8000, func(j *Job) { j.Limits = Limits{}; j.Options.FPS = 0.001 })); err != nil {
+		t.Errorf("no limits: %v", err)
+	}
+}
