@@ -36,7 +36,7 @@ type Limits struct {
 	Frames        int           // max_frames: frames in one video, after interpolation
 	Duration      time.Duration // max_duration: length of one video
 	JobTimeout    time.Duration // job_timeout: how long one job may run
-	DiskMB        int64         // max_disk_mb: all job folders together, the videos being written included (server)
+	DiskMB        int64         // max_disk_mb: all jobs' files together (server)
 	MemoryMB      int64         // max_memory_mb: one job's planned peak memory, the process and its ffmpeg together
 	JobsPerClient int           // max_jobs_per_client: jobs queued or running per client address, and uploads in progress (server)
 }
@@ -88,7 +88,7 @@ var LimitTable = []LimitSpec{
 	{LimitFrames, false, "most frames in one video, after interpolation", func(l *Limits) any { return &l.Frames }},
 	{LimitDuration, false, "longest video", func(l *Limits) any { return &l.Duration }},
 	{LimitJobTimeout, false, "longest a job may run", func(l *Limits) any { return &l.JobTimeout }},
-	{LimitDiskMB, true, "most disk all jobs together may use, the videos being written included, MiB", func(l *Limits) any { return &l.DiskMB }},
+	{LimitDiskMB, true, "most disk all jobs together may use, MiB", func(l *Limits) any { return &l.DiskMB }},
 	{LimitMemoryMB, false, "most memory one job may need at its peak, its ffmpeg included, MiB (estimated from the headers before it starts)", func(l *Limits) any { return &l.MemoryMB }},
 	{LimitJobsPerClient, true, "most jobs one client address may have queued or running, and uploads in progress; beyond it 429", func(l *Limits) any { return &l.JobsPerClient }},
 }

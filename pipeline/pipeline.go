@@ -74,7 +74,7 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Options) (img2vid.Plan, error) {
 	job := img2vid.Job{Options: opts, Limits: p.Limits, Images: make([]img2vid.Image, len(inputs))}
 	for i, in := range inputs {
-		h, err := ingest.ReadHeader(in, p.Limits.Pixels)
+		h, err := ingest.ReadHeader(in, 0) // the plan checks the pixels, naming the file
 		if err != nil {
 			return img2vid.Plan{}, err
 		}
