@@ -39,11 +39,14 @@ const (
 	bytesNRGBA = 4
 	// A float32 RGB tensor.
 	bytesTensor = 12
-	// The flow model's working memory per frame pixel beyond its inputs
-	// and output (pyramids, warps, motion fields), measured.
-	bytesFlowWork = 40
+	// The interpolation model's working memory per frame pixel beyond its
+	// inputs and output (flow's pyramids, warps and motion fields),
+	// measured with flow at 2112x2112 (with a 2x frame model before it):
+	// the process peaked at 1289 MiB, which this figure covers.
+	bytesFlowWork = 180
 	// x264 with its look-ahead and up to video.EncoderThreads threads,
-	// measured at 1 to 16 megapixels (76 bytes at one thread, 106 at four).
+	// measured at 1 to 16 megapixels (76 bytes at one thread, 106 at four;
+	// ffmpeg peaked at 548 MiB on 2112x2112 frames).
 	bytesEncoder = 110
 	// ffmpeg's own fixed cost, and the process's.
 	encoderBase = 64 << 20
@@ -66,10 +69,19 @@ func estimateMemory(p Plan, images []Image) Memory {
 		}
 		m.PerImage = m.PerFrame
 	} else {
-		// Decoded, converted to NRGBA (a second buffer), through the frame
-		// model (its output and the float tensors of its tiles, folded
-		// into an output-sized float image), placed on the canvas.
-		m.PerImage = 2*bytesNRGBA*p.ImagePixels + bytesNRGBA*fp
+		// Decoded (the decoder's buffers and the NRGBA copy, as the
+		// header bounds them), through the frame model (its output and the
+		// float tensors of its tiles, folded into an output-sized float
+		// image), placed on the canvas.
+		var decode int64
+		for _, im := range images {
+			d := im.DecodeBytes
+			if d == 0 {
+				d = 2 * bytesNRGBA * im.Pixels()
+			}
+			decode = max(decode, d)
+		}
+		m.PerImage = decode + bytesNRGBA*fp
 		if p.ModelPixels > 0 {
 			m.PerImage += (bytesNRGBA + bytesTensor) * p.ModelPixels
 		}

@@ -18,6 +18,10 @@ type Image struct {
 	Whole bool
 	// Bytes is the file's size; the read-ahead of whole files counts it.
 	Bytes int64
+	// DecodeBytes bounds what decoding the image allocates, from its header
+	// (ingest.Header.DecodeBytes); 0 when unknown, when two NRGBA copies
+	// are assumed.
+	DecodeBytes int64
 }
 
 // Pixels is the image's width x height.

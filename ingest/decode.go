@@ -376,5 +376,6 @@ func exifOrientation(t []byte) int {
 // ffmpeg can take the file whole (a plain JPEG that needs no turning).
 // label names the image to the user; size is the file's length.
 func (h Header) Image(label string, size int64) img2vid.Image {
-	return img2vid.Image{Label: label, Width: h.Width, Height: h.Height, Whole: h.Plain && h.Orientation == 1, Bytes: size}
+	return img2vid.Image{Label: label, Width: h.Width, Height: h.Height, Whole: h.Plain && h.Orientation == 1, Bytes: size,
+		DecodeBytes: h.DecodeBytes()}
 }

@@ -31,6 +31,7 @@ func main() {
 	bin := flag.String("bin", "bin/img2vid", "img2vid binary to measure")
 	model := flag.String("model", filepath.Join(os.Getenv("IMG2VID_TESTDATA"), "models", "quicksrnetsmall-2x-360p.onnx"), "2x frame model (empty: none)")
 	side := flag.Int("side", 0, "input side in pixels (0: the largest the default limits allow)")
+	planOnly := flag.Bool("plan", false, "print the job and its plan, and run nothing")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "img2vid-bench-memory-")
@@ -80,8 +81,11 @@ func main() {
 	fmt.Printf("machine: %d CPUs, %s; %s\n", runtime.NumCPU(), cpuModel(), time.Now().Format("2006-01-02"))
 	fmt.Printf("job: 2 images of %dx%d, frame model %q (x%d) -> frames of %dx%d, interpolate %d with flow -> %d frames\n",
 		s, s, frameModel, scale, p.Width, p.Height, opts.Interpolate, p.Frames)
-	fmt.Printf("plan: peak %d MiB (read-ahead %d, interpolation %d, encoder %d, process %d); ceiling max_memory_mb=%d\n\n",
-		p.Memory.Peak>>20, p.Memory.ReadAhead>>20, p.Memory.Interpolation>>20, p.Memory.Encoder>>20, p.Memory.Base>>20, lim.MemoryMB)
+	fmt.Printf("plan: peak %d MiB (read-ahead %d, held %d, interpolation %d, encoder %d, process %d); ceiling max_memory_mb=%d\n\n",
+		p.Memory.Peak>>20, p.Memory.ReadAhead>>20, p.Memory.Held>>20, p.Memory.Interpolation>>20, p.Memory.Encoder>>20, p.Memory.Base>>20, lim.MemoryMB)
+	if *planOnly {
+		return
+	}
 	fmt.Printf("%-11s %12s %10s\n", "GOMAXPROCS", "peak memory", "wall")
 	peaks := map[int]int64{}
 	for _, procs := range []int{1, 16} {

@@ -133,7 +133,7 @@ func dirBytes(dir string) int64 {
 // and within the job's ceiling.
 func TestServeHoldsEveryLimit(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	const ceilingMB = 1536
+	const ceilingMB = 2048
 	work := t.TempDir()
 	cmd, base := startServe(t, "--max-memory-mb", fmt.Sprint(ceilingMB), "--max-disk-mb", "2", "--work-dir", work, "--log-level", "warn")
 	pid := cmd.Process.Pid
