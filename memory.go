@@ -42,7 +42,9 @@ const (
 	// The interpolation model's working memory per frame pixel beyond its
 	// inputs and output (flow's pyramids, warps and motion fields),
 	// measured with flow at 2112x2112 (with a 2x frame model before it):
-	// the process peaked at 1289 MiB, which this figure covers.
+	// the process peaked at 1289 MiB, which this figure covers; at the
+	// largest frames the default ceiling allows, bench/memory checks that
+	// the whole estimate holds.
 	bytesFlowWork = 180
 	// x264 with its look-ahead and up to video.EncoderThreads threads,
 	// measured at 1 to 16 megapixels (76 bytes at one thread, 106 at four;

@@ -23,13 +23,6 @@ func newSession(model []byte, inputs []string, output string, threads int, cuda 
 		return nil, fmt.Errorf("creating session options: %w", err)
 	}
 	defer opts.Destroy()
-	// No CPU memory arena: the arena grows in powers of two and keeps its
-	// peak for the session's life, so a model's memory would be up to
-	// twice what a run needs and would never come back. A job's memory is
-	// planned (img2vid.Plan), and the plan must hold.
-	if err := opts.SetCpuMemArena(false); err != nil {
-		return nil, fmt.Errorf("turning the CPU memory arena off: %w", err)
-	}
 	if threads > 0 {
 		if err := opts.SetIntraOpNumThreads(threads); err != nil {
 			return nil, fmt.Errorf("setting %d intra-op threads: %w", threads, err)
