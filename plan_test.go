@@ -9,6 +9,7 @@ func planJob(n, w, h int, edit func(*Job)) Job {
 	j := Job{Options: DefaultOptions(), Limits: DefaultLimits(), Models: []ModelInfo{
 		{Name: "sr2x", Kind: KindFrame, Scale: 2, Available: true},
 		{Name: "flow", Kind: KindInterpolate, Available: true},
+		{Name: DefaultInterpModel, Kind: KindInterpolate, Available: true},
 		{Name: "broken", Available: false, Reason: "broken.json: unexpected end of JSON input"},
 		{Name: "yolo", Kind: KindDetect, Labels: []string{"fish", "diver"}, Available: true},
 	}}
@@ -69,7 +70,7 @@ func TestMakePlanNamesTheFirstLimitBroken(t *testing.T) {
 		{"frames", 1500, 8, 8, func(j *Job) { j.Options.Interpolate, j.Options.FPS = 16, 15 }, ETOOLARGE, LimitFrames, "24000 frames"},
 		{"duration", 2, 8, 8, func(j *Job) { j.Options.FPS = 0.001 }, ETOOLARGE, LimitDuration, "would last 2000 s"},
 		{"audio", 2, 8, 8, func(j *Job) { j.AudioSeconds = 4000 }, ETOOLARGE, LimitDuration, "the soundtrack lasts 4000 s"},
-		{"memory", 2, 4096, 4096, func(j *Job) { j.Options.Interpolate = 16; j.Limits.MemoryMB = 1024 }, ETOOLARGE, LimitMemoryMB, "interpolate 16 with flow); the limit is max_memory_mb=1024"},
+		{"memory", 2, 4096, 4096, func(j *Job) { j.Options.Interpolate = 16; j.Limits.MemoryMB = 1024 }, ETOOLARGE, LimitMemoryMB, "interpolate 16 with " + DefaultInterpModel + "); the limit is max_memory_mb=1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
