@@ -379,7 +379,7 @@ else
 	tail -20 "$tmp/convert.log"
 	fail "convert: '$convert_line'"
 fi
-mode=$(stat -c %a "$tmp/out/aquarium.mp4" 2>/dev/null)
+mode=$(stat -c %a "$readme_dir/out/aquarium.mp4" 2>/dev/null)
 if [ "$mode" = 644 ]; then
 	pass "convert: the video on the host has mode 644 (readable by the host's user)"
 else
