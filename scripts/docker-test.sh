@@ -332,6 +332,27 @@ else
 	fail "serve: upload, convert, download and probe"
 fi
 
+# A soundtrack through the image's own minimal ffmpeg, which was built with
+# only the audio parts listed in the Dockerfile: an MP3 trimmed to the
+# video's length into MP4 (AAC), and a WAV that the video is held to the end
+# of into WebM (Opus).
+ffmpeg -v error -f lavfi -i sine=frequency=440:duration=3 -c:a libmp3lame "$tmp/tone.mp3" &&
+	ffmpeg -v error -f lavfi -i sine=frequency=660:duration=3 "$tmp/tone.wav" || die "making the test tones"
+audio_check() { # audio_check FILE FORMAT FIT CODEC SECONDS
+	local id out=$tmp/sound.$2 got dur
+	id=$(frame_list 10 | upload "$url" "audio=@$1" "format=$2" "audio_fit=$3")
+	if [ -n "$id" ] && wait_job "$url" "$id" 180 && curl -fsS -o "$out" "$url/api/jobs/$id/video"; then
+		got=$(ffprobe -v error -select_streams a:0 -show_entries stream=codec_name -of csv=p=0 "$out")
+		dur=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$out")
+		log "soundtrack $(basename "$1") -> $2: $got, ${dur}s"
+		[ "$got" = "$4" ] && awk -v d="$dur" -v w="$5" 'BEGIN { exit !(d > w - 0.25 && d < w + 0.25) }'
+	else
+		return 1
+	fi
+}
+check "serve: an MP3 soundtrack trimmed to 10 frames at 5/s -> MP4 with AAC, 2 s" audio_check "$tmp/tone.mp3" mp4 trim aac 2
+check "serve: a WAV soundtrack the video is held to -> WebM with Opus, 3 s" audio_check "$tmp/tone.wav" webm extend opus 3
+
 # ---------------------------------------------------------------------------
 # 4. (on the running server) non-root, cancel without zombies, docker stop.
 uid=$(docker top "$serve" -eo pid,uid,comm | awk '$3 == "img2vid" {print $2; exit}')
