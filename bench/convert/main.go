@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/img2vid/img2vid/bench/internal/machine"
 )
 
 func main() {
@@ -46,7 +48,7 @@ func main() {
 		}
 	}
 
-	fmt.Printf("machine: %d CPUs, %s; %s\n", runtime.NumCPU(), cpuModel(), time.Now().Format("2006-01-02"))
+	fmt.Printf("machine: %d CPUs, %s; %s\n", runtime.NumCPU(), machine.CPUModel(), time.Now().Format("2006-01-02"))
 	fmt.Printf("settings: libx264 -preset %s -crf %d, yuv420p, 5 fps; median of %d runs; peak = largest summed RSS of the process tree, from 3 separate runs\n\n", *preset, *crf, *runs)
 	fmt.Printf("%-7s %-14s %10s %12s\n", "frames", "command", "wall", "peak memory")
 	var peak50 int64
@@ -158,17 +160,3 @@ func median[T int64 | time.Duration](v []T) T {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "model name") {
-			_, v, _ := strings.Cut(line, ":")
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}

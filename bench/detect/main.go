@@ -17,16 +17,15 @@ import (
 	"flag"
 	"fmt"
 	"image"
-	"image/draw"
-	"image/jpeg"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/img2vid/img2vid/bench/internal/machine"
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/annotate"
@@ -68,7 +67,7 @@ func main() {
 }
 
 func run(model, frameFile, lib string, frames, warmup, threads int) error {
-	frame, err := decode(frameFile)
+	frame, err := machine.DecodeJPEG(frameFile)
 	if err != nil {
 		return err
 	}
@@ -120,15 +119,15 @@ func run(model, frameFile, lib string, frames, warmup, threads int) error {
 		info.Version, info.Provider, runtime.NumCPU(), threads, frames, warmup, time.Now().Format("2006-01-02"))
 
 	canvas := image.NewNRGBA(frame.Rect)
-	var detect, detectDraw, base, detectCPU, detectDrawCPU, baseCPU series
+	var detect, detectDraw, base, detectCPU, detectDrawCPU, baseCPU machine.Series
 	var found int
-	load0 := loadavg()
+	load0 := machine.LoadAvg()
 	for i := range warmup + frames {
 		contenders := []func() error{
 			func() error {
-				start, cpu0 := time.Now(), cpuTime()
+				start, cpu0 := time.Now(), machine.CPUTime()
 				dets, err := det.Detect(context.Background(), frame, img2vid.DetectParams{})
-				d, cpu1 := time.Since(start), cpuTime()
+				d, cpu1 := time.Since(start), machine.CPUTime()
 				found = len(dets)
 				// What a job adds on top: the copy the boxes are drawn on.
 				copy(canvas.Pix, frame.Pix)
@@ -137,16 +136,16 @@ func run(model, frameFile, lib string, frames, warmup, threads int) error {
 					detect = append(detect, d.Seconds())
 					detectCPU = append(detectCPU, (cpu1 - cpu0).Seconds())
 					detectDraw = append(detectDraw, time.Since(start).Seconds())
-					detectDrawCPU = append(detectDrawCPU, (cpuTime() - cpu0).Seconds())
+					detectDrawCPU = append(detectDrawCPU, (machine.CPUTime() - cpu0).Seconds())
 				}
 				return err
 			},
 			func() error {
-				cpu0 := cpuTime()
+				cpu0 := machine.CPUTime()
 				d, err := bare.pass()
 				if i >= warmup {
 					base = append(base, d.Seconds())
-					baseCPU = append(baseCPU, (cpuTime() - cpu0).Seconds())
+					baseCPU = append(baseCPU, (machine.CPUTime() - cpu0).Seconds())
 				}
 				return err
 			},
@@ -160,13 +159,13 @@ func run(model, frameFile, lib string, frames, warmup, threads int) error {
 			}
 		}
 	}
-	fmt.Printf("load average before %s, after %s\n", load0, loadavg())
+	fmt.Printf("load average before %s, after %s\n", load0, machine.LoadAvg())
 	fmt.Printf("%-34s %21s %21s\n", "ms per frame", "wall: median mean", "CPU: median mean")
 	for _, r := range []struct {
 		name      string
-		wall, cpu series
+		wall, cpu machine.Series
 	}{{"bare session, same input shape", base, baseCPU}, {"Detector.Detect", detect, detectCPU}, {"Detect + draw on a copy", detectDraw, detectDrawCPU}} {
-		fmt.Printf("%-34s %10.2f %10.2f %10.2f %10.2f\n", r.name, 1000*r.wall.median(), 1000*r.wall.mean(), 1000*r.cpu.median(), 1000*r.cpu.mean())
+		fmt.Printf("%-34s %10.2f %10.2f %10.2f %10.2f\n", r.name, 1000*r.wall.Median(), 1000*r.wall.Mean(), 1000*r.cpu.Median(), 1000*r.cpu.Mean())
 	}
 	verdict := func(over float64) string {
 		if over > target {
@@ -174,21 +173,12 @@ func run(model, frameFile, lib string, frames, warmup, threads int) error {
 		}
 		return "meets"
 	}
-	wall, cpu := detect.median()/base.median()-1, detectCPU.median()/baseCPU.median()-1
+	wall, cpu := detect.Median()/base.Median()-1, detectCPU.Median()/baseCPU.Median()-1
 	fmt.Printf("detection overhead (target <= %+.0f%%): wall %+.1f%% on the median (%s), %+.1f%% on the mean; CPU %+.1f%% on the median (%s), %+.1f%% on the mean\n",
-		100*target, 100*wall, verdict(wall), 100*(detect.mean()/base.mean()-1), 100*cpu, verdict(cpu), 100*(detectCPU.mean()/baseCPU.mean()-1))
+		100*target, 100*wall, verdict(wall), 100*(detect.Mean()/base.Mean()-1), 100*cpu, verdict(cpu), 100*(detectCPU.Mean()/baseCPU.Mean()-1))
 	fmt.Printf("with drawing on a copy: wall %+.1f%%, CPU %+.1f%% (medians); %d boxes per frame\n",
-		100*(detectDraw.median()/base.median()-1), 100*(detectDrawCPU.median()/baseCPU.median()-1), found)
+		100*(detectDraw.Median()/base.Median()-1), 100*(detectDrawCPU.Median()/baseCPU.Median()-1), found)
 	return nil
-}
-
-// cpuTime is the CPU time the whole process has used.
-func cpuTime() time.Duration {
-	var r syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r); err != nil {
-		panic(err)
-	}
-	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
 }
 
 // bare is the model's own session with its input already a tensor, so a
@@ -258,47 +248,4 @@ func (b *bare) close() {
 		b.s.Destroy()
 		b.s = nil
 	}
-}
-
-// series is a list of seconds.
-type series []float64
-
-func (s series) median() float64 {
-	v := slices.Sorted(slices.Values(s))
-	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-	return v[len(v)/2]
-}
-
-func (s series) mean() float64 {
-	var sum float64
-	for _, v := range s {
-		sum += v
-	}
-	return sum / float64(len(s))
-}
-
-// loadavg is the first three fields of /proc/loadavg, or why not.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
-func decode(path string) (*image.NRGBA, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	img, err := jpeg.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
-	}
-	out := image.NewNRGBA(img.Bounds())
-	draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
-	return out, nil
 }

@@ -21,8 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"image"
-	"image/draw"
-	"image/jpeg"
 	"log/slog"
 	"math"
 	"os"
@@ -30,12 +28,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/img2vid/img2vid/bench/internal/machine"
 
 	"github.com/img2vid/img2vid/inference"
 	ort "github.com/yalue/onnxruntime_go"
@@ -79,7 +76,7 @@ func main() {
 }
 
 func run(c config) error {
-	frame, err := decode(c.frame)
+	frame, err := machine.DecodeJPEG(c.frame)
 	if err != nil {
 		return err
 	}
@@ -145,7 +142,7 @@ func run(c config) error {
 	// so that a change in the machine's load hits both alike; medians keep
 	// a frame slowed by a neighbour's burst from moving the result, and the
 	// means are printed beside them.
-	load0 := loadavg()
+	load0 := machine.LoadAvg()
 	if c.cpuProfile != "" {
 		f, err := os.Create(c.cpuProfile)
 		if err != nil {
@@ -188,23 +185,23 @@ func run(c config) error {
 		}
 	}
 	bare.close()
-	load1 := loadavg()
+	load1 := machine.LoadAvg()
 	fmt.Printf("load average before %s, after %s (%d CPUs shared with whatever else runs)\n", load0, load1, runtime.NumCPU())
 	fmt.Printf("%-28s %19s %19s %12s\n", "seconds per frame", "wall: median mean", "CPU: median mean", "page faults")
 	for _, r := range []struct {
 		name string
 		s    samples
 	}{{"FrameModel.Apply", pipe}, {"bare session, same tiles", base}} {
-		fmt.Printf("%-28s %9.3f %9.3f %9.3f %9.3f %12.0f\n", r.name, r.s.wall.median(), r.s.wall.mean(), r.s.cpu.median(), r.s.cpu.mean(), r.s.faults.mean())
+		fmt.Printf("%-28s %9.3f %9.3f %9.3f %9.3f %12.0f\n", r.name, r.s.wall.Median(), r.s.wall.Mean(), r.s.cpu.Median(), r.s.cpu.Mean(), r.s.faults.Mean())
 	}
-	over := pipe.wall.median()/base.wall.median() - 1
+	over := pipe.wall.Median()/base.wall.Median() - 1
 	verdict := "meets"
 	if over > target {
 		verdict = "MISSES"
 	}
 	fmt.Printf("pipeline overhead: %+.1f%% on the median wall time (%s the target <= %+.0f%%); on the mean %+.1f%%; on CPU time %+.1f%% (median) %+.1f%% (mean)\n",
-		100*over, verdict, 100*target, 100*(pipe.wall.mean()/base.wall.mean()-1),
-		100*(pipe.cpu.median()/base.cpu.median()-1), 100*(pipe.cpu.mean()/base.cpu.mean()-1))
+		100*over, verdict, 100*target, 100*(pipe.wall.Mean()/base.wall.Mean()-1),
+		100*(pipe.cpu.Median()/base.cpu.Median()-1), 100*(pipe.cpu.Mean()/base.cpu.Mean()-1))
 	fmt.Printf("per-frame wall times: FrameModel.Apply %s; bare session %s\n", pipe.wall, base.wall)
 	fmt.Printf("per-frame page faults: FrameModel.Apply %s\n", pipe.faults)
 
@@ -214,7 +211,7 @@ func run(c config) error {
 		return nil
 	}
 	fmt.Printf("%-28s %8.3f s/frame\n", "onnxruntime-node, same tiles", node)
-	fmt.Printf("FrameModel.Apply / onnxruntime-node: %.2f; bare Go session / onnxruntime-node: %.2f\n", pipe.wall.median()/node, base.wall.median()/node)
+	fmt.Printf("FrameModel.Apply / onnxruntime-node: %.2f; bare Go session / onnxruntime-node: %.2f\n", pipe.wall.Median()/node, base.wall.Median()/node)
 	return nil
 }
 
@@ -242,66 +239,12 @@ func measure(f func() (time.Duration, error)) (sample, error) {
 }
 
 // samples collects one contender's frames.
-type samples struct{ wall, cpu, faults series }
+type samples struct{ wall, cpu, faults machine.Series }
 
 func (s *samples) add(m sample) {
 	s.wall = append(s.wall, m.wall)
 	s.cpu = append(s.cpu, m.cpu)
 	s.faults = append(s.faults, m.faults)
-}
-
-// series is a list of seconds.
-type series []float64
-
-func (s series) median() float64 {
-	v := slices.Sorted(slices.Values(s))
-	if n := len(v); n%2 == 0 {
-		return (v[n/2-1] + v[n/2]) / 2
-	}
-	return v[len(v)/2]
-}
-
-func (s series) mean() float64 {
-	var sum float64
-	for _, v := range s {
-		sum += v
-	}
-	return sum / float64(len(s))
-}
-
-func (s series) String() string {
-	parts := make([]string, len(s))
-	for i, v := range s {
-		parts[i] = strconv.FormatFloat(v, 'f', -1, 64)
-		if v != math.Trunc(v) {
-			parts[i] = fmt.Sprintf("%.3f", v)
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
-// loadavg is the first three fields of /proc/loadavg, or why not.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown (" + err.Error() + ")"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
-}
-
-func decode(path string) (*image.NRGBA, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	img, err := jpeg.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", path, err)
-	}
-	out := image.NewNRGBA(img.Bounds())
-	draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
-	return out, nil
 }
 
 // fill writes the tile at (x0, y0) as NCHW RGB in [0, 1], the model's

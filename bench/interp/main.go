@@ -26,8 +26,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/img2vid/img2vid/bench/internal/machine"
 
 	"github.com/img2vid/img2vid/inference"
 	"github.com/img2vid/img2vid/internal/repo"
@@ -78,15 +79,6 @@ type score struct {
 	// interpolation calls alone (scoring is left out; the Go runtime's
 	// background work in those moments is counted).
 	cpuMS float64
-}
-
-// cpuTime is the CPU time this process has used so far, all threads.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // heldOut lists, for one spacing, the kept frames' indices: pair k is
@@ -209,10 +201,10 @@ func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (sc
 		var busy, cpu time.Duration
 		for k := 0; k+1 < len(keep); k++ {
 			i := keep[k]
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), machine.CPUTime()
 			out, err := m.Interpolate(ctx, frames[i], frames[i+step], ts)
 			busy += time.Since(start)
-			cpu += cpuTime() - cpu0
+			cpu += machine.CPUTime() - cpu0
 			if err != nil {
 				return score{}, fmt.Errorf("model %s, frames %d and %d: %w", name, i, i+step, err)
 			}

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/img2vid/img2vid/bench/internal/machine"
+
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/proctest"
 )
@@ -78,7 +80,7 @@ func main() {
 	writePNG(a, s, 0)
 	writePNG(b, s, 3)
 
-	fmt.Printf("machine: %d CPUs, %s; %s\n", runtime.NumCPU(), cpuModel(), time.Now().Format("2006-01-02"))
+	fmt.Printf("machine: %d CPUs, %s; %s\n", runtime.NumCPU(), machine.CPUModel(), time.Now().Format("2006-01-02"))
 	fmt.Printf("job: 2 images of %dx%d, frame model %q (x%d) -> frames of %dx%d, interpolate %d with flow -> %d frames\n",
 		s, s, frameModel, scale, p.Width, p.Height, opts.Interpolate, p.Frames)
 	fmt.Printf("plan: peak %d MiB (read-ahead %d, held %d, interpolation %d, encoder %d, process %d); ceiling max_memory_mb=%d\n\n",
@@ -134,14 +136,4 @@ func writePNG(path string, side, shift int) {
 	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(f, img); err != nil {
 		log.Fatal(err)
 	}
-}
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "model name"); ok {
-			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-		}
-	}
-	return "unknown CPU"
 }
