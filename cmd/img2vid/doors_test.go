@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -109,19 +108,7 @@ func TestServeLeavesNoJobFolders(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve exited with %v, want status 0", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not exit within 15 s of SIGTERM with an upload in progress")
-	}
+	terminate(t, cmd, "serve with an upload in progress")
 	for _, dir := range []string{uploads, filepath.Join(work, "worker")} {
 		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 			t.Errorf("after SIGTERM %s holds %v", dir, entries)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -143,19 +142,7 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 	if runningJobs(t, workerA) == 0 {
 		stopped, other, otherDone = second, workerA, 2 // the first also ran the small job
 	}
-	if err := stopped.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- stopped.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("the drained worker exited with %v, want 0", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the worker did not exit within 15 s of SIGTERM")
-	}
+	terminate(t, stopped, "the drained worker")
 	waitUntil(t, "the handed-on job to end", 2*time.Minute, func() bool {
 		j, _ = getJob(t, api, slow)
 		return j.Status == "done" || j.Status == "failed"

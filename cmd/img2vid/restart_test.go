@@ -101,7 +101,10 @@ func noise(r *rand.Rand, w, h int) image.Image {
 func TestServeSurvivesSIGKILL(t *testing.T) {
 	testenv.NeedFFmpeg(t)
 	work := t.TempDir()
-	const ttl = 15 * time.Second
+	// Long enough that the queued jobs, whose files live for the TTL, still
+	// find them after the restart on a loaded machine: the restarted server
+	// checks its models and redelivers after one ack wait (10 s) first.
+	const ttl = 40 * time.Second
 	args := []string{"--work-dir", work, "--job-ttl", ttl.String(), "--workers", "1"}
 	first, base := startServe(t, args...)
 

@@ -66,6 +66,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer rt.Close()
+	// Clients see a model's reason without the folders in it; the log
+	// keeps the whole of it. Checking every model loads it (seconds of CPU),
+	// so it is done before this process takes jobs: after a restart, jobs
+	// that ran while the API was not yet answering could expire unseen.
+	for _, m := range rt.ListModels() {
+		if !m.Available {
+			log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
+		}
+	}
 	var srv *server.Server
 	models := timedModels{Models: rt, observe: func(model string, d time.Duration) {
 		if srv != nil { // a worker has no API to export the times
@@ -78,7 +87,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	octx, ocancel := context.WithTimeout(ctx, time.Minute)
 	defer ocancel()
 	sys, worker, closeJobs, err := c.openJobs(octx, log,
-		jobs.Config{TTL: c.JobTTL, Queue: c.QueueSize, MaxBytes: lim.DiskBytes(), Replicas: c.NATSReplicas, Logger: log},
+		jobs.Config{TTL: c.JobTTL, Queue: c.QueueSize, Replicas: c.NATSReplicas, Logger: log},
 		jobs.WorkerConfig{Converter: conv, Slots: c.Workers, Limits: lim, Provider: rt.Info().Provider, Registerer: registry, Logger: log})
 	if err != nil {
 		return err
@@ -125,19 +134,6 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	fmt.Fprintf(stderr, "img2vid is running at http://%s/\n", displayAddr(ln.Addr()))
-	// Clients see a model's reason without the folders in it; the log
-	// keeps the whole of it. Checking every model loads it, which can take
-	// long while jobs already run, so it happens after the server answers.
-	listed := make(chan struct{})
-	defer func() { <-listed }() // before rt closes
-	go func() {
-		defer close(listed)
-		for _, m := range rt.ListModels() {
-			if !m.Available {
-				log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
-			}
-		}
-	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

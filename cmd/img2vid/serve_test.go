@@ -121,19 +121,7 @@ func TestServeSIGTERMWithJobRunning(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve exited with %v, want status 0", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not exit within 15 s of SIGTERM")
-	}
+	terminate(t, cmd, "serve")
 	t.Logf("exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 }
 
@@ -186,5 +174,25 @@ func TestServeBrokenUserModelIs503WithTheReason(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || e.Code != "unavailable" || !strings.Contains(e.Error, `interp_model "mine" cannot be used`) ||
 		!strings.Contains(e.Error, "mine.json") {
 		t.Fatalf("got %s %+v, want 503 unavailable with the manifest's fault", resp.Status, e)
+	}
+}
+
+// terminate sends SIGTERM to the process that cmd started and fails the
+// test unless it exits with status 0 within 15 s: the grace period of
+// the tests' processes plus room for a loaded machine.
+func terminate(t *testing.T, cmd *exec.Cmd, what string) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s exited with %v after SIGTERM, want status 0", what, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s did not exit within 15 s of SIGTERM", what)
 	}
 }
