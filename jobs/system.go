@@ -42,22 +42,19 @@ type Config struct {
 	// a job before it goes to another (default 10s); later redeliveries
 	// wait twice and four times as long.
 	AckWait time.Duration
-	// MaxBytes caps each object store bucket (default: no cap).
-	MaxBytes int64
 	// Logger receives the system's logs. Optional.
 	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.Replicas < 0 || c.TTL < 0 || c.Queue < 0 || c.Attempts < 0 || c.AckWait < 0 || c.MaxBytes < 0 {
-		return c, fmt.Errorf("jobs config: replicas, TTL, queue, attempts, ack wait and max bytes must not be negative")
+	if c.Replicas < 0 || c.TTL < 0 || c.Queue < 0 || c.Attempts < 0 || c.AckWait < 0 {
+		return c, fmt.Errorf("jobs config: replicas, TTL, queue, attempts and ack wait must not be negative")
 	}
 	c.Replicas = cmp.Or(c.Replicas, 1)
 	c.TTL = cmp.Or(c.TTL, time.Hour)
 	c.Queue = cmp.Or(c.Queue, 8)
 	c.Attempts = cmp.Or(c.Attempts, 3)
 	c.AckWait = cmp.Or(c.AckWait, 10*time.Second)
-	c.MaxBytes = cmp.Or(c.MaxBytes, -1)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -145,13 +142,17 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", stateBucket, err)
 	}
+	// The buckets have no byte cap: JetStream reserves a stream's cap
+	// against the server's storage when the stream is made, so capping
+	// both at the disk budget refused to start on a disk smaller than
+	// twice the budget (a tmpfs work folder, a small volume). The budget
+	// holds at admission instead, counted from the buckets' real size.
 	s.uploads, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket:      uploadsBucket,
 		Description: "img2vid uploaded images, deleted when their job ends",
 		// A job deletes its images when it ends; one that waits in the
 		// queue longer than the TTL fails, saying so.
 		TTL:      cfg.TTL,
-		MaxBytes: cfg.MaxBytes,
 		Storage:  jetstream.FileStorage,
 		Replicas: cfg.Replicas,
 	})
@@ -162,7 +163,6 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 		Bucket:      videosBucket,
 		Description: "img2vid finished videos, kept for the job TTL",
 		TTL:         cfg.TTL,
-		MaxBytes:    cfg.MaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	})
