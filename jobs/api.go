@@ -194,21 +194,24 @@ func removeObject(ctx context.Context, store jetstream.ObjectStore, backing jets
 }
 
 // Job returns the job's state and a channel closed at its next change.
-// A job submitted through another replica a moment ago may not be on this
-// one's board yet: it is read from the bucket then.
+// A job that has not ended is read from the bucket, which is the truth:
+// the board follows it through a watch, and a watch can fall behind while
+// a NATS node is lost, or not yet hold a job submitted through another
+// replica a moment ago. The board's copy answers when the bucket does not.
 func (s *System) Job(ctx context.Context, id string) (State, <-chan struct{}, bool) {
-	if st, changed, ok := s.board.get(id); ok {
+	st, changed, ok := s.board.get(id)
+	if ok && st.Terminal() {
 		return st, changed, true
 	}
 	e, err := s.states.Get(ctx, id)
 	if err != nil {
-		return State{}, nil, false
+		return st, changed, ok && !isNotFound(err)
 	}
-	st, err := decode(e)
+	fresh, err := decode(e)
 	if err != nil {
-		return State{}, nil, false
+		return st, changed, ok
 	}
-	s.board.set(st, e.Revision())
+	s.board.set(fresh, e.Revision())
 	return s.board.get(id)
 }
 

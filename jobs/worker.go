@@ -67,6 +67,10 @@ type Worker struct {
 var (
 	errDeleted  = img2vid.Errorf(img2vid.ECANCELED, "canceled")
 	errHandBack = errors.New("the worker is shutting down")
+	// errStoreLost marks a failure to read a job's files from, or write its
+	// outputs to, the buckets: NATS lost for a moment (a node killed, its
+	// streams electing a new leader), not something wrong with the job.
+	errStoreLost = errors.New("the job store did not answer")
 )
 
 // outputExtensions maps an output format to the video's file name.
@@ -263,6 +267,10 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	if err == nil && detections != "" {
 		err = w.store(ctx, detectionsObject(spec.ID), detections)
 	}
+	if errors.Is(err, errStoreLost) && st.Attempt < w.sys.cfg.Attempts {
+		w.requeue(ctx, msg, spec.ID, err, log)
+		return
+	}
 	// The job's files go before it turns terminal: whoever waits for the
 	// end finds nothing of it left here.
 	if rerr := os.RemoveAll(dir); rerr != nil {
@@ -305,6 +313,28 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	w.sys.deleteInputs(ctx, spec.objects())
 	if err := msg.Ack(); err != nil {
 		log.Warn("acknowledging a job", "err", err)
+	}
+}
+
+// requeue puts a job whose files could not be read or stored back on the
+// queue, as a crash of its worker would: it runs again on its next
+// attempt, and fails saying why only after its last.
+func (w *Worker) requeue(ctx context.Context, msg jetstream.Msg, id string, cause error, log *slog.Logger) {
+	log.Warn("the job store did not answer; the job goes back to the queue", "err", cause)
+	_, err := w.sys.change(ctx, id, func(s *State) error {
+		if s.Deleted {
+			return errUnchanged
+		}
+		s.Status, s.Progress = StatusQueued, img2vid.Progress{Stage: img2vid.StageQueued}
+		s.Note = "back in the queue: the job store did not answer while it ran"
+		return nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		// NATS may still be away: the delivery below comes back all the same.
+		log.Warn("recording the requeue", "err", err)
+	}
+	if err := msg.NakWithDelay(time.Second); err != nil {
+		log.Warn("requeueing a job", "err", err)
 	}
 }
 
@@ -415,7 +445,7 @@ func (w *Worker) fetchError(ctx context.Context, name string, err error) error {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	return fmt.Errorf("fetching %s: %w", name, err)
+	return fmt.Errorf("fetching %s: %w: %w", name, errStoreLost, err)
 }
 
 // store puts one of a finished job's outputs into the videos bucket.
@@ -426,7 +456,7 @@ func (w *Worker) store(ctx context.Context, name, path string) error {
 	}
 	defer f.Close()
 	if _, err := w.sys.videos.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
-		return fmt.Errorf("storing job output %s: %w", name, err)
+		return fmt.Errorf("storing job output %s: %w: %w", name, errStoreLost, err)
 	}
 	return nil
 }
