@@ -289,10 +289,6 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	} else {
 		log.Info("job done", "took", took, "frames", res.Frames)
 	}
-	w.metrics.observe(outcome, took, spec.Options, w.cfg.Provider)
-	if limit := img2vid.ErrorLimit(err); limit != "" {
-		w.metrics.refusals.WithLabelValues(limit).Inc()
-	}
 	_, serr := w.sys.change(ctx, spec.ID, func(s *State) error {
 		s.Status, s.Finished, s.Progress = outcome, time.Now().UTC(), tr.last()
 		s.Expires = s.Finished.Add(w.sys.cfg.TTL)
@@ -309,6 +305,12 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 		// that it is delivered again and ends then.
 		log.Error("recording the end of a job", "err", serr)
 		return
+	}
+	// Counted once its end is recorded: a job whose end could not be
+	// written runs again, and must not count twice.
+	w.metrics.observe(outcome, took, spec.Options, w.cfg.Provider)
+	if limit := img2vid.ErrorLimit(err); limit != "" {
+		w.metrics.refusals.WithLabelValues(limit).Inc()
 	}
 	w.sys.deleteInputs(ctx, spec.objects())
 	if err := msg.Ack(); err != nil {
