@@ -53,6 +53,7 @@ bench: build
 	$(GO) run ./bench/detect
 	$(GO) run ./bench/load
 	$(GO) run ./bench/jobs
+	$(GO) run ./bench/objstore
 	$(GO) run ./bench/memory
 
 ## models: rebuild the built-in models (needs Debian's python3-torch and python3-onnx)

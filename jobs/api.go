@@ -258,7 +258,8 @@ type Output struct {
 	name    string
 	pos     int64 // where the next Read starts
 	r       io.ReadCloser
-	rpos    int64 // where r is
+	cancel  context.CancelFunc // ends r's context
+	rpos    int64              // where r is
 }
 
 // Video opens the job's video.
@@ -293,11 +294,13 @@ func (v *Output) Read(p []byte) (int, error) {
 	}
 	if v.r == nil || v.rpos != v.pos {
 		v.Close()
-		r, err := v.store.Get(v.ctx, v.name)
+		ctx, cancel := forObjectRead(v.ctx)
+		r, err := v.store.Get(ctx, v.name)
 		if err != nil {
+			cancel()
 			return 0, fmt.Errorf("reading video %s: %w", v.name, err)
 		}
-		v.r, v.rpos = r, 0
+		v.r, v.cancel, v.rpos = r, cancel, 0
 		if _, err := io.CopyN(io.Discard, r, v.pos); err != nil {
 			return 0, fmt.Errorf("seeking in video %s: %w", v.name, err)
 		}
@@ -333,8 +336,26 @@ func (v *Output) Close() error {
 		return nil
 	}
 	err := v.r.Close()
-	v.r = nil
+	v.cancel()
+	v.r, v.cancel = nil, nil
 	return err
+}
+
+// objectReadLimit is the deadline given to a read of an object whose
+// context has none. The NATS client gives such a read its default API
+// timeout (5 s) for the whole object, so a video downloaded more slowly
+// than that, or an upload a worker fetches in more (a 1 GiB object read
+// in 6 s on the machine of docs/BENCHMARKS.md), was cut off with a
+// timeout. The deadline only replaces that default: a read still ends
+// with its request or its job, and a stalled download with download_idle.
+const objectReadLimit = 24 * time.Hour
+
+// forObjectRead is ctx with objectReadLimit as its deadline if it has none.
+func forObjectRead(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, objectReadLimit)
 }
 
 // reap removes finished jobs older than the TTL, and deleted ones, often

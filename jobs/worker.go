@@ -401,16 +401,18 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 		return res, "", "", fmt.Errorf("creating job folder: %w", err)
 	}
 	inputs := make([]string, len(spec.Inputs))
+	fctx, fcancel := forObjectRead(ctx)
+	defer fcancel()
 	for i, name := range spec.Inputs {
 		inputs[i] = filepath.Join(dir, path.Base(name))
-		if err := w.sys.uploads.GetFile(ctx, name, inputs[i]); err != nil {
+		if err := w.sys.uploads.GetFile(fctx, name, inputs[i]); err != nil {
 			return res, "", "", w.fetchError(ctx, name, err)
 		}
 	}
 	opts := spec.Options
 	if spec.Audio != "" {
 		opts.Audio = filepath.Join(dir, path.Base(spec.Audio))
-		if err := w.sys.uploads.GetFile(ctx, spec.Audio, opts.Audio); err != nil {
+		if err := w.sys.uploads.GetFile(fctx, spec.Audio, opts.Audio); err != nil {
 			return res, "", "", w.fetchError(ctx, spec.Audio, err)
 		}
 	}
