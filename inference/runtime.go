@@ -112,7 +112,7 @@ func Open(cfg Config) (*Runtime, error) {
 	}
 	r.info.Note = plan.Note
 	if plan.TryCUDA {
-		r.info.Provider, r.info.Note, err = SettleProvider(device, probeCUDA(cfg.Threads))
+		r.info.Provider, r.info.Note, err = SettleProvider(device, probe(cfg.Threads, true))
 		if err != nil {
 			releaseEnv()
 			return nil, err
@@ -157,12 +157,12 @@ func releaseEnv() {
 	}
 }
 
-// probeCUDA creates a session with the CUDA provider on a one-node model
-// and runs it once, which loads the provider and its CUDA libraries and
+// probe creates a session on a one-node model and runs it once. With
+// the CUDA provider that loads the provider and its CUDA libraries and
 // touches the device: the failures --device cuda must report happen here,
 // not halfway through a job.
-func probeCUDA(threads int) error {
-	s, err := newSession(identityModel(1), []string{"x"}, "y", threads, true)
+func probe(threads int, cuda bool) error {
+	s, err := newSession(identityModel(1), []string{"x"}, "y", threads, cuda)
 	if err != nil {
 		return err
 	}
@@ -189,6 +189,29 @@ func probeCUDA(threads int) error {
 // Info describes the runtime: library, version, provider in use and why
 // it differs from the one asked for.
 func (r *Runtime) Info() img2vid.RuntimeInfo { return r.info }
+
+// Check runs a one-node model on the execution provider in use, which
+// proves that the runtime still works and, on CUDA, that the GPU still
+// answers: a worker checks it before it takes jobs. It takes milliseconds
+// on the CPU.
+func (r *Runtime) Check() error {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	// Counted as a user of the environment meanwhile, so that a Close
+	// at the same time does not destroy it under the probe.
+	if err := acquireEnv(r.info.Library); err != nil {
+		return err
+	}
+	defer releaseEnv()
+	if err := probe(1, r.info.Provider == ProviderCUDA); err != nil {
+		return img2vid.Errorf(img2vid.EUNAVAILABLE, "ONNX Runtime cannot run a model on %s: %v", r.info.Provider, err)
+	}
+	return nil
+}
 
 // Close releases every loaded model and, with the last Runtime, the
 // environment. Models handed out must no longer be used.

@@ -243,3 +243,23 @@ func checkBlend(t *testing.T, r *Runtime, name string) {
 		t.Errorf("t=1: %v, want an invalid error", err)
 	}
 }
+
+// Check runs a model on the provider in use while the runtime is open,
+// and refuses once it is closed.
+func TestCheckRunsAModel(t *testing.T) {
+	r := openRuntime(t, "")
+	if err := r.Check(); err != nil {
+		t.Fatalf("Check on an open runtime: %v", err)
+	}
+	other, err := Open(Config{Library: os.Getenv("ONNXRUNTIME_LIB"), Device: DeviceCPU, Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := other.Check(); img2vid.ErrorCode(err) != img2vid.EUNAVAILABLE {
+		t.Errorf("Check on a closed runtime = %v, want unavailable", err)
+	}
+	if err := r.Check(); err != nil {
+		t.Errorf("Check after another runtime closed: %v", err)
+	}
+}

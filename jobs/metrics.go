@@ -15,12 +15,15 @@ import (
 
 // workerMetrics are a worker's Prometheus series.
 type workerMetrics struct {
-	jobs     *prometheus.CounterVec
-	jobTime  *prometheus.HistogramVec
-	convert  *prometheus.HistogramVec
-	frames   prometheus.Counter
-	running  prometheus.Gauge
-	refusals *prometheus.CounterVec
+	jobs    *prometheus.CounterVec
+	jobTime *prometheus.HistogramVec
+	convert *prometheus.HistogramVec
+	frames  prometheus.Counter
+	running prometheus.Gauge
+	ready   prometheus.Gauge
+	// inference is the time of each model run, which happens on workers.
+	inference *prometheus.HistogramVec
+	refusals  *prometheus.CounterVec
 }
 
 // newWorkerMetrics makes the series and registers them on reg, if any.
@@ -42,12 +45,19 @@ func newWorkerMetrics(reg prometheus.Registerer) (*workerMetrics, error) {
 		running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "img2vid_jobs_running", Help: "Jobs running on this worker now.",
 		}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "img2vid_worker_ready", Help: "1 while this worker is ready and takes jobs, 0 while it is not (see /readyz for why).",
+		}),
+		inference: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "img2vid_inference_duration_seconds", Help: "Time of one model run on this worker, by model and execution provider.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"model", "provider"}),
 		refusals: NewRefusalCounter(),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.jobTime, m.convert, m.frames, m.running} {
+	for _, c := range []prometheus.Collector{m.jobs, m.jobTime, m.convert, m.frames, m.running, m.ready, m.inference} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering worker metrics: %w", err)
 		}
@@ -87,9 +97,9 @@ func RegisterShared(reg prometheus.Registerer, c *prometheus.CounterVec) (*prome
 }
 
 // RegisterQueueMetrics registers, on reg, series read from the consumer
-// shared by every worker at scrape time: the jobs a worker holds now and
-// the jobs delivered more than once. Every role exports them, so the same
-// figures show on any replica.
+// shared by every worker at scrape time: the jobs waiting for a worker,
+// those a worker holds now and those delivered more than once. Every role
+// exports them, so the same figures show on any replica.
 func (s *System) RegisterQueueMetrics(reg prometheus.Registerer) error {
 	read := func(f func(*jetstream.ConsumerInfo) int) func() float64 {
 		return func() float64 {
@@ -104,6 +114,9 @@ func (s *System) RegisterQueueMetrics(reg prometheus.Registerer) error {
 		}
 	}
 	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "img2vid_queue_depth",
+			Help: "Jobs waiting for a worker, over every replica."},
+			read(func(i *jetstream.ConsumerInfo) int { return int(i.NumPending) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "img2vid_jobs_in_progress",
 			Help: "Jobs a worker has taken and not yet finished, over every worker."},
 			read(func(i *jetstream.ConsumerInfo) int { return i.NumAckPending })),
@@ -116,6 +129,14 @@ func (s *System) RegisterQueueMetrics(reg prometheus.Registerer) error {
 		}
 	}
 	return nil
+}
+
+// ObserveInference records one model run of a job on this worker, in
+// img2vid_inference_duration_seconds: the runtime's models are wrapped to
+// call it (cmd wires them), so /metrics shows the time spent per model
+// and execution provider on the role that runs them.
+func (w *Worker) ObserveInference(model, provider string, d time.Duration) {
+	w.metrics.inference.WithLabelValues(model, cmp.Or(provider, "none")).Observe(d.Seconds())
 }
 
 // observe records a finished job; took is zero for a job that never ran.

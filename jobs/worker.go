@@ -42,8 +42,18 @@ type WorkerConfig struct {
 	Slots int
 	// Limits bound the jobs; the worker applies JobTimeout (zero: none).
 	Limits img2vid.Limits
-	// Provider names the execution provider, for metric labels.
-	Provider string
+	// Provider names the execution provider, for metric labels; it is
+	// asked when a job ends, as a worker may open its runtime late.
+	// Optional ("none").
+	Provider func() string
+	// Ready reports whether this worker can run a job now (its runtime,
+	// its GPU, ffmpeg). A worker fetches a job only once Ready returns nil,
+	// and asks again every ReadyEvery while it does not. Optional.
+	Ready func(context.Context) error
+	// ReadyEvery is how often a worker that is not ready asks again, and
+	// how long one fetch waits for a job before readiness is asked again
+	// (default 2s): a worker that stops being ready takes no job after it.
+	ReadyEvery time.Duration
 	// Registerer receives the worker's metrics. Optional.
 	Registerer prometheus.Registerer
 	// Logger receives the worker's logs. Optional.
@@ -61,6 +71,10 @@ type Worker struct {
 	running   context.Context // parent of every job's context
 	handBack  context.CancelCauseFunc
 	slots     sync.WaitGroup
+
+	readyMu  sync.Mutex
+	notReady error // why the worker is not ready, at the last check
+	checked  bool  // whether readiness was asked yet
 }
 
 // Causes of a job's cancellation, told apart when it ends.
@@ -88,6 +102,10 @@ func (s *System) StartWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, fmt.Errorf("worker config: %w", err)
 	}
 	cfg.Slots = cmp.Or(cfg.Slots, 1)
+	cfg.ReadyEvery = cmp.Or(cfg.ReadyEvery, 2*time.Second)
+	if cfg.ReadyEvery < 0 {
+		return nil, fmt.Errorf("worker config: ReadyEvery must not be negative")
+	}
 	if err := os.RemoveAll(cfg.Dir); err != nil {
 		return nil, fmt.Errorf("emptying worker folder: %w", err)
 	}
@@ -126,11 +144,17 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 }
 
-// loop takes one job at a time until the worker stops.
+// loop takes one job at a time until the worker stops, while it is ready.
 func (w *Worker) loop() {
-	for w.fetching.Err() == nil {
-		msg, err := w.sys.consumer.Next(jetstream.FetchContext(w.fetching))
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
+	for w.waitReady() {
+		// One fetch waits at most ReadyEvery: the server ends the pull a
+		// little before the context (FetchContext), so no job is sent to
+		// a pull nobody listens to any more.
+		ctx, cancel := context.WithTimeout(w.fetching, w.cfg.ReadyEvery)
+		msg, err := w.sys.consumer.Next(jetstream.FetchContext(ctx))
+		cancel()
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) ||
+			(errors.Is(err, context.DeadlineExceeded) && w.fetching.Err() == nil) {
 			continue // no job came within the pull's lifetime: ask again
 		}
 		if err != nil {
@@ -145,6 +169,54 @@ func (w *Worker) loop() {
 		}
 		w.handle(msg)
 	}
+}
+
+// readyTimeout bounds one readiness check, so that a check that hangs
+// (a GPU that does not answer) is an answer too.
+const readyTimeout = 10 * time.Second
+
+// waitReady returns true once Ready says the worker can run a job, and
+// false once the worker stops taking jobs.
+func (w *Worker) waitReady() bool {
+	for w.fetching.Err() == nil {
+		err := w.checkReady()
+		if err == nil {
+			return true
+		}
+		select {
+		case <-time.After(w.cfg.ReadyEvery):
+		case <-w.fetching.Done():
+		}
+	}
+	return false
+}
+
+// checkReady asks Ready, and logs and counts each change of its answer.
+func (w *Worker) checkReady() error {
+	var err error
+	if w.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(w.fetching, readyTimeout)
+		err = w.cfg.Ready(ctx)
+		cancel()
+		if err != nil && w.fetching.Err() != nil {
+			return err // stopping: not a change of readiness
+		}
+	}
+	w.readyMu.Lock()
+	defer w.readyMu.Unlock()
+	was, first := w.notReady, !w.checked
+	w.notReady, w.checked = err, true
+	switch {
+	case err != nil && (first || was == nil || was.Error() != err.Error()):
+		w.metrics.ready.Set(0)
+		w.log.Warn("worker not ready: it takes no job until it is", "reason", err)
+	case err == nil && (first || was != nil):
+		w.metrics.ready.Set(1)
+		if !first {
+			w.log.Info("worker ready again: taking jobs")
+		}
+	}
+	return err
 }
 
 // handle runs one delivery of a job to its end, or hands it back.
@@ -203,7 +275,7 @@ func (w *Worker) handle(msg jetstream.Msg) {
 	}
 	if st.Status == StatusFailed {
 		log.Warn("job failed: its workers kept stopping", "attempts", st.Attempt)
-		w.metrics.observe(StatusFailed, 0, spec.Options, w.cfg.Provider)
+		w.metrics.observe(StatusFailed, 0, spec.Options, w.provider())
 		w.sys.deleteInputs(ctx, spec.objects())
 		msg.Term()
 		return
@@ -308,7 +380,7 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	}
 	// Counted once its end is recorded: a job whose end could not be
 	// written runs again, and must not count twice.
-	w.metrics.observe(outcome, took, spec.Options, w.cfg.Provider)
+	w.metrics.observe(outcome, took, spec.Options, w.provider())
 	if limit := img2vid.ErrorLimit(err); limit != "" {
 		w.metrics.refusals.WithLabelValues(limit).Inc()
 	}
@@ -316,6 +388,14 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	if err := msg.Ack(); err != nil {
 		log.Warn("acknowledging a job", "err", err)
 	}
+}
+
+// provider names the execution provider for metric labels.
+func (w *Worker) provider() string {
+	if w.cfg.Provider == nil {
+		return ""
+	}
+	return w.cfg.Provider()
 }
 
 // requeue puts a job whose files could not be read or stored back on the

@@ -66,15 +66,7 @@ func New(cfg Config) (*Server, error) {
 		receiving: map[*job]func(){},
 	}
 	s.removeLeftovers()
-	s.metrics, err = newMetrics(cfg.Registry, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		n, err := s.cfg.Jobs.Waiting(ctx)
-		if err != nil {
-			s.log.Warn("reading the queue depth", "err", err)
-		}
-		return float64(n)
-	})
+	s.metrics, err = newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
@@ -89,13 +81,6 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the router with every route of the page and the API.
 func (s *Server) Handler() http.Handler { return s.router }
-
-// ObserveInference records one model run in the inference duration
-// histogram. The runtime calls it, wired in by cmd, so /metrics shows time
-// spent per model and execution provider.
-func (s *Server) ObserveInference(model, provider string, d time.Duration) {
-	s.metrics.inference.WithLabelValues(model, provider).Observe(d.Seconds())
-}
 
 // Shutdown stops taking uploads (from then on POST /api/jobs answers 503)
 // and ends those in progress, waiting until ctx ends for their folders to

@@ -146,8 +146,11 @@ func start(t *testing.T, conv jobs.Converter, edit func(*testbed)) (*Server, *ht
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	local, err := jobs.StartLocal(ctx, root, jobs.Config{TTL: tb.TTL, Queue: tb.Queue},
-		jobs.WorkerConfig{Converter: conv, Slots: tb.Workers, Limits: tb.Limits, Provider: "cpu", Registerer: tb.Registry})
+		jobs.WorkerConfig{Converter: conv, Slots: tb.Workers, Limits: tb.Limits, Provider: func() string { return "cpu" }, Registerer: tb.Registry})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := local.RegisterQueueMetrics(tb.Registry); err != nil {
 		t.Fatal(err)
 	}
 	tb.Jobs = local
@@ -979,15 +982,6 @@ func TestDiskBudgetRefusesWithBusy(t *testing.T) {
 	}
 	_, metrics := get(t, ts.URL+"/metrics")
 	if want := `img2vid_limit_refusals_total{limit="max_disk_mb"} 1`; !strings.Contains(string(metrics), want) {
-		t.Errorf("metrics lack %s", want)
-	}
-}
-
-func TestInferenceTimesAreExported(t *testing.T) {
-	s, ts := start(t, &fakeConverter{}, nil)
-	s.ObserveInference("blend", "cpu", 20*time.Millisecond)
-	_, body := get(t, ts.URL+"/metrics")
-	if want := `img2vid_inference_duration_seconds_count{model="blend",provider="cpu"} 1`; !strings.Contains(string(body), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/video"
 )
 
 // natsServer builds nats-server from the module this one requires (nothing
@@ -205,4 +206,69 @@ func TestServeNATSUnreachable(t *testing.T) {
 			t.Errorf("serve %v: %v\n%s\nwant a refusal naming --role", tc, err, out)
 		}
 	}
+}
+
+// A worker whose ONNX Runtime cannot be opened (a library that is not
+// there, a models folder that is not one) stays up and says why on
+// /readyz, and never takes a job, while a healthy worker takes it. The
+// healthy worker's /metrics then show the model runs and the job.
+func TestServeWorkerNotReadyTakesNoJob(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	port := freePort(t)
+	startNATS(t, natsServer(t), port, t.TempDir())
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	_, noLib := startServe(t, "--nats", url, "--role", "worker", "--ort-lib", "/nonexistent/libonnxruntime.so")
+	_, noModels := startServe(t, "--nats", url, "--role", "worker", "--models-dir", filepath.Join(t.TempDir(), "missing"))
+	_, api := startServe(t, "--nats", url, "--role", "api")
+	for _, broken := range []struct{ base, says string }{{noLib, "/nonexistent/libonnxruntime.so"}, {noModels, "is not a folder"}} {
+		code, body := getBody(t, broken.base+"/readyz")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "ONNX Runtime does not work") || !strings.Contains(body, broken.says) {
+			t.Errorf("/readyz of a worker without a runtime = %d %s, want 503 saying why (%s)", code, body, broken.says)
+		}
+	}
+
+	// Two close images, so that the frame between them is the model's and
+	// not a scene cut's copy.
+	near := []image.Image{testimage.Solid(64, 48, color.NRGBA{200, 40, 0, 255}), testimage.Solid(64, 48, color.NRGBA{190, 50, 10, 255})}
+	id := postImages(t, api, near, map[string]string{"interpolate": "2", "interp_model": "blend"})
+	// Two fetch windows of the workers (2 s each): a worker that took jobs
+	// while not ready would have taken this one by now.
+	time.Sleep(5 * time.Second)
+	if j, _ := getJob(t, api, id); j.Status != "queued" {
+		t.Fatalf("with only workers that are not ready, the job is %s, want queued", j.Status)
+	}
+	_, healthy := startServe(t, "--nats", url, "--role", "worker")
+	var j restartJob
+	waitUntil(t, "the healthy worker to run the job", time.Minute, func() bool { j, _ = getJob(t, api, id); return j.Status == "done" || j.Status == "failed" })
+	if j.Status != "done" {
+		t.Fatalf("job ended %s (%+v)", j.Status, j.Error)
+	}
+	info, err := video.Probe(context.Background(), "ffprobe", download(t, api+j.Video))
+	if err != nil || info.Width != 64 || info.Height != 48 || info.Frames < 3 {
+		t.Errorf("video: %+v (%v), want 64x48 with the interpolated frames", info, err)
+	}
+	for _, broken := range []string{noLib, noModels} {
+		_, body := getBody(t, broken+"/metrics")
+		if !strings.Contains(body, "img2vid_worker_ready 0") || strings.Contains(body, "img2vid_jobs_total{") {
+			t.Errorf("a worker that is not ready: want img2vid_worker_ready 0 and no job run, metrics:\n%s", grepLines(body, "img2vid_"))
+		}
+	}
+	_, body := getBody(t, healthy+"/metrics")
+	for _, want := range []string{`img2vid_worker_ready 1`, `img2vid_jobs_total{outcome="done"} 1`, `img2vid_jobs_running 0`,
+		`img2vid_queue_depth 0`, `img2vid_inference_duration_seconds_count{model="blend",provider="cpu"}`, "process_cpu_seconds_total"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the healthy worker's metrics lack %s:\n%s", want, grepLines(body, "img2vid_"))
+		}
+	}
+}
+
+// grepLines keeps the lines of text that start with prefix.
+func grepLines(text, prefix string) string {
+	var out []string
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -16,12 +16,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/inference"
 	"github.com/img2vid/img2vid/jobs"
 	"github.com/img2vid/img2vid/pipeline"
 	"github.com/img2vid/img2vid/server"
@@ -61,51 +64,81 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 
+	// A worker whose runtime cannot be opened stays up, not ready (its
+	// /readyz says why), and tries again until it opens: an orchestrator
+	// sees the reason instead of a crash loop, and the worker takes jobs
+	// once the library, the GPU or the models folder is there. The other
+	// roles need the runtime's catalogue from the start, so they stop.
 	rt, err := c.openRuntime(log)
-	if err != nil {
+	if err != nil && c.Role != roleWorker {
 		return err
 	}
-	defer rt.Close()
+	if err != nil {
+		log.Warn("ONNX Runtime cannot be opened; this worker takes no job until it can", "err", err)
+	}
 	// Clients see a model's reason without the folders in it; the log
 	// keeps the whole of it. Checking every model loads it (seconds of CPU),
 	// so it is done before this process takes jobs: after a restart, jobs
 	// that ran while the API was not yet answering could expire unseen.
-	for _, m := range rt.ListModels() {
-		if !m.Available {
-			log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
-		}
-	}
-	var srv *server.Server
-	models := timedModels{Models: rt, observe: func(model string, d time.Duration) {
-		if srv != nil { // a worker has no API to export the times
-			srv.ObserveInference(model, rt.Info().Provider, d)
+	live := newLiveRuntime(rt, err, func() (*inference.Runtime, error) { return c.openRuntime(log) },
+		func(rt *inference.Runtime) {
+			for _, m := range rt.ListModels() {
+				if !m.Available {
+					log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
+				}
+			}
+		}, 10*time.Second)
+	defer live.Close()
+	// The worker records the model runs; it exists once the job system
+	// is open, and may start a job before openJobs returns.
+	var running atomic.Pointer[jobs.Worker]
+	models := timedModels{Models: live, observe: func(model string, d time.Duration) {
+		if w := running.Load(); w != nil {
+			w.ObserveInference(model, live.Provider(), d)
 		}
 	}}
 	conv := &pipeline.Pipeline{FFmpeg: c.FFmpeg, Models: models, Limits: lim, Logger: log}
 
+	// A process that runs jobs is ready when ffmpeg and the runtime work,
+	// and its worker fetches jobs only then; every role also needs NATS.
+	ffmpegReady := readiness(c.FFmpeg, 5*time.Second)
+	canRun := func(ctx context.Context) error {
+		if err := ffmpegReady(ctx); err != nil {
+			return err
+		}
+		if c.Role == roleAPI {
+			return nil
+		}
+		return live.Ready(ctx)
+	}
 	registry := prometheus.NewRegistry()
 	octx, ocancel := context.WithTimeout(ctx, time.Minute)
 	defer ocancel()
 	sys, worker, closeJobs, err := c.openJobs(octx, log,
 		jobs.Config{TTL: c.JobTTL, Queue: c.QueueSize, Replicas: c.NATSReplicas, Logger: log},
-		jobs.WorkerConfig{Converter: conv, Slots: c.Workers, Limits: lim, Provider: rt.Info().Provider, Registerer: registry, Logger: log})
+		jobs.WorkerConfig{Converter: conv, Slots: c.Workers, Limits: lim, Provider: live.Provider,
+			Ready: canRun, Registerer: registry, Logger: log})
 	if err != nil {
 		return err
 	}
 	defer closeJobs() // after an early return, a running job goes back to the queue at once
+	running.Store(worker)
 	if err := sys.RegisterQueueMetrics(registry); err != nil {
 		return err
 	}
-	ffmpegReady := readiness(c.FFmpeg, 5*time.Second)
 	ready := func(ctx context.Context) error {
 		if err := sys.Connected(); err != nil {
 			return img2vid.Errorf(img2vid.EUNAVAILABLE, "the job system cannot be reached: %v", err)
 		}
-		return ffmpegReady(ctx)
+		return canRun(ctx)
 	}
 	var handler http.Handler
+	var srv *server.Server
 	if c.Role == roleWorker {
-		handler = probeHandler(registry, ready)
+		handler, err = probeHandler(registry, ready)
+		if err != nil {
+			return err
+		}
 	} else {
 		srv, err = server.New(server.Config{
 			Jobs: sys, Catalog: rt, Logger: log, WorkDir: filepath.Join(c.WorkDir, "uploads"),
@@ -124,7 +157,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	info := rt.Info()
+	info := live.Info()
 	log.Info("img2vid serving", "url", "http://"+displayAddr(ln.Addr()), "version", version,
 		"provider", info.Provider, "onnxruntime", info.Version, "library", info.Library,
 		"role", c.Role, "nats", cmp.Or(jobs.RedactURLs(c.NATS), "in this process"),
@@ -238,8 +271,14 @@ func (c *config) openJobs(ctx context.Context, log *slog.Logger, cfg jobs.Config
 }
 
 // probeHandler is all a worker serves over HTTP: health, readiness (the
-// job system and ffmpeg) and metrics.
-func probeHandler(registry *prometheus.Registry, ready func(context.Context) error) http.Handler {
+// job system, ffmpeg and the runtime) and metrics, with the Go and
+// process series the API's metrics also have.
+func probeHandler(registry *prometheus.Registry, ready func(context.Context) error) (http.Handler, error) {
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := registry.Register(c); err != nil {
+			return nil, fmt.Errorf("registering worker metrics: %w", err)
+		}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -257,7 +296,7 @@ func probeHandler(registry *prometheus.Registry, ready func(context.Context) err
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
-	return mux
+	return mux, nil
 }
 
 // limitsText lists the limits in force as NAME=VALUE pairs, for the log

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/inference"
+)
+
+// liveRuntime is ONNX Runtime as a process that runs jobs sees it: the
+// runtime opened at start or, when that failed (no library yet, a GPU not
+// yet visible, a models folder not yet mounted), opened again at each
+// check until it opens; once open, checked by running a one-node model
+// on its provider, which catches a GPU that stopped answering. Checks run
+// at most once per interval: readiness probes and the worker ask often.
+type liveRuntime struct {
+	open     func() (*inference.Runtime, error)
+	opened   func(*inference.Runtime) // called once, when the runtime opens
+	interval time.Duration
+
+	mu      sync.Mutex
+	rt      *inference.Runtime
+	last    error // the last check's answer
+	checked time.Time
+}
+
+// newLiveRuntime starts from what opening the runtime at start gave: rt,
+// or err when it could not be opened.
+func newLiveRuntime(rt *inference.Runtime, err error, open func() (*inference.Runtime, error),
+	opened func(*inference.Runtime), interval time.Duration) *liveRuntime {
+	l := &liveRuntime{open: open, opened: opened, interval: interval, rt: rt, checked: time.Now()}
+	if err != nil {
+		l.last = unavailable(err)
+	} else {
+		opened(rt)
+	}
+	return l
+}
+
+// unavailable words a failure to open or run the runtime for /readyz.
+func unavailable(err error) error {
+	return &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "ONNX Runtime does not work: " + err.Error(), Err: err}
+}
+
+// Ready reports whether the runtime works, checking again if the last
+// check is older than the interval.
+func (l *liveRuntime) Ready(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if time.Since(l.checked) < l.interval {
+		return l.last
+	}
+	l.checked = time.Now()
+	if l.rt == nil {
+		rt, err := l.open()
+		if err != nil {
+			l.last = unavailable(err)
+			return l.last
+		}
+		l.rt = rt
+		l.opened(rt)
+	}
+	l.last = l.rt.Check()
+	return l.last
+}
+
+// runtime returns the open runtime, or why there is none.
+func (l *liveRuntime) runtime() (*inference.Runtime, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rt == nil {
+		return nil, l.last
+	}
+	return l.rt, nil
+}
+
+// Info describes the runtime; zero until it opens.
+func (l *liveRuntime) Info() img2vid.RuntimeInfo {
+	rt, err := l.runtime()
+	if err != nil {
+		return img2vid.RuntimeInfo{}
+	}
+	return rt.Info()
+}
+
+// Provider names the execution provider in use, "" until the runtime opens.
+func (l *liveRuntime) Provider() string { return l.Info().Provider }
+
+// FrameModel loads a frame model from the open runtime.
+func (l *liveRuntime) FrameModel(name string) (img2vid.FrameModel, error) {
+	rt, err := l.runtime()
+	if err != nil {
+		return nil, err
+	}
+	return rt.FrameModel(name)
+}
+
+// Interpolator loads an interpolation model from the open runtime.
+func (l *liveRuntime) Interpolator(name string) (img2vid.Interpolator, error) {
+	rt, err := l.runtime()
+	if err != nil {
+		return nil, err
+	}
+	return rt.Interpolator(name)
+}
+
+// Detector loads a detect model from the open runtime.
+func (l *liveRuntime) Detector(name string) (img2vid.Detector, error) {
+	rt, err := l.runtime()
+	if err != nil {
+		return nil, err
+	}
+	return rt.Detector(name)
+}
+
+// Close closes the runtime if it was opened.
+func (l *liveRuntime) Close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rt != nil {
+		l.rt.Close()
+	}
+}
