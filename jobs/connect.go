@@ -10,12 +10,23 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// Auth is how this process proves itself to an external NATS and checks
+// the servers it reaches. Zero values: none.
+type Auth struct {
+	// Creds is a credentials file (a user's JWT and nkey seed, as nsc
+	// writes it).
+	Creds string
+	// CA is a PEM file of the certificate authorities that sign the
+	// servers' certificates, for tls:// URLs (default: the system's).
+	CA string
+}
+
 // Connect connects to an external NATS server or cluster: urls is a comma
-// separated list (nats://, tls:// for TLS), creds an optional credentials
-// file. A server that cannot be reached at start is an error naming it;
-// once connected, a lost connection is retried without end, and Connected
-// reports it meanwhile.
-func Connect(urls, creds string, log *slog.Logger) (*nats.Conn, error) {
+// separated list (nats://, tls:// for TLS). A server that cannot be reached
+// at start, or that refuses the credentials or whose certificate does not
+// check out, is an error naming it; once connected, a lost connection is
+// retried without end, and Connected reports it meanwhile.
+func Connect(urls string, auth Auth, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("img2vid"),
 		nats.MaxReconnects(-1),
@@ -29,8 +40,11 @@ func Connect(urls, creds string, log *slog.Logger) (*nats.Conn, error) {
 			log.Info("reconnected to NATS", "url", redact(nc.ConnectedUrl()))
 		}),
 	}
-	if creds != "" {
-		opts = append(opts, nats.UserCredentials(creds))
+	if auth.Creds != "" {
+		opts = append(opts, nats.UserCredentials(auth.Creds))
+	}
+	if auth.CA != "" {
+		opts = append(opts, nats.RootCAs(auth.CA))
 	}
 	nc, err := nats.Connect(urls, opts...)
 	if err != nil {

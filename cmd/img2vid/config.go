@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/jobs"
 )
 
 // config is every setting of the program, in one typed place. Each has a
@@ -32,6 +33,7 @@ type config struct {
 	// part in it.
 	NATS         string
 	NATSCreds    string
+	NATSCA       string
 	NATSReplicas int
 	Role         string
 
@@ -145,7 +147,8 @@ func splitList(v string) []string {
 // natsFlags name the external NATS cluster of serve and doctor.
 func (c *config) natsFlags(b *binder) {
 	b.str(&c.NATS, "nats", "IMG2VID_NATS_URL", "", "URLs of an external NATS cluster, comma separated (nats://, tls:// for TLS); empty: a NATS server inside this process")
-	b.str(&c.NATSCreds, "nats-creds", "IMG2VID_NATS_CREDS", "", "NATS credentials file (with --nats)")
+	b.str(&c.NATSCreds, "nats-creds", "IMG2VID_NATS_CREDS", "", "NATS credentials file: a user's JWT and nkey seed (with --nats)")
+	b.str(&c.NATSCA, "nats-ca", "IMG2VID_NATS_CA", "", "PEM file of the certificate authorities that sign the NATS servers' certificates, for tls:// URLs (default: the system's)")
 }
 
 // doorFlags are the settings of serve that decide how long stalled clients
@@ -212,6 +215,9 @@ func (c *config) serverFlags(b *binder) {
 	b.str(&c.ServerName, "host", "SERVER_NAME", "127.0.0.1", "address to listen on (0.0.0.0 for all interfaces)")
 	b.int(&c.ServerPort, "port", "SERVER_PORT", 8080, "port to listen on")
 }
+
+// natsAuth is how to authenticate to the NATS cluster --nats names.
+func (c *config) natsAuth() jobs.Auth { return jobs.Auth{Creds: c.NATSCreds, CA: c.NATSCA} }
 
 // logger builds the program's logger from LogLevel.
 func (c *config) logger() (*slog.Logger, error) {

@@ -174,7 +174,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // checkNATS connects to the cluster --nats names and prints the job
 // system's stream, buckets and consumer there.
 func checkNATS(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer) error {
-	nc, err := jobs.Connect(c.NATS, c.NATSCreds, log)
+	nc, err := jobs.Connect(c.NATS, c.natsAuth(), log)
 	if err != nil {
 		return err
 	}

@@ -230,7 +230,7 @@ func (c *config) openJobs(ctx context.Context, log *slog.Logger, cfg jobs.Config
 		}
 		return local.System, local.Worker, func() { local.Stop(now) }, nil
 	}
-	nc, err := jobs.Connect(c.NATS, c.NATSCreds, log)
+	nc, err := jobs.Connect(c.NATS, c.natsAuth(), log)
 	if err != nil {
 		return nil, nil, nil, err
 	}
