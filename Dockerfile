@@ -1,8 +1,9 @@
-# img2vid container images, one Dockerfile with two targets:
+# img2vid container images, one Dockerfile with three targets:
 #
 #   docker build -t img2vid .                    CPU image (the last stage, the default)
 #   docker build --target gpu -t img2vid:gpu \
 #     --build-arg ORT_GPU_SHA256=<sha256> .      NVIDIA CUDA image for `docker run --gpus all`
+#   docker build --target nats -t img2vid-nats . the NATS server of a cluster (docs/DEPLOY.md)
 #
 # Every download is pinned and checked: Go modules against go.sum, the ONNX
 # Runtime tarballs against a sha256, Debian packages by apt's signatures. Behind
@@ -123,6 +124,44 @@ COPY . .
 ARG VERSION=dev
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/img2vid ./cmd/img2vid \
  && /out/img2vid version
+
+# ---------------------------------------------------------------------------
+# nats: the NATS server for a cluster deployment (compose.yaml's cluster
+# profile, deploy/kubernetes/), built from the nats-server module go.mod
+# pins, so a cluster runs the server version img2vid is tested with, on the
+# same bases as the rest. Static (no cgo); checked against go.sum like every
+# module. Only `--target nats` ships it; the classic builder compiles it once
+# on the way to the default target, and its cache keeps it until go.mod changes.
+FROM golang:1.26-bookworm AS nats-build
+ARG GOPROXY=https://proxy.golang.org,direct
+ENV GOPROXY=${GOPROXY} \
+    CGO_ENABLED=0 \
+    GOFLAGS=-mod=readonly \
+    GOTOOLCHAIN=local
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go build -trimpath -ldflags "-s -w" -o /out/nats-server github.com/nats-io/nats-server/v2 \
+ && /out/nats-server --version
+
+FROM debian:bookworm-slim AS nats
+LABEL org.opencontainers.image.title="img2vid-nats" \
+      org.opencontainers.image.description="The NATS server (JetStream) at the version img2vid's go.mod pins, for img2vid clusters" \
+      org.opencontainers.image.source="https://github.com/img2vid/img2vid"
+# Its own fixed uid, apart from img2vid's, for the JetStream volume.
+RUN groupadd --gid 10002 nats \
+ && useradd --uid 10002 --gid nats --home-dir /data --no-create-home --shell /usr/sbin/nologin nats \
+ && mkdir -p /data \
+ && chown nats:nats /data \
+ && chmod 0700 /data
+COPY --from=nats-build /out/nats-server /usr/local/bin/nats-server
+USER nats:nats
+WORKDIR /data
+VOLUME ["/data"]
+# Clients, routes between the servers, monitoring (/healthz, /jsz).
+EXPOSE 4222 6222 8222
+# nats-server handles SIGTERM itself (it stops cleanly, flushing its files).
+ENTRYPOINT ["nats-server"]
+CMD ["--jetstream", "--store_dir", "/data", "--http_port", "8222"]
 
 # ---------------------------------------------------------------------------
 # ort-gpu: the official ONNX Runtime GPU release (CUDA 12, cuDNN 9). The CUDA
