@@ -53,6 +53,7 @@ bench: build
 	$(GO) run ./bench/detect
 	$(GO) run ./bench/load
 	$(GO) run ./bench/jobs
+	$(GO) run ./bench/cluster
 	$(GO) run ./bench/objstore
 	$(GO) run ./bench/memory
 
