@@ -27,6 +27,13 @@ func StartLocal(ctx context.Context, dir string, cfg Config, wcfg WorkerConfig) 
 		emb.Close()
 		return nil, err
 	}
+	// The store's lock proves no other process holds these jobs: those
+	// still taken were the previous run's, and run again now.
+	if err := sys.reclaim(ctx); err != nil {
+		sys.Close()
+		emb.Close()
+		return nil, err
+	}
 	if wcfg.Dir == "" {
 		wcfg.Dir = filepath.Join(dir, "worker")
 	}

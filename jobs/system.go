@@ -72,6 +72,20 @@ func (c Config) backoff() []time.Duration {
 	return b
 }
 
+// consumer is the configuration of the durable consumer every worker
+// shares.
+func (c Config) consumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		Description:   "img2vid workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		BackOff:       c.backoff(),
+		MaxDeliver:    c.maxDeliver(),
+		FilterSubject: queueSubject,
+		Replicas:      c.Replicas,
+	}
+}
+
 // maxDeliver bounds the deliveries of one job. A job's attempts are
 // counted in its state; deliveries also count hand-backs from workers
 // that shut down, so they get as many again, and the last delivery only
@@ -121,15 +135,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating stream %s: %w", queueStream, err)
 	}
-	s.consumer, err = js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
-		Durable:       consumerName,
-		Description:   "img2vid workers",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		BackOff:       cfg.backoff(),
-		MaxDeliver:    cfg.maxDeliver(),
-		FilterSubject: queueSubject,
-		Replicas:      cfg.Replicas,
-	})
+	s.consumer, err = js.CreateOrUpdateConsumer(ctx, queueStream, cfg.consumer())
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", consumerName, err)
 	}
@@ -189,6 +195,33 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 		s.reap(wctx)
 	}()
 	return s, nil
+}
+
+// reclaim puts the jobs that the consumer counts as taken by a worker back
+// in the queue at once, by making the consumer again (a work-queue stream
+// keeps every job not yet acknowledged, and a new consumer delivers them
+// from the start); otherwise each would wait for its ack wait to pass.
+// Only for a store that this process alone holds (the embedded server,
+// behind its lock), where a job taken can only be one whose worker died
+// with the previous process: on a shared cluster another worker may be
+// running it. A job's attempts are counted in its state, so they carry
+// over.
+func (s *System) reclaim(ctx context.Context) error {
+	info, err := s.consumer.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reading consumer %s: %w", consumerName, err)
+	}
+	if info.NumAckPending == 0 {
+		return nil
+	}
+	s.log.Info("jobs taken by the worker of the previous run go back to the queue", "jobs", info.NumAckPending)
+	if err := s.js.DeleteConsumer(ctx, queueStream, consumerName); err != nil {
+		return fmt.Errorf("resetting consumer %s: %w", consumerName, err)
+	}
+	if s.consumer, err = s.js.CreateOrUpdateConsumer(ctx, queueStream, s.cfg.consumer()); err != nil {
+		return fmt.Errorf("creating consumer %s: %w", consumerName, err)
+	}
+	return nil
 }
 
 // Close stops watching and reaping. It does not close the connection.

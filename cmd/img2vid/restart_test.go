@@ -103,7 +103,8 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	work := t.TempDir()
 	// Long enough that the queued jobs, whose files live for the TTL, still
 	// find them after the restart on a loaded machine: the restarted server
-	// checks its models and redelivers after one ack wait (10 s) first.
+	// checks its models first (the job that was running is given back to
+	// the queue at start, without waiting for its ack wait).
 	const ttl = 40 * time.Second
 	args := []string{"--work-dir", work, "--job-ttl", ttl.String(), "--workers", "1"}
 	first, base := startServe(t, args...)
