@@ -161,6 +161,8 @@ func (s *System) putFile(ctx context.Context, name, path string) error {
 		return fmt.Errorf("reading upload: %w", err)
 	}
 	defer f.Close()
+	ctx, cancel := withObjectDeadline(ctx)
+	defer cancel()
 	if _, err := s.uploads.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
 		return fmt.Errorf("storing upload %s: %w", name, err)
 	}
@@ -294,7 +296,7 @@ func (v *Output) Read(p []byte) (int, error) {
 	}
 	if v.r == nil || v.rpos != v.pos {
 		v.Close()
-		ctx, cancel := forObjectRead(v.ctx)
+		ctx, cancel := withObjectDeadline(v.ctx)
 		r, err := v.store.Get(ctx, v.name)
 		if err != nil {
 			cancel()
@@ -341,21 +343,23 @@ func (v *Output) Close() error {
 	return err
 }
 
-// objectReadLimit is the deadline given to a read of an object whose
+// objectLimit is the deadline given to a read or write of an object whose
 // context has none. The NATS client gives such a read its default API
 // timeout (5 s) for the whole object, so a video downloaded more slowly
 // than that, or an upload a worker fetches in more (a 1 GiB object read
 // in 6 s on the machine of docs/BENCHMARKS.md), was cut off with a
-// timeout. The deadline only replaces that default: a read still ends
-// with its request or its job, and a stalled download with download_idle.
-const objectReadLimit = 24 * time.Hour
+// timeout; and such a write the same 5 s for each chunk's acknowledgement,
+// which a replicated bucket on a busy cluster can take longer to give. The
+// deadline only replaces that default: a read or write still ends with its
+// request or its job, and a stalled download with download_idle.
+const objectLimit = 24 * time.Hour
 
-// forObjectRead is ctx with objectReadLimit as its deadline if it has none.
-func forObjectRead(ctx context.Context) (context.Context, context.CancelFunc) {
+// withObjectDeadline is ctx with objectLimit as its deadline if it has none.
+func withObjectDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, objectReadLimit)
+	return context.WithTimeout(ctx, objectLimit)
 }
 
 // reap removes finished jobs older than the TTL, and deleted ones, often

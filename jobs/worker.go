@@ -481,7 +481,7 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 		return res, "", "", fmt.Errorf("creating job folder: %w", err)
 	}
 	inputs := make([]string, len(spec.Inputs))
-	fctx, fcancel := forObjectRead(ctx)
+	fctx, fcancel := withObjectDeadline(ctx)
 	defer fcancel()
 	for i, name := range spec.Inputs {
 		inputs[i] = filepath.Join(dir, path.Base(name))

@@ -10,7 +10,11 @@
 //
 // It does it for two shapes of the same bytes: one object (a single file as
 // large as the upload, possible only with max_file_mb raised or off), and
-// objects of -file-mb each (the largest an image may be by default).
+// objects of -file-mb each (the largest an image may be by default); and,
+// with -cluster, again on a three-node cluster of nats-server processes on
+// this machine (built from the module go.mod pins) with the bucket at three
+// replicas, as a cluster deployment creates it: there the disk is each
+// server's, and the memory the largest server process's.
 //
 //	go run ./bench/objstore -size-mb 1024
 package main
@@ -21,7 +25,9 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -31,6 +37,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/img2vid/img2vid/bench/internal/machine"
@@ -44,9 +51,12 @@ const uploadsBucket = "img2vid-uploads"
 func main() {
 	sizeMB := flag.Int("size-mb", 1024, "size of the upload, MiB")
 	fileMB := flag.Int("file-mb", 64, "size of each object in the many-objects shape, MiB (the default max_file_mb)")
-	dir := flag.String("dir", "", "folder for the store and the files (default: a new one under $TMPDIR); it needs about three times -size-mb free")
+	dir := flag.String("dir", "", "folder for the store and the files (default: a new one under $TMPDIR); it needs about five times -size-mb free")
+	cluster := flag.Bool("cluster", true, "measure on a three-node nats-server cluster at three replicas")
+	embedded := flag.Bool("embedded", true, "measure on the embedded server")
+	buffered := flag.Int("max-buffered-mb", 0, "the cluster's max_buffered_size, MiB: what one stream's leader queues before it refuses publishes (0: the server's default, 128)")
 	flag.Parse()
-	if err := run(*sizeMB, *fileMB, *dir); err != nil {
+	if err := run(*sizeMB, *fileMB, *dir, *embedded, *cluster, *buffered); err != nil {
 		fmt.Fprintln(os.Stderr, "objstore:", err)
 		os.Exit(1)
 	}
@@ -55,12 +65,22 @@ func main() {
 // step is what one step (put, get or delete) of one shape cost.
 type step struct {
 	took     time.Duration
-	diskPeak int64 // the store's largest size on disk during the step
-	diskEnd  int64 // the store's size on disk when the step ended
-	rssPeak  int64 // the process's peak resident memory during the step
+	diskPeak int64 // the largest store's largest size on disk during the step
+	diskEnd  int64 // the largest store's size on disk when the step ended
+	rssPeak  int64 // the largest server process's peak resident memory during the step
 }
 
-func run(sizeMB, fileMB int, dir string) error {
+// deployment is where the bucket lives: the embedded server of one
+// machine, or a cluster of nats-server processes.
+type deployment struct {
+	conn     *nats.Conn
+	replicas int
+	stores   []string // each server's JetStream folder
+	pids     []int    // the server processes; none: this process (embedded)
+	close    func()
+}
+
+func run(sizeMB, fileMB int, dir string, embeddedToo, cluster bool, bufferedMB int) error {
 	if sizeMB <= 0 || fileMB <= 0 || sizeMB%fileMB != 0 {
 		return fmt.Errorf("-size-mb %d must be a positive multiple of -file-mb %d", sizeMB, fileMB)
 	}
@@ -82,37 +102,159 @@ func run(sizeMB, fileMB int, dir string) error {
 		{fmt.Sprintf("1 object of %d MiB", sizeMB), 1, int64(sizeMB) << 20},
 		{fmt.Sprintf("%d objects of %d MiB", sizeMB/fileMB, fileMB), sizeMB / fileMB, int64(fileMB) << 20},
 	}
-	fmt.Printf("%-22s %-7s %9s %9s %11s %11s %10s\n", "shape", "step", "time", "MiB/s", "disk peak", "disk after", "RSS peak")
-	for i, sh := range shapes {
-		sub := filepath.Join(dir, strconv.Itoa(i))
-		steps, bareGet, err := measure(sub, sh.count, sh.size)
-		if err != nil {
-			return fmt.Errorf("%s: %w", sh.name, err)
-		}
-		total := float64(int64(sh.count)*sh.size) / (1 << 20)
-		for _, name := range []string{"put", "get", "delete"} {
-			s := steps[name]
-			rate := "-"
-			if name != "delete" {
-				rate = fmt.Sprintf("%.0f", total/s.took.Seconds())
+	var wheres []string
+	if embeddedToo {
+		wheres = append(wheres, "embedded")
+	}
+	if cluster {
+		wheres = append(wheres, "3 nodes, R3")
+	}
+	fmt.Printf("%-12s %-22s %-7s %9s %9s %11s %11s %10s\n", "server", "shape", "step", "time", "MiB/s", "disk peak", "disk after", "RSS peak")
+	for _, where := range wheres {
+		for i, sh := range shapes {
+			sub := filepath.Join(dir, strconv.Itoa(i))
+			if err := os.MkdirAll(sub, 0o700); err != nil {
+				return err
 			}
-			fmt.Printf("%-22s %-7s %9s %9s %11s %11s %10s\n", sh.name, name, s.took.Round(10*time.Millisecond), rate,
-				mib(s.diskPeak), mib(s.diskEnd), mib(s.rssPeak))
-		}
-		fmt.Printf("%-22s one object read by a context without a deadline (the client's 5 s default): %s\n", sh.name, bareGet)
-		if err := os.RemoveAll(sub); err != nil {
-			return err
+			var d *deployment
+			var err error
+			if where == "embedded" {
+				d, err = embedded(filepath.Join(sub, "jetstream"))
+			} else {
+				d, err = startCluster(sub, bufferedMB)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			steps, bareGet, err := measure(d, sub, sh.count, sh.size)
+			d.close()
+			if err != nil { // a figure too: what the store refused
+				fmt.Printf("%-12s %-22s failed: %v\n", where, sh.name, err)
+				os.RemoveAll(sub)
+				continue
+			}
+			total := float64(int64(sh.count)*sh.size) / (1 << 20)
+			for _, name := range []string{"put", "get", "delete"} {
+				s := steps[name]
+				rate := "-"
+				if name != "delete" {
+					rate = fmt.Sprintf("%.0f", total/s.took.Seconds())
+				}
+				fmt.Printf("%-12s %-22s %-7s %9s %9s %11s %11s %10s\n", where, sh.name, name, s.took.Round(10*time.Millisecond), rate,
+					mib(s.diskPeak), mib(s.diskEnd), mib(s.rssPeak))
+			}
+			fmt.Printf("%-12s %-22s one object read by a context without a deadline (the client's 5 s default): %s\n", where, sh.name, bareGet)
+			if err := os.RemoveAll(sub); err != nil {
+				return err
+			}
 		}
 	}
 	fmt.Printf("load average %s at the end\n", machine.LoadAvg())
 	return nil
 }
 
-// measure starts a fresh embedded store under dir, puts count objects of
-// size bytes (from a file, as the server spools uploads), gets each
-// back into a file, and deletes them.
-func measure(dir string, count int, size int64) (steps map[string]step, bareGet string, err error) {
-	in, out, store := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "jetstream")
+// embedded starts the server of the single-machine deployment.
+func embedded(store string) (*deployment, error) {
+	e, err := jobs.StartEmbedded(store)
+	if err != nil {
+		return nil, err
+	}
+	return &deployment{conn: e.Conn, replicas: 1, stores: []string{store}, close: e.Close}, nil
+}
+
+// startCluster builds nats-server from the module go.mod pins and starts
+// three of them on loopback as one JetStream cluster, their stores under
+// dir, with max_buffered_size set to bufferedMB when it is not 0.
+func startCluster(dir string, bufferedMB int) (*deployment, error) {
+	bin := filepath.Join(dir, "nats-server")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building nats-server: %v\n%s", err, out)
+	}
+	ports := make([]int, 6) // client and route port of each node
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	var routes, urls []string
+	for i := range 3 {
+		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[3+i]))
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+	}
+	d := &deployment{replicas: 3}
+	var cmds []*exec.Cmd
+	d.close = func() {
+		if d.conn != nil {
+			d.conn.Close()
+		}
+		for _, c := range cmds {
+			c.Process.Signal(syscall.SIGTERM)
+			c.Wait()
+		}
+	}
+	for i := range 3 {
+		store := filepath.Join(dir, fmt.Sprintf("node%d", i))
+		args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[i]), "-n", fmt.Sprintf("node%d", i),
+			"-js", "-sd", store, "--cluster_name", "bench", "-cluster", routes[i], "-routes", strings.Join(routes, ",")}
+		if bufferedMB > 0 {
+			conf := filepath.Join(dir, "nats.conf")
+			if err := os.WriteFile(conf, fmt.Appendf(nil, "jetstream { max_buffered_size: %dMB }\n", bufferedMB), 0o600); err != nil {
+				d.close()
+				return nil, err
+			}
+			args = append(args, "-c", conf)
+		}
+		cmd := exec.Command(bin, args...)
+		if err := cmd.Start(); err != nil {
+			d.close()
+			return nil, err
+		}
+		cmds = append(cmds, cmd)
+		d.stores = append(d.stores, store)
+		d.pids = append(d.pids, cmd.Process.Pid)
+	}
+	// The cluster elects its JetStream leader a few seconds after start.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		nc, err := nats.Connect(strings.Join(urls, ","))
+		if err == nil {
+			d.conn = nc
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var sys *jobs.System
+			sys, err = jobs.Open(ctx, nc, jobs.Config{Replicas: 3})
+			cancel()
+			if err == nil {
+				sys.Close()
+				return d, nil
+			}
+			nc.Close()
+			d.conn = nil
+		}
+		if time.Now().After(deadline) {
+			d.close()
+			return nil, fmt.Errorf("the cluster did not take the job system within a minute: %w", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// freePort returns a loopback port nothing listens on now.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// measure puts count objects of size bytes into the uploads bucket of d
+// (from a file under dir, as the server spools uploads), gets each back
+// into a file, and deletes them.
+func measure(d *deployment, dir string, count int, size int64) (steps map[string]step, bareGet string, err error) {
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
 	for _, d := range []string{in, out} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, "", err
@@ -124,18 +266,13 @@ func measure(dir string, count int, size int64) (steps map[string]step, bareGet 
 	if err := writeFile(src, size); err != nil {
 		return nil, "", err
 	}
-	e, err := jobs.StartEmbedded(store)
-	if err != nil {
-		return nil, "", err
-	}
-	defer e.Close()
 	ctx := context.Background()
-	sys, err := jobs.Open(ctx, e.Conn, jobs.Config{})
+	sys, err := jobs.Open(ctx, d.conn, jobs.Config{Replicas: d.replicas})
 	if err != nil {
 		return nil, "", err
 	}
 	defer sys.Close()
-	js, err := jetstream.New(e.Conn)
+	js, err := jetstream.New(d.conn)
 	if err != nil {
 		return nil, "", err
 	}
@@ -147,10 +284,15 @@ func measure(dir string, count int, size int64) (steps map[string]step, bareGet 
 	for i := range names {
 		names[i] = fmt.Sprintf("bench/%04d.upload", i)
 	}
+	// Puts and gets run under a deadline, as the job system's do: without
+	// one the client gives each chunk's acknowledgement its default API
+	// timeout (5 s), and a whole read the same.
+	dctx, cancel := context.WithTimeout(ctx, time.Hour)
+	defer cancel()
 	steps = map[string]step{}
-	steps["put"], err = timed(store, func() error {
+	steps["put"], err = timed(d, func() error {
 		for _, name := range names {
-			if err := put(ctx, bucket, name, src); err != nil {
+			if err := put(dctx, bucket, name, src); err != nil {
 				return err
 			}
 		}
@@ -171,12 +313,10 @@ func measure(dir string, count int, size int64) (steps map[string]step, bareGet 
 		bareGet = fmt.Sprintf("read in %s", time.Since(start).Round(10*time.Millisecond))
 	}
 	os.Remove(bare)
-	gctx, cancel := context.WithTimeout(ctx, time.Hour)
-	defer cancel()
-	steps["get"], err = timed(store, func() error {
+	steps["get"], err = timed(d, func() error {
 		for _, name := range names {
 			dst := filepath.Join(out, filepath.Base(name))
-			if err := bucket.GetFile(gctx, name, dst); err != nil {
+			if err := bucket.GetFile(dctx, name, dst); err != nil {
 				return fmt.Errorf("getting %s: %w", name, err)
 			}
 			if err := sameSize(dst, size); err != nil {
@@ -193,7 +333,7 @@ func measure(dir string, count int, size int64) (steps map[string]step, bareGet 
 	if err != nil {
 		return nil, "", err
 	}
-	steps["delete"], err = timed(store, func() error {
+	steps["delete"], err = timed(d, func() error {
 		for _, name := range names {
 			if err := bucket.Delete(ctx, name); err != nil {
 				return fmt.Errorf("deleting %s: %w", name, err)
@@ -217,13 +357,30 @@ func put(ctx context.Context, bucket jetstream.ObjectStore, name, path string) e
 	return nil
 }
 
-// timed runs f, sampling the store's disk use every 100 ms, and reports
-// its time, the disk use's peak and end, and the process's peak resident
-// memory (the kernel's high-water mark, reset before f starts).
-func timed(store string, f func() error) (step, error) {
+// timed runs f, sampling the stores' disk use every 100 ms, and reports
+// its time, the largest store's peak and end, and the largest server
+// process's peak resident memory (the kernel's high-water mark, reset
+// before f starts).
+func timed(d *deployment, f func() error) (step, error) {
 	runtime.GC()
-	if err := resetPeakRSS(); err != nil {
-		return step{}, err
+	procs := []string{"self"}
+	if len(d.pids) > 0 {
+		procs = nil
+		for _, pid := range d.pids {
+			procs = append(procs, strconv.Itoa(pid))
+		}
+	}
+	for _, p := range procs {
+		if err := resetPeakRSS(p); err != nil {
+			return step{}, err
+		}
+	}
+	largestStore := func() int64 {
+		var largest int64
+		for _, store := range d.stores {
+			largest = max(largest, diskUse(store))
+		}
+		return largest
 	}
 	var peak atomic.Int64
 	stop := make(chan struct{})
@@ -234,7 +391,7 @@ func timed(store string, f func() error) (step, error) {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if n := diskUse(store); n > peak.Load() {
+			if n := largestStore(); n > peak.Load() {
 				peak.Store(n)
 			}
 			select {
@@ -249,10 +406,14 @@ func timed(store string, f func() error) (step, error) {
 	took := time.Since(start)
 	close(stop)
 	wg.Wait()
-	end := diskUse(store)
-	rss, rerr := peakRSS()
-	if err == nil {
-		err = rerr
+	end := largestStore()
+	var rss int64
+	for _, p := range procs {
+		n, rerr := peakRSS(p)
+		if err == nil {
+			err = rerr
+		}
+		rss = max(rss, n)
 	}
 	return step{took: took, diskPeak: max(peak.Load(), end), diskEnd: end, rssPeak: rss}, err
 }
@@ -275,18 +436,18 @@ func diskUse(dir string) int64 {
 	return total
 }
 
-// resetPeakRSS resets the kernel's high-water mark of this process's
-// resident memory (proc(5): clear_refs, value 5).
-func resetPeakRSS() error {
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+// resetPeakRSS resets the kernel's high-water mark of the resident memory
+// of process proc ("self", or a pid) (proc(5): clear_refs, value 5).
+func resetPeakRSS(proc string) error {
+	if err := os.WriteFile("/proc/"+proc+"/clear_refs", []byte("5"), 0); err != nil {
 		return fmt.Errorf("resetting peak RSS: %w", err)
 	}
 	return nil
 }
 
-// peakRSS is VmHWM of /proc/self/status, in bytes.
-func peakRSS() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+// peakRSS is VmHWM of process proc ("self", or a pid), in bytes.
+func peakRSS(proc string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + proc + "/status")
 	if err != nil {
 		return 0, err
 	}
