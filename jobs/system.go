@@ -185,7 +185,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 	}
 	wctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
-	s.board, err = watch(ctx, wctx, s.states, s.log)
+	s.board, err = watch(ctx, wctx, s.states, nc, s.log)
 	if err != nil {
 		stop()
 		return nil, err
