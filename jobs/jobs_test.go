@@ -174,9 +174,15 @@ func TestJobFailsAfterItsLastAttempt(t *testing.T) {
 	if conv.count() != 0 {
 		t.Errorf("the converter ran %d times, want 0: the job had no attempt left", conv.count())
 	}
-	info, err := s.stream.Info(ctx)
-	if err != nil || info.State.Msgs != 0 {
-		t.Errorf("the queue holds %d messages (%v), want 0", info.State.Msgs, err)
+	// The state turns failed before the worker takes the job off the queue.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := s.stream.Info(ctx)
+		if err == nil && info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue holds %d messages (%v), want 0", info.State.Msgs, err)
+		}
 	}
 	if n, err := s.StoredBytes(ctx); err != nil || n != 0 {
 		t.Errorf("the buckets hold %d bytes (%v), want 0", n, err)
