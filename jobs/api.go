@@ -250,14 +250,18 @@ func (s *System) Cancel(ctx context.Context, id string) error {
 }
 
 // Output is a file a finished job made (its video, its detections), read
-// from the videos bucket. It seeks by reading forward from the start, so
-// that Range requests work; a seek backwards opens the object again.
+// from the videos bucket. Read from its start, it is the object store's
+// reader, which checks the whole object's digest; after a Seek elsewhere
+// (a Range request) it starts at the chunk that holds the position,
+// without pulling the chunks before it.
 type Output struct {
 	Size    int64
 	ModTime time.Time
 	ctx     context.Context
 	store   jetstream.ObjectStore
+	js      jetstream.JetStream
 	name    string
+	nuid    string // names the object's chunks
 	pos     int64 // where the next Read starts
 	r       io.ReadCloser
 	cancel  context.CancelFunc // ends r's context
@@ -286,7 +290,7 @@ func (s *System) output(ctx context.Context, id, what, name string) (*Output, er
 	if err != nil {
 		return nil, fmt.Errorf("reading %s of job %s: %w", what, id, err)
 	}
-	return &Output{Size: int64(info.Size), ModTime: info.ModTime, ctx: ctx, store: s.videos, name: name}, nil
+	return &Output{Size: int64(info.Size), ModTime: info.ModTime, ctx: ctx, store: s.videos, js: s.js, name: name, nuid: info.NUID}, nil
 }
 
 // Read reads from the current position.
@@ -297,16 +301,18 @@ func (v *Output) Read(p []byte) (int, error) {
 	if v.r == nil || v.rpos != v.pos {
 		v.Close()
 		ctx, cancel := withObjectDeadline(v.ctx)
-		r, err := v.store.Get(ctx, v.name)
+		var r io.ReadCloser
+		var err error
+		if v.pos == 0 {
+			r, err = v.store.Get(ctx, v.name)
+		} else {
+			r, err = readFrom(ctx, v.js, videosBucket, v.nuid, v.pos)
+		}
 		if err != nil {
 			cancel()
 			return 0, fmt.Errorf("reading video %s: %w", v.name, err)
 		}
-		v.r, v.cancel, v.rpos = r, cancel, 0
-		if _, err := io.CopyN(io.Discard, r, v.pos); err != nil {
-			return 0, fmt.Errorf("seeking in video %s: %w", v.name, err)
-		}
-		v.rpos = v.pos
+		v.r, v.cancel, v.rpos = r, cancel, v.pos
 	}
 	n, err := v.r.Read(p)
 	v.pos += int64(n)
