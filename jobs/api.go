@@ -262,7 +262,7 @@ type Output struct {
 	js      jetstream.JetStream
 	name    string
 	nuid    string // names the object's chunks
-	pos     int64 // where the next Read starts
+	pos     int64  // where the next Read starts
 	r       io.ReadCloser
 	cancel  context.CancelFunc // ends r's context
 	rpos    int64              // where r is
