@@ -59,6 +59,9 @@ type Detection struct {
 // Models resolves model names to ready-to-run models. An unknown name is an
 // ENOTFOUND error; a model that exists but cannot be loaded is EUNAVAILABLE.
 type Models interface {
+	// ListModels lists every model with what a plan needs of it (kind,
+	// scale, labels, the sha256 of its file), loadable or not.
+	ListModels() []ModelInfo
 	FrameModel(name string) (FrameModel, error)
 	Interpolator(name string) (Interpolator, error)
 	Detector(name string) (Detector, error)
@@ -78,6 +81,10 @@ type ModelInfo struct {
 	Description string `json:"description,omitempty"`
 	Builtin     bool   `json:"builtin"`
 	Scale       int    `json:"scale,omitempty"` // output size / input size, frame models only
+	// SHA256 is the hex sha256 of the model's file, as loaded: a plan
+	// records it, so that a job runs only with the model it was planned
+	// with.
+	SHA256 string `json:"sha256,omitempty"`
 	// Labels are a detect model's class names, by class index.
 	Labels    []string `json:"labels,omitempty"`
 	Available bool     `json:"available"`

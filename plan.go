@@ -73,6 +73,19 @@ type Plan struct {
 	// Memory is the estimated peak memory of the job, the server's process
 	// and its ffmpeg together, with its read-ahead (see Memory).
 	Memory Memory
+	// Images are the headers the plan was made from, in order, and Models
+	// the models it uses: whoever runs the plan elsewhere (a worker) checks
+	// that the files and models it has are these.
+	Images []Image
+	Models []ModelRef
+}
+
+// ModelRef is a model a plan uses: the option that names it, its name and
+// the sha256 of its file ("" when the planner was not told it).
+type ModelRef struct {
+	Field  string // frame_model, interp_model or detect_model
+	Name   string
+	SHA256 string
 }
 
 // MakePlan returns j's plan, or the first limit j breaks, naming it.
@@ -97,24 +110,31 @@ func MakePlan(j Job) (Plan, error) {
 			return Plan{}, err
 		}
 	}
-	p := Plan{Options: o, Inputs: n, FPS: o.OutputFPS(), AudioSeconds: j.AudioSeconds}
+	p := Plan{Options: o, Inputs: n, FPS: o.OutputFPS(), AudioSeconds: j.AudioSeconds, Images: slices.Clone(j.Images)}
+	use := func(m ModelInfo, field string) {
+		p.Models = append(p.Models, ModelRef{Field: field, Name: m.Name, SHA256: m.SHA256})
+	}
 	if o.FrameModel != "" {
 		m, err := findModel(j.Models, "frame_model", o.FrameModel, KindFrame)
 		if err != nil {
 			return Plan{}, err
 		}
 		p.FrameScale = max(m.Scale, 1)
+		use(m, "frame_model")
 	}
 	if o.Interpolate > 1 || o.Resamples() {
-		if _, err := findModel(j.Models, "interp_model", o.InterpModel, KindInterpolate); err != nil {
+		m, err := findModel(j.Models, "interp_model", o.InterpModel, KindInterpolate)
+		if err != nil {
 			return Plan{}, err
 		}
+		use(m, "interp_model")
 	}
 	if o.DetectModel != "" {
 		m, err := findModel(j.Models, "detect_model", o.DetectModel, KindDetect)
 		if err != nil {
 			return Plan{}, err
 		}
+		use(m, "detect_model")
 		for _, c := range ParseClasses(o.DetectClasses) {
 			if !slices.Contains(m.Labels, c) {
 				return Plan{}, Errorf(EINVALID, "detect_classes: %q is not a class of %s (it has %s)", truncate(c, 60), o.DetectModel, strings.Join(m.Labels, ", "))
@@ -175,6 +195,50 @@ func MakePlan(j Job) (Plan, error) {
 			p.Memory.Peak>>20, p.Width, p.Height, interpolationNote(o))
 	}
 	return p, nil
+}
+
+// Check reports whether the plan holds where it is about to run, when it
+// was made elsewhere (a worker runs what an API replica planned): images
+// are the headers of the files it has, in order, and models the models it
+// has. What the plan worked out from them is not worked out again; only
+// what can differ between two machines is compared: each file's header
+// and size, and the file of each model whose sha256 the plan recorded. A
+// difference is EUNAVAILABLE, naming the file or model.
+func (p Plan) Check(images []Image, models []ModelInfo) error {
+	if len(images) != len(p.Images) {
+		return Errorf(EUNAVAILABLE, "the job has %d images, its plan was made for %d; send it again", len(images), len(p.Images))
+	}
+	for i, got := range images {
+		want := p.Images[i]
+		if got.Width != want.Width || got.Height != want.Height || got.Whole != want.Whole || got.Bytes != want.Bytes || got.DecodeBytes != want.DecodeBytes {
+			return Errorf(EUNAVAILABLE, "%s is not the file the job was planned with (planned %dx%d, %d bytes; found %dx%d, %d bytes); send it again",
+				want.Label, want.Width, want.Height, want.Bytes, got.Width, got.Height, got.Bytes)
+		}
+	}
+	for _, ref := range p.Models {
+		if ref.SHA256 == "" {
+			continue
+		}
+		i := slices.IndexFunc(models, func(m ModelInfo) bool { return m.Name == ref.Name })
+		switch {
+		case i < 0:
+			return Errorf(EUNAVAILABLE, "%s %q, which the job was planned with, is not installed here", ref.Field, ref.Name)
+		case !models[i].Available:
+			return Errorf(EUNAVAILABLE, "%s %q cannot be used here: %s", ref.Field, ref.Name, models[i].Reason)
+		case models[i].SHA256 != ref.SHA256:
+			return Errorf(EUNAVAILABLE, "%s %q here is not the model the job was planned with (sha256 %s, planned %s)",
+				ref.Field, ref.Name, shortSum(models[i].SHA256), shortSum(ref.SHA256))
+		}
+	}
+	return nil
+}
+
+// shortSum is enough of a sha256 to tell two files apart in a message.
+func shortSum(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s[:min(len(s), 12)]
 }
 
 // interpolationNote names what adds to a job's memory beyond its frames.

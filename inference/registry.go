@@ -102,6 +102,7 @@ func (r *Runtime) checkCached(fsys fs.FS, manifest string, builtin bool, stamp s
 	} else {
 		c.spec = s
 		c.info.Kind, c.info.Description, c.info.Available = s.Kind, s.Description, true
+		c.info.SHA256 = s.SHA256
 		switch s.Kind {
 		case img2vid.KindFrame:
 			c.info.Scale = s.Scale
@@ -132,12 +133,14 @@ func check(fsys fs.FS, manifest string) (*spec, error) {
 	} else if err != nil {
 		return nil, fieldErr("file", "reading %s: %v", m.File, err)
 	}
-	if m.SHA256 != "" {
-		sum := sha256.Sum256(model)
-		if got := hex.EncodeToString(sum[:]); got != m.SHA256 {
-			return nil, fieldErr("sha256", "the manifest says %s, %s has %s", m.SHA256, m.File, got)
-		}
+	sum := sha256.Sum256(model)
+	got := hex.EncodeToString(sum[:])
+	if m.SHA256 != "" && got != m.SHA256 {
+		return nil, fieldErr("sha256", "the manifest says %s, %s has %s", m.SHA256, m.File, got)
 	}
+	// Every model carries its sum, said in the manifest or not: a plan
+	// records it, and a worker runs the plan only with the same file.
+	m.SHA256 = got
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(model)
 	if err != nil {
 		return nil, fieldErr("file", "%s is not a model ONNX Runtime can read: %v", m.File, err)

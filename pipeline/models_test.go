@@ -21,6 +21,7 @@ import (
 // fakeModels serves one frame model whatever the name.
 type fakeModels struct{ fm img2vid.FrameModel }
 
+func (f fakeModels) ListModels() []img2vid.ModelInfo               { return nil }
 func (f fakeModels) FrameModel(string) (img2vid.FrameModel, error) { return f.fm, nil }
 func (f fakeModels) Interpolator(name string) (img2vid.Interpolator, error) {
 	return nil, img2vid.Errorf(img2vid.ENOTFOUND, "no model %q", name)

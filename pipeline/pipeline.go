@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,14 +73,11 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 // the soundtrack's length and the models the options name, and makes the
 // job's plan, or names the first limit it breaks.
 func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Options) (img2vid.Plan, error) {
-	job := img2vid.Job{Options: opts, Limits: p.Limits, Images: make([]img2vid.Image, len(inputs))}
-	for i, in := range inputs {
-		h, err := ingest.ReadHeader(in, 0) // the plan checks the pixels, naming the file
-		if err != nil {
-			return img2vid.Plan{}, err
-		}
-		job.Images[i] = h.Image(filepath.Base(in), fileSize(in))
+	images, err := headers(inputs)
+	if err != nil {
+		return img2vid.Plan{}, err
 	}
+	job := img2vid.Job{Options: opts, Limits: p.Limits, Images: images}
 	if opts.Audio != "" {
 		var err error
 		if job.AudioSeconds, err = p.ProbeAudio(ctx, opts.Audio, fmt.Sprintf("soundtrack %q", filepath.Base(opts.Audio))); err != nil {
@@ -87,29 +85,53 @@ func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Optio
 		}
 	}
 	// The models are loaded here, so a missing runtime or a broken model
-	// is said as such; the plan needs their kind, scale and labels.
+	// is said as such; the plan needs their kind, scale and labels, and
+	// what the catalogue says of them (the sha256 of their file).
+	var listed []img2vid.ModelInfo
+	if opts.NamesModels() {
+		listed = p.models().ListModels()
+	}
+	info := func(m img2vid.ModelInfo) img2vid.ModelInfo {
+		if i := slices.IndexFunc(listed, func(l img2vid.ModelInfo) bool { return l.Name == m.Name && l.Available }); i >= 0 {
+			m.SHA256 = listed[i].SHA256
+		}
+		return m
+	}
 	if opts.FrameModel != "" {
 		m, err := p.models().FrameModel(opts.FrameModel)
 		if err != nil {
 			return img2vid.Plan{}, err
 		}
 		scale, _ := m.OutputSize(1, 1)
-		job.Models = append(job.Models, img2vid.ModelInfo{Name: opts.FrameModel, Kind: img2vid.KindFrame, Scale: scale, Available: true})
+		job.Models = append(job.Models, info(img2vid.ModelInfo{Name: opts.FrameModel, Kind: img2vid.KindFrame, Scale: scale, Available: true}))
 	}
 	if opts.Interpolate > 1 || opts.Resamples() {
 		if _, err := p.models().Interpolator(opts.InterpModel); err != nil {
 			return img2vid.Plan{}, err
 		}
-		job.Models = append(job.Models, img2vid.ModelInfo{Name: opts.InterpModel, Kind: img2vid.KindInterpolate, Available: true})
+		job.Models = append(job.Models, info(img2vid.ModelInfo{Name: opts.InterpModel, Kind: img2vid.KindInterpolate, Available: true}))
 	}
 	if opts.DetectModel != "" {
 		d, err := p.models().Detector(opts.DetectModel)
 		if err != nil {
 			return img2vid.Plan{}, err
 		}
-		job.Models = append(job.Models, img2vid.ModelInfo{Name: opts.DetectModel, Kind: img2vid.KindDetect, Labels: d.Labels(), Available: true})
+		job.Models = append(job.Models, info(img2vid.ModelInfo{Name: opts.DetectModel, Kind: img2vid.KindDetect, Labels: d.Labels(), Available: true}))
 	}
 	return img2vid.MakePlan(job)
+}
+
+// headers reads the header of each image at inputs, as a plan knows them.
+func headers(inputs []string) ([]img2vid.Image, error) {
+	images := make([]img2vid.Image, len(inputs))
+	for i, in := range inputs {
+		h, err := ingest.ReadHeader(in, 0) // the plan checks the pixels, naming the file
+		if err != nil {
+			return nil, err
+		}
+		images[i] = h.Image(filepath.Base(in), fileSize(in))
+	}
+	return images, nil
 }
 
 // fileSize is the size of the file at path, 0 when it cannot be read (the
@@ -123,14 +145,25 @@ func fileSize(path string) int64 {
 }
 
 // Run encodes the images at inputs into output as plan says, calling
-// progress (which may be nil) as frames reach the encoder. maxBytes, when
-// above 0, is the most the video may take on disk: ffmpeg stops there and
-// the job fails naming max_disk_mb. output appears only when the whole
-// video is written.
+// progress (which may be nil) as frames reach the encoder. The plan may
+// have been made elsewhere: Run first checks, with Plan.Check, that the
+// files' headers and the models here are those it was made from, and
+// works out nothing of it again. maxBytes, when above 0, is the most the
+// video may take on disk (with a soundtrack, each of the two files written
+// in turn): ffmpeg stops there and the job fails naming max_disk_mb.
+// output appears only when the whole video is written.
 func (p *Pipeline) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64, progress func(img2vid.Progress)) (img2vid.Result, error) {
 	start := time.Now()
-	if len(inputs) != plan.Inputs {
-		return img2vid.Result{}, fmt.Errorf("the plan is for %d images, the job has %d", plan.Inputs, len(inputs))
+	images, err := headers(inputs)
+	if err != nil {
+		return img2vid.Result{}, err
+	}
+	var models []img2vid.ModelInfo
+	if len(plan.Models) > 0 {
+		models = p.models().ListModels()
+	}
+	if err := plan.Check(images, models); err != nil {
+		return img2vid.Result{}, err
 	}
 	res, err := p.run(ctx, start, plan, inputs, output, maxBytes, progress, plan.PassThrough)
 	var refused *passThroughError
@@ -348,7 +381,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 		if err == nil && audioLen > 0 {
 			d := float64(enc.Frames()) / spec.FPS
 			err = video.Mux(ctx, ffmpegPath, video.MuxSpec{Video: spec.Output, Audio: opts.Audio, Format: opts.Format,
-				Duration: d, FadeOut: FadeOut(audioLen, d), Output: output})
+				Duration: d, FadeOut: FadeOut(audioLen, d), Output: output, MaxBytes: maxBytes})
 			res.Audio = min(audioLen, d)
 		}
 		if err == nil && out.log != nil {
@@ -510,6 +543,8 @@ func (p *Pipeline) models() img2vid.Models {
 
 // noModels answers every name when no runtime is configured.
 type noModels struct{}
+
+func (noModels) ListModels() []img2vid.ModelInfo { return nil }
 
 func (noModels) FrameModel(name string) (img2vid.FrameModel, error) {
 	return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "frame model %q: no inference runtime is configured", name)

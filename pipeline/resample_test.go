@@ -40,6 +40,7 @@ func (r *recordingInterp) Interpolate(_ context.Context, a, _ *image.NRGBA, ts [
 
 type interpModels struct{ m img2vid.Interpolator }
 
+func (interpModels) ListModels() []img2vid.ModelInfo { return nil }
 func (interpModels) FrameModel(name string) (img2vid.FrameModel, error) {
 	return nil, img2vid.Errorf(img2vid.ENOTFOUND, "no model %q", name)
 }

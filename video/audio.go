@@ -97,6 +97,9 @@ type MuxSpec struct {
 	Duration float64 // the video's length: the audio is cut, or padded with silence, to it
 	FadeOut  float64 // seconds of fade-out ending at Duration; 0 for none
 	Output   string  // file written
+	// MaxBytes, when above 0, is the most the output may take: ffmpeg
+	// stops writing there (-fs), and Mux reports ErrMaxBytes.
+	MaxBytes int64
 }
 
 // MuxArgs returns the ffmpeg argument list that writes m.Output: m.Video's
@@ -116,6 +119,9 @@ func MuxArgs(m MuxSpec) []string {
 		args = append(args, "-c:a", "libopus", "-b:a", "128k", "-f", "webm")
 	default:
 		args = append(args, "-c:a", "aac", "-b:a", "160k", "-f", "mp4", "-movflags", "+faststart")
+	}
+	if m.MaxBytes > 0 {
+		args = append(args, "-fs", strconv.FormatInt(m.MaxBytes, 10))
 	}
 	return append(args, "-t", secs(m.Duration), "-y", m.Output)
 }
@@ -142,6 +148,12 @@ func Mux(ctx context.Context, ffmpegPath string, m MuxSpec) error {
 			return img2vid.Errorf(img2vid.ECANCELED, "adding the soundtrack stopped: %w", ctx.Err())
 		}
 		return fmt.Errorf("ffmpeg adding the soundtrack failed (%v): %s", err, strings.TrimSpace(stderr.String()))
+	}
+	// ffmpeg stops at -fs once the file has reached it, and ends the file
+	// cleanly: a file that big was cut short, or is over the cap anyway.
+	if fi, err := os.Stat(m.Output); err == nil && m.MaxBytes > 0 && fi.Size() >= m.MaxBytes {
+		os.Remove(m.Output)
+		return fmt.Errorf("adding the soundtrack: %w (%d bytes)", ErrMaxBytes, m.MaxBytes)
 	}
 	if err := os.Rename(m.Output, final); err != nil {
 		os.Remove(m.Output)

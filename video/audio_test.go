@@ -3,6 +3,7 @@ package video
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"os/exec"
@@ -137,5 +138,32 @@ func TestMux(t *testing.T) {
 				t.Errorf("partial files left: %v", left)
 			}
 		})
+	}
+}
+
+// A mux told the most bytes it may write stops there and fails with
+// ErrMaxBytes, leaving no file; one that fits is written whole.
+func TestMuxStopsAtMaxBytes(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	tone := sine(t, dir, "tone.wav", 5)
+	silent := filepath.Join(dir, "silent.mp4")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=4",
+		"-pix_fmt", "yuv420p", "-y", silent).CombinedOutput(); err != nil {
+		t.Fatalf("making the video: %v: %s", err, out)
+	}
+	out := filepath.Join(dir, "out.mp4")
+	if err := Mux(ctx, "ffmpeg", MuxSpec{Video: silent, Audio: tone, Format: img2vid.FormatMP4, Duration: 4, Output: out, MaxBytes: 20 << 10}); !errors.Is(err, ErrMaxBytes) {
+		t.Fatalf("mux over the cap: %v, want ErrMaxBytes", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*out.mp4*")); len(left) > 0 {
+		t.Errorf("files left: %v", left)
+	}
+	if err := Mux(ctx, "ffmpeg", MuxSpec{Video: silent, Audio: tone, Format: img2vid.FormatMP4, Duration: 4, Output: out, MaxBytes: 10 << 20}); err != nil {
+		t.Fatalf("mux within the cap: %v", err)
+	}
+	if got, err := ProbeAudio(ctx, "ffmpeg", out, "out"); err != nil || math.Abs(got-4) > 0.05 {
+		t.Errorf("audio length %v s (%v), want 4 s", got, err)
 	}
 }

@@ -88,6 +88,15 @@ func (l *liveRuntime) Info() img2vid.RuntimeInfo {
 // Provider names the execution provider in use, "" until the runtime opens.
 func (l *liveRuntime) Provider() string { return l.Info().Provider }
 
+// ListModels lists the open runtime's models; none until it opens.
+func (l *liveRuntime) ListModels() []img2vid.ModelInfo {
+	rt, err := l.runtime()
+	if err != nil {
+		return nil
+	}
+	return rt.ListModels()
+}
+
 // FrameModel loads a frame model from the open runtime.
 func (l *liveRuntime) FrameModel(name string) (img2vid.FrameModel, error) {
 	rt, err := l.runtime()

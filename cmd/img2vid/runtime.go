@@ -39,6 +39,16 @@ func (l *lazyModels) runtime() (*inference.Runtime, error) {
 	return l.rt, l.err
 }
 
+// ListModels lists the runtime's models; none when it cannot be opened
+// (asking for a model then says why).
+func (l *lazyModels) ListModels() []img2vid.ModelInfo {
+	rt, err := l.runtime()
+	if err != nil {
+		return nil
+	}
+	return rt.ListModels()
+}
+
 func (l *lazyModels) FrameModel(name string) (img2vid.FrameModel, error) {
 	rt, err := l.runtime()
 	if err != nil {
