@@ -99,6 +99,11 @@ func (s *System) Submit(ctx context.Context, spec Spec, files []string, client s
 	}
 	// Paths on this machine: the worker sets its own.
 	spec.Options.Audio, spec.Options.Detections = "", ""
+	if spec.Plan != nil {
+		plan := *spec.Plan
+		plan.Options.Audio, plan.Options.Detections = "", ""
+		spec.Plan = &plan
+	}
 	if err := s.Admit(ctx); err != nil {
 		return err
 	}

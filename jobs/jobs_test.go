@@ -22,12 +22,16 @@ type fakeConverter struct {
 	release chan struct{}
 	started chan string
 	hold    time.Duration
+	// What the last run was given.
+	plan     img2vid.Plan
+	maxBytes int64
 }
 
-func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
+func (f *fakeConverter) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
 	progress func(img2vid.Progress)) (img2vid.Result, error) {
 	f.mu.Lock()
 	f.runs++
+	f.plan, f.maxBytes = plan, maxBytes
 	f.mu.Unlock()
 	if f.started != nil {
 		f.started <- output
@@ -64,8 +68,9 @@ func submitOne(t *testing.T, s *System, id string) {
 	if err := os.WriteFile(file, []byte("an image"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	spec := Spec{ID: id, Inputs: []string{id + "/000001.png"}, Labels: []string{`file 1 ("a.png")`},
-		Options: img2vid.Options{Format: img2vid.FormatMP4}}
+	opts := img2vid.Options{Format: img2vid.FormatMP4}
+	spec := Spec{ID: id, Inputs: []string{id + "/000001.png"}, Labels: []string{`file 1 ("a.png")`}, Options: opts,
+		Plan: &img2vid.Plan{Options: opts, Inputs: 1, Frames: 1, Images: []img2vid.Image{{Label: `file 1 ("a.png")`, Width: 8, Height: 8, Bytes: 8}}}}
 	if err := s.Submit(context.Background(), spec, []string{file}, "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}

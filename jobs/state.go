@@ -98,6 +98,14 @@ type Spec struct {
 	// Options are the job's options; a worker sets Audio to its own copy
 	// of the soundtrack.
 	Options img2vid.Options `json:"options"`
+	// Plan is the job's plan, made by the replica that accepted it; the
+	// worker runs it as it is, checking only what may differ on its
+	// machine (the files' headers, the models' files). A message without
+	// one was queued by a version that did not send it: its worker fails
+	// the job, asking for it to be sent again, rather than plan it under
+	// its own limits and models, which may not be those the client was
+	// told of.
+	Plan *img2vid.Plan `json:"plan,omitempty"`
 	// Name is what the video is downloaded as, without extension.
 	Name string `json:"name,omitempty"`
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
@@ -22,10 +23,13 @@ import (
 	"github.com/img2vid/img2vid"
 )
 
-// Converter turns images, in the order given, into a video written to
-// output. *pipeline.Pipeline implements it.
+// Converter runs a job's plan: the images at inputs, in the order given,
+// into a video written to output, which may take at most maxBytes on disk
+// (0: no cap). The plan was made where the job was accepted; the
+// converter checks that the files and models it has are those planned,
+// and works out nothing of it again. *pipeline.Pipeline implements it.
 type Converter interface {
-	Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
+	Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
 		progress func(img2vid.Progress)) (img2vid.Result, error)
 }
 
@@ -40,7 +44,8 @@ type WorkerConfig struct {
 	// Slots is how many jobs run at once (default 1: a job already uses
 	// every core through ffmpeg and the runtime).
 	Slots int
-	// Limits bound the jobs; the worker applies JobTimeout (zero: none).
+	// Limits bound the jobs; the worker applies JobTimeout and DiskMB, the
+	// second to the video being written (zero: none).
 	Limits img2vid.Limits
 	// Provider names the execution provider, for metric labels; it is
 	// asked when a job ends, as a worker may open its runtime late.
@@ -75,6 +80,12 @@ type Worker struct {
 	readyMu  sync.Mutex
 	notReady error // why the worker is not ready, at the last check
 	checked  bool  // whether readiness was asked yet
+
+	mu sync.Mutex
+	// reserved holds, per running job, the disk its video may take: in
+	// the job's folder while it is written, and as much again in the
+	// videos bucket while it is stored.
+	reserved map[string]int64
 }
 
 // Causes of a job's cancellation, told apart when it ends.
@@ -116,7 +127,7 @@ func (s *System) StartWorker(cfg WorkerConfig) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{sys: s, cfg: cfg, log: cmp.Or(cfg.Logger, s.log), metrics: m}
+	w := &Worker{sys: s, cfg: cfg, log: cmp.Or(cfg.Logger, s.log), metrics: m, reserved: map[string]int64{}}
 	w.fetching, w.stopFetch = context.WithCancel(context.Background())
 	w.running, w.handBack = context.WithCancelCause(context.Background())
 	for range cfg.Slots {
@@ -294,6 +305,7 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	defer cancel(nil)
 	dir := filepath.Join(w.cfg.Dir, spec.ID)
 	defer os.RemoveAll(dir)
+	defer w.release(spec.ID) // once the video is stored, the bucket counts it
 	w.metrics.running.Inc()
 	defer w.metrics.running.Dec()
 	tr := &tracker{sys: w.sys, id: spec.ID, progress: st.Progress}
@@ -473,10 +485,14 @@ func (w *Worker) beat(ctx context.Context, cancel context.CancelCauseFunc, msg j
 	return func() { stop(); <-done }
 }
 
-// convert fetches the job's files, runs the converter (a panic fails only
-// this job) and returns the result and the paths of the video and of the
+// convert fetches the job's files, runs its plan (a panic fails only this
+// job) and returns the result and the paths of the video and of the
 // detections ("" when the job detects nothing).
 func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker) (res img2vid.Result, output, detections string, err error) {
+	if spec.Plan == nil {
+		return res, "", "", img2vid.Errorf(img2vid.EUNAVAILABLE,
+			"the job was queued by an earlier version of img2vid, which did not send the job's plan with it; send it again")
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return res, "", "", fmt.Errorf("creating job folder: %w", err)
 	}
@@ -489,7 +505,8 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 			return res, "", "", w.fetchError(ctx, name, err)
 		}
 	}
-	opts := spec.Options
+	plan := *spec.Plan
+	opts := &plan.Options
 	if spec.Audio != "" {
 		opts.Audio = filepath.Join(dir, path.Base(spec.Audio))
 		if err := w.sys.uploads.GetFile(fctx, spec.Audio, opts.Audio); err != nil {
@@ -500,6 +517,10 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 		opts.Detections = filepath.Join(dir, "detections.jsonl")
 	}
 	output = filepath.Join(dir, "video"+outputExtensions[cmp.Or(opts.Format, img2vid.FormatMP4)])
+	maxBytes, err := w.reserve(ctx, spec.ID)
+	if err != nil {
+		return res, "", "", err
+	}
 	tctx, cancel := context.WithCancel(ctx)
 	if lim := w.cfg.Limits; lim.JobTimeout > 0 {
 		tctx, cancel = context.WithTimeout(ctx, lim.JobTimeout)
@@ -514,10 +535,67 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 			err = w.cfg.Limits.Refuse(img2vid.ETOOLARGE, img2vid.LimitJobTimeout, "the job ran past its time limit")
 		}
 	}()
-	res, err = w.cfg.Converter.Convert(tctx, inputs, output, opts, func(p img2vid.Progress) {
+	res, err = w.cfg.Converter.Run(tctx, plan, inputs, output, maxBytes, func(p img2vid.Progress) {
 		w.metrics.frames.Add(float64(tr.update(p)))
 	})
 	return res, output, opts.Detections, err
+}
+
+// reserve returns the most bytes the video of job id may take, and holds
+// twice that against the disk budget (max_disk_mb) until release: the
+// video is written in the job's folder, then copied into the videos
+// bucket. What is left is the budget less what the buckets hold, what
+// this worker's folder holds (the job's own files included) and what its
+// other running jobs hold, shared evenly with the slots still free, so a
+// job starting next to this one gets as much. ffmpeg is told the cap, and
+// a video that reaches it fails its job naming max_disk_mb. 0 means no
+// cap (no budget). With workers on several machines, each counts the
+// shared buckets and its own folder; the buckets are bounded at admission.
+func (w *Worker) reserve(ctx context.Context, id string) (int64, error) {
+	lim := w.cfg.Limits
+	if lim.DiskBytes() == 0 {
+		return 0, nil
+	}
+	stored, err := w.sys.StoredBytes(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", errStoreLost, err)
+	}
+	folder := dirBytes(w.cfg.Dir)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	left := lim.DiskBytes() - stored - folder
+	for _, n := range w.reserved {
+		left -= n
+	}
+	free := int64(max(w.cfg.Slots-len(w.reserved), 1))
+	most := left / 2 / free
+	if most <= 0 {
+		return 0, lim.Refuse(img2vid.EBUSY, img2vid.LimitDiskMB, "no disk space is left for the video: stored and running jobs use it all; try again later")
+	}
+	w.reserved[id] = 2 * most
+	return most, nil
+}
+
+// release returns what reserve held for job id.
+func (w *Worker) release(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.reserved, id)
+}
+
+// dirBytes is the size of the files under dir; a file removed while it is
+// walked counts as nothing.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 // fetchError words the failure to fetch one of the job's files.

@@ -53,7 +53,7 @@ func (pathCatalog) Info() img2vid.RuntimeInfo {
 // with the full path of the output in the message.
 type pathConverter struct{}
 
-func (pathConverter) Convert(_ context.Context, _ []string, output string, _ img2vid.Options, _ func(img2vid.Progress)) (img2vid.Result, error) {
+func (pathConverter) Run(_ context.Context, _ img2vid.Plan, _ []string, output string, _ int64, _ func(img2vid.Progress)) (img2vid.Result, error) {
 	return img2vid.Result{}, img2vid.Errorf(img2vid.EINVALID, "cannot move the video into place at %s: permission denied", output)
 }
 

@@ -50,8 +50,9 @@ type fakeConverter struct {
 	videoBytes int
 }
 
-func (f *fakeConverter) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options,
+func (f *fakeConverter) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, _ int64,
 	progress func(img2vid.Progress)) (img2vid.Result, error) {
+	opts := plan.Options
 	f.mu.Lock()
 	f.inputs = append(f.inputs, inputs)
 	f.opts = append(f.opts, opts)

@@ -121,7 +121,8 @@ func (s *Server) submit(ctx context.Context, j *job) error {
 	if err := s.clientFull(j.client); err != nil {
 		return err
 	}
-	spec := jobs.Spec{ID: j.id, Labels: j.labels, Options: j.opts, Name: j.name}
+	plan := j.plan
+	spec := jobs.Spec{ID: j.id, Labels: j.labels, Options: j.opts, Name: j.name, Plan: &plan}
 	files := slices.Clone(j.inputs)
 	for _, in := range j.inputs {
 		spec.Inputs = append(spec.Inputs, j.id+"/"+filepath.Base(in))

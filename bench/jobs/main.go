@@ -38,7 +38,7 @@ func main() {
 // instant is a converter that does no work: it writes a small video file.
 type instant struct{}
 
-func (instant) Convert(_ context.Context, inputs []string, output string, _ img2vid.Options, progress func(img2vid.Progress)) (img2vid.Result, error) {
+func (instant) Run(_ context.Context, _ img2vid.Plan, inputs []string, output string, _ int64, progress func(img2vid.Progress)) (img2vid.Result, error) {
 	progress(img2vid.Progress{Stage: img2vid.StageEncode, Done: len(inputs), Total: len(inputs)})
 	return img2vid.Result{Frames: len(inputs)}, os.WriteFile(output, make([]byte, 16<<10), 0o600)
 }
@@ -115,7 +115,7 @@ func convertIn(dir string, files []string) error {
 		}
 		inputs = append(inputs, dst)
 	}
-	_, err := instant{}.Convert(context.Background(), inputs, filepath.Join(dir, "video.mp4"), img2vid.Options{}, func(img2vid.Progress) {})
+	_, err := instant{}.Run(context.Background(), img2vid.Plan{}, inputs, filepath.Join(dir, "video.mp4"), 0, func(img2vid.Progress) {})
 	return err
 }
 
@@ -148,7 +148,8 @@ func timeJetStream(work string, files []string, n int) ([]time.Duration, error) 
 	var took []time.Duration
 	for i := range n {
 		id := fmt.Sprintf("%032x", i+1)
-		spec := jobs.Spec{ID: id, Options: img2vid.Options{Format: img2vid.FormatMP4}}
+		opts := img2vid.Options{Format: img2vid.FormatMP4}
+		spec := jobs.Spec{ID: id, Options: opts, Plan: &img2vid.Plan{Options: opts, Inputs: len(files)}}
 		for k := range files {
 			spec.Inputs = append(spec.Inputs, fmt.Sprintf("%s/%06d.png", id, k+1))
 			spec.Labels = append(spec.Labels, fmt.Sprintf("file %d", k+1))

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"io/fs"
+	"math/rand/v2"
 	"mime/multipart"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +157,85 @@ func TestServeHoldsEveryLimit(t *testing.T) {
 
 	if entries, _ := os.ReadDir(work); len(entries) > 4 {
 		t.Errorf("work folder holds %d job folders", len(entries))
+	}
+}
+
+// dirBytes is the size of the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// The disk budget holds the video while it is written, through the real
+// server, its job system and ffmpeg: a job whose video would outgrow what
+// the budget leaves fails naming max_disk_mb, the whole work folder (the
+// job store, the uploads, the worker's folder) never goes past the
+// budget, nothing of the video is left, and the server goes on serving.
+// (Before the worker passed the cap, a 20 MiB budget let two uploads of
+// 394 KB write 352 MiB.)
+func TestServeHoldsTheDiskBudget(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	const budgetMB = 16
+	work := t.TempDir()
+	_, base := startServe(t, "--max-disk-mb", fmt.Sprint(budgetMB), "--work-dir", work, "--log-level", "warn")
+	// Four noise images of 1 MB; interpolated 16 times without loss, the
+	// video takes about 8 MB, where the budget leaves 4 MiB for it (half
+	// of what the images, stored and in the worker's folder, leave).
+	r := rand.New(rand.NewPCG(1, 2))
+	a, b := testimage.PNG(t, noise(r, 512, 512)), testimage.PNG(t, noise(r, 512, 512))
+	var most int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			most = max(most, dirBytes(work))
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	status, j := send(t, base, upload{files: [][]byte{a, b, a, b}, fields: map[string]string{"interpolate": "16", "interp_model": "blend", "quality": "0", "scene_cut": "1"}})
+	if status != http.StatusAccepted {
+		close(stop)
+		t.Fatalf("got %d %+v", status, j.Error)
+	}
+	j = finished(t, base, j.ID, 3*time.Minute)
+	close(stop)
+	<-sampled
+	t.Logf("work folder peaked at %d KiB against a budget of %d KiB", most>>10, budgetMB<<10)
+	if j.Status != "failed" || j.Error.Limit != "max_disk_mb" || j.Error.Code != "busy" || !strings.Contains(j.Error.Error, fmt.Sprintf("max_disk_mb=%d", budgetMB)) {
+		t.Fatalf("job %s %+v, want failed naming max_disk_mb", j.Status, j.Error)
+	}
+	if most > budgetMB<<20 {
+		t.Errorf("the work folder reached %d KiB, past the budget of %d KiB", most>>10, budgetMB<<10)
+	}
+	if resp, err := http.Get(base + "/api/jobs/" + j.ID + "/video"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the failed job's video: %v %v, want 404", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
+	if left := dirBytes(filepath.Join(work, "worker")); left != 0 {
+		t.Errorf("the worker's folder holds %d bytes after the job", left)
+	}
+
+	// The server goes on: a job that fits is done.
+	small := testimage.PNG(t, testimage.Quadrants(64, 64))
+	status, j = send(t, base, upload{files: [][]byte{small, small}})
+	if status != http.StatusAccepted {
+		t.Fatalf("got %d %+v", status, j.Error)
+	}
+	if j = finished(t, base, j.ID, time.Minute); j.Status != "done" {
+		t.Fatalf("job %s %+v, want done", j.Status, j.Error)
 	}
 }

@@ -41,7 +41,7 @@ type gatedConverter struct {
 	calls   atomic.Int32
 }
 
-func (g *gatedConverter) Convert(ctx context.Context, inputs []string, output string, opts img2vid.Options, progress func(img2vid.Progress)) (img2vid.Result, error) {
+func (g *gatedConverter) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64, progress func(img2vid.Progress)) (img2vid.Result, error) {
 	g.calls.Add(1)
 	if g.hold.Load() {
 		select {
@@ -50,7 +50,7 @@ func (g *gatedConverter) Convert(ctx context.Context, inputs []string, output st
 			return img2vid.Result{}, img2vid.Errorf(img2vid.ECANCELED, "canceled while held: %w", ctx.Err())
 		}
 	}
-	return g.Converter.Convert(ctx, inputs, output, opts, progress)
+	return g.Converter.Run(ctx, plan, inputs, output, maxBytes, progress)
 }
 
 // slowBody reads an upload at about 4 MB/s, so that an upload of a dozen
