@@ -39,13 +39,6 @@ const (
 	bytesNRGBA = 4
 	// A float32 RGB tensor.
 	bytesTensor = 12
-	// The interpolation model's working memory per frame pixel beyond its
-	// inputs and output (flow's pyramids, warps and motion fields),
-	// measured with flow at 2112x2112 (with a 2x frame model before it):
-	// the process peaked at 1289 MiB, which this figure covers; at the
-	// largest frames the default ceiling allows, bench/memory checks that
-	// the whole estimate holds.
-	bytesFlowWork = 180
 	// x264 with its look-ahead and up to video.EncoderThreads threads,
 	// measured at 1 to 16 megapixels (76 bytes at one thread, 106 at four;
 	// ffmpeg peaked at 548 MiB on 2112x2112 frames).
@@ -60,6 +53,45 @@ const (
 	// frames decode on several cores at once.
 	minReadAhead = 256 << 20
 )
+
+// interpWorkTable is each interpolation model's working memory per frame pixel
+// beyond its inputs and output (pyramids, warps, motion fields, and what
+// ONNX Runtime's arena keeps of the frame model run before it), in bytes,
+// by model name: the one place a model's figure is set. Each is measured
+// on the real pipeline, running 2 images of 1056x1056 through a 2x frame
+// model into frames of 2112x2112 and interpolating them (img2vid convert,
+// peak RSS of the process), and set so that the plan covers the highest
+// peak seen with a margin; at the largest frames the default ceiling
+// allows, bench/memory checks that the whole estimate holds.
+var interpWorkTable = map[string]int64{
+	// Peaked at 1289 MiB (interpolate 16); the plan says 1398 MiB for
+	// the process.
+	"flow": 180,
+	// Peaked at 1129 to 1354 MiB over three runs (interpolate 4 and 16;
+	// the motion search and per-pixel candidates add to flow's); the plan
+	// says 1483 MiB for the process.
+	"flow2": 200,
+	// The cross-fade has next to no working memory of its own; what its
+	// figure covers is the runtime's and the process's. Peaked at 1078 MiB
+	// (interpolate 4); the plan says 1398 MiB for the process. Without a
+	// frame model, at 2048x2048 and interpolate 16, the server and its
+	// ffmpeg peaked at 1257 to 1307 MiB (TestServeHoldsEveryLimit), where
+	// the plan says 1844 MiB.
+	"blend": 180,
+}
+
+// DefaultInterpWork is the working memory per frame pixel assumed for an
+// interpolation model the table does not list (a user's model): the
+// largest figure measured among the built-in models.
+const DefaultInterpWork = 200
+
+// interpWork is the named model's working memory per frame pixel.
+func interpWork(model string) int64 {
+	if w, ok := interpWorkTable[model]; ok {
+		return w
+	}
+	return DefaultInterpWork
+}
 
 // estimateMemory fills in a plan's memory.
 func estimateMemory(p Plan, images []Image) Memory {
@@ -94,7 +126,7 @@ func estimateMemory(p Plan, images []Image) Memory {
 	if p.Options.Interpolate > 1 || p.Options.Resamples() {
 		// Both frames as tensors, the output tensor, the model's working
 		// memory, and one in-between frame.
-		m.Interpolation = 3*bytesTensor*fp + bytesFlowWork*fp + bytesNRGBA*fp
+		m.Interpolation = 3*bytesTensor*fp + interpWork(p.Options.InterpModel)*fp + bytesNRGBA*fp
 	}
 	if p.Options.DetectModel != "" {
 		// A copy of each frame to draw on, and the detector's letterboxed

@@ -1,8 +1,12 @@
 package img2vid
 
 import (
+	"encoding/json"
+	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/img2vid/img2vid/models"
 )
 
 func planJob(n, w, h int, edit func(*Job)) Job {
@@ -83,5 +87,43 @@ func TestMakePlanNamesTheFirstLimitBroken(t *testing.T) {
 	// Zero turns each limit off.
 	if _, err := MakePlan(planJob(3000, 8000, 8000, func(j *Job) { j.Limits = Limits{}; j.Options.FPS = 0.001 })); err != nil {
 		t.Errorf("no limits: %v", err)
+	}
+}
+
+// Every built-in interpolation model has its own measured memory figure,
+// and the plan uses the one of the model it names: flow2, the default,
+// plans more than flow; a model the table does not know gets the default.
+func TestInterpolationMemoryIsPerModel(t *testing.T) {
+	manifests, err := fs.Glob(models.Builtin, "*.json")
+	if err != nil || len(manifests) == 0 {
+		t.Fatalf("no built-in manifests (%v)", err)
+	}
+	for _, name := range manifests {
+		b, _ := fs.ReadFile(models.Builtin, name)
+		var m struct{ Name, Kind string }
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := interpWorkTable[m.Name]; m.Kind == KindInterpolate && !ok {
+			t.Errorf("interpolation model %s has no memory figure in interpWorkTable: measure it (see the table's comment) and add it", m.Name)
+		}
+	}
+	peak := func(model string) int64 {
+		j := planJob(2, 2048, 2048, func(j *Job) {
+			j.Options.Interpolate, j.Options.InterpModel = 8, model
+			j.Models = append(j.Models, ModelInfo{Name: "mine", Kind: KindInterpolate, Available: true})
+		})
+		p, err := MakePlan(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Memory.Interpolation
+	}
+	fp := int64(2048 * 2048)
+	if d := peak(DefaultInterpModel) - peak("flow"); d != (interpWorkTable[DefaultInterpModel]-interpWorkTable["flow"])*fp || d <= 0 {
+		t.Errorf("%s plans %d bytes more than flow, want its own figure's difference", DefaultInterpModel, d)
+	}
+	if d := peak("mine") - peak("flow"); d != (DefaultInterpWork-interpWorkTable["flow"])*fp {
+		t.Errorf("a model without a figure plans %d bytes more than flow, want the default's difference", d)
 	}
 }

@@ -1,12 +1,12 @@
 // Command memory measures the peak memory of the worst job the default
 // limits allow: the largest frames that pass max_memory_mb with the
-// highest interpolation factor (16, flow) and a frame model (a 2x
-// super-resolution model), run by `img2vid convert` with GOMAXPROCS 1 and
-// 16. The peak is the largest summed RSS of img2vid and its ffmpeg; it
+// highest interpolation factor (16, with the default interpolation model
+// unless -interp names another) and a frame model (a 2x super-resolution
+// model), run by `img2vid convert` with GOMAXPROCS 1 and 16. The peak is the largest summed RSS of img2vid and its ffmpeg; it
 // must stay under the default ceiling, and the two runs within 10 % of
 // each other: a job's memory does not depend on the core count.
 //
-//	go run ./bench/memory [-bin bin/img2vid] [-model ../shared/models/quicksrnetsmall-2x-360p.onnx] [-side N]
+//	go run ./bench/memory [-bin bin/img2vid] [-model ../shared/models/quicksrnetsmall-2x-360p.onnx] [-interp flow2] [-side N]
 package main
 
 import (
@@ -32,6 +32,7 @@ import (
 func main() {
 	bin := flag.String("bin", "bin/img2vid", "img2vid binary to measure")
 	model := flag.String("model", filepath.Join(os.Getenv("IMG2VID_TESTDATA"), "models", "quicksrnetsmall-2x-360p.onnx"), "2x frame model (empty: none)")
+	interp := flag.String("interp", img2vid.DefaultInterpModel, "interpolation model")
 	side := flag.Int("side", 0, "input side in pixels (0: the largest the default limits allow)")
 	planOnly := flag.Bool("plan", false, "print the job and its plan, and run nothing")
 	flag.Parse()
@@ -54,11 +55,11 @@ func main() {
 		scale, frameModel = 2, "sr"
 	}
 	opts := img2vid.DefaultOptions()
-	opts.Interpolate, opts.FPS, opts.FrameModel = img2vid.MaxInterpolate, 1, frameModel
+	opts.Interpolate, opts.FPS, opts.FrameModel, opts.InterpModel = img2vid.MaxInterpolate, 1, frameModel, *interp
 	lim := img2vid.DefaultLimits()
 	plan := func(s int) (img2vid.Plan, error) {
 		ims := []img2vid.Image{{Label: "a.png", Width: s, Height: s}, {Label: "b.png", Width: s, Height: s}}
-		models := []img2vid.ModelInfo{{Name: "flow", Kind: img2vid.KindInterpolate, Available: true}, {Name: "sr", Kind: img2vid.KindFrame, Scale: scale, Available: true}}
+		models := []img2vid.ModelInfo{{Name: *interp, Kind: img2vid.KindInterpolate, Available: true}, {Name: "sr", Kind: img2vid.KindFrame, Scale: scale, Available: true}}
 		return img2vid.MakePlan(img2vid.Job{Images: ims, Options: opts, Limits: lim, Models: models})
 	}
 	s := *side
@@ -81,8 +82,8 @@ func main() {
 	writePNG(b, s, 3)
 
 	fmt.Printf("machine: %d CPUs, %s; %s\n", runtime.NumCPU(), machine.CPUModel(), time.Now().Format("2006-01-02"))
-	fmt.Printf("job: 2 images of %dx%d, frame model %q (x%d) -> frames of %dx%d, interpolate %d with flow -> %d frames\n",
-		s, s, frameModel, scale, p.Width, p.Height, opts.Interpolate, p.Frames)
+	fmt.Printf("job: 2 images of %dx%d, frame model %q (x%d) -> frames of %dx%d, interpolate %d with %s -> %d frames\n",
+		s, s, frameModel, scale, p.Width, p.Height, opts.Interpolate, *interp, p.Frames)
 	fmt.Printf("plan: peak %d MiB (read-ahead %d, held %d, interpolation %d, encoder %d, process %d); ceiling max_memory_mb=%d\n\n",
 		p.Memory.Peak>>20, p.Memory.ReadAhead>>20, p.Memory.Held>>20, p.Memory.Interpolation>>20, p.Memory.Encoder>>20, p.Memory.Base>>20, lim.MemoryMB)
 	if *planOnly {
@@ -92,7 +93,7 @@ func main() {
 	peaks := map[int]int64{}
 	for _, procs := range []int{1, 16} {
 		out := filepath.Join(dir, "out.mp4")
-		cmd := exec.Command(*bin, "convert", "--interpolate", "16", "--interp-model", "flow", "--fps", "1", "--device", "cpu",
+		cmd := exec.Command(*bin, "convert", "--interpolate", "16", "--interp-model", *interp, "--fps", "1", "--device", "cpu",
 			"--models-dir", dir, "--log-level", "warn", a, b, out)
 		if frameModel != "" {
 			cmd.Args = append(cmd.Args[:2], append([]string{"--frame-model", frameModel}, cmd.Args[2:]...)...)
