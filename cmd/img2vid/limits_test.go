@@ -109,6 +109,8 @@ func TestServeHoldsEveryLimit(t *testing.T) {
 	work := t.TempDir()
 	cmd, base := startServe(t, "--max-memory-mb", fmt.Sprint(ceilingMB), "--work-dir", work, "--log-level", "warn")
 	pid := cmd.Process.Pid
+	// The server and its ffmpeg over every case, refused or run.
+	whole := proctest.TreeRSS(pid)
 
 	t.Run("fps too small to last", func(t *testing.T) {
 		status, j := send(t, base, upload{files: [][]byte{testimage.PNG(t, testimage.Quadrants(8, 8))}, fields: map[string]string{"fps": "1e-320"}})
@@ -155,6 +157,40 @@ func TestServeHoldsEveryLimit(t *testing.T) {
 		}
 	})
 
+	t.Run("a huge JPEG behind a small one is never decoded", func(t *testing.T) {
+		// A 64x64 JPEG, then one whose header says 16000x16000 (256
+		// megapixels, over max_pixels): ffmpeg, given the file whole,
+		// would split it at the second start-of-image and decode it.
+		small := testimage.JPEG(t, testimage.Quadrants(64, 64))
+		huge := bytes.Clone(small)
+		sof := bytes.Index(huge, []byte{0xFF, 0xC0})
+		if sof < 0 {
+			t.Fatal("no SOF0 marker in the test JPEG")
+		}
+		huge[sof+5], huge[sof+6], huge[sof+7], huge[sof+8] = 16000>>8, 16000&0xFF, 16000>>8, 16000&0xFF
+		before := proctest.TreeRSS(pid)() // what earlier cases left in the server
+		stop := proctest.TreeRSS(pid)
+		status, j := send(t, base, upload{files: [][]byte{append(small, huge...)}})
+		if status != http.StatusAccepted {
+			stop()
+			t.Fatalf("got %d %+v", status, j.Error)
+		}
+		j = finished(t, base, j.ID, time.Minute)
+		peak := stop()
+		t.Logf("server + ffmpeg peak RSS %d MiB, %d MiB before the job", peak>>20, before>>20)
+		if j.Status != "done" || j.Result.Frames != 1 {
+			t.Fatalf("job %s %+v %+v, want done with the one 64x64 frame", j.Status, j.Error, j.Result)
+		}
+		if peak-before > 256<<20 { // a 256-megapixel frame alone is 384 MiB in YUV 4:2:0
+			t.Errorf("peak RSS %d MiB, %d MiB before: the hidden image was decoded", peak>>20, before>>20)
+		}
+	})
+
+	peak := whole()
+	t.Logf("server + ffmpeg peak RSS over every case %d MiB, ceiling %d MiB", peak>>20, ceilingMB)
+	if peak <= 0 || peak > ceilingMB<<20 {
+		t.Errorf("peak RSS over every case %d MiB, want within the ceiling of %d MiB", peak>>20, ceilingMB)
+	}
 	if entries, _ := os.ReadDir(work); len(entries) > 4 {
 		t.Errorf("work folder holds %d job folders", len(entries))
 	}
