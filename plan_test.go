@@ -3,6 +3,7 @@ package img2vid
 import (
 	"encoding/json"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 
@@ -125,5 +126,50 @@ func TestInterpolationMemoryIsPerModel(t *testing.T) {
 	}
 	if d := peak("mine") - peak("flow"); d != (DefaultInterpWork-interpWorkTable["flow"])*fp {
 		t.Errorf("a model without a figure plans %d bytes more than flow, want the default's difference", d)
+	}
+}
+
+// A plan records the headers and models it was made from, and Check
+// compares only those with what is where it runs.
+func TestPlanCheck(t *testing.T) {
+	sum, other := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	j := planJob(2, 64, 48, func(j *Job) {
+		j.Options.Interpolate = 2
+		j.Models[2].SHA256 = sum // the default interpolator
+	})
+	p, err := MakePlan(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Images) != 2 || len(p.Models) != 1 || p.Models[0] != (ModelRef{Field: "interp_model", Name: DefaultInterpModel, SHA256: sum}) {
+		t.Fatalf("plan records images %v and models %v", p.Images, p.Models)
+	}
+	here := []ModelInfo{{Name: DefaultInterpModel, Kind: KindInterpolate, Available: true, SHA256: sum}}
+	if err := p.Check(j.Images, here); err != nil {
+		t.Errorf("the same files and model: %v", err)
+	}
+	bigger := slices.Clone(j.Images)
+	bigger[1].Bytes++
+	for _, tt := range []struct {
+		name   string
+		images []Image
+		models []ModelInfo
+		want   string
+	}{
+		{"a file changed", bigger, here, `fb.jpg is not the file the job was planned with (planned 64x48, 1000 bytes; found 64x48, 1001 bytes)`},
+		{"a file missing", j.Images[:1], here, "the job has 1 images, its plan was made for 2"},
+		{"another model file", j.Images, []ModelInfo{{Name: DefaultInterpModel, Available: true, SHA256: other}}, "is not the model the job was planned with (sha256 bbbbbbbbbbbb, planned aaaaaaaaaaaa)"},
+		{"no such model", j.Images, nil, "which the job was planned with, is not installed here"},
+		{"model broken here", j.Images, []ModelInfo{{Name: DefaultInterpModel, Reason: "flow2.onnx: no such file"}}, "cannot be used here: flow2.onnx: no such file"},
+	} {
+		err := p.Check(tt.images, tt.models)
+		if ErrorCode(err) != EUNAVAILABLE || !strings.Contains(ErrorMessage(err), tt.want) {
+			t.Errorf("%s: %v, want unavailable saying %q", tt.name, err, tt.want)
+		}
+	}
+	// A model whose file the planner did not know is not compared.
+	p.Models[0].SHA256 = ""
+	if err := p.Check(j.Images, nil); err != nil {
+		t.Errorf("a model planned without its sum: %v", err)
 	}
 }
