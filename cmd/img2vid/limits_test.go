@@ -275,3 +275,40 @@ func TestServeHoldsTheDiskBudget(t *testing.T) {
 		t.Fatalf("job %s %+v, want done", j.Status, j.Error)
 	}
 }
+
+// A job's memory does not grow with the core count: the same job of
+// twelve 2048x2048 images, through the real server with GOMAXPROCS 1 and
+// 16, stays within a ceiling its plan fits under, where decoding an image
+// per core (as before the read-ahead was bounded in bytes) would hold
+// sixteen at once. The server and its ffmpeg are measured together.
+func TestServeMemoryDoesNotGrowWithCores(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	const ceilingMB = 1024
+	img := testimage.PNG(t, testimage.Photo(2048, 2048))
+	files := make([][]byte, 12)
+	for i := range files {
+		files[i] = img
+	}
+	peaks := map[int]int64{}
+	for _, procs := range []int{1, 16} {
+		t.Setenv("GOMAXPROCS", fmt.Sprint(procs))
+		cmd, base := startServe(t, "--max-memory-mb", fmt.Sprint(ceilingMB), "--log-level", "warn")
+		stop := proctest.TreeRSS(cmd.Process.Pid)
+		status, j := send(t, base, upload{files: files})
+		if status != http.StatusAccepted {
+			stop()
+			t.Fatalf("GOMAXPROCS=%d: got %d %+v", procs, status, j.Error)
+		}
+		j = finished(t, base, j.ID, 3*time.Minute)
+		peaks[procs] = stop()
+		t.Logf("GOMAXPROCS=%d: server + ffmpeg peak RSS %d MiB, ceiling %d MiB", procs, peaks[procs]>>20, ceilingMB)
+		if j.Status != "done" || j.Result.Frames != 12 {
+			t.Fatalf("GOMAXPROCS=%d: job %s %+v, want done with 12 frames", procs, j.Status, j.Error)
+		}
+		if peaks[procs] > ceilingMB<<20 {
+			t.Errorf("GOMAXPROCS=%d: peak RSS %d MiB, over the ceiling of %d MiB", procs, peaks[procs]>>20, ceilingMB)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
