@@ -310,7 +310,10 @@ func limitsText(lim img2vid.Limits) string {
 }
 
 // readiness checks that ffmpeg runs, at most once per interval: /readyz
-// is unauthenticated, and must not start a process on every request.
+// is unauthenticated, and must not start a process on every request. A
+// check cut short by its caller's context (a probe whose client went
+// away) says nothing about ffmpeg and is not kept: the answer is shared
+// with the worker, which would otherwise take no job for an interval.
 func readiness(ffmpeg string, interval time.Duration) func(context.Context) error {
 	var mu sync.Mutex
 	var checked time.Time
@@ -319,8 +322,11 @@ func readiness(ffmpeg string, interval time.Duration) func(context.Context) erro
 		mu.Lock()
 		defer mu.Unlock()
 		if time.Since(checked) >= interval {
-			_, last = video.Version(ctx, ffmpeg)
-			checked = time.Now()
+			_, err := video.Version(ctx, ffmpeg)
+			if err != nil && ctx.Err() != nil {
+				return err
+			}
+			last, checked = err, time.Now()
 		}
 		return last
 	}

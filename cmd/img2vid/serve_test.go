@@ -144,6 +144,18 @@ func TestReadinessIsCached(t *testing.T) {
 	if b, _ := os.ReadFile(counter); strings.Count(string(b), "run") != 1 {
 		t.Errorf("ffmpeg ran %d times for 5 checks within the interval, want 1", strings.Count(string(b), "run"))
 	}
+	// A check whose caller gave up (a /readyz request whose client went
+	// away) is not kept as the answer for the interval: the worker asks
+	// the same checker, and would take no job meanwhile.
+	shared := readiness(fake, time.Hour)
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := shared(canceled); err == nil {
+		t.Error("a check with a canceled context reads as ready")
+	}
+	if err := shared(context.Background()); err != nil {
+		t.Errorf("after a canceled check, ffmpeg reads as not ready for the interval: %v", err)
+	}
 	gone := readiness(filepath.Join(dir, "missing"), 0)
 	if err := gone(context.Background()); err == nil {
 		t.Error("a missing ffmpeg reads as ready")
