@@ -53,7 +53,7 @@ func watch(ctx, wctx context.Context, kv jetstream.KeyValue, nc *nats.Conn, log 
 
 // start loads the board and starts following the bucket.
 func (b *board) start(ctx, wctx context.Context) error {
-	w, err := b.load(ctx, wctx)
+	w, _, err := b.load(ctx, wctx)
 	if err != nil {
 		return err
 	}
@@ -65,25 +65,28 @@ func (b *board) start(ctx, wctx context.Context) error {
 }
 
 // load starts a watcher that lives until wctx ends and applies every
-// current state it sends, waiting for them within ctx.
-func (b *board) load(ctx, wctx context.Context) (jetstream.KeyWatcher, error) {
+// current state it sends, waiting for them within ctx. It returns the
+// keys the watcher sent.
+func (b *board) load(ctx, wctx context.Context) (jetstream.KeyWatcher, map[string]bool, error) {
 	w, err := b.open(wctx)
 	if err != nil {
-		return nil, fmt.Errorf("watching bucket %s: %w", stateBucket, err)
+		return nil, nil, fmt.Errorf("watching bucket %s: %w", stateBucket, err)
 	}
+	sent := map[string]bool{}
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("watching bucket %s: the watcher stopped", stateBucket)
+				return nil, nil, fmt.Errorf("watching bucket %s: the watcher stopped", stateBucket)
 			}
 			if e == nil { // every current value has been sent
-				return w, nil
+				return w, sent, nil
 			}
+			sent[e.Key()] = true
 			b.apply(e)
 		case <-ctx.Done():
 			w.Stop()
-			return nil, fmt.Errorf("loading job states from bucket %s: %w", stateBucket, ctx.Err())
+			return nil, nil, fmt.Errorf("loading job states from bucket %s: %w", stateBucket, ctx.Err())
 		}
 	}
 }
@@ -143,18 +146,19 @@ func (b *board) follow(wctx context.Context, w jetstream.KeyWatcher) {
 
 // rewatch starts a new watcher and loads every state again, trying until
 // it works or wctx ends (then nil). The board then holds the bucket as it
-// was when the new watcher started.
+// was when the new watcher started: a job purged while the old watcher
+// was behind (another replica expired it, or took back a submission that
+// failed) is not sent by the new one, and leaves the board, where it
+// would otherwise count against its client's limit for good.
 func (b *board) rewatch(wctx context.Context) jetstream.KeyWatcher {
 	for wctx.Err() == nil {
 		last, lerr := b.lastRevision(wctx)
 		ctx, cancel := context.WithTimeout(wctx, 30*time.Second)
-		w, err := b.load(ctx, wctx)
+		w, sent, err := b.load(ctx, wctx)
 		cancel()
 		if err == nil {
 			if lerr == nil { // what was deleted before the watch began is not sent again
-				b.mu.Lock()
-				b.seen = max(b.seen, last)
-				b.mu.Unlock()
+				b.forget(last, sent)
 			}
 			return w
 		}
@@ -181,6 +185,22 @@ func (b *board) lastRevision(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("bucket %s: status of type %T", stateBucket, st)
 	}
 	return bs.StreamInfo().State.LastSeq, nil
+}
+
+// forget takes note that the bucket has reached revision last, and
+// removes the jobs a new watcher did not send: a job the board holds at
+// revision last or before is sent unless the bucket no longer has it. A
+// job written since (its revision is later) stays.
+func (b *board) forget(last uint64, sent map[string]bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seen = max(b.seen, last)
+	for id, e := range b.jobs {
+		if !sent[id] && e.rev <= last {
+			close(e.changed)
+			delete(b.jobs, id)
+		}
+	}
 }
 
 // revision is the latest revision a watcher delivered.

@@ -70,3 +70,57 @@ func waitBoard(t *testing.T, b *board, what string, cond func(State, bool) bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A job purged while the board's watcher was behind (here: one the board
+// holds and the bucket no longer has, as when another replica took back a
+// submission that failed) leaves the board when a new watcher replaces
+// the old one: it no longer counts against its client's limit.
+func TestBoardFollowingAgainForgetsJobsPurgedMeanwhile(t *testing.T) {
+	emb, err := StartEmbedded(filepath.Join(t.TempDir(), "jetstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	ctx := context.Background()
+	other, err := Open(ctx, emb.Conn, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	submitOne(t, other, "kept")
+	var opened atomic.Int32
+	b := &board{log: slog.New(slog.DiscardHandler), kv: other.states, nc: emb.Conn, done: make(chan struct{}),
+		every: 50 * time.Millisecond, jobs: map[string]*entry{},
+		open: func(ctx context.Context) (jetstream.KeyWatcher, error) {
+			if opened.Add(1) == 1 {
+				return other.states.Watch(ctx, "no-job-has-this-id") // a watcher that never sends a change
+			}
+			return other.states.WatchAll(ctx)
+		}}
+	// What the first watcher saw before the purge it then missed.
+	b.set(State{ID: "purged", Status: StatusQueued, Client: "192.0.2.1"}, 1)
+	wctx, stop := context.WithCancel(ctx)
+	if err := b.start(ctx, wctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stop(); b.wait() }()
+
+	submitOne(t, other, "late") // the bucket moves on; the first watcher does not
+	waitBoard(t, b, "the job submitted elsewhere", func(st State, ok bool) bool { return ok })
+	// The new watcher's states are applied before the jobs it did not
+	// send are removed: wait for the second.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, _, ok := b.get("purged"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the board still holds a job the bucket no longer has")
+		}
+	}
+	if _, _, ok := b.get("kept"); !ok {
+		t.Error("the board lost a job the bucket still has")
+	}
+	if n := b.active("192.0.2.1"); n != 2 {
+		t.Errorf("client has %d active jobs on the board, want 2 (kept and late)", n)
+	}
+}
