@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ type liveRuntime struct {
 	rt      *inference.Runtime
 	last    error // the last check's answer
 	checked time.Time
+	running chan struct{} // closed when the check under way ends; nil when none is
+	closed  bool
 }
 
 // newLiveRuntime starts from what opening the runtime at start gave: rt,
@@ -45,25 +48,59 @@ func unavailable(err error) error {
 }
 
 // Ready reports whether the runtime works, checking again if the last
-// check is older than the interval.
-func (l *liveRuntime) Ready(context.Context) error {
+// check is older than the interval. The check runs on its own, without
+// the lock: a caller whose ctx ends first (a GPU that does not answer) is
+// told so, callers meanwhile wait for the same check, and the runtime's
+// models and description stay available to the jobs running.
+func (l *liveRuntime) Ready(ctx context.Context) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if time.Since(l.checked) < l.interval {
+		defer l.mu.Unlock()
 		return l.last
 	}
-	l.checked = time.Now()
-	if l.rt == nil {
-		rt, err := l.open()
-		if err != nil {
-			l.last = unavailable(err)
-			return l.last
-		}
-		l.rt = rt
-		l.opened(rt)
+	if l.running == nil {
+		l.running = make(chan struct{})
+		go l.check(l.rt, l.running)
 	}
-	l.last = l.rt.Check()
-	return l.last
+	done := l.running
+	l.mu.Unlock()
+	select {
+	case <-done:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.last
+	case <-ctx.Done():
+		return unavailable(fmt.Errorf("the check did not answer: %w", ctx.Err()))
+	}
+}
+
+// check opens the runtime if rt is nil, runs a model on it, records the
+// answer and closes done.
+func (l *liveRuntime) check(rt *inference.Runtime, done chan struct{}) {
+	defer close(done)
+	var err error
+	opened := false
+	if rt == nil {
+		if rt, err = l.open(); err != nil {
+			err = unavailable(err)
+		} else {
+			opened = true
+			l.opened(rt)
+		}
+	}
+	if err == nil {
+		err = rt.Check()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if opened {
+		if l.closed { // closed while it opened: nobody will use it
+			rt.Close()
+		} else {
+			l.rt = rt
+		}
+	}
+	l.last, l.checked, l.running = err, time.Now(), nil
 }
 
 // runtime returns the open runtime, or why there is none.
@@ -124,10 +161,12 @@ func (l *liveRuntime) Detector(name string) (img2vid.Detector, error) {
 	return rt.Detector(name)
 }
 
-// Close closes the runtime if it was opened.
+// Close closes the runtime if it was opened; one a check opens later is
+// closed by that check.
 func (l *liveRuntime) Close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	if l.rt != nil {
 		l.rt.Close()
 	}
