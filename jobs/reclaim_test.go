@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,5 +34,59 @@ func TestRestartRunsAJobItsDeadWorkerHeldAtOnce(t *testing.T) {
 	st := waitState(t, l2.System, "orphan", "done well before the ack wait", done) // waits at most 10 s
 	if st.Attempt != 2 || !strings.Contains(st.Note, "attempt 2") || again.count() != 1 {
 		t.Errorf("the orphaned job ended %+v after %d runs, want done at attempt 2, once", st, again.count())
+	}
+}
+
+// A job deleted while it ran on a worker that then stopped is not run
+// again when it comes back from the queue: it ends canceled, and leaves
+// nothing in the queue or the buckets.
+func TestJobDeletedWhileItsWorkerStoppedDoesNotRunAgain(t *testing.T) {
+	dir := t.TempDir()
+	emb, err := StartEmbedded(filepath.Join(dir, "jetstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	ctx := context.Background()
+	s, err := Open(ctx, emb.Conn, Config{AckWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	submitOne(t, s, "deleted")
+	// A worker takes the job and records its start; the client deletes
+	// it; the worker is gone before it saw that.
+	if _, err := s.consumer.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.change(ctx, "deleted", func(st *State) error { st.Attempt, st.Status = 1, StatusRunning; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Cancel(ctx, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+
+	conv := &fakeConverter{}
+	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(ctx)
+	st := waitState(t, s, "deleted", "its end", func(st State) bool { return st.Terminal() })
+	if st.Status != StatusCanceled || conv.count() != 0 {
+		t.Fatalf("the deleted job ended %+v after %d runs, want canceled without running", st, conv.count())
+	}
+	// The state turns canceled before the worker takes the job off the queue.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := s.stream.Info(ctx)
+		if err == nil && info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the queue holds %d messages (%v), want 0", info.State.Msgs, err)
+		}
+	}
+	if n, err := s.StoredBytes(ctx); err != nil || n != 0 {
+		t.Errorf("the buckets hold %d bytes (%v), want 0", n, err)
 	}
 }

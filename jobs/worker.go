@@ -254,6 +254,11 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		if st.Terminal() { // canceled while it waited, or done before a crash kept the ack from arriving
 			return errUnchanged
 		}
+		if st.Deleted { // deleted while a worker that then stopped (or handed it back) ran it
+			st.Status, st.Finished, st.Error = StatusCanceled, time.Now().UTC(), failure(errDeleted)
+			st.Expires = st.Finished.Add(w.sys.cfg.TTL)
+			return nil
+		}
 		if st.Attempt >= attempts || lastDelivery {
 			st.Status, st.Finished = StatusFailed, time.Now().UTC()
 			st.Expires = st.Finished.Add(w.sys.cfg.TTL)
@@ -282,6 +287,13 @@ func (w *Worker) handle(msg jetstream.Msg) {
 	case err != nil:
 		log.Warn("cannot start job; it goes back to the queue", "err", err)
 		msg.NakWithDelay(time.Second)
+		return
+	}
+	if st.Status == StatusCanceled {
+		log.Info("job deleted while a worker that stopped held it; dropping the job")
+		w.metrics.observe(StatusCanceled, 0, spec.Options, w.provider())
+		w.sys.deleteInputs(ctx, spec.objects())
+		msg.Ack()
 		return
 	}
 	if st.Status == StatusFailed {
