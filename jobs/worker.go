@@ -450,7 +450,10 @@ func (w *Worker) requeue(ctx context.Context, msg jetstream.Msg, id string, caus
 func (w *Worker) beat(ctx context.Context, cancel context.CancelCauseFunc, msg jetstream.Msg, tr *tracker, log *slog.Logger) func() {
 	ctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	watcher, err := w.sys.states.Watch(ctx, tr.id, jetstream.UpdatesOnly())
+	// The watcher sends the state as it is first: a DELETE between the
+	// job's start and this watch is seen too, where a watch of updates
+	// only missed it and the deleted job ran to its end.
+	watcher, err := w.sys.states.Watch(ctx, tr.id)
 	var updates <-chan jetstream.KeyValueEntry
 	if err != nil {
 		log.Warn("watching job state for deletion", "err", err)
