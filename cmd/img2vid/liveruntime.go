@@ -17,9 +17,10 @@ import (
 // on its provider, which catches a GPU that stopped answering. Checks run
 // at most once per interval: readiness probes and the worker ask often.
 type liveRuntime struct {
-	open     func() (*inference.Runtime, error)
-	opened   func(*inference.Runtime) // called once, when the runtime opens
-	interval time.Duration
+	runtimeModels // l.runtime: none until it opens
+	open          func() (*inference.Runtime, error)
+	opened        func(*inference.Runtime) // called once, when the runtime opens
+	interval      time.Duration
 
 	mu      sync.Mutex
 	rt      *inference.Runtime
@@ -34,6 +35,7 @@ type liveRuntime struct {
 func newLiveRuntime(rt *inference.Runtime, err error, open func() (*inference.Runtime, error),
 	opened func(*inference.Runtime), interval time.Duration) *liveRuntime {
 	l := &liveRuntime{open: open, opened: opened, interval: interval, rt: rt, checked: time.Now()}
+	l.runtimeModels = l.runtime
 	if err != nil {
 		l.last = unavailable(err)
 	} else {
@@ -124,42 +126,6 @@ func (l *liveRuntime) Info() img2vid.RuntimeInfo {
 
 // Provider names the execution provider in use, "" until the runtime opens.
 func (l *liveRuntime) Provider() string { return l.Info().Provider }
-
-// ListModels lists the open runtime's models; none until it opens.
-func (l *liveRuntime) ListModels() []img2vid.ModelInfo {
-	rt, err := l.runtime()
-	if err != nil {
-		return nil
-	}
-	return rt.ListModels()
-}
-
-// FrameModel loads a frame model from the open runtime.
-func (l *liveRuntime) FrameModel(name string) (img2vid.FrameModel, error) {
-	rt, err := l.runtime()
-	if err != nil {
-		return nil, err
-	}
-	return rt.FrameModel(name)
-}
-
-// Interpolator loads an interpolation model from the open runtime.
-func (l *liveRuntime) Interpolator(name string) (img2vid.Interpolator, error) {
-	rt, err := l.runtime()
-	if err != nil {
-		return nil, err
-	}
-	return rt.Interpolator(name)
-}
-
-// Detector loads a detect model from the open runtime.
-func (l *liveRuntime) Detector(name string) (img2vid.Detector, error) {
-	rt, err := l.runtime()
-	if err != nil {
-		return nil, err
-	}
-	return rt.Detector(name)
-}
 
 // Close closes the runtime if it was opened; one a check opens later is
 // closed by that check.

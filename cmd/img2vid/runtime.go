@@ -21,56 +21,67 @@ func (c *config) openRuntime(log *slog.Logger) (*inference.Runtime, error) {
 	return inference.Open(inference.Config{Library: c.ORTLib, Device: c.Device, Threads: c.Threads, ModelsDir: c.ModelsDir, Logger: log})
 }
 
-// lazyModels opens the runtime on the first model asked for, so a
-// conversion without models never needs the native library.
-type lazyModels struct {
-	open func() (*inference.Runtime, error)
-	once sync.Once
-	rt   *inference.Runtime
-	err  error
-}
+// runtimeModels are the models of the runtime it returns, or its error
+// for every model asked for: lazyModels and liveRuntime open the runtime
+// each in their own way, and serve its models through this.
+type runtimeModels func() (*inference.Runtime, error)
 
-func newLazyModels(c *config, log *slog.Logger) *lazyModels {
-	return &lazyModels{open: func() (*inference.Runtime, error) { return c.openRuntime(log) }}
-}
-
-func (l *lazyModels) runtime() (*inference.Runtime, error) {
-	l.once.Do(func() { l.rt, l.err = l.open() })
-	return l.rt, l.err
-}
-
-// ListModels lists the runtime's models; none when it cannot be opened
+// ListModels lists the runtime's models; none when there is no runtime
 // (asking for a model then says why).
-func (l *lazyModels) ListModels() []img2vid.ModelInfo {
-	rt, err := l.runtime()
+func (f runtimeModels) ListModels() []img2vid.ModelInfo {
+	rt, err := f()
 	if err != nil {
 		return nil
 	}
 	return rt.ListModels()
 }
 
-func (l *lazyModels) FrameModel(name string) (img2vid.FrameModel, error) {
-	rt, err := l.runtime()
+// FrameModel loads a frame model from the runtime.
+func (f runtimeModels) FrameModel(name string) (img2vid.FrameModel, error) {
+	rt, err := f()
 	if err != nil {
 		return nil, err
 	}
 	return rt.FrameModel(name)
 }
 
-func (l *lazyModels) Interpolator(name string) (img2vid.Interpolator, error) {
-	rt, err := l.runtime()
+// Interpolator loads an interpolation model from the runtime.
+func (f runtimeModels) Interpolator(name string) (img2vid.Interpolator, error) {
+	rt, err := f()
 	if err != nil {
 		return nil, err
 	}
 	return rt.Interpolator(name)
 }
 
-func (l *lazyModels) Detector(name string) (img2vid.Detector, error) {
-	rt, err := l.runtime()
+// Detector loads a detect model from the runtime.
+func (f runtimeModels) Detector(name string) (img2vid.Detector, error) {
+	rt, err := f()
 	if err != nil {
 		return nil, err
 	}
 	return rt.Detector(name)
+}
+
+// lazyModels opens the runtime on the first model asked for, so a
+// conversion without models never needs the native library.
+type lazyModels struct {
+	runtimeModels // l.runtime
+	open          func() (*inference.Runtime, error)
+	once          sync.Once
+	rt            *inference.Runtime
+	err           error
+}
+
+func newLazyModels(c *config, log *slog.Logger) *lazyModels {
+	l := &lazyModels{open: func() (*inference.Runtime, error) { return c.openRuntime(log) }}
+	l.runtimeModels = l.runtime
+	return l
+}
+
+func (l *lazyModels) runtime() (*inference.Runtime, error) {
+	l.once.Do(func() { l.rt, l.err = l.open() })
+	return l.rt, l.err
 }
 
 // Close closes the runtime if it was opened.
