@@ -35,8 +35,16 @@ func readFrom(ctx context.Context, js jetstream.JetStream, bucket, nuid string, 
 	if err != nil {
 		return nil, fmt.Errorf("listing the chunks of %s: %w", nuid, err)
 	}
+	// The chunks are counted, so that an object whose chunks are gone
+	// (it expired, or a job that ran again replaced it since it was
+	// opened) is an error here instead of a wait for chunks that never
+	// come.
 	var off int64
 	var seq uint64
+	if info := heads.CachedInfo(); info != nil && info.NumPending == 0 {
+		it.Stop()
+		return nil, chunksEnd(nuid, off, pos)
+	}
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -54,6 +62,10 @@ func readFrom(ctx context.Context, js jetstream.JetStream, bucket, nuid string, 
 			break
 		}
 		off += size
+		if meta.NumPending == 0 {
+			it.Stop()
+			return nil, chunksEnd(nuid, off, pos)
+		}
 	}
 	it.Stop()
 	body, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject},
@@ -66,6 +78,12 @@ func readFrom(ctx context.Context, js jetstream.JetStream, bucket, nuid string, 
 		return nil, fmt.Errorf("reading the chunks of %s: %w", nuid, err)
 	}
 	return &chunkReader{ctx: ctx, chunks: chunks, skip: pos - off}, nil
+}
+
+// chunksEnd says that the chunks of object nuid hold off bytes, and not
+// the byte at pos.
+func chunksEnd(nuid string, off, pos int64) error {
+	return fmt.Errorf("the chunks of %s hold %d bytes, not byte %d: the object expired or was replaced", nuid, off, pos)
 }
 
 // chunkReader reads an object's chunks in order, skipping the first skip

@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -69,5 +71,41 @@ func TestVideoReadFromAnywhere(t *testing.T) {
 	}
 	if in := l.embedded.Conn.Stats().InBytes - before; in > 1<<17 {
 		t.Errorf("reading the last 10 bytes took in %d bytes; want less than one chunk (the last is short)", in)
+	}
+}
+
+// A Range read of a video whose chunks are gone since it was opened (a
+// job that ran again replaced it; or it expired) fails at once instead
+// of waiting for chunks that never come.
+func TestVideoReadFromGoneChunksFails(t *testing.T) {
+	l := startLocal(t, t.TempDir(), Config{}, &fakeConverter{})
+	defer l.Stop(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // lets go of a read that waits, should the test fail
+	const id = "replaced"
+	if _, err := l.videos.Put(ctx, jetstream.ObjectMeta{Name: id}, bytes.NewReader(make([]byte, 3<<17))); err != nil {
+		t.Fatal(err)
+	}
+	v, err := l.Video(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	// Stored again: the first object's chunks are purged.
+	if _, err := l.videos.Put(ctx, jetstream.ObjectMeta{Name: id}, bytes.NewReader(make([]byte, 3<<17))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Seek(200000, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() { _, err := v.Read(make([]byte, 10)); read <- err }()
+	select {
+	case err := <-read:
+		if err == nil || !strings.Contains(err.Error(), "expired or was replaced") {
+			t.Errorf("reading a video whose chunks are gone = %v, want an error saying so", err)
+		}
+	case <-time.After(10 * time.Second): // the answer is a request or two away
+		t.Fatal("reading a video whose chunks are gone waits for them")
 	}
 }
