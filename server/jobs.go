@@ -42,8 +42,6 @@ type Jobs interface {
 	ActiveJobs(client string) int
 	// StoredBytes is what the stored images and videos take.
 	StoredBytes(ctx context.Context) (int64, error)
-	// Waiting is how many jobs wait for a worker.
-	Waiting(ctx context.Context) (int, error)
 }
 
 // JobView is the JSON form of a job.

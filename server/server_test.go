@@ -997,7 +997,8 @@ func TestDeletingAQueuedJobFreesItsPlace(t *testing.T) {
 	<-conv.started
 	queued := submit(t, ts, file("a.png", img), file("b.png", img))
 	ctx := context.Background()
-	if n, err := s.cfg.Jobs.Waiting(ctx); err != nil || n != 1 {
+	queue := s.cfg.Jobs.(*jobs.Local)
+	if n, err := queue.Waiting(ctx); err != nil || n != 1 {
 		t.Fatalf("waiting jobs = %d (%v), want 1", n, err)
 	}
 	for _, id := range []string{queued, running} {
@@ -1005,7 +1006,7 @@ func TestDeletingAQueuedJobFreesItsPlace(t *testing.T) {
 			t.Fatalf("DELETE %s = %d", id, resp.StatusCode)
 		}
 	}
-	if n, err := s.cfg.Jobs.Waiting(ctx); err != nil || n != 0 {
+	if n, err := queue.Waiting(ctx); err != nil || n != 0 {
 		t.Errorf("waiting jobs after DELETE = %d (%v), want 0", n, err)
 	}
 	close(conv.release)
