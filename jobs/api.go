@@ -244,14 +244,26 @@ func (s *System) Cancel(ctx context.Context, id string) error {
 		return err
 	}
 	if st.Status == StatusCanceled { // it was waiting: no worker will run it
-		if st.Seq != 0 {
-			if err := s.stream.DeleteMsg(ctx, st.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-				s.log.Debug("taking a deleted job off the queue", "job", id, "err", err)
-			}
-		}
-		s.deleteInputs(ctx, st.Inputs)
+		s.dropQueued(ctx, st)
 	}
 	return nil
+}
+
+// dropQueued takes a job that ended while it waited off the queue and
+// deletes its images. A worker that took it meanwhile finds it ended.
+func (s *System) dropQueued(ctx context.Context, st State) {
+	if st.Seq != 0 {
+		if err := s.stream.DeleteMsg(ctx, st.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			s.log.Debug("taking an ended job off the queue", "job", st.ID, "err", err)
+		}
+	}
+	s.deleteInputs(ctx, st.Inputs)
+}
+
+// errExpired is why a job that waited longer than the TTL failed: its
+// images expired with the uploads bucket's TTL.
+func (s *System) errExpired() error {
+	return img2vid.Errorf(img2vid.ENOTFOUND, "the files of this job expired before a worker could run it (job_ttl=%s)", s.cfg.TTL)
 }
 
 // Output is a file a finished job made (its video, its detections), read
@@ -391,10 +403,40 @@ func (s *System) reap(ctx context.Context) {
 	}
 }
 
-// expire purges the jobs due at now.
+// failWaiting fails a job still queued after the TTL: its images have
+// expired, so no worker can run it. A worker would fail it when it took
+// it; this also ends one whose queue message was never published (its
+// replica died between recording and queueing it), which no worker will
+// ever take, and which would otherwise stay queued for good, counted
+// against its client's limit.
+func (s *System) failWaiting(ctx context.Context, id string) {
+	st, err := s.change(ctx, id, func(st *State) error {
+		if st.Status != StatusQueued {
+			return errUnchanged
+		}
+		st.Status, st.Finished, st.Error = StatusFailed, time.Now().UTC(), failure(s.errExpired())
+		st.Expires = st.Finished.Add(s.cfg.TTL)
+		return nil
+	})
+	switch {
+	case errors.Is(err, errUnchanged), isNotFound(err):
+	case err != nil:
+		s.log.Warn("failing a job that waited past the TTL", "job", id, "err", err)
+	default:
+		s.log.Info("job failed: it waited in the queue past the TTL", "job", id)
+		s.dropQueued(ctx, st)
+	}
+}
+
+// expire fails the jobs that waited in the queue longer than the TTL, and
+// purges the jobs due at now.
 func (s *System) expire(ctx context.Context, now time.Time) {
 	purged := false
 	for _, st := range s.board.all() {
+		if st.Status == StatusQueued && now.Sub(st.Created) >= s.cfg.TTL {
+			s.failWaiting(ctx, st.ID)
+			continue
+		}
 		if !st.Terminal() || (!st.Deleted && now.Sub(st.Finished) < s.cfg.TTL) {
 			continue
 		}

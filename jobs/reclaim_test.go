@@ -2,10 +2,13 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/img2vid/img2vid"
 )
 
 // A job that was running when the process died runs again as soon as the
@@ -88,5 +91,46 @@ func TestJobDeletedWhileItsWorkerStoppedDoesNotRunAgain(t *testing.T) {
 	}
 	if n, err := s.StoredBytes(ctx); err != nil || n != 0 {
 		t.Errorf("the buckets hold %d bytes (%v), want 0", n, err)
+	}
+}
+
+// A job recorded as queued whose message never reached the queue (its
+// replica died between the two) fails once it has waited the TTL, as a
+// job whose images expired in the queue does, and is purged a TTL later:
+// it does not stay queued for good, counted against its client.
+func TestJobNeverQueuedFailsAfterTheTTL(t *testing.T) {
+	emb, err := StartEmbedded(filepath.Join(t.TempDir(), "jetstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	ctx := context.Background()
+	const ttl = 300 * time.Millisecond
+	s, err := Open(ctx, emb.Conn, Config{TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	b, err := json.Marshal(State{ID: "orphan", Status: StatusQueued, Client: "192.0.2.1", Created: time.Now().UTC()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.states.Create(ctx, "orphan", b); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, s, "orphan", "its end", func(st State) bool { return st.Terminal() })
+	if st.Status != StatusFailed || st.Error == nil || st.Error.Code != img2vid.ENOTFOUND || !strings.Contains(st.Error.Message, "job_ttl=300ms") {
+		t.Fatalf("the job never queued ended %+v %+v, want failed naming job_ttl", st, st.Error)
+	}
+	if n := s.ActiveJobs("192.0.2.1"); n != 0 {
+		t.Errorf("the client still has %d active jobs", n)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := s.states.Get(ctx, "orphan"); isNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the failed job's state is never purged")
+		}
 	}
 }

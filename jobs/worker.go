@@ -617,8 +617,7 @@ func dirBytes(dir string) int64 {
 func (w *Worker) fetchError(ctx context.Context, name string, err error) error {
 	switch {
 	case isNotFound(err):
-		return img2vid.Errorf(img2vid.ENOTFOUND,
-			"the files of this job expired before a worker could run it (job_ttl=%s)", w.sys.cfg.TTL)
+		return w.sys.errExpired()
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
