@@ -134,3 +134,42 @@ func TestJobNeverQueuedFailsAfterTheTTL(t *testing.T) {
 		}
 	}
 }
+
+// A job whose deliveries ran out while its attempts did not (its workers
+// handed it back each time) fails saying so, not that it was started a
+// number of times it never was.
+func TestJobOutOfDeliveriesSaysWhy(t *testing.T) {
+	dir := t.TempDir()
+	emb, err := StartEmbedded(filepath.Join(dir, "jetstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	ctx := context.Background()
+	s, err := Open(ctx, emb.Conn, Config{Attempts: 1}) // at most 3 deliveries
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	submitOne(t, s, "bounced")
+	for range 2 { // two workers take it and hand it back
+		msg, err := s.consumer.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := msg.Nak(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conv := &fakeConverter{}
+	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(ctx)
+	st := waitState(t, s, "bounced", "its end", func(st State) bool { return st.Terminal() })
+	if st.Status != StatusFailed || st.Error == nil || conv.count() != 0 ||
+		!strings.Contains(st.Error.Message, "went to a worker 2 times without finishing") {
+		t.Fatalf("job ended %+v %+v after %d runs, want failed saying it went to a worker 2 times", st, st.Error, conv.count())
+	}
+}

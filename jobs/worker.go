@@ -262,8 +262,14 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		if st.Attempt >= attempts || lastDelivery {
 			st.Status, st.Finished = StatusFailed, time.Now().UTC()
 			st.Expires = st.Finished.Add(w.sys.cfg.TTL)
-			st.Error = failure(img2vid.Errorf(img2vid.EUNAVAILABLE,
-				"the job was started %d times and its worker stopped each time before it finished (attempts=%d)", st.Attempt, attempts))
+			err := img2vid.Errorf(img2vid.EUNAVAILABLE,
+				"the job was started %d times and its worker stopped each time before it finished (attempts=%d)", st.Attempt, attempts)
+			if st.Attempt < attempts { // the deliveries ran out first: hand-backs and requeues count in them, not in attempts
+				err = img2vid.Errorf(img2vid.EUNAVAILABLE,
+					"the job went to a worker %d times without finishing: its workers shut down or the job store did not answer each time (attempts=%d)",
+					meta.NumDelivered-1, attempts)
+			}
+			st.Error = failure(err)
 			return nil
 		}
 		st.Attempt++
