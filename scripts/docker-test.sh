@@ -4,7 +4,8 @@
 # Debian's docker.io uses by default, and BuildKit), then runs the images and
 # checks what a user would see.
 #
-#   scripts/docker-test.sh
+#   scripts/docker-test.sh              every check
+#   scripts/docker-test.sh --cluster    only the compose cluster profile's (7.)
 #
 # Works on a machine that cannot reach Docker Hub, GitHub or the Go proxy from
 # inside containers: it installs the engine if missing (Debian docker.io, as
@@ -23,6 +24,15 @@
 # cache.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+only_cluster=
+case "${1:-}" in
+--cluster) only_cluster=1 ;;
+"") ;;
+*)
+	echo "usage: $0 [--cluster]" >&2
+	exit 2
+	;;
+esac
 repo=$(pwd)
 . scripts/versions.env
 cache=$repo/.deps/docker-test # git-ignored: stand-in release tarballs
@@ -52,8 +62,11 @@ die() {
 tmp=$(mktemp -d)
 dockerd_pid=
 server_pid=
+cluster_project=img2vid-test-cluster
+cluster_up=
 cleanup() {
 	local ids
+	[ -n "$cluster_up" ] && cluster_compose down -v -t 30 >/dev/null 2>&1
 	ids=$(docker ps -aq --filter "label=$label" 2>/dev/null)
 	# shellcheck disable=SC2086 # one id per word
 	[ -n "$ids" ] && docker rm -f -v $ids >/dev/null 2>&1
@@ -282,9 +295,84 @@ frame_list() { find "$frames" -maxdepth 1 -type f -name '*.jpg' | sort | head -n
 nframes=$(frame_list | wc -l)
 
 # ---------------------------------------------------------------------------
+# 7. compose.yaml's cluster profile: three NATS servers from the nats target,
+# two API replicas and two workers from the CPU image. A job posted to one API
+# replica is followed on the other and its video downloaded from there.
+cluster_compose() { # docker-compose on the source snapshot's compose.yaml, cluster profile
+	docker-compose -p "$cluster_project" -f "$context/compose.yaml" --profile cluster "$@"
+}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() { # wait_ready URL SECONDS: /readyz answers 200
+	for _ in $(seq "$2"); do
+		curl -fs -o /dev/null "$1/readyz" && return 0
+		sleep 1
+	done
+	return 1
+}
+cluster_check() {
+	local start=$SECONDS api1 api2 id ok=
+	log "docker build --target nats -t img2vid-nats . (classic builder)"
+	if ! readme_build 0 "docker build --target nats -t img2vid-nats ." >"$tmp/build-nats.log" 2>&1; then
+		tail -30 "$tmp/build-nats.log"
+		fail "cluster: build the nats target"
+		return
+	fi
+	check "cluster: the nats image runs the nats-server go.mod pins ($(go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2))" \
+		sh -c 'docker run --rm --label "$1" img2vid-nats --version | grep -qF "$2"' _ "$label" "$(go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2)"
+	api1=$(free_port) api2=$(free_port)
+	mkdir -p "$tmp/extra-models"
+	export IMG2VID_API_1_PORT=$api1 IMG2VID_API_2_PORT=$api2 IMG2VID_EXTRA_MODELS=$tmp/extra-models
+	cluster_up=1
+	log "docker-compose --profile cluster up -d --scale img2vid=0 --scale worker=2"
+	if ! cluster_compose up -d --no-build --scale img2vid=0 --scale worker=2 >"$tmp/cluster-up.log" 2>&1; then
+		tail -20 "$tmp/cluster-up.log"
+		fail "cluster: docker-compose --profile cluster up"
+		return
+	fi
+	api1=http://127.0.0.1:$api1 api2=http://127.0.0.1:$api2
+	if wait_ready "$api1" 120 && wait_ready "$api2" 60; then
+		pass "cluster: both API replicas ready on a 3-node NATS cluster ($((SECONDS - start)) s from the build)"
+		id=$(frame_list 10 | upload "$api1")
+		if [ -n "$id" ] && wait_job "$api2" "$id" 180 && curl -fsS -o "$tmp/cluster.mp4" "$api2/api/jobs/$id/video" &&
+			probe_video "$tmp/cluster.mp4" 10; then
+			ok=1
+		fi
+		check "cluster: a job posted to api-1 is followed on api-2 and its video downloaded from there (10 frames)" test -n "$ok"
+		local workers
+		workers=$(cluster_compose ps -q worker | wc -l)
+		check "cluster: $workers workers running" test "$workers" = 2
+	else
+		fail "cluster: API replicas ready"
+	fi
+	if [ -z "$ok" ]; then
+		cluster_compose ps >&2
+		cluster_compose logs --tail 20 >&2 2>&1
+	fi
+	cluster_compose down -v -t 30 >/dev/null 2>&1
+	cluster_up=
+	log "cluster check took $((SECONDS - start)) s"
+}
+
+if [ -n "$only_cluster" ]; then
+	check "compose.yaml's cluster profiles are valid (docker-compose config)" \
+		sh -c 'docker-compose -f compose.yaml --profile cluster config -q && docker-compose -f compose.yaml --profile cluster-gpu config -q'
+	log "$cpu_line (classic builder)"
+	if readme_build 0 "$cpu_line" >"$tmp/build-cpu-0.log" 2>&1; then
+		pass "classic builder: '$cpu_line'"
+		cluster_check
+	else
+		tail -40 "$tmp/build-cpu-0.log"
+		fail "classic builder: '$cpu_line'"
+	fi
+	echo "$passed passed, $failed failed"
+	[ "$failed" = 0 ]
+	exit
+fi
+
+# ---------------------------------------------------------------------------
 # 1. The CPU image: build, size (and the compose file parses).
-check "compose.yaml is valid (docker-compose config, with and without the gpu profile)" \
-	sh -c 'docker-compose -f compose.yaml config -q && docker-compose -f compose.yaml --profile gpu config -q'
+check "compose.yaml is valid (docker-compose config, with no profile and each of gpu, cluster, cluster-gpu)" \
+	sh -c 'docker-compose -f compose.yaml config -q && for p in gpu cluster cluster-gpu; do docker-compose -f compose.yaml --profile $p config -q || exit; done'
 dockerfile_ort=$(sed -n 's/^ARG ORT_VERSION=//p' Dockerfile | sort -u)
 check "Dockerfile pins ORT_VERSION=$dockerfile_ort as scripts/versions.env ($ORT_VERSION)" [ "$dockerfile_ort" = "$ORT_VERSION" ]
 # The README's plain build line, under each builder. BuildKit builds only the
@@ -426,6 +514,8 @@ else
 	fail "read-only: container starts healthy"
 fi
 docker rm -f -v "$ro" >/dev/null
+
+cluster_check
 
 # ---------------------------------------------------------------------------
 # 5. The GPU target, without a GPU.
