@@ -261,12 +261,25 @@ func TestServeWorkerNotReadyTakesNoJob(t *testing.T) {
 	if _, body := getBody(t, noLib+"/metrics"); !strings.Contains(body, "img2vid_worker_ready 0") || strings.Contains(body, "img2vid_jobs_total{") {
 		t.Errorf("the worker without a library: want img2vid_worker_ready 0 and no job run, metrics:\n%s", grepLines(body, "img2vid_"))
 	}
-	_, body := getBody(t, late+"/metrics")
-	for _, want := range []string{`img2vid_worker_ready 1`, `img2vid_jobs_total{outcome="done"} 1`, `img2vid_jobs_running 0`,
-		`img2vid_queue_depth 0`, `img2vid_inference_duration_seconds_count{model="blend",provider="cpu"}`, "process_cpu_seconds_total"} {
-		if !strings.Contains(body, want) {
-			t.Errorf("the worker's metrics lack %s:\n%s", want, grepLines(body, "img2vid_"))
+	// The job's state turns done before its worker counts it, leaves it
+	// and acknowledges it: the counts settle a moment later.
+	var body string
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, body = getBody(t, late+"/metrics")
+		missing = missing[:0]
+		for _, want := range []string{`img2vid_worker_ready 1`, `img2vid_jobs_total{outcome="done"} 1`, `img2vid_jobs_running 0`,
+			`img2vid_queue_depth 0`, `img2vid_inference_duration_seconds_count{model="blend",provider="cpu"}`, "process_cpu_seconds_total"} {
+			if !strings.Contains(body, want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("the worker's metrics lack %s:\n%s", strings.Join(missing, ", "), grepLines(body, "img2vid_"))
 	}
 }
 
