@@ -168,9 +168,7 @@ func TestServeOnANATSCluster(t *testing.T) {
 		t.Errorf("the job whose worker was killed ended at attempt %d, note %q; want attempt 2 saying why", j.Attempt, j.Note)
 	}
 	checkVideo(t, apiB+j.Video, 320, 180, len(heavy))
-	if _, body := getBody(t, survivor+"/metrics"); !strings.Contains(body, fmt.Sprintf(`img2vid_jobs_total{outcome="done"} %d`, n+1)) {
-		t.Errorf("the surviving worker did not run every job once")
-	}
+	waitMetrics(t, survivor, "the surviving worker, which ran every job once", fmt.Sprintf(`img2vid_jobs_total{outcome="done"} %d`, n+1))
 }
 
 // download fetches a URL into a file and returns its path.

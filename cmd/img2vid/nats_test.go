@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -121,10 +122,8 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 	if code, body := getBody(t, workerA+"/readyz"); code != http.StatusOK {
 		t.Errorf("worker /readyz = %d %s", code, body)
 	}
-	if _, body := getBody(t, workerA+"/metrics"); !strings.Contains(body, `img2vid_jobs_total{outcome="done"} 1`) ||
-		!strings.Contains(body, "img2vid_jobs_in_progress 0") || !strings.Contains(body, "img2vid_jobs_redelivered 0") {
-		t.Errorf("the worker's metrics do not count the job it ran, or lack the queue's")
-	}
+	waitMetrics(t, workerA, "the worker, which counts the job it ran, and the queue's",
+		`img2vid_jobs_total{outcome="done"} 1`, "img2vid_jobs_in_progress 0", "img2vid_jobs_redelivered 0")
 	if _, body := getBody(t, api+"/metrics"); strings.Contains(body, "img2vid_jobs_total") || !strings.Contains(body, "img2vid_queue_depth 0") {
 		t.Errorf("the API's metrics: want the queue depth and no jobs run here")
 	}
@@ -152,9 +151,7 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 		t.Fatalf("the handed-on job ended %s at attempt %d (%+v), want done at its first counted attempt", j.Status, j.Attempt, j.Error)
 	}
 	checkVideo(t, api+j.Video, 320, 180, len(heavy))
-	if _, body := getBody(t, other+"/metrics"); !strings.Contains(body, fmt.Sprintf(`img2vid_jobs_total{outcome="done"} %d`, otherDone)) {
-		t.Errorf("the other worker did not finish the handed-on job")
-	}
+	waitMetrics(t, other, "the other worker, which finished the handed-on job", fmt.Sprintf(`img2vid_jobs_total{outcome="done"} %d`, otherDone))
 
 	// NATS goes away: the API says it is not ready, and is ready again,
 	// by itself, once NATS is back.
@@ -261,25 +258,34 @@ func TestServeWorkerNotReadyTakesNoJob(t *testing.T) {
 	if _, body := getBody(t, noLib+"/metrics"); !strings.Contains(body, "img2vid_worker_ready 0") || strings.Contains(body, "img2vid_jobs_total{") {
 		t.Errorf("the worker without a library: want img2vid_worker_ready 0 and no job run, metrics:\n%s", grepLines(body, "img2vid_"))
 	}
-	// The job's state turns done before its worker counts it, leaves it
-	// and acknowledges it: the counts settle a moment later.
+	waitMetrics(t, late, "the worker that ran the job", `img2vid_worker_ready 1`, `img2vid_jobs_total{outcome="done"} 1`, `img2vid_jobs_running 0`,
+		`img2vid_queue_depth 0`, `img2vid_inference_duration_seconds_count{model="blend",provider="cpu"}`, "process_cpu_seconds_total")
+}
+
+// waitMetrics reads base's /metrics until it holds every one of want, 10 s
+// at most, and then reports those it lacks: a job's state turns done
+// before its worker counts it, leaves it and acknowledges it, so the
+// counts settle a moment after a client sees the job end. A want is a
+// whole line ("name value"), or a series' name whatever its value.
+func waitMetrics(t *testing.T, base, what string, want ...string) {
+	t.Helper()
 	var body string
 	var missing []string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		_, body = getBody(t, late+"/metrics")
+		_, body = getBody(t, base+"/metrics")
 		missing = missing[:0]
-		for _, want := range []string{`img2vid_worker_ready 1`, `img2vid_jobs_total{outcome="done"} 1`, `img2vid_jobs_running 0`,
-			`img2vid_queue_depth 0`, `img2vid_inference_duration_seconds_count{model="blend",provider="cpu"}`, "process_cpu_seconds_total"} {
-			if !strings.Contains(body, want) {
-				missing = append(missing, want)
+		for _, w := range want {
+			if !slices.ContainsFunc(strings.Split(body, "\n"), func(line string) bool { return line == w || strings.HasPrefix(line, w+" ") }) {
+				missing = append(missing, w)
 			}
 		}
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
+		if len(missing) == 0 {
+			return
 		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("the worker's metrics lack %s:\n%s", strings.Join(missing, ", "), grepLines(body, "img2vid_"))
+		if time.Now().After(deadline) {
+			t.Errorf("the metrics of %s lack %s:\n%s", what, strings.Join(missing, ", "), grepLines(body, "img2vid_"))
+			return
+		}
 	}
 }
 
