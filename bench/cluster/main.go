@@ -27,7 +27,6 @@ import (
 	"image/png"
 	"io"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,6 +40,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid/bench/internal/machine"
+	"github.com/img2vid/img2vid/internal/natsproc"
 	"github.com/img2vid/img2vid/internal/repo"
 )
 
@@ -147,10 +147,10 @@ func startCluster(ps *procs, bin, work string, nodes int) (string, error) {
 	ports, routes := make([]int, nodes), make([]int, nodes)
 	for i := range nodes {
 		var err error
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = natsproc.FreePort(); err != nil {
 			return "", err
 		}
-		if routes[i], err = freePort(); err != nil {
+		if routes[i], err = natsproc.FreePort(); err != nil {
 			return "", err
 		}
 	}
@@ -172,35 +172,11 @@ func startCluster(ps *procs, bin, work string, nodes int) (string, error) {
 		ps.cmds = append(ps.cmds, cmd)
 	}
 	for _, p := range ports {
-		if err := waitPort(p); err != nil {
+		if err := natsproc.WaitPort(p, 30*time.Second); err != nil {
 			return "", err
 		}
 	}
 	return strings.Join(urls, ","), nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitPort(port int) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nothing listens on port %d after 30s: %w", port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // startServe starts img2vid with args and returns the URL it says it

@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/img2vid/img2vid/bench/internal/machine"
+	"github.com/img2vid/img2vid/internal/natsproc"
 	"github.com/img2vid/img2vid/jobs"
 )
 
@@ -166,13 +166,13 @@ func embedded(store string) (*deployment, error) {
 // three of them on loopback as one JetStream cluster, their stores under
 // dir, with max_buffered_size set to bufferedMB when it is not 0.
 func startCluster(dir string, bufferedMB int) (*deployment, error) {
-	bin := filepath.Join(dir, "nats-server")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building nats-server: %v\n%s", err, out)
+	bin, err := natsproc.Build(dir)
+	if err != nil {
+		return nil, err
 	}
 	ports := make([]int, 6) // client and route port of each node
 	for i := range ports {
-		p, err := freePort()
+		p, err := natsproc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -238,16 +238,6 @@ func startCluster(dir string, bufferedMB int) (*deployment, error) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // measure puts count objects of size bytes into the uploads bucket of d

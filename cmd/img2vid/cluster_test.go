@@ -7,7 +7,6 @@ import (
 	"image/color"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,18 +37,6 @@ func startClusterNode(t *testing.T, bin string, i int, ports, routes []int) *exe
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	return cmd
-}
-
-// waitPort waits until something takes connections on a loopback port.
-func waitPort(t *testing.T, port int) {
-	t.Helper()
-	waitUntil(t, fmt.Sprintf("port %d to take connections", port), 20*time.Second, func() bool {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	})
 }
 
 // runningJobs reads img2vid_jobs_running from a worker's metrics.

@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/img2vid/img2vid/internal/natsproc"
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
 	"github.com/img2vid/img2vid/video"
@@ -28,10 +28,9 @@ import (
 // is downloaded) and returns its path.
 func natsServer(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "nats-server")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
+	bin, err := natsproc.Build(t.TempDir())
 	if err != nil {
-		t.Fatalf("building nats-server: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }
@@ -39,12 +38,19 @@ func natsServer(t *testing.T) string {
 // freePort returns a loopback port nothing listens on now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := natsproc.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
+}
+
+// waitPort waits until something takes connections on a loopback port.
+func waitPort(t *testing.T, port int) {
+	t.Helper()
+	if err := natsproc.WaitPort(port, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startNATS runs a JetStream server on port with its files in dir, and
@@ -56,18 +62,8 @@ func startNATS(t *testing.T, bin string, port int, dir string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			conn.Close()
-			return cmd
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nats-server on port %d did not start: %v", port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitPort(t, port)
+	return cmd
 }
 
 // getBody returns the status and body of a GET.
