@@ -404,7 +404,8 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	})
 	if serr != nil {
 		// The state could not be written: leave the job unacknowledged, so
-		// that it is delivered again and ends then.
+		// that it is delivered again after its ack wait and runs again then
+		// (its video, if stored, is replaced), as after a crash.
 		log.Error("recording the end of a job", "err", serr)
 		return
 	}
