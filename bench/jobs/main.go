@@ -38,6 +38,7 @@ func main() {
 // instant is a converter that does no work: it writes a small video file.
 type instant struct{}
 
+// Run reports every frame done and writes a 16 KiB file as the video.
 func (instant) Run(_ context.Context, _ img2vid.Plan, inputs []string, output string, _ int64, progress func(img2vid.Progress)) (img2vid.Result, error) {
 	progress(img2vid.Progress{Stage: img2vid.StageEncode, Done: len(inputs), Total: len(inputs)})
 	return img2vid.Result{Frames: len(inputs)}, os.WriteFile(output, make([]byte, 16<<10), 0o600)

@@ -379,6 +379,7 @@ type timedModels struct {
 	observe func(model string, d time.Duration)
 }
 
+// FrameModel loads a frame model whose runs are timed.
 func (t timedModels) FrameModel(name string) (img2vid.FrameModel, error) {
 	m, err := t.Models.FrameModel(name)
 	if err != nil {
@@ -387,6 +388,7 @@ func (t timedModels) FrameModel(name string) (img2vid.FrameModel, error) {
 	return timedFrame{m, t.observe}, nil
 }
 
+// Interpolator loads an interpolation model whose runs are timed.
 func (t timedModels) Interpolator(name string) (img2vid.Interpolator, error) {
 	m, err := t.Models.Interpolator(name)
 	if err != nil {
@@ -395,6 +397,7 @@ func (t timedModels) Interpolator(name string) (img2vid.Interpolator, error) {
 	return timedInterp{m, t.observe}, nil
 }
 
+// Detector loads a detect model whose runs are timed.
 func (t timedModels) Detector(name string) (img2vid.Detector, error) {
 	m, err := t.Models.Detector(name)
 	if err != nil {
@@ -403,11 +406,13 @@ func (t timedModels) Detector(name string) (img2vid.Detector, error) {
 	return timedDetector{m, t.observe}, nil
 }
 
+// timedDetector reports the time of each Detect.
 type timedDetector struct {
 	img2vid.Detector
 	observe func(string, time.Duration)
 }
 
+// Detect runs the model and reports how long it took.
 func (t timedDetector) Detect(ctx context.Context, frame *image.NRGBA, p img2vid.DetectParams) ([]img2vid.Detection, error) {
 	start := time.Now()
 	out, err := t.Detector.Detect(ctx, frame, p)
@@ -415,11 +420,13 @@ func (t timedDetector) Detect(ctx context.Context, frame *image.NRGBA, p img2vid
 	return out, err
 }
 
+// timedFrame reports the time of each Apply.
 type timedFrame struct {
 	img2vid.FrameModel
 	observe func(string, time.Duration)
 }
 
+// Apply runs the model and reports how long it took.
 func (t timedFrame) Apply(ctx context.Context, in *image.NRGBA) (*image.NRGBA, error) {
 	start := time.Now()
 	out, err := t.FrameModel.Apply(ctx, in)
@@ -427,11 +434,13 @@ func (t timedFrame) Apply(ctx context.Context, in *image.NRGBA) (*image.NRGBA, e
 	return out, err
 }
 
+// timedInterp reports the time of each Interpolate.
 type timedInterp struct {
 	img2vid.Interpolator
 	observe func(string, time.Duration)
 }
 
+// Interpolate runs the model and reports how long it took.
 func (t timedInterp) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
 	start := time.Now()
 	out, err := t.Interpolator.Interpolate(ctx, a, b, ts)
