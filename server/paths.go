@@ -33,6 +33,17 @@ func hidePaths(msg string) string {
 	return b.String()
 }
 
+// PublicReason is why a dependency does not work (a readiness check's
+// error) as a client may see it: the message without the server's
+// folders, and for an internal error only where to look. A worker's
+// /readyz, served outside this package, says it the same way.
+func PublicReason(err error) string {
+	if img2vid.ErrorCode(err) == img2vid.EINTERNAL {
+		return "a dependency does not work; see the server log"
+	}
+	return hidePaths(img2vid.ErrorMessage(err))
+}
+
 // publicInfo is the runtime's description as clients see it: the library
 // by its file name only.
 func (s *Server) publicInfo() img2vid.RuntimeInfo {

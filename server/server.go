@@ -279,11 +279,7 @@ func (s *Server) ready(c *gin.Context) {
 		defer cancel()
 		if err := s.cfg.Ready(ctx); err != nil {
 			s.log.Warn("not ready", "err", err)
-			msg := hidePaths(img2vid.ErrorMessage(err))
-			if img2vid.ErrorCode(err) == img2vid.EINTERNAL {
-				msg = "a dependency does not work; see the server log"
-			}
-			s.writeError(c, &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: msg, Err: err})
+			s.writeError(c, &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: PublicReason(err), Err: err})
 			return
 		}
 	}

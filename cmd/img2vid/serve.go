@@ -290,7 +290,7 @@ func probeHandler(registry *prometheus.Registry, ready func(context.Context) err
 		w.Header().Set("Content-Type", "application/json")
 		if err := ready(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			json.NewEncoder(w).Encode(map[string]string{"error": img2vid.ErrorMessage(err), "code": img2vid.EUNAVAILABLE})
+			json.NewEncoder(w).Encode(map[string]string{"error": server.PublicReason(err), "code": img2vid.EUNAVAILABLE})
 			return
 		}
 		fmt.Fprintln(w, `{"status":"ready"}`)
