@@ -197,15 +197,19 @@ func TestJobFailsAfterItsLastAttempt(t *testing.T) {
 // Heartbeats keep a job that runs longer than the ack wait with its
 // worker: it runs once.
 func TestHeartbeatsKeepALongJob(t *testing.T) {
-	conv := &fakeConverter{hold: 700 * time.Millisecond}
-	l := startLocal(t, t.TempDir(), Config{AckWait: 150 * time.Millisecond}, conv)
+	// The job runs for several ack waits. A heartbeat goes every third of
+	// one, so one may come 2/3 of an ack wait late before the job is
+	// redelivered: an ack wait of 1 s leaves a loaded machine that much.
+	const ackWait = time.Second
+	conv := &fakeConverter{hold: 5 * ackWait / 2}
+	l := startLocal(t, t.TempDir(), Config{AckWait: ackWait}, conv)
 	defer l.Stop(context.Background())
 	submitOne(t, l.System, "long")
 	st := waitState(t, l.System, "long", "done", done)
 	if st.Attempt != 1 || conv.count() != 1 {
 		t.Errorf("job ran %d times, attempt %d: want once", conv.count(), st.Attempt)
 	}
-	time.Sleep(300 * time.Millisecond) // a redelivery, had there been one, would start now
+	time.Sleep(3 * ackWait / 2) // a redelivery, had there been one, would start now
 	if conv.count() != 1 {
 		t.Errorf("job ran %d times, want once", conv.count())
 	}
