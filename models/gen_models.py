@@ -375,6 +375,146 @@ class Flow2(Flow):
         return self.choose(g0, g1, fx, fy, (2, 4, 8), 2, False)
 
 
+def _mix_batch(m, x):
+    """_mix for a batch ([N,C,h,w]); the same MatMul when N is 1."""
+    n, h, w = x.shape[0], x.shape[2], x.shape[3]
+    return torch.matmul(m, x.reshape(n, x.shape[1], h * w)).reshape(n, m.shape[0], h, w)
+
+
+class Flow3(Flow2):
+    """flow2's motion with a learned fusion: a small convolutional network
+    at 1/4 resolution decides, per pixel, how much of each warped frame to
+    take, corrects each frame's warp, and adds a small brightness residual.
+
+    flow2's estimator runs unchanged and gives the symmetric field v. The
+    network sees, at 1/4 resolution, both frames warped to time t by v
+    (luma and colour difference), their difference, both frames unwarped,
+    the field and t: the cues of occlusion (what is hidden in one frame
+    does not match the other, and the field converges or diverges there)
+    and of where v is wrong. It predicts:
+
+    - m, a fusion logit: frame1's warp gets weight t*e^m / (t*e^m + 1-t),
+      which is t where m = 0, 0 at t=0 and 1 at t=1 whatever m is;
+    - a correction of each frame's displacement (frame0's scaled by t,
+      frame1's by 1-t, so each vanishes where its warp is the identity);
+    - a luma residual, scaled by 4t(1-t), zero at the ends.
+
+    All of them are upsampled bilinearly to full resolution, where the
+    frames are warped (luma at full, colour at half resolution) as in flow.
+    The network's last layer starts at zero, where the model is flow2
+    exactly; its weights are trained by train_flow3.py on synthetic scenes
+    made there (never on evaluation footage) and read from flow3.weights.
+    """
+
+    features = 12    # input channels of the network, see head_inputs
+    width = 12       # channels at 1/4 resolution
+    width2 = 24      # channels at 1/8 resolution
+    outputs = 6      # m, frame0's dx, dy, frame1's dx, dy, luma residual
+    residual_scale = 0.1  # the luma residual's unit, so its weights stay near 1
+
+    def __init__(self):
+        super().__init__()
+        c, c2 = self.width, self.width2
+        # 3x3 convolutions; the coarse branch at 1/8 resolution, dilated,
+        # sees some 70 pixels of the 1/4-resolution image around each
+        # pixel (280 of the frame), for the context of an occlusion; a
+        # 1x1 convolution joins it with the fine branch, which keeps the
+        # network at about 7k multiply-adds per 1/4-resolution pixel.
+        self.c1 = torch.nn.Conv2d(self.features, c, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(c, c2, 3, stride=2, padding=1)
+        self.c3 = torch.nn.Conv2d(c2, c2, 3, padding=1)
+        self.c4 = torch.nn.Conv2d(c2, c2, 3, padding=2, dilation=2)
+        self.c5 = torch.nn.Conv2d(c2, c2, 3, padding=4, dilation=4)
+        self.c6 = torch.nn.Conv2d(c2 + c, c, 1)
+        self.c7 = torch.nn.Conv2d(c, self.outputs, 3, padding=1)
+        torch.nn.init.zeros_(self.c7.weight)
+        torch.nn.init.zeros_(self.c7.bias)
+
+    def head(self, x):
+        a = F.relu(self.c1(x))
+        b = F.relu(self.c2(a))
+        b = F.relu(self.c3(b))
+        b = F.relu(self.c4(b)) + b
+        b = F.relu(self.c5(b)) + b
+        b = _upsample(b, 2)
+        return self.c7(F.relu(self.c6(torch.cat([a, b], 1))))
+
+    def head_inputs(self, g0, g1, q0, q1, fx, fy, t):
+        """The network's input at 1/4 resolution: luma g0, g1 and colour
+        difference q0, q1 of the frames, the field fx, fy, t ([N,1,1,1])."""
+        grid = _pixel_grid(g0)
+        bx, by, px, py = grid
+        l0 = _warp(torch.cat([g0, q0], 1), grid, -t * fx, -t * fy)
+        l1 = _warp(torch.cat([g1, q1], 1), grid, (1 - t) * fx, (1 - t) * fy)
+        tt = t * torch.ones_like(g0)
+        # Motion in units of 8 pixels at 1/4 resolution: order 1.
+        return torch.cat([l0, l1, l1[:, :1] - l0[:, :1], g0, g1, fx / 8, fy / 8, tt], 1)
+
+    def synthesise(self, frame0, frame1, t, fx, fy):
+        """The frame at t ([N]) from frames [N,3,H,W] and flow2's field at
+        1/4 resolution; differentiable in the network's weights."""
+        t = torch.clamp(t.reshape(-1, 1, 1, 1), 0, 1)
+        y0, y1 = _mix_batch(self.to_luma, frame0), _mix_batch(self.to_luma, frame1)
+        h0, h1 = F.avg_pool2d(frame0, 2), F.avg_pool2d(frame1, 2)
+        c0, c1 = _mix_batch(self.to_chroma, h0), _mix_batch(self.to_chroma, h1)
+        g0, g1 = F.avg_pool2d(y0, self.scale), F.avg_pool2d(y1, self.scale)
+        q0 = F.avg_pool2d(c0, self.scale // 2)
+        q1 = F.avg_pool2d(c1, self.scale // 2)
+        out = self.head(self.head_inputs(g0, g1, q0, q1, fx, fy, t))
+        m = torch.clamp(out[:, 0:1], -6, 6)
+        # Each frame's displacement at time t, in pixels at 1/4 resolution.
+        ax = -t * fx + t * out[:, 1:2]
+        ay = -t * fy + t * out[:, 2:3]
+        bx = (1 - t) * fx + (1 - t) * out[:, 3:4]
+        by = (1 - t) * fy + (1 - t) * out[:, 4:5]
+        sx, sy = 2.0 / g0.shape[3], 2.0 / g0.shape[2]
+        low = torch.cat([ax * sx, ay * sy, bx * sx, by * sy, m, out[:, 5:6]], 1)
+        full = _upsample(low, self.scale)
+        half = _upsample(low[:, :5], self.scale // 2)
+        y = self.fuse(y0, y1, full, t) + 4 * t * (1 - t) * self.residual_scale * full[:, 5:6]
+        c = self.fuse(c0, c1, half, t)
+        return torch.clamp(_mix_batch(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1)), 0, 1)
+
+    def fuse(self, x0, x1, d, t):
+        """x0 and x1 warped by d's displacements (grid units) and mixed by
+        the weight that d's logit gives t."""
+        gx, gy, _, _ = _pixel_grid(x0)
+        w0 = _sample(x0, torch.stack([gx + d[:, 0], gy + d[:, 1]], 3))
+        w1 = _sample(x1, torch.stack([gx + d[:, 2], gy + d[:, 3]], 3))
+        a = t * torch.exp(d[:, 4:5])
+        return w0 + a / (a + 1 - t) * (w1 - w0)
+
+    def flow_of(self, frame0, frame1):
+        """flow2's field at 1/4 resolution for one pair ([1,3,H,W])."""
+        g0 = F.avg_pool2d(_mix(self.to_luma, frame0), self.scale)
+        g1 = F.avg_pool2d(_mix(self.to_luma, frame1), self.scale)
+        return self.estimate(g0, g1)
+
+    def forward(self, frame0, frame1, t):
+        fx, fy = self.flow_of(frame0, frame1)
+        return self.synthesise(frame0, frame1, t, fx, fy)
+
+    def load_weights(self, path):
+        """Reads the network's weights: little-endian float32, the
+        parameters in the order of named_parameters, nothing else."""
+        params = list(self.named_parameters())
+        total = sum(p.numel() for _, p in params)
+        data = np.fromfile(path, dtype="<f4")
+        if data.size != total:
+            raise SystemExit("%s holds %d floats, the network has %d: run make train" % (path, data.size, total))
+        at = 0
+        with torch.no_grad():
+            for _, p in params:
+                n = p.numel()
+                p.copy_(torch.from_numpy(data[at:at + n].copy()).reshape(p.shape))
+                at += n
+        return self
+
+    def save_weights(self, path):
+        parts = [p.detach().reshape(-1).numpy().astype("<f4") for _, p in self.named_parameters()]
+        np.concatenate(parts).tofile(path)
+
+
 
 MODELS = [
     ("flow2", Flow2(),
