@@ -221,7 +221,7 @@ def psnr_of(model, frames, ts, flows):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=7000)
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--out", default=os.path.join(HERE, "flow3.weights"))
     ap.add_argument("--train", type=int, default=TRAIN)
     args = ap.parse_args()
