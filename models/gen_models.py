@@ -3,9 +3,13 @@
 
 Run with Debian's python3 (python3-torch 1.13, python3-onnx 1.12, numpy):
 
-    /usr/bin/python3 models/gen_models.py
+    /usr/bin/python3 models/gen_models.py [--out DIR]
 
-It rewrites, deterministically, in the folder of this script:
+It rewrites, deterministically, in the folder of this script (or in DIR,
+which the test that checks the committed files are reproducible uses):
+  flow3.onnx, flow3.json   flow2 with a learned fusion: a small network,
+                           whose weights (flow3.weights) train_flow3.py
+                           trains, mixes and corrects the two warps
   flow2.onnx, flow2.json   motion-compensated interpolation with a wide motion
                            search and sharp motion boundaries, the default model
   flow.onnx, flow.json     its predecessor: the same estimator without search
@@ -24,6 +28,7 @@ Every model takes frame0, frame1 (float32 [1,3,H,W], RGB in [0,1]) and t
 that are multiples of the manifest's "multiple".
 """
 
+import argparse
 import hashlib
 import io
 import json
@@ -36,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = HERE  # where the files are written; --out changes it
 OPSET = 16  # GridSample arrived in opset 16; the CUDA provider runs it too.
 
 
@@ -406,11 +412,12 @@ class Flow3(Flow2):
     made there (never on evaluation footage) and read from flow3.weights.
     """
 
-    features = 12    # input channels of the network, see head_inputs
+    features = 14    # input channels of the network, see head_inputs
     width = 12       # channels at 1/4 resolution
     width2 = 24      # channels at 1/8 resolution
     outputs = 6      # m, frame0's dx, dy, frame1's dx, dy, luma residual
-    residual_scale = 0.1  # the luma residual's unit, so its weights stay near 1
+    max_correction = 2.0  # largest warp correction, pixels at 1/4 resolution
+    max_residual = 0.1    # largest luma residual
 
     def __init__(self):
         super().__init__()
@@ -447,12 +454,20 @@ class Flow3(Flow2):
         l0 = _warp(torch.cat([g0, q0], 1), grid, -t * fx, -t * fy)
         l1 = _warp(torch.cat([g1, q1], 1), grid, (1 - t) * fx, (1 - t) * fy)
         tt = t * torch.ones_like(g0)
-        # Motion in units of 8 pixels at 1/4 resolution: order 1.
-        return torch.cat([l0, l1, l1[:, :1] - l0[:, :1], g0, g1, fx / 8, fy / 8, tt], 1)
+        # How the field changes, not the field: where it converges or
+        # diverges one frame hides what the other shows, and the network
+        # sees the same thing whatever the motion's size, so a motion
+        # larger than in its training does not take it where it never was.
+        fxx, fxy = _gradients(fx)
+        fyx, fyy = _gradients(fy)
+        return torch.cat([l0, l1, l1[:, :1] - l0[:, :1], g0, g1, fxx, fxy, fyx, fyy, tt], 1)
 
-    def synthesise(self, frame0, frame1, t, fx, fy):
+    def synthesise(self, frame0, frame1, t, fx, fy, clamp=False):
         """The frame at t ([N]) from frames [N,3,H,W] and flow2's field at
-        1/4 resolution; differentiable in the network's weights."""
+        1/4 resolution; differentiable in the network's weights. Values
+        may leave [0,1] by a little (colour at half resolution), as
+        flow's do: the engine clamps them when it stores the frame; clamp
+        does it here, for training."""
         t = torch.clamp(t.reshape(-1, 1, 1, 1), 0, 1)
         y0, y1 = _mix_batch(self.to_luma, frame0), _mix_batch(self.to_luma, frame1)
         h0, h1 = F.avg_pool2d(frame0, 2), F.avg_pool2d(frame1, 2)
@@ -462,18 +477,23 @@ class Flow3(Flow2):
         q1 = F.avg_pool2d(c1, self.scale // 2)
         out = self.head(self.head_inputs(g0, g1, q0, q1, fx, fy, t))
         m = torch.clamp(out[:, 0:1], -6, 6)
-        # Each frame's displacement at time t, in pixels at 1/4 resolution.
-        ax = -t * fx + t * out[:, 1:2]
-        ay = -t * fy + t * out[:, 2:3]
-        bx = (1 - t) * fx + (1 - t) * out[:, 3:4]
-        by = (1 - t) * fy + (1 - t) * out[:, 4:5]
+        # Each frame's displacement at time t, in pixels at 1/4 resolution;
+        # the corrections bounded, as what the network cannot know
+        # (motion far outside its training) must not move far.
+        fix = self.max_correction * torch.tanh(out[:, 1:5])
+        ax = -t * fx + t * fix[:, 0:1]
+        ay = -t * fy + t * fix[:, 1:2]
+        bx = (1 - t) * fx + (1 - t) * fix[:, 2:3]
+        by = (1 - t) * fy + (1 - t) * fix[:, 3:4]
         sx, sy = 2.0 / g0.shape[3], 2.0 / g0.shape[2]
-        low = torch.cat([ax * sx, ay * sy, bx * sx, by * sy, m, out[:, 5:6]], 1)
+        res = 4 * t * (1 - t) * self.max_residual * torch.tanh(out[:, 5:6])
+        low = torch.cat([ax * sx, ay * sy, bx * sx, by * sy, m, res], 1)
         full = _upsample(low, self.scale)
         half = _upsample(low[:, :5], self.scale // 2)
-        y = self.fuse(y0, y1, full, t) + 4 * t * (1 - t) * self.residual_scale * full[:, 5:6]
+        y = self.fuse(y0, y1, full, t) + full[:, 5:6]
         c = self.fuse(c0, c1, half, t)
-        return torch.clamp(_mix_batch(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1)), 0, 1)
+        rgb = _mix_batch(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1))
+        return torch.clamp(rgb, 0, 1) if clamp else rgb
 
     def fuse(self, x0, x1, d, t):
         """x0 and x1 warped by d's displacements (grid units) and mixed by
@@ -517,6 +537,9 @@ class Flow3(Flow2):
 
 
 MODELS = [
+    ("flow3", Flow3(),
+     "flow2's motion with a learned fusion: a small network (20k weights, trained on synthetic "
+     "scenes) weighs and corrects the two warps where one frame shows what the other hides."),
     ("flow2", Flow2(),
      "Motion-compensated interpolation: pyramidal optical flow with a +-96 px motion search and "
      "sharp motion boundaries, warping, mixed by t; the default."),
@@ -563,7 +586,7 @@ def write_manifest(name, description, multiple, sha):
         "layout": "NCHW", "channels": "RGB", "range": [0, 1],
         "multiple": multiple, "sha256": sha,
     }
-    with open(os.path.join(HERE, name + ".json"), "w") as f:
+    with open(os.path.join(OUT, name + ".json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
 
@@ -584,7 +607,7 @@ def texture(h, w, rng):
 def write_reference(models):
     """Writes testdata/: an input pair made of a texture seen at two shifts,
     and each module's outputs for a few t, as raw little-endian float32."""
-    d = os.path.join(HERE, "testdata")
+    d = os.path.join(OUT, "testdata")
     os.makedirs(d, exist_ok=True)
     h, w = 64, 96
     rng = np.random.default_rng(7)
@@ -747,7 +770,7 @@ def export_detector(module, path, batched):
 
 
 def write_detectors():
-    d = os.path.join(HERE, "testdata", "detect")
+    d = os.path.join(OUT, "testdata", "detect")
     os.makedirs(d, exist_ok=True)
     for name, decoder, channels, white, letterbox, pad, batched in DETECTORS:
         module = Squares(decoder, white).eval()
@@ -802,7 +825,7 @@ class Sharp2x(torch.nn.Module):
 
 
 def write_frame_model():
-    d = os.path.join(HERE, "testdata", "frame")
+    d = os.path.join(OUT, "testdata", "frame")
     os.makedirs(d, exist_ok=True)
     module = Sharp2x().eval()
     buf = io.BytesIO()
@@ -833,10 +856,17 @@ def write_frame_model():
 
 
 def main():
+    global OUT
+    ap = argparse.ArgumentParser(description="Builds img2vid's built-in models.")
+    ap.add_argument("--out", default=HERE, help="folder to write into (default: this script's)")
+    OUT = os.path.abspath(ap.parse_args().out)
+    os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     for name, module, description in MODELS:
+        if isinstance(module, Flow3):
+            module.load_weights(os.path.join(HERE, name + ".weights"))
         module.eval()
-        sha = export(module, os.path.join(HERE, name + ".onnx"))
+        sha = export(module, os.path.join(OUT, name + ".onnx"))
         write_manifest(name, description, module.multiple, sha)
         print("%s.onnx sha256 %s" % (name, sha), file=sys.stderr)
     write_reference(MODELS)

@@ -13,7 +13,7 @@ from a scene made of procedural textures (sinusoids of many scales plus
 flat-coloured shapes, so that there are both smooth areas and sharp
 edges), with
 
-- a background that moves by its own affine motion (translation up to 48
+- a background that moves by its own affine motion (translation up to 80
   pixels, rotation, zoom) and, in some scenes, a smooth non-rigid
   deformation;
 - up to four objects of random blob shapes, each with its own affine
@@ -146,7 +146,7 @@ def example(seed, index):
     t = 0.5 if rng.uniform() < 0.5 else float(rng.uniform(0.05, 0.95))
     bh, bw = 2 * H, 2 * W
     bg = texture(rng, bh, bw)
-    bg_motion = motion(rng, 48, 0.05, 0.06)
+    bg_motion = motion(rng, 80, 0.05, 0.06)
     warp = None
     if rng.uniform() < 0.3:
         warp = torch.from_numpy(np.stack([waves(rng, H, W, 3, 60, 240, rng.uniform(1, 6)) for _ in range(2)]))
@@ -212,7 +212,7 @@ def psnr_of(model, frames, ts, flows):
         for i in range(0, len(ts), BATCH):
             f = frames[i:i + BATCH].float() / 255
             fx, fy = flows[i:i + BATCH, 0:1], flows[i:i + BATCH, 1:2]
-            got = model.synthesise(f[:, 0], f[:, 1], ts[i:i + BATCH], fx, fy)
+            got = model.synthesise(f[:, 0], f[:, 1], ts[i:i + BATCH], fx, fy, clamp=True)
             got = torch.round(got * 255) / 255
             mse = ((got - f[:, 2]) ** 2).mean(dim=(1, 2, 3))
             out.append(10 * torch.log10(1 / torch.clamp(mse, min=1e-10)))
@@ -253,7 +253,7 @@ def main():
             g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * (step - 1) / args.steps))
         idx = torch.randint(0, len(ts), (BATCH,), generator=gen)
         f = frames[idx].float() / 255
-        got = model.synthesise(f[:, 0], f[:, 1], ts[idx], flows[idx, 0:1], flows[idx, 1:2])
+        got = model.synthesise(f[:, 0], f[:, 1], ts[idx], flows[idx, 0:1], flows[idx, 1:2], clamp=True)
         loss = torch.sqrt((got - f[:, 2]) ** 2 + 1e-6).mean()
         opt.zero_grad()
         loss.backward()
