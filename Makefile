@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Fuzz each target this long in `make test` (CI); longer by hand: make fuzz FUZZTIME=5m
 FUZZTIME ?= 10s
 
-.PHONY: run build setup test check unit fuzz docker-test bench models clean
+.PHONY: run build setup test check unit fuzz docker-test bench models train clean
 
 ## run: install what is missing, build, and serve the web app on the built-in models
 run: build
@@ -60,6 +60,12 @@ bench: build
 ## models: rebuild the built-in models (needs Debian's python3-torch and python3-onnx)
 models:
 	/usr/bin/python3 models/gen_models.py
+
+## train: retrain flow3's network from scratch (seeded: the same weights again;
+## about an hour on one core), then rebuild the models from the new weights
+train:
+	/usr/bin/python3 models/train_flow3.py
+	$(MAKE) models
 
 clean:
 	rm -rf bin

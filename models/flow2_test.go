@@ -38,26 +38,26 @@ func withObject(bg, fg scene, bgv, fgv [2]float64, box [4]float64) func(s float6
 	}
 }
 
-// compareFlows runs flow2 and flow on every case and texture, and asks
-// flow2 to beat flow by minMean dB on average over the textures of each
-// case and never to fall more than maxLoss dB behind on one.
-func compareFlows(t *testing.T, w, h, margin int, minMean, maxLoss float64, cases map[string]func(seed uint64) func(s float64) scene) {
+// compareModels runs models a and b on every case and texture, and asks a
+// to beat b by minMean dB on average over the textures of each case and
+// never to fall more than maxLoss dB behind on one.
+func compareModels(t *testing.T, a, b string, w, h, margin int, minMean, maxLoss float64, cases map[string]func(seed uint64) func(s float64) scene) {
 	needRuntime(t)
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			var gain float64
 			const textures = 4
 			for seed := range uint64(textures) {
-				p2 := interpolatePSNR(t, "flow2", w, h, c(seed), margin)
-				p1 := interpolatePSNR(t, "flow", w, h, c(seed), margin)
-				t.Logf("texture %d: flow2 %.2f dB, flow %.2f dB", seed, p2, p1)
-				if p2 < p1-maxLoss {
-					t.Errorf("texture %d: flow2 %.2f dB is more than %.1f dB behind flow's %.2f dB", seed, p2, maxLoss, p1)
+				pa := interpolatePSNR(t, a, w, h, c(seed), margin)
+				pb := interpolatePSNR(t, b, w, h, c(seed), margin)
+				t.Logf("texture %d: %s %.2f dB, %s %.2f dB", seed, a, pa, b, pb)
+				if pa < pb-maxLoss {
+					t.Errorf("texture %d: %s %.2f dB is more than %.1f dB behind %s's %.2f dB", seed, a, pa, maxLoss, b, pb)
 				}
-				gain += (p2 - p1) / textures
+				gain += (pa - pb) / textures
 			}
 			if gain < minMean {
-				t.Errorf("flow2 beats flow by %.2f dB on average, want at least %.1f dB", gain, minMean)
+				t.Errorf("%s beats %s by %.2f dB on average, want at least %.1f dB", a, b, gain, minMean)
 			}
 		})
 	}
@@ -74,15 +74,19 @@ func compareFlows(t *testing.T, w, h, margin int, minMean, maxLoss float64, case
 // texture (flow2 at 30-40 dB); the test asks for 0.5 dB on average per
 // case and never more than 0.3 dB behind.
 func TestOcclusion(t *testing.T) {
-	const w, h = 256, 192
-	compareFlows(t, w, h, 12, 0.5, 0.3, map[string]func(seed uint64) func(s float64) scene{
-		"object 14,-6 over background 2,1": func(seed uint64) func(s float64) scene {
-			return withObject(newTexture(seed+100), newTexture(seed+200), [2]float64{2, 1}, [2]float64{14, -6}, [4]float64{80, 60, 150, 130})
-		},
-		"object 30,10 over background -8,3": func(seed uint64) func(s float64) scene {
-			return withObject(newTexture(seed+100), newTexture(seed+200), [2]float64{-8, 3}, [2]float64{30, 10}, [4]float64{60, 40, 140, 120})
-		},
-	})
+	compareModels(t, "flow2", "flow", occlusionW, occlusionH, 12, 0.5, 0.3, occlusionCases)
+}
+
+// The frame size and cases of TestOcclusion.
+const occlusionW, occlusionH = 256, 192
+
+var occlusionCases = map[string]func(seed uint64) func(s float64) scene{
+	"object 14,-6 over background 2,1": func(seed uint64) func(s float64) scene {
+		return withObject(newTexture(seed+100), newTexture(seed+200), [2]float64{2, 1}, [2]float64{14, -6}, [4]float64{80, 60, 150, 130})
+	},
+	"object 30,10 over background -8,3": func(seed uint64) func(s float64) scene {
+		return withObject(newTexture(seed+100), newTexture(seed+200), [2]float64{-8, 3}, [2]float64{30, 10}, [4]float64{60, 40, 140, 120})
+	},
 }
 
 // TestLargeMotion shifts the whole frame by more than flow's search
@@ -94,7 +98,16 @@ func TestOcclusion(t *testing.T) {
 // The test asks flow2 to be 5 dB ahead on average per case and never more
 // than 0.3 dB behind.
 func TestLargeMotion(t *testing.T) {
-	const w, h = 384, 256
+	compareModels(t, "flow2", "flow", largeW, largeH, largeMargin, 5, 0.3, largeMotionCases())
+}
+
+// The frame size, cases and margin (where both frames see the scene) of
+// TestLargeMotion.
+const largeW, largeH = 384, 256
+
+var largeMargin = int(math.Ceil(84/2)) + 8
+
+func largeMotionCases() map[string]func(seed uint64) func(s float64) scene {
 	cases := map[string]func(seed uint64) func(s float64) scene{}
 	for _, v := range [][2]float64{{64, -20}, {-84, 24}} {
 		cases[fmt.Sprintf("shift %v,%v", v[0], v[1])] = func(seed uint64) func(s float64) scene {
@@ -102,6 +115,5 @@ func TestLargeMotion(t *testing.T) {
 			return func(s float64) scene { return shifted(tex, v[0]*s, v[1]*s) }
 		}
 	}
-	margin := int(math.Ceil(84/2)) + 8 // where both frames see the scene
-	compareFlows(t, w, h, margin, 5, 0.3, cases)
+	return cases
 }

@@ -53,7 +53,7 @@ func needRuntime(t *testing.T) {
 	}
 }
 
-var builtinNames = []string{"flow2", "flow", "blend"}
+var builtinNames = []string{"flow3", "flow2", "flow", "blend"}
 
 // TestManifests checks each built-in manifest against the contract the
 // engine relies on and against the file it describes.
@@ -148,7 +148,7 @@ func TestEndpoints(t *testing.T) {
 		// colour at half resolution, which on this texture costs less than
 		// what 8-bit rounding leaves (~50 dB).
 		colourPSNR float64
-	}{{"blend", 90}, {"flow", 45}, {"flow2", 45}} {
+	}{{"blend", 90}, {"flow", 45}, {"flow2", 45}, {"flow3", 45}} {
 		for _, size := range [][2]int{{64, 96}, {96, 160}} {
 			h, w := size[0], size[1]
 			tex := newTexture(1)
@@ -196,7 +196,7 @@ func tensorPSNR(a, b []float32) float64 {
 // and compares the t=0.5 frame with the texture rendered half-way. The
 // frames have odd sizes, so they go through the engine's edge padding.
 //
-// Bounds (for flow and flow2 alike): with the motion followed, what is
+// Bounds (for flow, flow2 and flow3 alike): with the motion followed, what is
 // left is bilinear resampling, colour at half resolution and 8-bit
 // rounding: 52-61 dB on these cases on this machine. The
 // test asks for 50 dB (under one 8-bit step RMS): less means the motion
@@ -206,7 +206,7 @@ func tensorPSNR(a, b []float32) float64 {
 // be better. PSNR is taken inside a margin wider than the motion, where
 // both frames see the scene.
 func TestSyntheticMotion(t *testing.T) {
-	for _, name := range []string{"flow2", "flow"} {
+	for _, name := range []string{"flow3", "flow2", "flow"} {
 		t.Run(name, func(t *testing.T) { testSyntheticMotion(t, name) })
 	}
 }

@@ -14,6 +14,10 @@ apt_updated=
 need_pkg() { # need_pkg COMMAND PACKAGE...
 	command -v "$1" >/dev/null 2>&1 && return 0
 	shift
+	install_pkgs "$@"
+}
+
+install_pkgs() { # install_pkgs PACKAGE...
 	if [ "$(id -u)" != 0 ]; then
 		echo "setup: missing $*; install with: sudo apt-get install $*" >&2
 		exit 1
@@ -50,6 +54,12 @@ need_pkg ffmpeg ffmpeg
 install_ort
 if [ "$mode" = test ]; then
 	need_pkg chromium chromium
+	# Debian's torch and onnx, with which the models test rebuilds the
+	# built-in models and checks they are the committed bytes (about 70 MB
+	# to download, 400 MB installed, when none of it is there).
+	if ! /usr/bin/python3 -c 'import torch, onnx, numpy' 2>/dev/null; then
+		install_pkgs python3-torch python3-onnx python3-numpy
+	fi
 	# The reference decoders the corpus tests compare frames with: libjpeg,
 	# libwebp, libtiff.
 	need_pkg djpeg libjpeg-turbo-progs

@@ -7,7 +7,7 @@
 // gets its mean PSNR and SSIM against the held-out frames at both
 // spacings, and its frames per second and CPU time per frame at 2x.
 //
-//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow2,flow,blend]
+//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow3,flow2,flow,blend]
 package main
 
 import (
@@ -52,7 +52,7 @@ func main() {
 	lib := flag.String("lib", os.Getenv("ONNXRUNTIME_LIB"), "ONNX Runtime shared library or its folder (default: $ONNXRUNTIME_LIB, then the usual places)")
 	threads := flag.Int("threads", 2, "ONNX Runtime intra-op threads")
 	device := flag.String("device", "cpu", "execution provider: cpu, cuda or auto")
-	modelNames := flag.String("models", "flow2,flow,blend", "comma-separated interpolation models to measure")
+	modelNames := flag.String("models", "flow3,flow2,flow,blend", "comma-separated interpolation models to measure")
 	modelsDir := flag.String("models-dir", "", "folder of extra models (NAME.json beside its .onnx) to measure besides the built-in ones")
 	ffmpeg := flag.String("ffmpeg", "ffmpeg", "ffmpeg executable; empty skips minterpolate")
 	flag.Parse()
