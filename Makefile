@@ -62,7 +62,8 @@ models:
 	/usr/bin/python3 models/gen_models.py
 
 ## train: retrain flow3's network from scratch (seeded: the same weights again;
-## about an hour on one core), then rebuild the models from the new weights
+## about half an hour on one core of a busy 2-vCPU machine), then rebuild the
+## models from the new weights
 train:
 	/usr/bin/python3 models/train_flow3.py
 	$(MAKE) models

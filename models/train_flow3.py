@@ -25,7 +25,7 @@ The scene is a function of time s, rendered at s=0, s=t and s=1, so the
 middle frame is exact truth for any t (half of the examples at t=0.5,
 the rest uniform in 0.05..0.95). flow2's estimator, which the network
 does not change, runs once per example before training; only the
-network's 33k weights are trained, against the L1 error of the frame
+network's 21k weights are trained, against the L1 error of the frame
 at t.
 """
 
