@@ -78,12 +78,17 @@ var interpWorkTable = map[string]int64{
 	// ffmpeg peaked at 1257 to 1307 MiB (TestServeHoldsEveryLimit), where
 	// the plan says 1844 MiB.
 	"blend": 180,
+	// flow2's estimator and a network at 1/4 resolution whose activations
+	// add to it: img2vid and its ffmpeg peaked at 1829 and 1912 MiB
+	// (interpolate 16, GOMAXPROCS 1 and 16; bench/memory -side 1056), where
+	// flow2 peaked at 1578 and 1762 MiB in the same run.
+	"flow3": 240,
 }
 
 // DefaultInterpWork is the working memory per frame pixel assumed for an
 // interpolation model the table does not list (a user's model): the
 // largest figure measured among the built-in models.
-const DefaultInterpWork = 200
+const DefaultInterpWork = 240
 
 // interpWork is the named model's working memory per frame pixel.
 func interpWork(model string) int64 {
