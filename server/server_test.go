@@ -892,18 +892,32 @@ func TestMetricsCountJobsAndFrames(t *testing.T) {
 	img := pngOf(t, 8, 8, red)
 	id := submit(t, ts, field("frame_model", "sr2x"), file("a.png", img), file("b.png", img))
 	readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
-	_, body := get(t, ts.URL+"/metrics")
-	for _, want := range []string{
+	wants := []string{
 		`img2vid_jobs_total{outcome="done"} 1`,
 		`img2vid_frames_processed_total 2`,
 		`img2vid_queue_depth 0`,
 		`img2vid_convert_duration_seconds_count{frame_model="sr2x",interp_model="none",provider="cpu"} 1`,
 		`img2vid_job_duration_seconds_count{outcome="done"} 1`,
 		`go_goroutines`,
-	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
+	}
+	// The worker counts a job once its end is recorded, which is also when
+	// the event stream sees it end: the counts may land a moment after.
+	var missing []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, body := get(t, ts.URL+"/metrics")
+		missing = missing[:0]
+		for _, want := range wants {
+			// Whole lines, or a name with any value: "} 1" must not match 12.
+			if !strings.Contains("\n"+string(body), "\n"+want+"\n") && !strings.Contains(string(body), "\n"+want+" ") {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range missing {
+		t.Errorf("metrics lack %s", want)
 	}
 }
 
