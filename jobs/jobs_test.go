@@ -180,6 +180,15 @@ func TestJobFailsAfterItsLastAttempt(t *testing.T) {
 		t.Errorf("the converter ran %d times, want 0: the job had no attempt left", conv.count())
 	}
 	// The state turns failed before the worker takes the job off the queue.
+	waitEmpty(t, s)
+}
+
+// waitEmpty waits until s's queue holds no message (a job's state turns
+// terminal a moment before its worker takes it off the queue), then checks
+// that the buckets hold nothing.
+func waitEmpty(t *testing.T, s *System) {
+	t.Helper()
+	ctx := context.Background()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		info, err := s.stream.Info(ctx)
 		if err == nil && info.State.Msgs == 0 {

@@ -80,18 +80,7 @@ func TestJobDeletedWhileItsWorkerStoppedDoesNotRunAgain(t *testing.T) {
 		t.Fatalf("the deleted job ended %+v after %d runs, want canceled without running", st, conv.count())
 	}
 	// The state turns canceled before the worker takes the job off the queue.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		info, err := s.stream.Info(ctx)
-		if err == nil && info.State.Msgs == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the queue holds %d messages (%v), want 0", info.State.Msgs, err)
-		}
-	}
-	if n, err := s.StoredBytes(ctx); err != nil || n != 0 {
-		t.Errorf("the buckets hold %d bytes (%v), want 0", n, err)
-	}
+	waitEmpty(t, s)
 }
 
 // A job recorded as queued whose message never reached the queue (its
