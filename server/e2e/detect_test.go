@@ -33,6 +33,9 @@ func TestPageShowsDetections(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close() })
+	// serve checks every model (seconds of CPU) before it answers; so does
+	// this test, or the page's first model list waits for that check.
+	rt.ListModels()
 	// Six images: a red square moving right on all of them, a green one
 	// on the last three only.
 	dir := t.TempDir()
