@@ -369,9 +369,8 @@ func (v *Output) Close() error {
 // objectLimit is the deadline given to a read or write of an object whose
 // context has none. The NATS client gives such a read its default API
 // timeout (5 s) for the whole object, so a video downloaded more slowly
-// than that, or an upload a worker fetches in more (a 1 GiB object read
-// in 6 s on the machine of docs/BENCHMARKS.md), was cut off with a
-// timeout; and such a write the same 5 s for each chunk's acknowledgement,
+// than that was cut off with a timeout (a worker's read of an upload has
+// a bound of its own, by its size: Worker.fetch); and such a write the same 5 s for each chunk's acknowledgement,
 // which a replicated bucket on a busy cluster can take longer to give. The
 // deadline only replaces that default: a read or write still ends with its
 // request or its job, and a stalled download with download_idle.

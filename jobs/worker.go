@@ -519,11 +519,9 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 		return res, "", "", fmt.Errorf("creating job folder: %w", err)
 	}
 	inputs := make([]string, len(spec.Inputs))
-	fctx, fcancel := withObjectDeadline(ctx)
-	defer fcancel()
 	for i, name := range spec.Inputs {
 		inputs[i] = filepath.Join(dir, path.Base(name))
-		if err := w.sys.uploads.GetFile(fctx, name, inputs[i]); err != nil {
+		if err := w.fetch(ctx, name, inputs[i]); err != nil {
 			return res, "", "", w.fetchError(ctx, name, err)
 		}
 	}
@@ -531,7 +529,7 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 	opts := &plan.Options
 	if spec.Audio != "" {
 		opts.Audio = filepath.Join(dir, path.Base(spec.Audio))
-		if err := w.sys.uploads.GetFile(fctx, spec.Audio, opts.Audio); err != nil {
+		if err := w.fetch(ctx, spec.Audio, opts.Audio); err != nil {
 			return res, "", "", w.fetchError(ctx, spec.Audio, err)
 		}
 	}
@@ -618,6 +616,28 @@ func dirBytes(dir string) int64 {
 		return nil
 	})
 	return n
+}
+
+// fetchBase and fetchRate bound a worker's read of an upload: fetchBase
+// plus a second for every fetchRate bytes of it. The object store's reader
+// waits for its next chunk until its context's deadline, and a read whose
+// chunks stopped coming (the stream's leader was lost during the read)
+// would otherwise wait out objectLimit while the job's heartbeats kept it
+// from every other worker; past this bound the job goes back to the queue.
+const (
+	fetchBase = 30 * time.Second
+	fetchRate = 1 << 20
+)
+
+// fetch copies the uploaded object name into the file at path.
+func (w *Worker) fetch(ctx context.Context, name, path string) error {
+	info, err := w.sys.uploads.GetInfo(ctx, name)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fetchBase+time.Duration(info.Size/fetchRate)*time.Second)
+	defer cancel()
+	return w.sys.uploads.GetFile(ctx, name, path)
 }
 
 // fetchError words the failure to fetch one of the job's files.
