@@ -144,17 +144,8 @@ func TestJobsSurviveAGracefulRestart(t *testing.T) {
 // and leaves nothing in the queue or the bucket.
 func TestJobFailsAfterItsLastAttempt(t *testing.T) {
 	dir := t.TempDir()
-	emb, err := StartEmbedded(filepath.Join(dir, "jetstream"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
 	ctx := context.Background()
-	s, err := Open(ctx, emb.Conn, Config{Attempts: 1, AckWait: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSystem(t, dir, Config{Attempts: 1, AckWait: 100 * time.Millisecond})
 	submitOne(t, s, "doomed")
 	// A worker takes the job, records its start, and is gone.
 	msg, err := s.consumer.Next()
@@ -181,6 +172,23 @@ func TestJobFailsAfterItsLastAttempt(t *testing.T) {
 	}
 	// The state turns failed before the worker takes the job off the queue.
 	waitEmpty(t, s)
+}
+
+// openSystem opens a job system on an embedded NATS server whose store is
+// in dir; both close when the test ends.
+func openSystem(t *testing.T, dir string, cfg Config) *System {
+	t.Helper()
+	emb, err := StartEmbedded(filepath.Join(dir, "jetstream"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Close() })
+	s, err := Open(context.Background(), emb.Conn, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // waitEmpty waits until s's queue holds no message (a job's state turns

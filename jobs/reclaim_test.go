@@ -45,17 +45,8 @@ func TestRestartRunsAJobItsDeadWorkerHeldAtOnce(t *testing.T) {
 // nothing in the queue or the buckets.
 func TestJobDeletedWhileItsWorkerStoppedDoesNotRunAgain(t *testing.T) {
 	dir := t.TempDir()
-	emb, err := StartEmbedded(filepath.Join(dir, "jetstream"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
 	ctx := context.Background()
-	s, err := Open(ctx, emb.Conn, Config{AckWait: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSystem(t, dir, Config{AckWait: 100 * time.Millisecond})
 	submitOne(t, s, "deleted")
 	// A worker takes the job and records its start; the client deletes
 	// it; the worker is gone before it saw that.
@@ -129,17 +120,8 @@ func TestJobNeverQueuedFailsAfterTheTTL(t *testing.T) {
 // number of times it never was.
 func TestJobOutOfDeliveriesSaysWhy(t *testing.T) {
 	dir := t.TempDir()
-	emb, err := StartEmbedded(filepath.Join(dir, "jetstream"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
 	ctx := context.Background()
-	s, err := Open(ctx, emb.Conn, Config{Attempts: 1}) // at most 3 deliveries
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSystem(t, dir, Config{Attempts: 1}) // at most 3 deliveries
 	submitOne(t, s, "bounced")
 	for range 2 { // two workers take it and hand it back
 		msg, err := s.consumer.Next()
