@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/img2vid/img2vid"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A job that was running when the process died runs again as soon as the
@@ -142,5 +143,51 @@ func TestJobOutOfDeliveriesSaysWhy(t *testing.T) {
 	if st.Status != StatusFailed || st.Error == nil || conv.count() != 0 ||
 		!strings.Contains(st.Error.Message, "went to a worker 2 times without finishing") {
 		t.Fatalf("job ended %+v %+v after %d runs, want failed saying it went to a worker 2 times", st, st.Error, conv.count())
+	}
+}
+
+// storeLoser's first run deletes the videos bucket, as a NATS node lost
+// under the bucket's leader takes the store away for a moment, so that its
+// video cannot be stored; its second run finds the bucket back.
+type storeLoser struct {
+	fakeConverter
+	sys *System
+}
+
+func (c *storeLoser) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
+	progress func(img2vid.Progress)) (img2vid.Result, error) {
+	var err error
+	if c.count() == 0 {
+		err = c.sys.js.DeleteObjectStore(ctx, videosBucket)
+	} else {
+		_, err = c.sys.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: videosBucket, Storage: jetstream.FileStorage})
+	}
+	if err != nil {
+		return img2vid.Result{}, err
+	}
+	return c.fakeConverter.Run(ctx, plan, inputs, output, maxBytes, progress)
+}
+
+// A job whose video could not be stored (the job store did not answer)
+// goes back to the queue, saying so while it waits, and runs again
+// without spending one of its attempts: with a single attempt it still
+// ends done, at its first counted attempt.
+func TestStoreLossDoesNotSpendAnAttempt(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openSystem(t, dir, Config{Attempts: 1})
+	conv := &storeLoser{sys: s}
+	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(ctx)
+	submitOne(t, s, "lost")
+	waitState(t, s, "lost", "its note naming the job store", func(st State) bool {
+		return st.Status == StatusQueued && strings.Contains(st.Note, "the job store did not answer")
+	})
+	st := waitState(t, s, "lost", "its end", func(st State) bool { return st.Terminal() })
+	if st.Status != StatusDone || conv.count() != 2 || st.Attempt != 1 || st.Note != "" {
+		t.Fatalf("job ended %+v %+v after %d runs, want done at attempt 1, run twice", st, st.Error, conv.count())
 	}
 }

@@ -369,7 +369,7 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	if err == nil && detections != "" {
 		err = w.store(ctx, detectionsObject(spec.ID), detections)
 	}
-	if errors.Is(err, errStoreLost) && st.Attempt < w.sys.cfg.Attempts {
+	if errors.Is(err, errStoreLost) {
 		w.requeue(ctx, msg, spec.ID, err, log)
 		return
 	}
@@ -430,8 +430,9 @@ func (w *Worker) provider() string {
 }
 
 // requeue puts a job whose files could not be read or stored back on the
-// queue, as a crash of its worker would: it runs again on its next
-// attempt, and fails saying why only after its last.
+// queue. NATS lost for a moment is not the job's doing, so, as with a
+// hand-back, the start does not count in its attempts; its deliveries
+// bound how often that may happen, and the last one fails it saying why.
 func (w *Worker) requeue(ctx context.Context, msg jetstream.Msg, id string, cause error, log *slog.Logger) {
 	log.Warn("the job store did not answer; the job goes back to the queue", "err", cause)
 	_, err := w.sys.change(ctx, id, func(s *State) error {
@@ -439,6 +440,7 @@ func (w *Worker) requeue(ctx context.Context, msg jetstream.Msg, id string, caus
 			return errUnchanged
 		}
 		s.Status, s.Progress = StatusQueued, img2vid.Progress{Stage: img2vid.StageQueued}
+		s.Attempt--
 		s.Note = "back in the queue: the job store did not answer while it ran"
 		return nil
 	})

@@ -58,8 +58,9 @@ type JobView struct {
 	// Detections is the URL of the detections once a job run with a
 	// detect model is done.
 	Detections string `json:"detections,omitempty"`
-	// Attempt counts the times a worker started the job; above 1, Note
-	// says why it ran again (its worker stopped before it finished).
+	// Attempt counts the times a worker started the job; Note says why it
+	// runs again (its worker stopped before it finished) or went back to
+	// the queue (its worker shut down, or the job store did not answer).
 	Attempt    int        `json:"attempt,omitempty"`
 	Note       string     `json:"note,omitempty"`
 	CreatedAt  time.Time  `json:"created_at"`

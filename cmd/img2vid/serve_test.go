@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,19 +48,56 @@ func startServe(t *testing.T, args ...string) (*exec.Cmd, string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// The process's log is kept and shown if the test fails: a failure in
+	// a run of several processes is explained only by what each one saw.
+	var said logBuffer
+	copied := make(chan struct{})
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		<-copied
+		if t.Failed() {
+			t.Logf("log of serve %s:\n%s", strings.Join(args, " "), said.String())
+		}
+	})
 	urlRE := regexp.MustCompile(`running at (http://\S+)/`)
 	sc := bufio.NewScanner(stderr)
-	var said []string
 	for sc.Scan() {
+		said.WriteLine(sc.Text())
 		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
-			go io.Copy(io.Discard, stderr)
+			go func() {
+				defer close(copied)
+				for sc.Scan() {
+					said.WriteLine(sc.Text())
+				}
+			}()
 			return cmd, m[1]
 		}
-		said = append(said, sc.Text())
 	}
-	t.Fatalf("serve exited before it said where it runs:\n%s", strings.Join(said, "\n"))
+	close(copied)
+	t.Fatalf("serve exited before it said where it runs:\n%s", said.String())
 	return nil, ""
+}
+
+// logBuffer collects a child process's log lines while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+// WriteLine appends one line.
+func (b *logBuffer) WriteLine(line string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(line)
+	b.buf.WriteByte('\n')
+}
+
+// String returns the lines so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func postJob(t *testing.T, base string, files []string) string {
