@@ -191,3 +191,103 @@ func TestStoreLossDoesNotSpendAnAttempt(t *testing.T) {
 		t.Fatalf("job ended %+v %+v after %d runs, want done at attempt 1, run twice", st, st.Error, conv.count())
 	}
 }
+
+// stateLoser's run takes the state bucket away for a second, as a NATS
+// node lost under the bucket's leader does while a new one is elected,
+// and puts it back as it was.
+type stateLoser struct {
+	fakeConverter
+	sys  *System
+	back chan error
+}
+
+func (c *stateLoser) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
+	progress func(img2vid.Progress)) (img2vid.Result, error) {
+	stream, err := c.sys.js.Stream(ctx, "KV_"+stateBucket)
+	if err != nil {
+		return img2vid.Result{}, err
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return img2vid.Result{}, err
+	}
+	e, err := c.sys.states.Get(ctx, "away")
+	if err != nil {
+		return img2vid.Result{}, err
+	}
+	if err := c.sys.js.DeleteStream(ctx, "KV_"+stateBucket); err != nil {
+		return img2vid.Result{}, err
+	}
+	go func() {
+		time.Sleep(time.Second)
+		ctx := context.Background()
+		_, err := c.sys.js.CreateStream(ctx, info.Config)
+		if err == nil {
+			_, err = c.sys.states.Put(ctx, "away", e.Value())
+		}
+		c.back <- err
+	}()
+	return c.fakeConverter.Run(ctx, plan, inputs, output, maxBytes, progress)
+}
+
+// A job whose end cannot be recorded at first (the state bucket has no
+// leader for a moment) is recorded once the bucket is back: it ends done
+// after one run, not run again after its ack wait as a crash would be.
+func TestEndRecordedOnceTheStoreIsBack(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openSystem(t, dir, Config{AckWait: 300 * time.Millisecond})
+	conv := &stateLoser{sys: s, back: make(chan error, 1)}
+	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(ctx)
+	submitOne(t, s, "away")
+	if err := <-conv.back; err != nil {
+		t.Fatalf("putting the state bucket back: %v", err)
+	}
+	// Read from the bucket itself: the system's live view of the states
+	// followed the bucket that was taken away.
+	var st State
+	for deadline := time.Now().Add(10 * time.Second); !st.Terminal() && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if e, err := s.states.Get(ctx, "away"); err == nil {
+			st, _ = decode(e)
+		}
+	}
+	if st.Status != StatusDone || conv.count() != 1 || st.Attempt != 1 {
+		t.Fatalf("job ended %+v %+v after %d runs, want done at attempt 1 after one run", st, st.Error, conv.count())
+	}
+}
+
+// A worker that finds no state for a job it was given (on a cluster, a
+// read answered by a replica of the bucket that has not caught up with
+// the write) asks again for a while before it drops the job: a state that
+// shows up a second late still has its job run.
+func TestJobWhoseStateShowsUpLateRuns(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openSystem(t, dir, Config{})
+	submitOne(t, s, "late")
+	e, err := s.states.Get(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.states.Purge(ctx, "late"); err != nil {
+		t.Fatal(err)
+	}
+	conv := &fakeConverter{}
+	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(ctx)
+	time.Sleep(time.Second)
+	if _, err := s.states.Create(ctx, "late", e.Value()); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, s, "late", "its end", func(st State) bool { return st.Terminal() })
+	if st.Status != StatusDone || conv.count() != 1 {
+		t.Fatalf("job ended %+v %+v after %d runs, want done after one run", st, st.Error, conv.count())
+	}
+}

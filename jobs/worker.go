@@ -250,7 +250,7 @@ func (w *Worker) handle(msg jetstream.Msg) {
 	attempts := w.sys.cfg.Attempts
 	lastDelivery := int(meta.NumDelivered) >= w.sys.cfg.maxDeliver()
 	var note string
-	st, err := w.sys.change(ctx, spec.ID, func(st *State) error {
+	begin := func(st *State) error {
 		if st.Terminal() { // canceled while it waited, or done before a crash kept the ack from arriving
 			return errUnchanged
 		}
@@ -279,6 +279,11 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		}
 		st.Note = note
 		return nil
+	}
+	var st State
+	err = whenFound(ctx, func() (err error) {
+		st, err = w.sys.change(ctx, spec.ID, begin)
+		return err
 	})
 	switch {
 	case isNotFound(err): // expired or deleted before a worker reached it
@@ -391,7 +396,7 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	} else {
 		log.Info("job done", "took", took, "frames", res.Frames)
 	}
-	_, serr := w.sys.change(ctx, spec.ID, func(s *State) error {
+	serr := w.recordEnd(msg, spec.ID, func(s *State) error {
 		s.Status, s.Finished, s.Progress = outcome, time.Now().UTC(), tr.last()
 		s.Expires = s.Finished.Add(w.sys.cfg.TTL)
 		if err != nil {
@@ -418,6 +423,32 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	w.sys.deleteInputs(ctx, spec.objects())
 	if err := msg.Ack(); err != nil {
 		log.Warn("acknowledging a job", "err", err)
+	}
+}
+
+// recordEnd writes a job's end into its state. While the state bucket
+// has no leader (a NATS node lost a moment ago; the election takes
+// seconds) it tries again, for up to 30 s: the job's video is stored by
+// then, and an end not recorded runs the whole job again. Meanwhile the
+// job's heartbeats go on, so that it stays with this worker. f must set
+// what it sets outright, since a write that timed out may have been made.
+func (w *Worker) recordEnd(msg jetstream.Msg, id string, f func(*State) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		_, err := w.sys.change(ctx, id, f)
+		if err == nil || isNotFound(err) {
+			return err
+		}
+		w.log.Warn("recording the end of a job; trying again", "job", id, "err", err)
+		if err := msg.InProgress(); err != nil {
+			w.log.Warn("job heartbeat", "job", id, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
 	}
 }
 
@@ -633,13 +664,41 @@ const (
 
 // fetch copies the uploaded object name into the file at path.
 func (w *Worker) fetch(ctx context.Context, name, path string) error {
-	info, err := w.sys.uploads.GetInfo(ctx, name)
+	var info *jetstream.ObjectInfo
+	err := whenFound(ctx, func() (err error) {
+		info, err = w.sys.uploads.GetInfo(ctx, name)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, fetchBase+time.Duration(info.Size/fetchRate)*time.Second)
 	defer cancel()
 	return w.sys.uploads.GetFile(ctx, name, path)
+}
+
+// replicaLag is how long a worker keeps asking for a job's state or files
+// that are not found. A job's files and state are stored before it is
+// queued, but on a cluster a read may be answered by a replica of the
+// bucket that has not caught up yet (the buckets allow direct reads from
+// any replica), and a job dropped for that would be lost.
+const replicaLag = 5 * time.Second
+
+// whenFound calls read until it finds what it reads, it fails otherwise,
+// or replicaLag passes; it returns read's last error.
+func whenFound(ctx context.Context, read func() error) error {
+	deadline := time.Now().Add(replicaLag)
+	for {
+		err := read()
+		if !isNotFound(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // fetchError words the failure to fetch one of the job's files.
