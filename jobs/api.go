@@ -168,8 +168,15 @@ func (s *System) putFile(ctx context.Context, name, path string) error {
 	defer f.Close()
 	ctx, cancel := withObjectDeadline(ctx)
 	defer cancel()
-	if _, err := s.uploads.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
-		return fmt.Errorf("storing upload %s: %w", name, err)
+	err = watchedPut(ctx, putIdle, f, func(ctx context.Context, r io.Reader) error {
+		_, err := s.uploads.Put(ctx, jetstream.ObjectMeta{Name: name}, r)
+		return err
+	})
+	if err != nil {
+		// The file is here and readable: NATS did not take it, which the
+		// client can only wait out.
+		return &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "the job store did not take the upload; try again later",
+			Err: fmt.Errorf("storing upload %s: %w", name, err)}
 	}
 	return nil
 }
@@ -370,10 +377,11 @@ func (v *Output) Close() error {
 // context has none. The NATS client gives such a read its default API
 // timeout (5 s) for the whole object, so a video downloaded more slowly
 // than that was cut off with a timeout (a worker's read of an upload has
-// a bound of its own, by its size: Worker.fetch); and such a write the same 5 s for each chunk's acknowledgement,
-// which a replicated bucket on a busy cluster can take longer to give. The
-// deadline only replaces that default: a read or write still ends with its
-// request or its job, and a stalled download with download_idle.
+// a bound of its own, by its size: Worker.fetch); and such a write the
+// same 5 s for each chunk's acknowledgement, which a replicated bucket on
+// a busy cluster can take longer to give. The deadline only replaces that
+// default: a read still ends with its request or its job, and a stalled
+// download with download_idle; a write ends once it stalls (putIdle).
 const objectLimit = 24 * time.Hour
 
 // withObjectDeadline is ctx with objectLimit as its deadline if it has none.

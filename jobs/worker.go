@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -369,10 +370,10 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 		err = errDeleted
 	}
 	if err == nil {
-		err = w.store(ctx, spec.ID, output)
+		err = w.store(spec.ID, output)
 	}
 	if err == nil && detections != "" {
-		err = w.store(ctx, detectionsObject(spec.ID), detections)
+		err = w.store(detectionsObject(spec.ID), detections)
 	}
 	if errors.Is(err, errStoreLost) {
 		w.requeue(ctx, msg, spec.ID, err, log)
@@ -712,14 +713,22 @@ func (w *Worker) fetchError(ctx context.Context, name string, err error) error {
 	return fmt.Errorf("fetching %s: %w: %w", name, errStoreLost, err)
 }
 
-// store puts one of a finished job's outputs into the videos bucket.
-func (w *Worker) store(ctx context.Context, name, path string) error {
+// store puts one of a finished job's outputs into the videos bucket. It
+// takes as long as the put moves (a large video into a replicated bucket
+// can take minutes), and fails once the put stalls (putIdle).
+func (w *Worker) store(name, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("opening job output: %w", err)
 	}
 	defer f.Close()
-	if _, err := w.sys.videos.Put(ctx, jetstream.ObjectMeta{Name: name}, f); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), objectLimit)
+	defer cancel()
+	err = watchedPut(ctx, putIdle, f, func(ctx context.Context, r io.Reader) error {
+		_, err := w.sys.videos.Put(ctx, jetstream.ObjectMeta{Name: name}, r)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("storing job output %s: %w: %w", name, errStoreLost, err)
 	}
 	return nil
