@@ -291,3 +291,47 @@ func TestJobWhoseStateShowsUpLateRuns(t *testing.T) {
 		t.Fatalf("job ended %+v %+v after %d runs, want done after one run", st, st.Error, conv.count())
 	}
 }
+
+// videosAway's run takes the videos bucket away for half a second, as a
+// NATS node lost under the bucket's leader does while a new one is
+// elected, so that the first put of the video fails.
+type videosAway struct {
+	fakeConverter
+	sys  *System
+	back chan error
+}
+
+func (c *videosAway) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
+	progress func(img2vid.Progress)) (img2vid.Result, error) {
+	if err := c.sys.js.DeleteObjectStore(ctx, videosBucket); err != nil {
+		return img2vid.Result{}, err
+	}
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		_, err := c.sys.js.CreateOrUpdateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: videosBucket, Storage: jetstream.FileStorage})
+		c.back <- err
+	}()
+	return c.fakeConverter.Run(ctx, plan, inputs, output, maxBytes, progress)
+}
+
+// A video whose first put fails is put again once the bucket is back: the
+// job ends done after one run, not sent back to run again.
+func TestVideoPutAgainOnceTheStoreIsBack(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openSystem(t, dir, Config{})
+	conv := &videosAway{sys: s, back: make(chan error, 1)}
+	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop(ctx)
+	submitOne(t, s, "put")
+	if err := <-conv.back; err != nil {
+		t.Fatalf("putting the videos bucket back: %v", err)
+	}
+	st := waitState(t, s, "put", "its end", func(st State) bool { return st.Terminal() })
+	if st.Status != StatusDone || conv.count() != 1 || st.Attempt != 1 {
+		t.Fatalf("job ended %+v %+v after %d runs, want done at attempt 1 after one run", st, st.Error, conv.count())
+	}
+}

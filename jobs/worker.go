@@ -339,17 +339,17 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	took := time.Since(start)
 	stopBeat()
 
-	ctx, cctx := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cctx()
 	cause := context.Cause(jobCtx)
 	if errors.Is(cause, errHandBack) {
 		log.Info("job handed back to the queue", "took", took)
+		ctx, cctx := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cctx()
 		_, serr := w.sys.change(ctx, spec.ID, func(s *State) error {
 			if s.Deleted {
 				return errUnchanged
 			}
 			s.Status, s.Progress = StatusQueued, img2vid.Progress{Stage: img2vid.StageQueued}
-			s.Attempt--
+			s.Attempt = st.Attempt - 1
 			s.Note = "handed back to the queue: the worker running it shut down"
 			return nil
 		})
@@ -376,7 +376,7 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 		err = w.store(detectionsObject(spec.ID), detections)
 	}
 	if errors.Is(err, errStoreLost) {
-		w.requeue(ctx, msg, spec.ID, err, log)
+		w.requeue(msg, spec.ID, st.Attempt, err, log)
 		return
 	}
 	// The job's files go before it turns terminal: whoever waits for the
@@ -397,7 +397,7 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	} else {
 		log.Info("job done", "took", took, "frames", res.Frames)
 	}
-	serr := w.recordEnd(msg, spec.ID, func(s *State) error {
+	serr := w.record(msg, spec.ID, func(s *State) error {
 		s.Status, s.Finished, s.Progress = outcome, time.Now().UTC(), tr.last()
 		s.Expires = s.Finished.Add(w.sys.cfg.TTL)
 		if err != nil {
@@ -421,27 +421,31 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	if limit := img2vid.ErrorLimit(err); limit != "" {
 		w.metrics.refusals.WithLabelValues(limit).Inc()
 	}
-	w.sys.deleteInputs(ctx, spec.objects())
+	// Its own time: storing the video may have taken minutes.
+	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer dcancel()
+	w.sys.deleteInputs(dctx, spec.objects())
 	if err := msg.Ack(); err != nil {
 		log.Warn("acknowledging a job", "err", err)
 	}
 }
 
-// recordEnd writes a job's end into its state. While the state bucket
-// has no leader (a NATS node lost a moment ago; the election takes
-// seconds) it tries again, for up to 30 s: the job's video is stored by
-// then, and an end not recorded runs the whole job again. Meanwhile the
-// job's heartbeats go on, so that it stays with this worker. f must set
-// what it sets outright, since a write that timed out may have been made.
-func (w *Worker) recordEnd(msg jetstream.Msg, id string, f func(*State) error) error {
+// record writes how a job's run ended (done, failed, back to the queue)
+// into its state. While the state bucket has no leader (a NATS node lost
+// a moment ago; the election takes seconds) it tries again, for up to
+// 30 s of its own: the run is over, and an end not recorded runs the
+// whole job again, counted as a crash. Meanwhile the job's heartbeats go
+// on, so that it stays with this worker. f must set what it sets
+// outright, since a write that timed out may have been made.
+func (w *Worker) record(msg jetstream.Msg, id string, f func(*State) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		_, err := w.sys.change(ctx, id, f)
-		if err == nil || isNotFound(err) {
+		if err == nil || isNotFound(err) || errors.Is(err, errUnchanged) {
 			return err
 		}
-		w.log.Warn("recording the end of a job; trying again", "job", id, "err", err)
+		w.log.Warn("recording the end of a job's run; trying again", "job", id, "err", err)
 		if err := msg.InProgress(); err != nil {
 			w.log.Warn("job heartbeat", "job", id, "err", err)
 		}
@@ -465,14 +469,14 @@ func (w *Worker) provider() string {
 // queue. NATS lost for a moment is not the job's doing, so, as with a
 // hand-back, the start does not count in its attempts; its deliveries
 // bound how often that may happen, and the last one fails it saying why.
-func (w *Worker) requeue(ctx context.Context, msg jetstream.Msg, id string, cause error, log *slog.Logger) {
+func (w *Worker) requeue(msg jetstream.Msg, id string, attempt int, cause error, log *slog.Logger) {
 	log.Warn("the job store did not answer; the job goes back to the queue", "err", cause)
-	_, err := w.sys.change(ctx, id, func(s *State) error {
+	err := w.record(msg, id, func(s *State) error {
 		if s.Deleted {
 			return errUnchanged
 		}
 		s.Status, s.Progress = StatusQueued, img2vid.Progress{Stage: img2vid.StageQueued}
-		s.Attempt--
+		s.Attempt = attempt - 1
 		s.Note = "back in the queue: the job store did not answer while it ran"
 		return nil
 	})
@@ -713,6 +717,10 @@ func (w *Worker) fetchError(ctx context.Context, name string, err error) error {
 	return fmt.Errorf("fetching %s: %w: %w", name, errStoreLost, err)
 }
 
+// storeTries is how many times a worker puts a job's output into the
+// videos bucket before it sends the job back to the queue.
+const storeTries = 3
+
 // store puts one of a finished job's outputs into the videos bucket. It
 // takes as long as the put moves (a large video into a replicated bucket
 // can take minutes), and fails once the put stalls (putIdle).
@@ -724,10 +732,24 @@ func (w *Worker) store(name, path string) error {
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), objectLimit)
 	defer cancel()
-	err = watchedPut(ctx, putIdle, f, func(ctx context.Context, r io.Reader) error {
-		_, err := w.sys.videos.Put(ctx, jetstream.ObjectMeta{Name: name}, r)
-		return err
-	})
+	// A put whose stream lost its leader gets no answer to the chunks it
+	// sent; the video is still here, so it is put again (under the same
+	// name, which replaces a put that did land) before the whole job is
+	// sent back to run again.
+	for try := 1; ; try++ {
+		if _, err = f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("reading job output: %w", err)
+		}
+		err = watchedPut(ctx, putIdle, f, func(ctx context.Context, r io.Reader) error {
+			_, err := w.sys.videos.Put(ctx, jetstream.ObjectMeta{Name: name}, r)
+			return err
+		})
+		if err == nil || try == storeTries {
+			break
+		}
+		w.log.Warn("storing job output; trying again", "object", name, "err", err)
+		time.Sleep(time.Duration(try) * time.Second) // an election takes seconds
+	}
 	if err != nil {
 		return fmt.Errorf("storing job output %s: %w: %w", name, errStoreLost, err)
 	}
