@@ -81,7 +81,9 @@ var interpWorkTable = map[string]int64{
 	// flow2's estimator and a network at 1/4 resolution whose activations
 	// add to it: img2vid and its ffmpeg peaked at 1829 and 1912 MiB
 	// (interpolate 16, GOMAXPROCS 1 and 16; bench/memory -side 1056), where
-	// flow2 peaked at 1578 and 1762 MiB in the same run.
+	// flow2 peaked at 1578 and 1762 MiB in the same run. Measured with
+	// the previous flow3, whose network also corrected the warps and added
+	// a residual; today's does a subset of that work.
 	"flow3": 240,
 }
 

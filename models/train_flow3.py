@@ -2,43 +2,53 @@
 """Trains flow3's fusion network (see Flow3 in gen_models.py) on synthetic
 scenes made here, and writes its weights to models/flow3.weights.
 
-Run with Debian's python3 (python3-torch 1.13, numpy), as `make train`:
+Run with Debian's python3 (python3-torch 1.13, numpy, PIL), as `make train`:
 
-    /usr/bin/python3 models/train_flow3.py [--steps N] [--out PATH]
+    /usr/bin/python3 models/train_flow3.py [--steps N] [--out PATH] [--photos DIR]
 
 Everything is seeded and runs on one CPU thread with deterministic
 kernels, so a run on the same software gives the same weights. No camera
 footage is used: each training example is a triplet of frames rendered
-from a scene made of procedural textures (sinusoids of many scales plus
-flat-coloured shapes, so that there are both smooth areas and sharp
-edges), with
+from a scene whose textures are, 4 in 10, procedural (sinusoids of many
+scales plus flat-coloured shapes, so that there are both smooth areas
+and sharp edges) and, 6 in 10, crops of ten public-domain or CC0
+photographs from Debian's python3-skimage package (see PHOTOS: they are
+not in this repository; if the package is not installed, the script
+fetches it with apt-get download and unpacks it with dpkg -x into
+--photos, by default ~/.cache/img2vid/python3-skimage, and checks each
+image's sha256), with
 
 - a background that moves by its own affine motion (translation up to 80
   pixels, rotation, zoom) and, in some scenes, a smooth non-rigid
   deformation;
 - up to four objects of random blob shapes, each with its own affine
   motion, in front of it and of each other, covering and uncovering what
-  is behind;
-- in some scenes drifting particles, and a brightness change over time.
+  is behind, half of them also changing shape;
+- in some scenes drifting particles, and a brightness change over time;
+- in 6 scenes in 10 a lower contrast (down to 0.15) and a brightness
+  offset, in half of them sensor noise drawn anew for each frame.
 
 The scene is a function of time s, rendered at s=0, s=t and s=1, so the
 middle frame is exact truth for any t (half of the examples at t=0.5,
 the rest uniform in 0.05..0.95). flow2's estimator, which the network
 does not change, runs once per example before training; only the
-network's 21k weights are trained, against the L1 error of the frame
-at t.
+network's 20k weights are trained, against the squared error of the
+frame at t.
 """
 
 import argparse
 import hashlib
 import math
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -68,7 +78,96 @@ def waves(rng, h, w, n, shortest, longest, scale):
     return out * (scale / total)
 
 
+# Photographs some textures are cut from: the sample images of Debian's
+# python3-skimage package (scikit-image's data folder), each with the
+# licence scikit-image's documentation (skimage/data/_fetchers.py) states,
+# and its sha256, so that a different file fails rather than changing
+# the weights. They are not in this repository: photo_dir finds them.
+PHOTOS = [
+    ("astronaut.png", "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),  # NASA, public domain
+    ("coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),  # Rachel Michetti, CC0
+    ("chelsea.png", "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),  # Stefan van der Walt, CC0
+    ("rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),  # SpaceX, public domain
+    ("hubble_deep_field.jpg", "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4"),  # NASA, public domain
+    ("retina.jpg", "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6"),  # M. Haggstrom, CC0
+    ("camera.png", "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"),  # Lav Varshney, CC0
+    ("brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),  # CC0Textures, CC0
+    ("grass.png", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"),  # DeviantArt linolafett, CC0
+    ("gravel.png", "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12"),  # CC0Textures, CC0
+]
+PHOTO_PACKAGE = "python3-skimage"
+INSTALLED = "/usr/lib/python3/dist-packages/skimage/data"
+
+
+def photo_dir(cache):
+    """The folder holding PHOTOS: the installed package's, else cache,
+    where the package is unpacked (apt-get download, dpkg -x) the first
+    time."""
+    if all(os.path.exists(os.path.join(INSTALLED, n)) for n, _ in PHOTOS):
+        return INSTALLED
+    data = os.path.join(cache, "usr/lib/python3/dist-packages/skimage/data")
+    if not all(os.path.exists(os.path.join(data, n)) for n, _ in PHOTOS):
+        os.makedirs(cache, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["apt-get", "download", PHOTO_PACKAGE], cwd=tmp, check=True)
+            debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
+            if len(debs) != 1:
+                raise SystemExit("apt-get download %s gave %s, expected one .deb" % (PHOTO_PACKAGE, debs))
+            subprocess.run(["dpkg", "-x", os.path.join(tmp, debs[0]), cache], check=True)
+    return data
+
+
+def load_photos(folder):
+    """PHOTOS as float32 [C,h,w] tensors in [0,1] (C is 1 for the grey
+    ones), each checked against its sha256."""
+    out = []
+    for name, sha in PHOTOS:
+        path = os.path.join(folder, name)
+        with open(path, "rb") as fh:
+            got = hashlib.sha256(fh.read()).hexdigest()
+        if got != sha:
+            raise SystemExit("%s: sha256 %s, expected %s (another version of %s?)" % (path, got, sha, PHOTO_PACKAGE))
+        im = Image.open(path)
+        a = np.asarray(im if im.mode == "L" else im.convert("RGB")).astype(np.float32) / 255
+        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        out.append(torch.from_numpy(np.ascontiguousarray(a)))
+    return out
+
+
+_photos = []  # load_photos' answer, set by main before rendering
+
+
+def photo(rng, h, w):
+    """An RGB crop [3,h,w] of one of the photographs, resized by a random
+    factor (never below the crop's size), mirrored in half of them; the
+    grey ones tinted."""
+    img = _photos[rng.integers(len(_photos))]
+    ih, iw = img.shape[1], img.shape[2]
+    least = max(h / ih, w / iw)  # the factor at which it just covers the crop
+    # Up to twice that where that is over 0.5; else 0.5-1.5, so that a
+    # large photograph's detail is seen at its own scale or near it.
+    s = least * float(rng.uniform(1, 2)) if least > 0.5 else float(rng.uniform(0.5, 1.5))
+    nh, nw = max(h, int(math.ceil(ih * s))), max(w, int(math.ceil(iw * s)))
+    x = F.interpolate(img[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
+    y0 = int(rng.integers(0, nh - h + 1))
+    x0 = int(rng.integers(0, nw - w + 1))
+    x = x[:, y0:y0 + h, x0:x0 + w]
+    if rng.uniform() < 0.5:
+        x = torch.flip(x, [2])
+    if x.shape[0] == 1:
+        x = x * torch.from_numpy(rng.uniform(0.6, 1.0, size=(3, 1, 1)).astype(np.float32))
+    return x.numpy().astype(np.float32).copy()
+
+
 def texture(rng, h, w):
+    """An RGB texture [3,h,w] in [0,1]: a photograph's crop (6 in 10) or
+    a procedural one."""
+    if rng.uniform() < 0.6:
+        return photo(rng, h, w)
+    return procedural(rng, h, w)
+
+
+def procedural(rng, h, w):
     """An RGB texture [3,h,w] in [0,1]: smooth waves of brightness and
     colour, flat-coloured ellipses and rectangles with sharp edges, and in
     some textures fine grain."""
@@ -151,6 +250,7 @@ def example(seed, index):
     if rng.uniform() < 0.3:
         warp = torch.from_numpy(np.stack([waves(rng, H, W, 3, 60, 240, rng.uniform(1, 6)) for _ in range(2)]))
     objects = []
+    bending = np.random.default_rng([seed, index, 11])
     for _ in range(rng.integers(0, 5)):
         size = 192
         radius = float(rng.uniform(12, 80))
@@ -159,7 +259,13 @@ def example(seed, index):
         origin = (rng.uniform(0, W), rng.uniform(0, H))
         mv = motion(rng, 40, 0.15, 0.12)
         mv = (mv[0] + bg_motion[0], mv[1] + bg_motion[1], mv[2], mv[3])
-        objects.append((np.concatenate([tex, mask]), origin, mv))
+        # Half of the objects also change shape (a fin, a body bending):
+        # a smooth deformation of up to 5 pixels, drawn from a stream of
+        # its own, so that the scene's other draws do not depend on it.
+        bend = None
+        if bending.uniform() < 0.5:
+            bend = torch.from_numpy(np.stack([waves(bending, H, W, 3, 20, 80, bending.uniform(1, 5)) for _ in range(2)]))
+        objects.append((np.concatenate([tex, mask]), origin, mv, bend))
     particles = None
     if rng.uniform() < 0.25:
         n = int(rng.integers(20, 120))
@@ -171,8 +277,8 @@ def example(seed, index):
 
     def frame(s):
         img = sample_at(bg, (bw / 2, bh / 2), (W / 2, H / 2), bg_motion, s, warp)
-        for layer, origin, mv in objects:
-            o = sample_at(layer, (96, 96), origin, mv, s)
+        for layer, origin, mv, bend in objects:
+            o = sample_at(layer, (96, 96), origin, mv, s, bend)
             img = img * (1 - o[3:]) + o[:3] * o[3:]
         if particles is not None:
             x0, y0, r, amp, vx, vy = particles
@@ -185,7 +291,22 @@ def example(seed, index):
         img = img * (gains[0] + (gains[1] - gains[0]) * s)
         return torch.round(torch.clamp(img, 0, 1) * 255).to(torch.uint8)
 
-    return torch.stack([frame(0.0), frame(1.0), frame(t)]), t
+    return camera(np.random.default_rng([seed, index, 7]), torch.stack([frame(0.0), frame(1.0), frame(t)])), t
+
+
+def camera(rng, frames):
+    """frames (uint8 [3,3,H,W]) as a camera might see them: in 6 scenes in
+    10 a contrast of 0.15-1 and a brightness offset (dark, flat footage as
+    well as bright), in half of them sensor noise of up to 2.5/255, drawn
+    anew for each frame."""
+    x = frames.float() / 255
+    if rng.uniform() < 0.6:
+        k = float(0.15 * (1 / 0.15) ** rng.uniform())
+        x = float(rng.uniform(0, 1 - k)) + k * x
+    if rng.uniform() < 0.5:
+        s = rng.uniform(0, 2.5 / 255)
+        x = x + torch.from_numpy(rng.normal(0, s, size=x.shape).astype(np.float32))
+    return torch.round(torch.clamp(x, 0, 1) * 255).to(torch.uint8)
 
 
 def make_set(model, seed, first, count, log):
@@ -221,9 +342,12 @@ def psnr_of(model, frames, ts, flows):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--out", default=os.path.join(HERE, "flow3.weights"))
     ap.add_argument("--train", type=int, default=TRAIN)
+    ap.add_argument("--photos", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                                                     "img2vid", PHOTO_PACKAGE),
+                    help="where %s is unpacked if it is not installed" % PHOTO_PACKAGE)
     args = ap.parse_args()
 
     torch.set_num_threads(1)
@@ -233,6 +357,7 @@ def main():
     def log(msg):
         print(time.strftime("%H:%M:%S"), msg, flush=True)
 
+    _photos[:] = load_photos(photo_dir(args.photos))
     model = Flow3()
     model.eval()  # no dropout or batch norm: eval changes nothing but says so
     log("rendering %d training and %d validation examples at %dx%d, with flow2's field" % (args.train, VALID, W, H))
@@ -254,7 +379,11 @@ def main():
         idx = torch.randint(0, len(ts), (BATCH,), generator=gen)
         f = frames[idx].float() / 255
         got = model.synthesise(f[:, 0], f[:, 1], ts[idx], flows[idx, 0:1], flows[idx, 1:2], clamp=True)
-        loss = torch.sqrt((got - f[:, 2]) ** 2 + 1e-6).mean()
+        # The squared error, which PSNR measures: where the network cannot
+        # tell which warp is right, it is the mean of the two that this
+        # loss rewards, where an absolute error rewards picking one, a
+        # gamble that lost on camera footage.
+        loss = ((got - f[:, 2]) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
