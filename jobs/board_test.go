@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,27 +16,9 @@ import (
 // reaches it, and so do its later changes, without anyone asking the
 // bucket for the job.
 func TestBoardFollowsAgainAWatcherThatFallsBehind(t *testing.T) {
-	emb, err := StartEmbedded(filepath.Join(t.TempDir(), "jetstream"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
 	ctx := context.Background()
-	other, err := Open(ctx, emb.Conn, Config{}) // another replica, which writes the states
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-
-	var opened atomic.Int32
-	b := &board{log: slog.New(slog.DiscardHandler), kv: other.states, nc: emb.Conn, done: make(chan struct{}),
-		every: 50 * time.Millisecond, jobs: map[string]*entry{},
-		open: func(ctx context.Context) (jetstream.KeyWatcher, error) {
-			if opened.Add(1) == 1 {
-				return other.states.Watch(ctx, "no-job-has-this-id") // a watcher that never sends a change
-			}
-			return other.states.WatchAll(ctx)
-		}}
+	other := openSystem(t, t.TempDir(), Config{}) // another replica, which writes the states
+	b, opened := laggingBoard(other)
 	wctx, stop := context.WithCancel(ctx)
 	if err := b.start(ctx, wctx); err != nil {
 		t.Fatal(err)
@@ -53,6 +34,23 @@ func TestBoardFollowsAgainAWatcherThatFallsBehind(t *testing.T) {
 	if n := opened.Load(); n != 2 {
 		t.Errorf("%d watchers opened, want 2: the first and the one that replaced it", n)
 	}
+}
+
+// laggingBoard is a board on other's state bucket whose first watcher
+// never sends a change, as a watch that fell behind while a NATS node was
+// lost; the watchers after it follow the whole bucket. opened counts the
+// watchers opened.
+func laggingBoard(other *System) (b *board, opened *atomic.Int32) {
+	opened = new(atomic.Int32)
+	b = &board{log: slog.New(slog.DiscardHandler), kv: other.states, nc: other.nc, done: make(chan struct{}),
+		every: 50 * time.Millisecond, jobs: map[string]*entry{},
+		open: func(ctx context.Context) (jetstream.KeyWatcher, error) {
+			if opened.Add(1) == 1 {
+				return other.states.Watch(ctx, "no-job-has-this-id")
+			}
+			return other.states.WatchAll(ctx)
+		}}
+	return b, opened
 }
 
 // waitBoard polls the board's copy of job "late" until cond holds.
@@ -76,27 +74,10 @@ func waitBoard(t *testing.T, b *board, what string, cond func(State, bool) bool)
 // submission that failed) leaves the board when a new watcher replaces
 // the old one: it no longer counts against its client's limit.
 func TestBoardFollowingAgainForgetsJobsPurgedMeanwhile(t *testing.T) {
-	emb, err := StartEmbedded(filepath.Join(t.TempDir(), "jetstream"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
 	ctx := context.Background()
-	other, err := Open(ctx, emb.Conn, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openSystem(t, t.TempDir(), Config{})
 	submitOne(t, other, "kept")
-	var opened atomic.Int32
-	b := &board{log: slog.New(slog.DiscardHandler), kv: other.states, nc: emb.Conn, done: make(chan struct{}),
-		every: 50 * time.Millisecond, jobs: map[string]*entry{},
-		open: func(ctx context.Context) (jetstream.KeyWatcher, error) {
-			if opened.Add(1) == 1 {
-				return other.states.Watch(ctx, "no-job-has-this-id") // a watcher that never sends a change
-			}
-			return other.states.WatchAll(ctx)
-		}}
+	b, _ := laggingBoard(other)
 	// What the first watcher saw before the purge it then missed.
 	b.set(State{ID: "purged", Status: StatusQueued, Client: "192.0.2.1"}, 1)
 	wctx, stop := context.WithCancel(ctx)

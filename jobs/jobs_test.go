@@ -158,11 +158,7 @@ func TestJobFailsAfterItsLastAttempt(t *testing.T) {
 	_ = msg // never acknowledged
 
 	conv := &fakeConverter{}
-	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(ctx)
+	startWorkerOn(t, s, dir, conv)
 	st := waitState(t, s, "doomed", "failure", func(st State) bool { return st.Terminal() })
 	if st.Status != StatusFailed || st.Error == nil || !strings.Contains(st.Error.Message, "attempts=1") {
 		t.Fatalf("job ended %+v, want failed naming attempts=1", st)
@@ -189,6 +185,17 @@ func openSystem(t *testing.T, dir string, cfg Config) *System {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// startWorkerOn starts a worker of conv on s, in dir/worker; it stops
+// when the test ends, before s closes.
+func startWorkerOn(t *testing.T, s *System, dir string, conv Converter) {
+	t.Helper()
+	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Stop(context.Background()) })
 }
 
 // waitEmpty waits until s's queue holds no message (a job's state turns

@@ -62,11 +62,7 @@ func TestJobDeletedWhileItsWorkerStoppedDoesNotRunAgain(t *testing.T) {
 	}
 
 	conv := &fakeConverter{}
-	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(ctx)
+	startWorkerOn(t, s, dir, conv)
 	st := waitState(t, s, "deleted", "its end", func(st State) bool { return st.Terminal() })
 	if st.Status != StatusCanceled || conv.count() != 0 {
 		t.Fatalf("the deleted job ended %+v after %d runs, want canceled without running", st, conv.count())
@@ -121,7 +117,6 @@ func TestJobNeverQueuedFailsAfterTheTTL(t *testing.T) {
 // number of times it never was.
 func TestJobOutOfDeliveriesSaysWhy(t *testing.T) {
 	dir := t.TempDir()
-	ctx := context.Background()
 	s := openSystem(t, dir, Config{Attempts: 1}) // at most 3 deliveries
 	submitOne(t, s, "bounced")
 	for range 2 { // two workers take it and hand it back
@@ -134,38 +129,12 @@ func TestJobOutOfDeliveriesSaysWhy(t *testing.T) {
 		}
 	}
 	conv := &fakeConverter{}
-	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(ctx)
+	startWorkerOn(t, s, dir, conv)
 	st := waitState(t, s, "bounced", "its end", func(st State) bool { return st.Terminal() })
 	if st.Status != StatusFailed || st.Error == nil || conv.count() != 0 ||
 		!strings.Contains(st.Error.Message, "went to a worker 2 times without finishing") {
 		t.Fatalf("job ended %+v %+v after %d runs, want failed saying it went to a worker 2 times", st, st.Error, conv.count())
 	}
-}
-
-// storeLoser's first run deletes the videos bucket, as a NATS node lost
-// under the bucket's leader takes the store away for a moment, so that its
-// video cannot be stored; its second run finds the bucket back.
-type storeLoser struct {
-	fakeConverter
-	sys *System
-}
-
-func (c *storeLoser) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
-	progress func(img2vid.Progress)) (img2vid.Result, error) {
-	var err error
-	if c.count() == 0 {
-		err = c.sys.js.DeleteObjectStore(ctx, videosBucket)
-	} else {
-		_, err = c.sys.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: videosBucket, Storage: jetstream.FileStorage})
-	}
-	if err != nil {
-		return img2vid.Result{}, err
-	}
-	return c.fakeConverter.Run(ctx, plan, inputs, output, maxBytes, progress)
 }
 
 // A job whose video could not be stored (the job store did not answer)
@@ -174,14 +143,9 @@ func (c *storeLoser) Run(ctx context.Context, plan img2vid.Plan, inputs []string
 // ends done, at its first counted attempt.
 func TestStoreLossDoesNotSpendAnAttempt(t *testing.T) {
 	dir := t.TempDir()
-	ctx := context.Background()
 	s := openSystem(t, dir, Config{Attempts: 1})
-	conv := &storeLoser{sys: s}
-	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(ctx)
+	conv := &videosAway{sys: s}
+	startWorkerOn(t, s, dir, conv)
 	submitOne(t, s, "lost")
 	waitState(t, s, "lost", "its note naming the job store", func(st State) bool {
 		return st.Status == StatusQueued && strings.Contains(st.Note, "the job store did not answer")
@@ -238,11 +202,7 @@ func TestEndRecordedOnceTheStoreIsBack(t *testing.T) {
 	ctx := context.Background()
 	s := openSystem(t, dir, Config{AckWait: 300 * time.Millisecond})
 	conv := &stateLoser{sys: s, back: make(chan error, 1)}
-	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(ctx)
+	startWorkerOn(t, s, dir, conv)
 	submitOne(t, s, "away")
 	if err := <-conv.back; err != nil {
 		t.Fatalf("putting the state bucket back: %v", err)
@@ -277,11 +237,7 @@ func TestJobWhoseStateShowsUpLateRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	conv := &fakeConverter{}
-	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(ctx)
+	startWorkerOn(t, s, dir, conv)
 	time.Sleep(time.Second)
 	if _, err := s.states.Create(ctx, "late", e.Value()); err != nil {
 		t.Fatal(err)
@@ -292,25 +248,36 @@ func TestJobWhoseStateShowsUpLateRuns(t *testing.T) {
 	}
 }
 
-// videosAway's run takes the videos bucket away for half a second, as a
-// NATS node lost under the bucket's leader does while a new one is
-// elected, so that the first put of the video fails.
+// videosAway's first run deletes the videos bucket, as a NATS node lost
+// under the bucket's leader takes the store away, so that the video
+// cannot be stored. With after set, the bucket comes back that long
+// later (the new leader elected), and back receives how that went;
+// otherwise it comes back at the next run.
 type videosAway struct {
 	fakeConverter
-	sys  *System
-	back chan error
+	sys   *System
+	after time.Duration
+	back  chan error
 }
 
 func (c *videosAway) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64,
 	progress func(img2vid.Progress)) (img2vid.Result, error) {
-	if err := c.sys.js.DeleteObjectStore(ctx, videosBucket); err != nil {
+	restore := func(ctx context.Context) error {
+		_, err := c.sys.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: videosBucket, Storage: jetstream.FileStorage})
+		return err
+	}
+	var err error
+	if c.count() > 0 {
+		err = restore(ctx)
+	} else if err = c.sys.js.DeleteObjectStore(ctx, videosBucket); err == nil && c.after > 0 {
+		go func() {
+			time.Sleep(c.after)
+			c.back <- restore(context.Background())
+		}()
+	}
+	if err != nil {
 		return img2vid.Result{}, err
 	}
-	go func() {
-		time.Sleep(500 * time.Millisecond)
-		_, err := c.sys.js.CreateOrUpdateObjectStore(context.Background(), jetstream.ObjectStoreConfig{Bucket: videosBucket, Storage: jetstream.FileStorage})
-		c.back <- err
-	}()
 	return c.fakeConverter.Run(ctx, plan, inputs, output, maxBytes, progress)
 }
 
@@ -318,14 +285,9 @@ func (c *videosAway) Run(ctx context.Context, plan img2vid.Plan, inputs []string
 // job ends done after one run, not sent back to run again.
 func TestVideoPutAgainOnceTheStoreIsBack(t *testing.T) {
 	dir := t.TempDir()
-	ctx := context.Background()
 	s := openSystem(t, dir, Config{})
-	conv := &videosAway{sys: s, back: make(chan error, 1)}
-	w, err := s.StartWorker(WorkerConfig{Converter: conv, Dir: filepath.Join(dir, "worker")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop(ctx)
+	conv := &videosAway{sys: s, after: 500 * time.Millisecond, back: make(chan error, 1)}
+	startWorkerOn(t, s, dir, conv)
 	submitOne(t, s, "put")
 	if err := <-conv.back; err != nil {
 		t.Fatalf("putting the videos bucket back: %v", err)
