@@ -70,11 +70,13 @@ func compareModels(t *testing.T, a, b string, w, h, margin int, minMean, maxLoss
 // smear of the background); flow2 keeps the motion boundary sharp and
 // takes each uncovered part from the frame that shows it.
 //
-// Measured when the test was written: flow2 ahead by 0.6-1.9 dB per
-// texture (flow2 at 30-40 dB); the test asks for 0.5 dB on average per
-// case and never more than 0.3 dB behind.
+// Measured since flow2 picks each pixel's vector at 1/2 resolution:
+// flow2 ahead by 0.7-1.9 dB per texture (0.93 and 1.28 dB on average per
+// case; flow2 at 30-41 dB; 0.6-1.9 dB with the bilinear upsampling
+// before); the test asks for 0.8 dB on average per case and never more
+// than 0.3 dB behind.
 func TestOcclusion(t *testing.T) {
-	compareModels(t, "flow2", "flow", occlusionW, occlusionH, 12, 0.5, 0.3, occlusionCases)
+	compareModels(t, "flow2", "flow", occlusionW, occlusionH, 12, 0.8, 0.3, occlusionCases)
 }
 
 // The frame size and cases of TestOcclusion.
@@ -96,7 +98,8 @@ var occlusionCases = map[string]func(seed uint64) func(s float64) scene{
 // test was written: flow2 at 59-62 dB on 7 of the 8 cases, flow at 16-61
 // dB; one texture at 84,24 defeats both (flow2 18.9 dB, flow 18.3 dB).
 // The test asks flow2 to be 5 dB ahead on average per case and never more
-// than 0.3 dB behind.
+// than 0.3 dB behind. (It caught a flow2 without its last choice at 1/4
+// resolution: at 45 dB on one texture at 84,24, 12 dB behind flow.)
 func TestLargeMotion(t *testing.T) {
 	compareModels(t, "flow2", "flow", largeW, largeH, largeMargin, 5, 0.3, largeMotionCases())
 }

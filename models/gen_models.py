@@ -230,6 +230,23 @@ def _mix_in_time(w0, w1, t):
     return w0 + t.unsqueeze(0) * (w1 - w0)
 
 
+def _warps(x0, x1, v, t):
+    """x0 moved back by t*v and x1 forward by (1-t)*v to time t: v
+    ([N,2,h,w]) a symmetric field in grid units at x0's resolution, t
+    [N,1,1,1] or [1,1,1,1]."""
+    bx, by, _, _ = _pixel_grid(v)
+    vx, vy, t = v[:, 0], v[:, 1], t[:, 0]
+    return (_sample(x0, torch.stack([bx - t * vx, by - t * vy], 3)),
+            _sample(x1, torch.stack([bx + (1 - t) * vx, by + (1 - t) * vy], 3)))
+
+
+def _at_time(x0, x1, v, t, weight=None):
+    """x0 and x1 warped to time t by v (see _warps) and mixed: x1 weighs
+    weight ([N,1,h,w]), t where not given."""
+    w0, w1 = _warps(x0, x1, v, t)
+    return w0 + (t if weight is None else weight) * (w1 - w0)
+
+
 def _shift(x, dx, dy):
     """x ([N,C,h,w]) moved by whole pixels: out(x, y) = x(x+dx, y+dy), edges
     repeated."""
@@ -260,8 +277,8 @@ class Flow2(Flow):
     """Motion-compensated interpolation that follows large motion and keeps
     motion boundaries sharp; the default.
 
-    The same symmetric Lucas-Kanade estimator, warps and mix by t as flow,
-    with these changes to the estimator:
+    The same symmetric Lucas-Kanade estimator and mix by t as flow, with
+    these changes to the estimator:
 
     - Search, not just descent, at the coarsest level (1/32 resolution):
       every whole-pixel symmetric displacement within +-search pixels there
@@ -280,10 +297,36 @@ class Flow2(Flow):
       small object the coarser level missed.
     - A 3x3 median of the field after each level, which keeps boundaries
       sharp and removes isolated outliers where flow's box mean spreads
-      them, and a last per-pixel choice among the vectors 2, 4 and 8
-      pixels away over a 5x5 window, which moves a motion boundary that the
-      7x7 window smeared back to where the frames put it: where an object
-      uncovers the background, less of it is dragged into the background.
+      them, and a last per-pixel choice at 1/4 resolution of the vectors 8
+      pixels away (32 of the frame) over a 5x5 window, taken only where
+      one explains the frames clearly better than the pixel's own (a
+      third less mismatch): a wrong match the pyramid carried down is
+      replaced by the motion around it.
+
+    and one to how the field reaches full resolution: flow upsamples the
+    1/4-resolution field bilinearly, which at a motion boundary blends two
+    motions into vectors that belong to neither (thin streaks of the
+    moving object drawn across the background, a fin or tail that
+    vanishes). flow2 chooses instead, per pixel at 1/2 resolution, among
+    the vector of its 1/4-resolution pixel and those of the two nearest
+    to it across and down: the one whose two warps of luma to time t
+    agree best, pixel by pixel (pick). That puts a motion boundary within
+    a pixel or two of where the frames put it; at full resolution each
+    2x2 block takes its vector.
+
+    Measured in torch on the aquarium clip (at 2x and 4x, see
+    docs/BENCHMARKS.md) against the previous flow2 (bilinear upsampling,
+    and a last choice among the vectors 2, 4 and 8 pixels away, taken
+    wherever one matched better): +0.08 and +0.14 dB, at about the same
+    CPU time. Variants measured there: choosing among all four
+    neighbours and the bilinear vector, +0.004 and +0.03 dB more for some
+    15 % more CPU time; the pick without the last choice at 1/4
+    resolution did as well on the clip but lost whole-frame shifts of 84
+    pixels on some textures; the last choice taken wherever a vector
+    matched better (no margin) cost 0.02-0.05 dB on the clip; no motion
+    as a candidate of the pick lost 0.3 dB (flat water matches at rest
+    too), and judging agreement over a 3x3 window rather than per pixel
+    lost 0.04-0.05.
 
     Mixing the two warps by visibility (which frame shows a pixel that an
     object covers in the other) was tried, weighting by the divergence of
@@ -314,11 +357,13 @@ class Flow2(Flow):
         row = torch.floor(best / n)
         return best - row * n - s, row - s
 
-    def choose(self, a, b, fx, fy, reach, window, rest, others=()):
+    def choose(self, a, b, fx, fy, reach, window, rest, others=(), stay=0.0):
         """Per pixel, the candidate field that explains the frames best
         over a (2*window+1)^2 window: the field itself, the field of the
         neighbours reach pixels away in each direction (for each reach),
-        the fields in others, and, if rest, no motion."""
+        the fields in others, and, if rest, no motion. With stay, another
+        candidate's mismatch must be lower than the field's own by that
+        factor (1+stay) to replace it."""
         cx, cy = [fx], [fy]
         if rest:
             cx.append(torch.zeros_like(fx))
@@ -335,6 +380,8 @@ class Flow2(Flow):
         grid = _pixel_grid(a)
         cost = _box(torch.abs(_warp(b.expand(k, -1, -1, -1), grid, cx / 2, cy / 2)
                               - _warp(a.expand(k, -1, -1, -1), grid, -cx / 2, -cy / 2)), window)
+        if stay:
+            cost = torch.cat([cost[:1], cost[1:] * (1 + stay)], 0)
         best = torch.argmin(cost, dim=0, keepdim=True)
         return torch.gather(cx, 0, best), torch.gather(cy, 0, best)
 
@@ -375,10 +422,50 @@ class Flow2(Flow):
             a, b = p0[level], p1[level]
             fx, fy = self.choose(a, b, _upsample(fx, 2) * 2, _upsample(fy, 2) * 2, (2,), self.window, True)
             fx, fy = self.refine(a, b, fx, fy)
-        # The window and the smoothing leave a boundary between two motions
-        # a few pixels wide; a last choice among the neighbours' vectors,
-        # over a smaller window, moves it to where the frames put it.
-        return self.choose(g0, g1, fx, fy, (2, 4, 8), 2, False)
+        # A vector 8 pixels away (32 of the frame), over a smaller window,
+        # replaces one that is grossly wrong (a wrong match that the
+        # pyramid carried down); only where it explains the frames clearly
+        # better, which leaves the boundaries to pick (below).
+        return self.choose(g0, g1, fx, fy, (8,), 2, False, stay=0.5)
+
+    def pick(self, h0, h1, fx, fy, t):
+        """The field at 1/2 resolution, in grid units: per pixel, of the
+        vector of its 1/4-resolution pixel and those of the two
+        1/4-resolution pixels nearest to it across and down, the one that
+        warps luma h0 and h1 ([N,1,h,w], 1/2 resolution) to time t
+        ([N,1,1,1]) most alike. The window and the smoothing leave a
+        boundary between two motions a few pixels wide, which bilinear
+        upsampling would blend into vectors of neither; this puts each
+        pixel on the side the frames say."""
+        n = torch.cat([fx * (2.0 / fx.shape[3]), fy * (2.0 / fx.shape[2])], 1)
+        own = F.interpolate(n, scale_factor=2, mode="nearest")
+        # 1 for the second pixel of each 2x2 block across (down), whose
+        # nearer neighbour is to the right (below); two pixels at 1/2
+        # resolution are the next 1/4-resolution vector.
+        x = torch.arange(own.shape[3], dtype=own.dtype).reshape(1, 1, 1, -1)
+        y = torch.arange(own.shape[2], dtype=own.dtype).reshape(1, 1, -1, 1)
+        second_x, second_y = x - 2 * torch.floor(x / 2), y - 2 * torch.floor(y / 2)
+        left, up = _shift(own, -2, 0), _shift(own, 0, -2)
+        across = left + second_x * (_shift(own, 2, 0) - left)
+        down = up + second_y * (_shift(own, 0, 2) - up)
+        cands = [own, across, down]
+        k, batch = len(cands), n.shape[0]
+        v = torch.cat(cands, 0)  # candidate-major: candidate i of example j at i*batch + j
+        w0, w1 = _warps(h0.repeat(k, 1, 1, 1), h1.repeat(k, 1, 1, 1), v, t.repeat(k, 1, 1, 1))
+        h, w = v.shape[2], v.shape[3]
+        best = torch.argmin(torch.abs(w1 - w0).reshape(k, batch, 1, h, w), dim=0, keepdim=True)
+        return torch.gather(v.reshape(k, batch, 2, h, w), 0, best.expand(1, batch, 2, h, w))[0]
+
+    def forward(self, frame0, frame1, t):
+        t = torch.clamp(t.reshape(1, 1, 1, 1), 0, 1)
+        y0, y1 = _mix(self.to_luma, frame0), _mix(self.to_luma, frame1)
+        c0 = _mix(self.to_chroma, F.avg_pool2d(frame0, 2))
+        c1 = _mix(self.to_chroma, F.avg_pool2d(frame1, 2))
+        fx, fy = self.estimate(F.avg_pool2d(y0, self.scale), F.avg_pool2d(y1, self.scale))
+        v = self.pick(F.avg_pool2d(y0, 2), F.avg_pool2d(y1, 2), fx, fy, t)
+        y = _at_time(y0, y1, F.interpolate(v, scale_factor=2, mode="nearest"), t)
+        c = _at_time(c0, c1, v, t)
+        return _mix(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1))
 
 
 def _mix_batch(m, x):
@@ -393,12 +480,12 @@ class Flow3(Flow2):
     take.
 
     flow2's estimator runs unchanged and gives the symmetric field v; both
-    frames are warped by it as in flow2. The network sees, at 1/4
-    resolution, both frames warped to time t by v (luma and colour
-    difference), their difference, both frames unwarped, how the field
-    changes, and t: the cues of occlusion (what is hidden in one frame does
-    not match the other, and the field converges or diverges there) and of
-    where v is wrong. It predicts m, a fusion logit: frame1's warp gets
+    frames are warped as in flow2, each pixel by its picked vector. The
+    network sees, at 1/4 resolution, both frames warped to time t by v
+    (luma and colour difference), their difference, both frames unwarped,
+    how the field changes, and t: the cues of occlusion (what is hidden in
+    one frame does not match the other, and the field converges or
+    diverges there) and of where v is wrong. It predicts m, a fusion logit: frame1's warp gets
     weight t*e^m / (t*e^m + 1-t), which is t where m = 0, 0 at t=0 and 1 at
     t=1 whatever m is. m is upsampled bilinearly to full resolution (and
     half, for colour). The network's last layer starts at zero, where the
@@ -414,9 +501,13 @@ class Flow3(Flow2):
     field already aligns. The weighting alone, trained on the absolute
     error, gained on camera footage at 2x and lost at 4x; trained on the
     squared error (what PSNR measures; where the network cannot tell
-    which warp is right it learns to keep their mean), it is a few
-    hundredths of a dB ahead of flow2 on camera footage at both spacings:
-    see docs/BENCHMARKS.md.
+    which warp is right it learns to keep their mean), it was a few
+    hundredths of a dB ahead of flow2 on camera footage at both spacings
+    while flow2 upsampled its field bilinearly. Since flow2 picks each
+    pixel's vector by how well the warps agree (pick), what the network
+    found to weigh is gone: trained again on the same scenes it is level
+    with flow2, within 0.003 dB on camera footage and 0.06 dB on the
+    tests' scenes (see docs/BENCHMARKS.md).
     """
 
     features = 14    # input channels of the network, see head_inputs
@@ -481,23 +572,17 @@ class Flow3(Flow2):
         q0 = F.avg_pool2d(c0, self.scale // 2)
         q1 = F.avg_pool2d(c1, self.scale // 2)
         m = torch.clamp(self.head(self.head_inputs(g0, g1, q0, q1, fx, fy, t)), -6, 6)
-        sx, sy = 2.0 / g0.shape[3], 2.0 / g0.shape[2]
-        low = torch.cat([-t * fx * sx, -t * fy * sy, (1 - t) * fx * sx, (1 - t) * fy * sy, m], 1)
-        full = _upsample(low, self.scale)
-        half = _upsample(low, self.scale // 2)
-        y = self.fuse(y0, y1, full, t)
-        c = self.fuse(c0, c1, half, t)
+        v = self.pick(F.avg_pool2d(y0, 2), F.avg_pool2d(y1, 2), fx, fy, t)
+        y = self.fuse(y0, y1, F.interpolate(v, scale_factor=2, mode="nearest"), _upsample(m, self.scale), t)
+        c = self.fuse(c0, c1, v, _upsample(m, self.scale // 2), t)
         rgb = _mix_batch(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1))
         return torch.clamp(rgb, 0, 1) if clamp else rgb
 
-    def fuse(self, x0, x1, d, t):
-        """x0 and x1 warped by d's displacements (grid units) and mixed by
-        the weight that d's logit gives t."""
-        gx, gy, _, _ = _pixel_grid(x0)
-        w0 = _sample(x0, torch.stack([gx + d[:, 0], gy + d[:, 1]], 3))
-        w1 = _sample(x1, torch.stack([gx + d[:, 2], gy + d[:, 3]], 3))
-        a = t * torch.exp(d[:, 4:5])
-        return w0 + a / (a + 1 - t) * (w1 - w0)
+    def fuse(self, x0, x1, v, m, t):
+        """x0 and x1 warped to t by v (grid units) and mixed by the weight
+        that logit m gives t."""
+        a = t * torch.exp(m)
+        return _at_time(x0, x1, v, t, a / (a + 1 - t))
 
     def flow_of(self, frame0, frame1):
         """flow2's field at 1/4 resolution for one pair ([1,3,H,W])."""
@@ -537,7 +622,7 @@ MODELS = [
      "sharp motion boundaries, warping, mixed by t; the default."),
     ("flow3", Flow3(),
      "flow2 with a learned fusion: a small network (20k weights, trained here on synthetic scenes) "
-     "weighs the two warps per pixel; experimental: a few hundredths of a dB ahead of flow2 on real footage."),
+     "weighs the two warps per pixel; experimental: level with flow2 on real footage."),
     ("flow", Flow(),
      "Motion-compensated interpolation (pyramidal optical flow and warping, mixed by t; "
      "no motion search); flow2's predecessor, kept for comparison."),
