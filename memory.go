@@ -69,7 +69,10 @@ var interpWorkTable = map[string]int64{
 	"flow": 180,
 	// Peaked at 1129 to 1354 MiB over three runs (interpolate 4 and 16;
 	// the motion search and per-pixel candidates add to flow's); the plan
-	// says 1483 MiB for the process.
+	// says 1483 MiB for the process. Since its field is picked at 1/2
+	// resolution, img2vid and its ffmpeg peaked at 1576 and 1687 MiB
+	// (bench/memory -side 1056, GOMAXPROCS 1 and 16) where the plan says
+	// 2015 MiB; the flow2 before peaked at 1578 and 1762 MiB there.
 	"flow2": 200,
 	// The cross-fade has next to no working memory of its own; what its
 	// figure covers is the runtime's and the process's. Peaked at 1078 MiB
@@ -83,7 +86,8 @@ var interpWorkTable = map[string]int64{
 	// (interpolate 16, GOMAXPROCS 1 and 16; bench/memory -side 1056), where
 	// flow2 peaked at 1578 and 1762 MiB in the same run. Measured with
 	// the previous flow3, whose network also corrected the warps and added
-	// a residual; today's does a subset of that work.
+	// a residual; today's does a subset of that work, and peaked at 1693
+	// and 1795 MiB there (the plan says 2185 MiB).
 	"flow3": 240,
 }
 
