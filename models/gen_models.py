@@ -324,8 +324,8 @@ class Flow2(Flow):
     resolution did as well on the clip but lost whole-frame shifts of 84
     pixels on some textures; the last choice taken wherever a vector
     matched better (no margin) cost 0.02-0.05 dB on the clip; no motion
-    as a candidate of the pick lost 0.3 dB (flat water matches at rest
-    too), and judging agreement over a 3x3 window rather than per pixel
+    as a candidate of the pick lost 0.27 dB at 2x (flat water matches at
+    rest too), and judging agreement over a 3x3 window rather than per pixel
     lost 0.04-0.05.
 
     Mixing the two warps by visibility (which frame shows a pixel that an
@@ -485,13 +485,13 @@ class Flow3(Flow2):
     (luma and colour difference), their difference, both frames unwarped,
     how the field changes, and t: the cues of occlusion (what is hidden in
     one frame does not match the other, and the field converges or
-    diverges there) and of where v is wrong. It predicts m, a fusion logit: frame1's warp gets
-    weight t*e^m / (t*e^m + 1-t), which is t where m = 0, 0 at t=0 and 1 at
-    t=1 whatever m is. m is upsampled bilinearly to full resolution (and
-    half, for colour). The network's last layer starts at zero, where the
-    model is flow2 exactly; its weights are trained by train_flow3.py on
-    synthetic scenes made there (never on evaluation footage) and read from
-    flow3.weights.
+    diverges there) and of where v is wrong. It predicts m, a fusion
+    logit: frame1's warp gets weight t*e^m / (t*e^m + 1-t), which is t
+    where m = 0, 0 at t=0 and 1 at t=1 whatever m is. m is upsampled
+    bilinearly to full resolution (and half, for colour). The network's
+    last layer starts at zero, where the model is flow2 exactly; its
+    weights are trained by train_flow3.py on synthetic scenes made there
+    (never on evaluation footage) and read from flow3.weights.
 
     It only weighs the warps. An earlier version also corrected each warp
     (up to 8 pixels) and added a luma residual: 0.6 dB ahead of flow2 on
@@ -506,7 +506,7 @@ class Flow3(Flow2):
     while flow2 upsampled its field bilinearly. Since flow2 picks each
     pixel's vector by how well the warps agree (pick), what the network
     found to weigh is gone: trained again on the same scenes it is level
-    with flow2, within 0.003 dB on camera footage and 0.06 dB on the
+    with flow2, within 0.003 dB on camera footage and 0.05 dB on the
     tests' scenes (see docs/BENCHMARKS.md).
     """
 
