@@ -505,7 +505,7 @@ class Flow3(Flow2):
     hundredths of a dB ahead of flow2 on camera footage at both spacings
     while flow2 upsampled its field bilinearly. Since flow2 picks each
     pixel's vector by how well the warps agree (pick), what the network
-    found to weigh is gone: trained again on the same scenes it is level
+    found to weigh seems gone: trained again on the same scenes it is level
     with flow2, within 0.003 dB on camera footage and 0.05 dB on the
     tests' scenes (see docs/BENCHMARKS.md).
     """
