@@ -263,3 +263,22 @@ func TestCheckRunsAModel(t *testing.T) {
 		t.Errorf("Check after another runtime closed: %v", err)
 	}
 }
+
+// TestSessionOptionsDoNotSpin checks that the engine's sessions (and the
+// benchmarks' bare ones, which take the same options) keep the thread
+// count asked for and let idle threads sleep.
+func TestSessionOptionsDoNotSpin(t *testing.T) {
+	openRuntime(t, "")
+	opts, err := SessionOptions(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opts.Destroy()
+	v, err := opts.GetSessionConfigEntry("session.intra_op.allow_spinning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != "0" {
+		t.Errorf("session.intra_op.allow_spinning = %q, want \"0\"", v)
+	}
+}

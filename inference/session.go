@@ -15,19 +15,41 @@ type session struct {
 	s *ort.DynamicAdvancedSession
 }
 
-// newSession creates a session for the model bytes with intra-op threads
-// (0: ONNX Runtime's default) on the CPU or, with cuda, the CUDA provider.
-func newSession(model []byte, inputs []string, output string, threads int, cuda bool) (*session, error) {
+// SessionOptions returns the options every session of the engine starts
+// from: intra-op threads (0: ONNX Runtime's default, one per core) that
+// sleep when they run out of work instead of spinning. ONNX Runtime's
+// threads spin by default, waiting for the next operator's work, and the
+// interpolation models are many small operators: spinning burned a third of
+// flow2's CPU time at 960 px without making it faster (bench/interp), and
+// it takes the cores from ffmpeg and the image decoders of the same job.
+// The benchmarks' bare sessions use it too, so they differ from the
+// engine's only in what they measure. The caller destroys them.
+func SessionOptions(threads int) (*ort.SessionOptions, error) {
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("creating session options: %w", err)
 	}
-	defer opts.Destroy()
 	if threads > 0 {
 		if err := opts.SetIntraOpNumThreads(threads); err != nil {
+			opts.Destroy()
 			return nil, fmt.Errorf("setting %d intra-op threads: %w", threads, err)
 		}
 	}
+	if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+		opts.Destroy()
+		return nil, fmt.Errorf("turning off the intra-op threads' spinning: %w", err)
+	}
+	return opts, nil
+}
+
+// newSession creates a session for the model bytes with SessionOptions on
+// the CPU or, with cuda, the CUDA provider.
+func newSession(model []byte, inputs []string, output string, threads int, cuda bool) (*session, error) {
+	opts, err := SessionOptions(threads)
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
 	if cuda {
 		if err := appendCUDA(opts); err != nil {
 			return nil, err

@@ -192,16 +192,11 @@ type bare struct {
 // model's input, top-left, as the detector does (nearest pixel here: the
 // model's time does not depend on the values).
 func newBare(model string, frame *image.NRGBA, threads int) (*bare, error) {
-	opts, err := ort.NewSessionOptions()
+	opts, err := inference.SessionOptions(threads)
 	if err != nil {
 		return nil, err
 	}
 	defer opts.Destroy()
-	if threads > 0 {
-		if err := opts.SetIntraOpNumThreads(threads); err != nil {
-			return nil, err
-		}
-	}
 	s, err := ort.NewDynamicAdvancedSession(model, []string{"images"}, []string{"output"}, opts)
 	if err != nil {
 		return nil, err

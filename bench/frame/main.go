@@ -270,16 +270,11 @@ type bareSession struct {
 }
 
 func newBareSession(model string, in []float32, tiles, threads int) (*bareSession, error) {
-	opts, err := ort.NewSessionOptions()
+	opts, err := inference.SessionOptions(threads)
 	if err != nil {
 		return nil, err
 	}
 	defer opts.Destroy()
-	if threads > 0 {
-		if err := opts.SetIntraOpNumThreads(threads); err != nil {
-			return nil, err
-		}
-	}
 	s, err := ort.NewDynamicAdvancedSession(model, []string{"image"}, []string{"upscaled_image"}, opts)
 	if err != nil {
 		return nil, err
