@@ -19,10 +19,10 @@ import (
 // a change that makes it worse fails.
 func TestFlow3Occlusion(t *testing.T) {
 	t.Run("against flow2", func(t *testing.T) {
-		compareModels(t, "flow3", "flow2", occlusionW, occlusionH, 12, -0.1, 0.1, occlusionCases)
+		compareModels(t, "flow3", "flow2", occlusionW, occlusionH, 12, 0.5, -0.1, 0.1, occlusionCases)
 	})
 	t.Run("against flow", func(t *testing.T) {
-		compareModels(t, "flow3", "flow", occlusionW, occlusionH, 12, 0.5, 0, occlusionCases)
+		compareModels(t, "flow3", "flow", occlusionW, occlusionH, 12, 0.5, 0.5, 0, occlusionCases)
 	})
 }
 
@@ -53,12 +53,12 @@ func TestFlow3LargeMotion(t *testing.T) {
 	}
 	margin := int(math.Ceil(64/2)) + 8 // where both frames see the background
 	t.Run("against flow", func(t *testing.T) {
-		compareModels(t, "flow3", "flow", largeW, largeH, margin, 1.5, 0, cases)
+		compareModels(t, "flow3", "flow", largeW, largeH, margin, 0.5, 1.5, 0, cases)
 	})
 	t.Run("against flow2", func(t *testing.T) {
-		compareModels(t, "flow3", "flow2", largeW, largeH, margin, -0.1, 0.1, cases)
+		compareModels(t, "flow3", "flow2", largeW, largeH, margin, 0.5, -0.1, 0.1, cases)
 	})
 	t.Run("shifts, against flow2", func(t *testing.T) {
-		compareModels(t, "flow3", "flow2", largeW, largeH, largeMargin, -0.1, 0.1, largeMotionCases())
+		compareModels(t, "flow3", "flow2", largeW, largeH, largeMargin, 0.5, -0.1, 0.1, largeMotionCases())
 	})
 }

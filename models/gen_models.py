@@ -247,6 +247,21 @@ def _at_time(x0, x1, v, t, weight=None):
     return w0 + (t if weight is None else weight) * (w1 - w0)
 
 
+def _field_at(fx, fy, t):
+    """The field ([N,1,h,w] each, in pixels) moved from midway between the
+    frames, where it is estimated, to time t ([N,1,1,1]): the vector at x
+    is that of what sits at x midway, which at t has moved by (t-1/2)v,
+    so the vector through x at t is v at x+(1/2-t)v. One fixed-point step
+    of that, sampled bilinearly; at t=1/2 it changes nothing. Measured on
+    the aquarium clip at 4x (t=1/4, 3/4): +0.05 dB; the step the other
+    way, -0.15; a second step, no gain (where one frame hides what the
+    other shows, the equation has no single answer)."""
+    bx, by, px, py = _pixel_grid(fx)
+    s = 0.5 - t[:, 0]
+    v = _sample(torch.cat([fx, fy], 1), torch.stack([bx + s * fx[:, 0] * px, by + s * fy[:, 0] * py], 3))
+    return v[:, :1], v[:, 1:]
+
+
 def _shift(x, dx, dy):
     """x ([N,C,h,w]) moved by whole pixels: out(x, y) = x(x+dx, y+dy), edges
     repeated."""
@@ -327,6 +342,18 @@ class Flow2(Flow):
     as a candidate of the pick lost 0.27 dB at 2x (flat water matches at
     rest too), and judging agreement over a 3x3 window rather than per pixel
     lost 0.04-0.05.
+
+    The field is estimated midway between the frames; for a frame at
+    another t the pick first moves it to t (_field_at), so that it looks
+    for a boundary where the boundary is at t: +0.05 dB on the clip at 4x
+    (t=1/4, 3/4), nothing at 2x (t=1/2, where it changes nothing). What
+    else was tried on the clip after the pick, none of it ahead by more
+    than 0.01 dB: refining the picked field at 1/2 resolution by
+    Gauss-Newton steps, a smaller or larger window at the last level,
+    agreement judged on colour as well as luma, a second pick among the
+    picked field's neighbours, a separate pick for each frame, and
+    estimating at 1/2 resolution to pick at full (0.12 dB behind, at three
+    times the time); see docs/BENCHMARKS.md.
 
     Mixing the two warps by visibility (which frame shows a pixel that an
     object covers in the other) was tried, weighting by the divergence of
@@ -436,7 +463,10 @@ class Flow2(Flow):
         ([N,1,1,1]) most alike. The window and the smoothing leave a
         boundary between two motions a few pixels wide, which bilinear
         upsampling would blend into vectors of neither; this puts each
-        pixel on the side the frames say."""
+        pixel on the side the frames say. The field is first moved to
+        time t (_field_at), so a boundary is looked for where it is at t,
+        not where it was midway."""
+        fx, fy = _field_at(fx, fy, t)
         n = torch.cat([fx * (2.0 / fx.shape[3]), fy * (2.0 / fx.shape[2])], 1)
         own = F.interpolate(n, scale_factor=2, mode="nearest")
         # 1 for the second pixel of each 2x2 block across (down), whose
