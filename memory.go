@@ -72,7 +72,8 @@ var interpWorkTable = map[string]int64{
 	// says 1483 MiB for the process. Since its field is picked at 1/2
 	// resolution, img2vid and its ffmpeg peaked at 1576 and 1687 MiB
 	// (bench/memory -side 1056, GOMAXPROCS 1 and 16) where the plan says
-	// 2015 MiB; the flow2 before peaked at 1578 and 1762 MiB there.
+	// 2015 MiB; the flow2 before peaked at 1578 and 1762 MiB there. Since
+	// it moves its field to the output's time: 1585 and 1694 MiB.
 	"flow2": 200,
 	// The cross-fade has next to no working memory of its own; what its
 	// figure covers is the runtime's and the process's. Peaked at 1078 MiB
