@@ -4,6 +4,8 @@ import (
 	"image"
 	"math"
 	"testing"
+
+	"github.com/img2vid/img2vid/internal/testenv"
 )
 
 func TestAreaWeights(t *testing.T) {
@@ -66,5 +68,36 @@ func TestPSNR(t *testing.T) {
 	// Every colour sample off by 5: MSE 25.
 	if p, want := psnr(a, b), 10*math.Log10(255*255/25.0); math.Abs(p-want) > 1e-9 {
 		t.Errorf("psnr = %v, want %v", p, want)
+	}
+}
+
+// TestThroughH264ScoresTheRecreatedFrames encodes a 2x video with the real
+// ffmpeg and checks that the recreated (odd) frames are the ones scored:
+// right, they come back close to the clip; black, far from it.
+func TestThroughH264ScoresTheRecreatedFrames(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	var frames []*image.NRGBA
+	for i := range 5 {
+		f := image.NewNRGBA(image.Rect(0, 0, 64, 48))
+		for y := range 48 {
+			for x := range 64 {
+				o := f.PixOffset(x, y)
+				f.Pix[o], f.Pix[o+1], f.Pix[o+2], f.Pix[o+3] = uint8(3*x+10*i), uint8(4*y), uint8(100+20*i), 255
+			}
+		}
+		frames = append(frames, f)
+	}
+	right, err := throughH264("ffmpeg", frames, frames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	black := image.NewNRGBA(image.Rect(0, 0, 64, 48))
+	wrong, err := throughH264("ffmpeg", []*image.NRGBA{frames[0], black, frames[2], black, frames[4]}, frames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("right %.2f dB, black %.2f dB", right.psnr, wrong.psnr)
+	if right.psnr < 35 || wrong.psnr > 15 {
+		t.Errorf("recreated frames scored %.2f dB when right (want >= 35) and %.2f dB when black (want <= 15)", right.psnr, wrong.psnr)
 	}
 }
