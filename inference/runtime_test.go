@@ -265,8 +265,8 @@ func TestCheckRunsAModel(t *testing.T) {
 }
 
 // TestSessionOptionsDoNotSpin checks that the engine's sessions (and the
-// benchmarks' bare ones, which take the same options) keep the thread
-// count asked for and let idle threads sleep.
+// benchmarks' bare ones, which take the same options) let idle threads
+// sleep: spinning ones were counted as a third of flow2's CPU time.
 func TestSessionOptionsDoNotSpin(t *testing.T) {
 	openRuntime(t, "")
 	opts, err := SessionOptions(2)
