@@ -3,6 +3,8 @@ package inference
 import (
 	"context"
 	"testing"
+
+	"github.com/img2vid/img2vid/internal/testimage"
 )
 
 // BenchmarkIdentity1080p times the frame path's own work (tensor in, run a
@@ -13,7 +15,7 @@ func BenchmarkIdentity1080p(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	frame := aquariumFrame(b, 5)
+	frame := testimage.AquariumFrame(b, 5, 0, 0)
 	for b.Loop() {
 		if _, err := m.Apply(context.Background(), frame); err != nil {
 			b.Fatal(err)
@@ -29,7 +31,7 @@ func BenchmarkBlend1080p(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, c := aquariumFrame(b, 5), aquariumFrame(b, 6)
+	a, c := testimage.AquariumFrame(b, 5, 0, 0), testimage.AquariumFrame(b, 6, 0, 0)
 	for b.Loop() {
 		if _, err := m.Interpolate(context.Background(), a, c, []float32{0.5}); err != nil {
 			b.Fatal(err)
@@ -43,7 +45,7 @@ func BenchmarkBlend1080p(b *testing.B) {
 // the other here, without a model running beside them.
 func BenchmarkTileConversion1080p(b *testing.B) {
 	c := newCodec(Manifest{Range: []float64{0, 1}, Layout: LayoutNCHW, Channels: ChannelsRGB})
-	frame := aquariumFrame(b, 5)
+	frame := testimage.AquariumFrame(b, 5, 0, 0)
 	xs, ys := TileOrigins(1920, 640, DefaultTileOverlap), TileOrigins(1080, 360, DefaultTileOverlap)
 	in := make([]float32, 3*640*360)
 	out := make([]float32, 3*1280*720)

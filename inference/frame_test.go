@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	xdraw "golang.org/x/image/draw"
+
+	"github.com/img2vid/img2vid/internal/testimage"
 )
 
 // TestQuickSRNetBeatsBicubic runs a super-resolution model no one on this
@@ -18,7 +20,7 @@ func TestQuickSRNetBeatsBicubic(t *testing.T) {
 		t.Fatalf("FrameModel: %v", err)
 	}
 	for _, n := range []int{0, 25, 49} {
-		orig := aquariumFrame(t, n)
+		orig := testimage.AquariumFrame(t, n, 0, 0)
 		small := downscale2(orig)
 		up, err := m.Apply(context.Background(), small)
 		if err != nil {

@@ -3,10 +3,7 @@ package inference
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"image"
-	"image/draw"
-	"image/jpeg"
 	"io"
 	"log/slog"
 	"math"
@@ -86,23 +83,6 @@ func fileSHA256(t testing.TB, path string) string {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
-}
-
-// aquariumFrame decodes frame n of the shared aquarium set.
-func aquariumFrame(t testing.TB, n int) *image.NRGBA {
-	t.Helper()
-	f, err := os.Open(needShared(t, filepath.Join("data", "aquarium", fmt.Sprintf("frame_%03d.jpg", n))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := jpeg.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := image.NewNRGBA(img.Bounds())
-	draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
-	return out
 }
 
 // downscale2 halves an image by averaging each 2x2 block (area filter).

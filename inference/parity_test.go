@@ -70,7 +70,7 @@ func TestParityWithNodeBinding(t *testing.T) {
 	})
 	t.Run("quicksrnet", func(t *testing.T) {
 		dir := quickSRNetDir(t)
-		img := aquariumFrame(t, 30).SubImage(image.Rect(500, 300, 1140, 660)).(*image.NRGBA)
+		img := testimage.AquariumFrame(t, 30, 0, 0).SubImage(image.Rect(500, 300, 1140, 660)).(*image.NRGBA)
 		checkParity(t, dir, "sr-2x", img, 640, 360)
 	})
 }

@@ -112,7 +112,7 @@ func TestTiledFrameHasNoSeam(t *testing.T) {
 			return testimage.FrameModelDir(t), "sr2x", testimage.Photo(480, 384)
 		}, 50, 30},
 		{"quicksrnet", func(t *testing.T) (string, string, *image.NRGBA) {
-			return quickSRNetDir(t), "sr-2x", aquariumFrame(t, 10)
+			return quickSRNetDir(t), "sr-2x", testimage.AquariumFrame(t, 10, 0, 0)
 		}, 200, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

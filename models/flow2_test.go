@@ -3,13 +3,8 @@ package models_test
 import (
 	"context"
 	"fmt"
-	"image"
 	"math"
-	"path/filepath"
-	"sort"
 	"testing"
-
-	"github.com/disintegration/imaging"
 
 	"github.com/img2vid/img2vid/internal/testimage"
 )
@@ -160,20 +155,7 @@ func largeMotionCases() map[string]func(seed uint64) func(s float64) scene {
 // Since flow2 moves its field to t before the pick: 35.41 dB (+0.25 dB).
 func TestCameraFootage(t *testing.T) {
 	needRuntime(t)
-	dir := testimage.Aquarium(t)
-	names, err := filepath.Glob(filepath.Join(dir, "*.jpg"))
-	if err != nil || len(names) < 9 {
-		t.Fatalf("%s: want at least 9 JPEG frames, found %d (%v)", dir, len(names), err)
-	}
-	sort.Strings(names)
-	var frames []*image.NRGBA
-	for _, n := range names {
-		img, err := imaging.Open(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		frames = append(frames, imaging.Resize(img, 960, 540, imaging.Box))
-	}
+	frames := testimage.AquariumFrames(t, 9, 960, 540)
 	mean := func(name string) float64 {
 		m, err := rt.Interpolator(name)
 		if err != nil {

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/disintegration/imaging"
-
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/testenv"
 	"github.com/img2vid/img2vid/internal/testimage"
@@ -207,15 +205,7 @@ func TestConvertWithUserFrameModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			testimage.Write(t, filepath.Join(models, "sr-2x.json"), []byte(`{"name": "sr-2x", "kind": "frame", "file": "sr.onnx"}`))
-			var frames []image.Image
-			for _, n := range []string{"frame_000.jpg", "frame_001.jpg"} {
-				img, err := imaging.Open(filepath.Join(shared, "data", "aquarium", n))
-				if err != nil {
-					t.Fatal(err)
-				}
-				frames = append(frames, imaging.Resize(img, 640, 360, imaging.Box))
-			}
-			return models, "sr-2x", frames
+			return models, "sr-2x", []image.Image{testimage.AquariumFrame(t, 0, 640, 360), testimage.AquariumFrame(t, 1, 640, 360)}
 		}, 1280, 720},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,9 +2,16 @@ package testimage
 
 import (
 	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	_ "image/jpeg" // the aquarium frames
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
+
+	"github.com/disintegration/imaging"
 
 	"github.com/img2vid/img2vid/internal/repo"
 	"github.com/img2vid/img2vid/internal/testenv"
@@ -39,4 +46,48 @@ func SharedDir(t testing.TB) string {
 func Aquarium(t testing.TB) string {
 	t.Helper()
 	return filepath.Join(SharedDir(t), "data", "aquarium")
+}
+
+// AquariumFrame decodes frame n of the aquarium clip (frame_NNN.jpg, 1920x1080)
+// and, when w is above 0, resizes it to w x h with imaging's Box filter
+// (an area mean when shrinking). A missing or damaged frame fails the test.
+func AquariumFrame(t testing.TB, n, w, h int) *image.NRGBA {
+	t.Helper()
+	return aquariumFrame(t, filepath.Join(Aquarium(t), fmt.Sprintf("frame_%03d.jpg", n)), w, h)
+}
+
+// AquariumFrames is AquariumFrame for every frame of the clip, in order;
+// the clip must hold at least min frames.
+func AquariumFrames(t testing.TB, min, w, h int) []*image.NRGBA {
+	t.Helper()
+	dir := Aquarium(t)
+	names, err := filepath.Glob(filepath.Join(dir, "frame_*.jpg"))
+	if err != nil || len(names) < min {
+		t.Fatalf("%s: want at least %d frames, found %d (%v)", dir, min, len(names), err)
+	}
+	sort.Strings(names)
+	frames := make([]*image.NRGBA, len(names))
+	for i, name := range names {
+		frames[i] = aquariumFrame(t, name, w, h)
+	}
+	return frames
+}
+
+func aquariumFrame(t testing.TB, path string, w, h int) *image.NRGBA {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("extended test data: %v", err)
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	out := image.NewNRGBA(img.Bounds())
+	draw.Draw(out, out.Rect, img, img.Bounds().Min, draw.Src)
+	if w > 0 {
+		out = imaging.Resize(out, w, h, imaging.Box)
+	}
+	return out
 }
