@@ -256,9 +256,8 @@ def _field_at(fx, fy, t):
     the aquarium clip at 4x (t=1/4, 3/4): +0.05 dB; the step the other
     way, -0.15; a second step, no gain (where one frame hides what the
     other shows, the equation has no single answer)."""
-    bx, by, px, py = _pixel_grid(fx)
-    s = 0.5 - t[:, 0]
-    v = _sample(torch.cat([fx, fy], 1), torch.stack([bx + s * fx[:, 0] * px, by + s * fy[:, 0] * py], 3))
+    s = 0.5 - t
+    v = _warp(torch.cat([fx, fy], 1), _pixel_grid(fx), s * fx, s * fy)
     return v[:, :1], v[:, 1:]
 
 
