@@ -219,7 +219,7 @@ def _mix(m, x):
 
 def _grids(n, t):
     """GridSample grids for frame0 (back by t*n) and frame1 (forward by
-    (1-t)*n), n [1,2,h,w] a flow in grid units."""
+    (1-t)*n), n [N,2,h,w] a flow in grid units, t [1,1,1] or [N,1,1]."""
     bx, by, _, _ = _pixel_grid(n)
     nx, ny = n[:, 0], n[:, 1]
     return (torch.stack([bx - t * nx, by - t * ny], 3),
@@ -234,10 +234,8 @@ def _warps(x0, x1, v, t):
     """x0 moved back by t*v and x1 forward by (1-t)*v to time t: v
     ([N,2,h,w]) a symmetric field in grid units at x0's resolution, t
     [N,1,1,1] or [1,1,1,1]."""
-    bx, by, _, _ = _pixel_grid(v)
-    vx, vy, t = v[:, 0], v[:, 1], t[:, 0]
-    return (_sample(x0, torch.stack([bx - t * vx, by - t * vy], 3)),
-            _sample(x1, torch.stack([bx + (1 - t) * vx, by + (1 - t) * vy], 3)))
+    g0, g1 = _grids(v, t[:, 0])
+    return _sample(x0, g0), _sample(x1, g1)
 
 
 def _at_time(x0, x1, v, t, weight=None):
