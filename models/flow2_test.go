@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/img2vid/img2vid/internal/testimage"
@@ -59,7 +60,7 @@ func compareModels(t *testing.T, a, b string, w, h, margin int, s, minMean, maxL
 				gain += (pa - pb) / textures
 			}
 			if gain < minMean {
-				t.Errorf("%s beats %s by %.2f dB on average, want at least %.1f dB", a, b, gain, minMean)
+				t.Errorf("%s beats %s by %.2f dB on average, want at least %.2f dB", a, b, gain, minMean)
 			}
 		})
 	}
@@ -75,7 +76,8 @@ func compareModels(t *testing.T, a, b string, w, h, margin int, s, minMean, maxL
 // Measured since flow2 picks each pixel's vector at 1/2 resolution:
 // flow2 ahead by 0.7-1.9 dB per texture (0.93 and 1.28 dB on average per
 // case; flow2 at 30-41 dB; the flow2 before, which upsampled its field
-// bilinearly, 0.89 and 1.40 dB); the test asks for 0.8 dB on average per
+// bilinearly, 0.89 and 1.40 dB); since flow2 blurs where its field is
+// uncertain, 0.94 and 1.63 dB. The test asks for 0.8 dB on average per
 // case and never more than 0.3 dB behind.
 func TestOcclusion(t *testing.T) {
 	compareModels(t, "flow2", "flow", occlusionW, occlusionH, 12, 0.5, 0.8, 0.3, occlusionCases)
@@ -152,7 +154,8 @@ func largeMotionCases() map[string]func(seed uint64) func(s float64) scene {
 // Measured when the test was written: flow2 35.36 dB, flow 35.16 dB
 // (+0.20 dB); the flow2 before, which upsampled its field bilinearly as
 // flow does, 35.20 dB (+0.04 dB: it fails). The test asks for 0.15 dB.
-// Since flow2 moves its field to t before the pick: 35.41 dB (+0.25 dB).
+// Since flow2 moves its field to t before the pick: 35.41 dB (+0.25 dB);
+// since it blurs where its field is uncertain, 35.66 dB (+0.49 dB).
 func TestCameraFootage(t *testing.T) {
 	needRuntime(t)
 	frames := testimage.AquariumFrames(t, 9, 960, 540)
@@ -179,5 +182,66 @@ func TestCameraFootage(t *testing.T) {
 	t.Logf("4x: flow2 %.2f dB, flow %.2f dB (%+.2f dB)", p2, p1, p2-p1)
 	if p2-p1 < 0.15 {
 		t.Errorf("flow2 is %.2f dB ahead of flow on camera footage at 4x, want at least 0.15 dB", p2-p1)
+	}
+}
+
+// TestShoal moves many small textured discs, each its own way, over a
+// drifting background, as fish in a shoal or drifting particles move: the
+// vectors around each disc's edge disagree. One vector per 1/4-resolution
+// pixel, estimated over a window, cannot follow so many motions so close
+// together; where the vectors around a pixel disagree flow2 blurs its
+// frame by as much as that uncertainty moves the warps, which errs less
+// than a sharp frame with its detail in the wrong place.
+//
+// Measured when the test was written, flow2's lead over flow on average:
+// 0.63 dB with discs of 5-10 px (0.28-0.87 per texture), 0.17 dB with
+// specks of 2-4 px; the flow2 before, which did not blur, 0.50 and 0.13
+// dB, behind this one on every texture of both. The test asks for 0.56
+// dB with discs (the flow2 before fails) and 0.1 with specks (there it
+// only guards against a loss), and never more than 0.3 dB behind. (With 12 discs of 10-20 px moving up to 20
+// px, flow2 lost 2.3 dB to flow on one texture of four, blurring or not:
+// a weakness of its estimator that this test does not cover.)
+func TestShoal(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		n              int
+		small, large   float64
+		reach, minMean float64
+	}{
+		{"24 discs of 5-10 px, up to 10 px", 24, 5, 10, 10, 0.56},
+		{"60 specks of 2-4 px, up to 8 px", 60, 2, 4, 8, 0.1},
+	} {
+		compareModels(t, "flow2", "flow", occlusionW, occlusionH, 12, 0.5, c.minMean, 0.3, map[string]func(seed uint64) func(s float64) scene{
+			c.name: func(seed uint64) func(s float64) scene {
+				return shoal(newTexture(seed+400), newTexture(seed+500), seed, c.n, c.small, c.large, c.reach, [2]float64{2, -1})
+			},
+		})
+	}
+}
+
+// shoal is bg moved by drift times s, with n discs cut from fg in front of
+// it, each of a radius between small and large pixels and moved by its
+// own vector of up to reach pixels per axis times s.
+func shoal(bg, fg scene, seed uint64, n int, small, large, reach float64, drift [2]float64) func(s float64) scene {
+	r := rand.New(rand.NewPCG(seed, 1))
+	type disc struct{ x, y, radius, vx, vy float64 }
+	discs := make([]disc, n)
+	for i := range discs {
+		discs[i] = disc{r.Float64() * occlusionW, r.Float64() * occlusionH, small + (large-small)*r.Float64(),
+			reach * (2*r.Float64() - 1), reach * (2*r.Float64() - 1)}
+	}
+	return func(s float64) scene {
+		return func(x, y float64) [3]float64 {
+			// The last disc is in front.
+			for i := len(discs) - 1; i >= 0; i-- {
+				d := discs[i]
+				ox, oy := x-d.vx*s, y-d.vy*s
+				if (ox-d.x)*(ox-d.x)+(oy-d.y)*(oy-d.y) < d.radius*d.radius {
+					// Each disc shows its own part of fg.
+					return fg(ox+float64(i)*37, oy)
+				}
+			}
+			return bg(x-drift[0]*s, y-drift[1]*s)
+		}
 	}
 }
