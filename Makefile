@@ -62,7 +62,7 @@ models:
 	/usr/bin/python3 models/gen_models.py
 
 ## train: retrain flow3's network from scratch (seeded: the same weights again;
-## about 6 minutes on one core of a 2-vCPU machine; the first run downloads
+## about 7.5 minutes on one core of a 2-vCPU machine; the first run downloads
 ## python3-skimage's photographs), then rebuild the models from the new weights
 train:
 	/usr/bin/python3 models/train_flow3.py

@@ -73,7 +73,8 @@ var interpWorkTable = map[string]int64{
 	// resolution, img2vid and its ffmpeg peaked at 1576 and 1687 MiB
 	// (bench/memory -side 1056, GOMAXPROCS 1 and 16) where the plan says
 	// 2015 MiB; the flow2 before peaked at 1578 and 1762 MiB there. Since
-	// it moves its field to the output's time: 1585 and 1694 MiB.
+	// it moves its field to the output's time: 1585 and 1694 MiB. Since
+	// it blurs where its field is uncertain: 1644 and 1695 MiB.
 	"flow2": 200,
 	// The cross-fade has next to no working memory of its own; what its
 	// figure covers is the runtime's and the process's. Peaked at 1078 MiB
@@ -88,7 +89,8 @@ var interpWorkTable = map[string]int64{
 	// flow2 peaked at 1578 and 1762 MiB in the same run. Measured with
 	// the previous flow3, whose network also corrected the warps and added
 	// a residual; today's does a subset of that work, and peaked at 1693
-	// and 1795 MiB there (the plan says 2185 MiB).
+	// and 1795 MiB there (the plan says 2185 MiB); with flow2's blur, 1832
+	// and 1957 MiB.
 	"flow3": 240,
 }
 

@@ -11,7 +11,8 @@ which the test that checks the committed files are reproducible uses):
                            whose weights (flow3.weights) train_flow3.py
                            trains, weighs the two warps
   flow2.onnx, flow2.json   motion-compensated interpolation with a wide motion
-                           search and sharp motion boundaries, the default model
+                           search and sharp motion boundaries, blurred where
+                           its motion is uncertain, the default model
   flow.onnx, flow.json     its predecessor: the same estimator without search
                            or candidates
   blend.onnx, blend.json   plain cross-fade (1-t)*frame0 + t*frame1, the baseline
