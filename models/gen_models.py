@@ -400,12 +400,13 @@ class Flow2(Flow):
     equation run for that long (_diffuse), in 8 steps of at most 1/4 (up
     to 2 pixels' variance per axis). Where the field is uniform nothing
     changes. Measured: +0.19 dB at 2x and +0.25 at 4x on the aquarium
-    clip (bench/interp) at some 10 % more CPU time, +0.10 dB on flow3's
-    96 synthetic validation scenes (better on 75); a 5x5 window did a
-    little better on the clip (+0.02) and worse on the scenes (+0.04), a
+    clip (bench/interp) at about 8 % more CPU time, +0.11 dB on flow3's
+    96 synthetic validation scenes (better on 75); a 5x5 window gained
+    0.02 dB more on the clip but only +0.04 on the scenes, so 3x3. A
     mixture of the warps by all nine neighbouring vectors, the mean
-    itself rather than its second-order form, did +0.18 at 2x at four
-    times the CPU time; a blur of the same strength everywhere lost 0.25.
+    itself rather than its second-order form, gained +0.18 at 2x at four
+    times the CPU time; a light blur everywhere lost 0.25 (see
+    docs/BENCHMARKS.md).
     """
 
     search = 3       # coarse search radius in pixels of the coarsest level
@@ -573,8 +574,6 @@ class Flow2(Flow):
         return self.render(y0, y1, c0, c1, fx, fy, t)
 
 
-
-
 class Flow3(Flow2):
     """flow2's motion with a learned fusion: a small convolutional network
     at 1/4 resolution decides, per pixel, how much of each warped frame to
@@ -592,7 +591,9 @@ class Flow3(Flow2):
     bilinearly to full resolution (and half, for colour). The network's
     last layer starts at zero, where the model is flow2 exactly; its
     weights are trained by train_flow3.py on synthetic scenes made there
-    (never on evaluation footage) and read from flow3.weights.
+    (never on evaluation footage) and read from flow3.weights. The mixed
+    frame is then blurred where the field is uncertain, as flow2's is
+    (render); training sees that too.
 
     It only weighs the warps. An earlier version also corrected each warp
     (up to 8 pixels) and added a luma residual: 0.6 dB ahead of flow2 on
