@@ -198,9 +198,10 @@ func TestCameraFootage(t *testing.T) {
 // specks of 2-4 px; the flow2 before, which did not blur, 0.50 and 0.13
 // dB, behind this one on every texture of both. The test asks for 0.56
 // dB with discs (the flow2 before fails) and 0.1 with specks (there it
-// only guards against a loss), and never more than 0.3 dB behind. (With 12 discs of 10-20 px moving up to 20
-// px, flow2 lost 2.3 dB to flow on one texture of four, blurring or not:
-// a weakness of its estimator that this test does not cover.)
+// only guards against a loss), and never more than 0.3 dB behind. (With
+// 12 discs of 10-20 px moving up to 20 px, flow2 lost 2.3 dB to flow on
+// one texture of four, blurring or not: a weakness of its estimator that
+// this test does not cover.)
 func TestShoal(t *testing.T) {
 	for _, c := range []struct {
 		name           string
@@ -220,8 +221,9 @@ func TestShoal(t *testing.T) {
 }
 
 // shoal is bg moved by drift times s, with n discs cut from fg in front of
-// it, each of a radius between small and large pixels and moved by its
-// own vector of up to reach pixels per axis times s.
+// it, scattered over TestOcclusion's frame, each of a radius between small
+// and large pixels and moved by its own vector of up to reach pixels per
+// axis times s.
 func shoal(bg, fg scene, seed uint64, n int, small, large, reach float64, drift [2]float64) func(s float64) scene {
 	r := rand.New(rand.NewPCG(seed, 1))
 	type disc struct{ x, y, radius, vx, vy float64 }
