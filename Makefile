@@ -7,7 +7,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Fuzz each target this long in `make test` (CI); longer by hand: make fuzz FUZZTIME=5m
 FUZZTIME ?= 10s
 
-.PHONY: run build setup test check unit fuzz docker-test bench models train clean
+.PHONY: run build setup test check unit fuzz docker-test bench models train scenes clean
 
 ## run: install what is missing, build, and serve the web app on the built-in models
 run: build
@@ -67,6 +67,12 @@ models:
 train:
 	/usr/bin/python3 models/train_flow3.py
 	$(MAKE) models
+
+## scenes: the built-in interpolators against ffmpeg's minterpolate on 160
+## synthetic scenes they were not tuned on, by kind of scene (Debian's
+## python3-torch and ffmpeg; about 10 minutes on one core)
+scenes:
+	/usr/bin/python3 models/scenes_bench.py
 
 clean:
 	rm -rf bin

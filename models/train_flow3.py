@@ -313,19 +313,20 @@ def make_set(model, seed, first, count, log):
     frames = torch.empty(count, 3, 3, H, W, dtype=torch.uint8)
     ts = torch.empty(count)
     flows = torch.empty(count, 2, H // model.scale, W // model.scale)
+    lights = torch.empty(count, 1, 1, 1)  # flow2's brightness k
     start = time.time()
     for i in range(count):
         frames[i], ts[i] = example(seed, first + i)
         f = frames[i].float() / 255
         with torch.no_grad():
-            fx, fy = model.flow_of(f[0:1], f[1:2])
-        flows[i, 0], flows[i, 1] = fx[0, 0], fy[0, 0]
+            fx, fy, k = model.flow_of(f[0:1], f[1:2])
+        flows[i, 0], flows[i, 1], lights[i] = fx[0, 0], fy[0, 0], k[0]
         if (i + 1) % 200 == 0:
             log("  %d/%d examples, %.0f s" % (i + 1, count, time.time() - start))
-    return frames, ts, flows
+    return frames, ts, flows, lights
 
 
-def psnr_of(model, frames, ts, flows):
+def psnr_of(model, frames, ts, flows, lights):
     """Mean PSNR (RGB, 8-bit output) of the model and of flow2 (the model
     with its network's output at zero) on a set."""
     out = []
@@ -333,7 +334,7 @@ def psnr_of(model, frames, ts, flows):
         for i in range(0, len(ts), BATCH):
             f = frames[i:i + BATCH].float() / 255
             fx, fy = flows[i:i + BATCH, 0:1], flows[i:i + BATCH, 1:2]
-            got = model.synthesise(f[:, 0], f[:, 1], ts[i:i + BATCH], fx, fy, clamp=True)
+            got = model.synthesise(f[:, 0], f[:, 1], ts[i:i + BATCH], fx, fy, lights[i:i + BATCH], clamp=True)
             got = torch.round(got * 255) / 255
             mse = ((got - f[:, 2]) ** 2).mean(dim=(1, 2, 3))
             out.append(10 * torch.log10(1 / torch.clamp(mse, min=1e-10)))
@@ -369,7 +370,7 @@ def main():
     params = [p for n, p in model.named_parameters() if not n.startswith("to_")]
     opt = torch.optim.Adam(params, lr=1e-3)
     gen = torch.Generator().manual_seed(SEED)
-    frames, ts, flows = train
+    frames, ts, flows, lights = train
     start = time.time()
     running = 0.0
     for step in range(1, args.steps + 1):
@@ -378,7 +379,7 @@ def main():
             g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * (step - 1) / args.steps))
         idx = torch.randint(0, len(ts), (BATCH,), generator=gen)
         f = frames[idx].float() / 255
-        got = model.synthesise(f[:, 0], f[:, 1], ts[idx], flows[idx, 0:1], flows[idx, 1:2], clamp=True)
+        got = model.synthesise(f[:, 0], f[:, 1], ts[idx], flows[idx, 0:1], flows[idx, 1:2], lights[idx], clamp=True)
         # The squared error, which PSNR measures: where the network cannot
         # tell which warp is right, it is the mean of the two that this
         # loss rewards, where an absolute error rewards picking one, a
