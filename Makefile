@@ -70,7 +70,7 @@ train:
 
 ## scenes: the built-in interpolators against ffmpeg's minterpolate on 160
 ## synthetic scenes they were not tuned on, by kind of scene (Debian's
-## python3-torch and ffmpeg; about 10 minutes on one core)
+## python3-torch and ffmpeg; about 6 minutes on one core)
 scenes:
 	/usr/bin/python3 models/scenes_bench.py
 

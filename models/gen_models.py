@@ -357,7 +357,7 @@ class Flow2(Flow):
       none of the models was tuned on (scenes_bench.py), the 39 with a
       brightness change went from 1.59 dB behind ffmpeg's minterpolate to
       2.45 dB ahead, the others stayed 3.02 dB ahead; on the aquarium
-      clip in torch, +0.11 dB at 2x and +0.03 at 4x. The offset alone
+      clip, +0.12 dB at 2x and +0.02 at 4x (bench/interp). The offset alone
       at every level did better on the clip (+0.21, +0.13) but lost 15 dB
       on a whole-frame shift of 84,24 pixels on one of TestLargeMotion's
       textures, and left the scenes with a brightness change 1.3 dB
@@ -696,7 +696,7 @@ class Flow3(Flow2):
     while flow2 upsampled its field bilinearly. Since flow2 picks each
     pixel's vector by how well the warps agree (pick), what the network
     found to weigh seems gone: trained again on the same scenes it is level
-    with flow2, within 0.003 dB on camera footage and 0.05 dB on the
+    with flow2, within 0.01 dB on camera footage and 0.05 dB on the
     tests' scenes (see docs/BENCHMARKS.md).
     """
 
