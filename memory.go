@@ -74,7 +74,8 @@ var interpWorkTable = map[string]int64{
 	// (bench/memory -side 1056, GOMAXPROCS 1 and 16) where the plan says
 	// 2015 MiB; the flow2 before peaked at 1578 and 1762 MiB there. Since
 	// it moves its field to the output's time: 1585 and 1694 MiB. Since
-	// it blurs where its field is uncertain: 1644 and 1695 MiB.
+	// it blurs where its field is uncertain: 1644 and 1695 MiB. Since it
+	// allows for changes of light: 1667 and 1737 MiB.
 	"flow2": 200,
 	// The cross-fade has next to no working memory of its own; what its
 	// figure covers is the runtime's and the process's. Peaked at 1078 MiB
