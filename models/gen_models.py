@@ -291,6 +291,12 @@ def _inside(px, py, w, h):
     return ((px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)).to(px.dtype)
 
 
+def _outside(px, py, w, h):
+    """How far, in pixels along x plus along y, pixel position (px, py)
+    lies outside a w x h image; 0 inside."""
+    return F.relu(-px) + F.relu(px - (w - 1)) + F.relu(-py) + F.relu(py - (h - 1))
+
+
 def _shift(x, dx, dy):
     """x ([N,C,h,w]) moved by whole pixels: out(x, y) = x(x+dx, y+dy), edges
     repeated."""
@@ -365,6 +371,15 @@ class Flow2(Flow):
       little they differ cost 0.08 dB on average on the scenes where
       nothing changed (up to 3 dB on one), as the estimate of how much
       the light changed errs by up to 2 % there.
+    - Every choice among candidates charges a candidate for how far its
+      matches fall outside the frame (choose), where the frames'
+      repeated edge pixels can agree by chance: a vector reaching 60
+      pixels out at a frame's edge, found by such a match, cost almost
+      9 dB on one synthetic scene. A small step out, what enters the frame,
+      still wins on the frames' evidence. On the 160 scenes +0.11 dB
+      (2.99 dB ahead of minterpolate from 2.88; behind it on 12 scenes
+      from 18), on the aquarium clip in torch +0.005 and +0.04 dB at 2x
+      and 4x.
 
     and one to how the field reaches full resolution: flow upsamples the
     1/4-resolution field bilinearly, which at a motion boundary blends two
@@ -437,6 +452,7 @@ class Flow2(Flow):
     spread_window = 1  # radius at 1/4 resolution over which the field's spread is measured (3x3)
     steps = 8        # diffusion steps, at most 1/4 each: a blur of at most 2 pixels' variance per axis
     light_floor = 0.03  # brightness ratios within 3 % count as no change of light (see brightness)
+    outside_cost = 0.01  # mismatch (luma) a candidate pays per pixel its match falls outside the frame (see choose)
 
     def coarse_search(self, a, b):
         """The best whole-pixel symmetric displacement per pixel within
@@ -480,6 +496,15 @@ class Flow2(Flow):
         grid = _pixel_grid(a)
         cost = _box(torch.abs(_warp(b.expand(k, -1, -1, -1), grid, cx / 2, cy / 2)
                               - _warp(a.expand(k, -1, -1, -1), grid, -cx / 2, -cy / 2)), window)
+        # A match outside the frame compares repeated edge pixels, which
+        # can agree by chance: a candidate pays outside_cost for every
+        # pixel its matches fall outside, so that a small step out (what
+        # enters the frame) still wins on the frames' evidence and a long
+        # reach out (a spurious match) does not.
+        h, w = a.shape[2], a.shape[3]
+        x = torch.arange(w, dtype=a.dtype).reshape(1, 1, 1, w)
+        y = torch.arange(h, dtype=a.dtype).reshape(1, 1, h, 1)
+        cost = cost + self.outside_cost * (_outside(x - cx / 2, y - cy / 2, w, h) + _outside(x + cx / 2, y + cy / 2, w, h))
         if stay:
             cost = torch.cat([cost[:1], cost[1:] * (1 + stay)], 0)
         best = torch.argmin(cost, dim=0, keepdim=True)
