@@ -26,7 +26,6 @@ minterpolate and the models run the same on the same software.
 """
 
 import argparse
-import inspect
 import math
 import os
 import subprocess
@@ -45,25 +44,12 @@ TIMES = (-1.0, 0.0, 0.5, 1.0, 2.0)
 MINTERPOLATE = "format=yuv444p,minterpolate=fps=2:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:vsbmc=1,format=rgb24"
 
 
-def scene_maker():
-    """train_flow3.example, changed to render the scene at TIMES and to
-    say what kind of scene it drew: (kinds, frames uint8 [5,3,H,W])."""
-    src = inspect.getsource(T.example)
-    render = "torch.stack([frame(0.0), frame(1.0), frame(t)])"
-    ret = "return camera("
-    if render not in src or ret not in src:
-        raise SystemExit("train_flow3.example changed: update scene_maker")
-    src = src.replace(render, "torch.stack([frame(s) for s in TIMES])")
-    src = src.replace(ret, "kinds = dict(background=math.hypot(bg_motion[0], bg_motion[1]), "
-                      "particles=particles is not None, bending=warp is not None, light=gains != (1.0, 1.0))\n"
-                      "    return kinds, camera(")
-    ns = dict(T.__dict__, TIMES=TIMES)
-    exec(compile(src, T.__file__, "exec"), ns)
-
-    def make(index):
-        kinds, frames, _ = ns["example"](SEED, index)
-        return kinds, frames
-    return make
+def make(index):
+    """Scene index at TIMES, as a camera sees it: (kinds, frames uint8
+    [5,3,H,W]); see train_flow3.scene."""
+    frame, _, kinds = T.scene(SEED, index)
+    frames = torch.stack([frame(s) for s in TIMES])
+    return kinds, T.camera(np.random.default_rng([SEED, index, 7]), frames)
 
 
 def minterpolate(frames):
@@ -99,7 +85,6 @@ def main():
     torch.set_num_threads(1)
     T.H, T.W = args.height, args.width
     T._photos[:] = T.load_photos(T.photo_dir(args.photos))
-    make = scene_maker()
     models = []
     for name, model, _ in G.MODELS:
         if name == "blend":

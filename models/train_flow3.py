@@ -241,6 +241,15 @@ def sample_at(img, centre, origin, mv, s, warp=None):
 def example(seed, index):
     """One training example: frames at s=0, 1 and the truth at t, as
     uint8 [3,3,H,W] (frame0, frame1, truth), and t."""
+    frame, t, _ = scene(seed, index)
+    return camera(np.random.default_rng([seed, index, 7]), torch.stack([frame(0.0), frame(1.0), frame(t)])), t
+
+
+def scene(seed, index):
+    """Scene index of seed as (frame, t, kinds): frame(s) renders it at
+    time s (uint8 [3,H,W], before camera), t is the time of its truth,
+    kinds says what it holds (background motion in pixels, particles,
+    a bending background, a brightness change)."""
     rng = np.random.default_rng([seed, index])
     t = 0.5 if rng.uniform() < 0.5 else float(rng.uniform(0.05, 0.95))
     bh, bw = 2 * H, 2 * W
@@ -291,7 +300,9 @@ def example(seed, index):
         img = img * (gains[0] + (gains[1] - gains[0]) * s)
         return torch.round(torch.clamp(img, 0, 1) * 255).to(torch.uint8)
 
-    return camera(np.random.default_rng([seed, index, 7]), torch.stack([frame(0.0), frame(1.0), frame(t)])), t
+    kinds = dict(background=math.hypot(bg_motion[0], bg_motion[1]), particles=particles is not None,
+                 bending=warp is not None, light=gains != (1.0, 1.0))
+    return frame, t, kinds
 
 
 def camera(rng, frames):
