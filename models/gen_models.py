@@ -286,6 +286,14 @@ def _diffuse(x, d, steps):
     return x
 
 
+def _positions(like):
+    """The column and row index of every pixel of an image like like
+    ([N,C,h,w]), as [1,1,1,w] and [1,1,h,1]."""
+    h, w = like.shape[2], like.shape[3]
+    return (torch.arange(w, dtype=like.dtype).reshape(1, 1, 1, w),
+            torch.arange(h, dtype=like.dtype).reshape(1, 1, h, 1))
+
+
 def _inside(px, py, w, h):
     """1 where pixel position (px, py) lies within a w x h image, else 0."""
     return ((px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)).to(px.dtype)
@@ -502,8 +510,7 @@ class Flow2(Flow):
         # enters the frame) still wins on the frames' evidence and a long
         # reach out (a spurious match) does not.
         h, w = a.shape[2], a.shape[3]
-        x = torch.arange(w, dtype=a.dtype).reshape(1, 1, 1, w)
-        y = torch.arange(h, dtype=a.dtype).reshape(1, 1, h, 1)
+        x, y = _positions(a)
         cost = cost + self.outside_cost * (_outside(x - cx / 2, y - cy / 2, w, h) + _outside(x + cx / 2, y + cy / 2, w, h))
         if stay:
             cost = torch.cat([cost[:1], cost[1:] * (1 + stay)], 0)
@@ -582,8 +589,7 @@ class Flow2(Flow):
         w0 = _warp(a, grid, -fx / 2, -fy / 2)
         w1 = _warp(b, grid, fx / 2, fy / 2)
         h, w = a.shape[2], a.shape[3]
-        x = torch.arange(w, dtype=a.dtype).reshape(1, 1, 1, w)
-        y = torch.arange(h, dtype=a.dtype).reshape(1, 1, h, 1)
+        x, y = _positions(a)
         both = _inside(x - fx / 2, y - fy / 2, w, h) * _inside(x + fx / 2, y + fy / 2, w, h)
         n = both.sum(dim=(1, 2, 3), keepdim=True) + 1e-6
         r = torch.log(((w1 * both).sum(dim=(1, 2, 3), keepdim=True) / n + 1e-6)
