@@ -5,14 +5,20 @@
 // 0.75 (4x the motion per pair). Each method (the named built-in models,
 // repeating the previous frame, ffmpeg's motion-compensated minterpolate)
 // gets its mean PSNR and SSIM against the held-out frames at both
-// spacings, and its frames per second and CPU time per frame at 2x. With
+// spacings, and its frames per second and CPU time per frame at 2x. Speed
+// is timed apart from the scoring, in rounds: each round runs every method
+// once over the whole 2x clip, in an order that reverses from one round to
+// the next, so that a drift in the machine's speed (a shared VM's is tens
+// of percent within minutes) lands on every method alike. The table gives
+// each method's median over the rounds, and its ratios to minterpolate are
+// the medians of the ratios within each round, with their range. With
 // ffmpeg, each method's 2x video (kept and recreated frames in order) is
 // also encoded as img2vid's default video is (H.264, x264 veryfast, CRF
 // 23, yuv420p) and decoded, and its recreated frames scored again: what a
 // viewer of the default output sees, where the encoder's own loss narrows
 // the gaps.
 //
-//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow3,flow2,flow,blend]
+//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow3,flow2,flow,blend] [-rounds 5]
 package main
 
 import (
@@ -62,8 +68,13 @@ func main() {
 	modelNames := flag.String("models", "flow3,flow2,flow,blend", "comma-separated interpolation models to measure")
 	modelsDir := flag.String("models-dir", "", "folder of extra models (NAME.json beside its .onnx) to measure besides the built-in ones")
 	ffmpeg := flag.String("ffmpeg", "ffmpeg", "ffmpeg executable; empty skips minterpolate")
+	rounds := flag.Int("rounds", 5, "timing rounds, each running every method once over the 2x clip")
 	flag.Parse()
-	if err := run(*data, *width, *lib, *threads, *device, *modelsDir, strings.Split(*modelNames, ","), *ffmpeg); err != nil {
+	if *rounds < 1 {
+		fmt.Fprintln(os.Stderr, "interp: -rounds must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*data, *width, *lib, *threads, *device, *modelsDir, strings.Split(*modelNames, ","), *ffmpeg, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "interp:", err)
 		os.Exit(1)
 	}
@@ -79,13 +90,12 @@ type quality struct {
 type score struct {
 	method string
 	q      map[int]quality // by spacing
-	fps    float64         // interpolated frames per second at 2x; 0 when not meaningful
-	// cpuMS is the CPU time per interpolated frame at 2x, all threads
-	// together, in milliseconds: on a busy machine a steadier measure than
-	// fps. For the models it is the process's CPU time during the
-	// interpolation calls alone (scoring is left out; the Go runtime's
-	// background work in those moments is counted).
-	cpuMS float64
+	// speed holds one timing of the 2x clip per round; none where speed
+	// is not meaningful (repeating a frame).
+	speed []speed
+	// time runs the method once over the 2x clip and times it; nil where
+	// speed is not measured.
+	time func() (speed, error)
 	// h264 is the 2x quality after the default encode; psnr 0 when not
 	// measured.
 	h264 quality
@@ -104,7 +114,17 @@ func heldOut(n, step int) []int {
 	return keep
 }
 
-func run(data string, width int, lib string, threads int, device, modelsDir string, modelNames []string, ffmpeg string) error {
+// speed is one timed run over the 2x clip.
+type speed struct {
+	fps float64 // interpolated frames per second
+	// cpuMS is the CPU time per interpolated frame, all threads together,
+	// in milliseconds. For the models it is the process's CPU time during
+	// the interpolation calls alone (the Go runtime's background work in
+	// those moments is counted); for minterpolate, ffmpeg's.
+	cpuMS float64
+}
+
+func run(data string, width int, lib string, threads int, device, modelsDir string, modelNames []string, ffmpeg string, rounds int) error {
 	if data == "" {
 		shared, err := repo.Shared()
 		if err != nil {
@@ -175,12 +195,34 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 		}
 	}
 
+	// Timing rounds, in an order reversed every other round.
+	var timed []int
+	for i, s := range scores {
+		if s.time != nil {
+			timed = append(timed, i)
+		}
+	}
+	fmt.Printf("timing: %d rounds over the 2x clip\n", rounds)
+	for r := range rounds {
+		order := slices.Clone(timed)
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, i := range order {
+			sp, err := scores[i].time()
+			if err != nil {
+				return fmt.Errorf("%s, timing round %d: %w", scores[i].method, r+1, err)
+			}
+			scores[i].speed = append(scores[i].speed, sp)
+		}
+	}
+
 	fmt.Printf("\n%-18s %9s %7s %9s %7s %9s %7s %10s %14s\n", "method", "2x PSNR", "SSIM", "4x PSNR", "SSIM", "2x H.264", "SSIM", "frames/s", "CPU ms/frame")
 	for _, s := range scores {
 		fps, cpu := "-", "-"
-		if s.fps > 0 {
-			fps = fmt.Sprintf("%.2f", s.fps)
-			cpu = fmt.Sprintf("%.0f", s.cpuMS)
+		if len(s.speed) > 0 {
+			fps = fmt.Sprintf("%.2f", median(s.speed, func(p speed) float64 { return p.fps }))
+			cpu = fmt.Sprintf("%.0f", median(s.speed, func(p speed) float64 { return p.cpuMS }))
 		}
 		h264, h264SSIM := "-", "-"
 		if s.h264.psnr > 0 {
@@ -188,14 +230,44 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 		}
 		fmt.Printf("%-18s %9.2f %7.4f %9.2f %7.4f %9s %7s %10s %14s\n", s.method, s.q[2].psnr, s.q[2].ssim, s.q[4].psnr, s.q[4].ssim, h264, h264SSIM, fps, cpu)
 	}
-	if last := scores[len(scores)-1]; ffmpeg != "" && last.fps > 0 {
+	if last := scores[len(scores)-1]; ffmpeg != "" && len(last.speed) > 0 {
 		fmt.Println()
 		for _, s := range scores[1 : len(scores)-1] {
-			fmt.Printf("%s against minterpolate: 2x %+.2f dB, 4x %+.2f dB, 2x through H.264 %+.2f dB, %.2fx the frames/s and %.2fx the CPU time per frame\n",
-				s.method, s.q[2].psnr-last.q[2].psnr, s.q[4].psnr-last.q[4].psnr, s.h264.psnr-last.h264.psnr, s.fps/last.fps, s.cpuMS/last.cpuMS)
+			fps := ratios(s.speed, last.speed, func(p speed) float64 { return p.fps })
+			cpu := ratios(s.speed, last.speed, func(p speed) float64 { return p.cpuMS })
+			fmt.Printf("%s against minterpolate: 2x %+.2f dB, 4x %+.2f dB, 2x through H.264 %+.2f dB, %.2fx the frames/s (rounds %.2f-%.2f) and %.2fx the CPU time per frame (rounds %.2f-%.2f)\n",
+				s.method, s.q[2].psnr-last.q[2].psnr, s.q[4].psnr-last.q[4].psnr, s.h264.psnr-last.h264.psnr,
+				median(fps, id), slices.Min(fps), slices.Max(fps), median(cpu, id), slices.Min(cpu), slices.Max(cpu))
 		}
 	}
 	return nil
+}
+
+func id(v float64) float64 { return v }
+
+// median is the median of f over xs (the mean of the middle two for an
+// even count).
+func median[T any](xs []T, f func(T) float64) float64 {
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// ratios is f of a over f of b, round by round: each method's speed against
+// another's measured minutes apart at most.
+func ratios(a, b []speed, f func(speed) float64) []float64 {
+	out := make([]float64, min(len(a), len(b)))
+	for i := range out {
+		out[i] = f(a[i]) / f(b[i])
+	}
+	return out
 }
 
 func ordinal(n int) string {
@@ -207,17 +279,14 @@ func ordinal(n int) string {
 
 // measureModel recreates every held-out frame with the named model through
 // the same Interpolator users get, one call per pair with every t of the
-// pair, timing only the interpolation at 2x.
+// pair, and scores them; its time runs the 2x clip again, timing the
+// interpolation calls alone.
 func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (score, error) {
 	m, err := rt.Interpolator(name)
 	if err != nil {
 		return score{}, fmt.Errorf("loading model %s: %w", name, err)
 	}
 	ctx := context.Background()
-	// One untimed call lets ONNX Runtime settle its allocations for this size.
-	if _, err := m.Interpolate(ctx, frames[0], frames[2], []float32{0.5}); err != nil {
-		return score{}, fmt.Errorf("model %s: %w", name, err)
-	}
 	s := score{method: name, q: map[int]quality{}}
 	for _, step := range spacings {
 		ts := make([]float32, step-1)
@@ -226,13 +295,9 @@ func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (sc
 		}
 		keep := heldOut(len(frames), step)
 		var q quality
-		var busy, cpu time.Duration
 		for k := 0; k+1 < len(keep); k++ {
 			i := keep[k]
-			start, cpu0 := time.Now(), machine.CPUTime()
 			out, err := m.Interpolate(ctx, frames[i], frames[i+step], ts)
-			busy += time.Since(start)
-			cpu += machine.CPUTime() - cpu0
 			if err != nil {
 				return score{}, fmt.Errorf("model %s, frames %d and %d: %w", name, i, i+step, err)
 			}
@@ -247,38 +312,61 @@ func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (sc
 		n := float64((len(keep) - 1) * (step - 1))
 		s.q[step] = quality{q.psnr / n, q.ssim / n}
 		if step == 2 {
-			s.fps = n / busy.Seconds()
-			s.cpuMS = float64(cpu.Milliseconds()) / n
 			s.seq2 = append(s.seq2, frames[keep[len(keep)-1]])
 		}
+	}
+	// The scoring above has let ONNX Runtime settle its allocations for
+	// this size, so no timed call pays for them.
+	s.time = func() (speed, error) {
+		keep := heldOut(len(frames), 2)
+		var busy, cpu time.Duration
+		for k := 0; k+1 < len(keep); k++ {
+			i := keep[k]
+			start, cpu0 := time.Now(), machine.CPUTime()
+			_, err := m.Interpolate(ctx, frames[i], frames[i+2], []float32{0.5})
+			busy += time.Since(start)
+			cpu += machine.CPUTime() - cpu0
+			if err != nil {
+				return speed{}, fmt.Errorf("frames %d and %d: %w", i, i+2, err)
+			}
+		}
+		n := float64(len(keep) - 1)
+		return speed{fps: n / busy.Seconds(), cpuMS: float64(cpu.Milliseconds()) / n}, nil
 	}
 	return s, nil
 }
 
-// measureMinterpolate runs minterpolate at each spacing; its speed is that
-// of the 2x run.
+// measureMinterpolate runs minterpolate at each spacing and scores it; its
+// time is another run at 2x.
 func measureMinterpolate(ffmpeg string, frames []*image.NRGBA) (score, error) {
 	s := score{method: "minterpolate mci", q: map[int]quality{}}
 	for _, step := range spacings {
-		q, seq, fps, cpuMS, err := minterpolate(ffmpeg, frames, step)
+		out, _, err := runMinterpolate(ffmpeg, frames, step)
+		if err != nil {
+			return score{}, err
+		}
+		q, seq, err := scoreMinterpolate(out, frames, step)
 		if err != nil {
 			return score{}, err
 		}
 		s.q[step] = q
 		if step == 2 {
-			s.fps, s.cpuMS, s.seq2 = fps, cpuMS, seq
+			s.seq2 = seq
 		}
+	}
+	s.time = func() (speed, error) {
+		_, sp, err := runMinterpolate(ffmpeg, frames, 2)
+		return sp, err
 	}
 	return s, nil
 }
 
-// minterpolate pipes the kept frames into ffmpeg at 1 frame/s and asks
+// runMinterpolate pipes the kept frames into ffmpeg at 1 frame/s and asks
 // minterpolate for step frames/s: output frame step*k is kept frame k and
 // output frame step*k+j is the one j/step of the way to kept frame k+1,
-// i.e. held-out frame step*k+j. The kept frames coming back unchanged
-// proves the alignment. It also returns the video of kept and recreated
-// frames in order (the kept ones as they went in).
-func minterpolate(ffmpeg string, frames []*image.NRGBA, step int) (quality, []*image.NRGBA, float64, float64, error) {
+// i.e. held-out frame step*k+j. It returns ffmpeg's raw RGB output and the
+// run's speed.
+func runMinterpolate(ffmpeg string, frames []*image.NRGBA, step int) ([]byte, speed, error) {
 	size := frames[0].Rect.Size()
 	keep := heldOut(len(frames), step)
 	pairs := len(keep) - 1
@@ -298,16 +386,30 @@ func minterpolate(ffmpeg string, frames []*image.NRGBA, step int) (quality, []*i
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return quality{}, nil, 0, 0, fmt.Errorf("ffmpeg minterpolate: %w: %s", err, tail(stderr.String()))
+		return nil, speed{}, fmt.Errorf("ffmpeg minterpolate: %w: %s", err, tail(stderr.String()))
 	}
 	elapsed := time.Since(start)
+	n := float64(pairs * (step - 1))
+	// ffmpeg's wall time also covers reading and writing raw frames, a few
+	// milliseconds per frame against the motion search's hundreds.
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return out.Bytes(), speed{fps: n / elapsed.Seconds(), cpuMS: float64(cpu.Milliseconds()) / n}, nil
+}
+
+// scoreMinterpolate scores runMinterpolate's output at one spacing. The
+// kept frames coming back unchanged proves the alignment. It also returns
+// the video of kept and recreated frames in order (the kept ones as they
+// went in).
+func scoreMinterpolate(out []byte, frames []*image.NRGBA, step int) (quality, []*image.NRGBA, error) {
+	size := frames[0].Rect.Size()
+	keep := heldOut(len(frames), step)
+	pairs := len(keep) - 1
 	frameBytes := 3 * size.X * size.Y
-	got := out.Len() / frameBytes
-	if got < step*pairs+1 {
-		return quality{}, nil, 0, 0, fmt.Errorf("ffmpeg minterpolate at %dx returned %d frames, want at least %d", step, got, step*pairs+1)
+	if got := len(out) / frameBytes; got < step*pairs+1 {
+		return quality{}, nil, fmt.Errorf("ffmpeg minterpolate at %dx returned %d frames, want at least %d", step, got, step*pairs+1)
 	}
 	frame := func(i int) *image.NRGBA {
-		return fromRGB24(out.Bytes()[i*frameBytes:(i+1)*frameBytes], size.X, size.Y)
+		return fromRGB24(out[i*frameBytes:(i+1)*frameBytes], size.X, size.Y)
 	}
 	var q quality
 	var seq []*image.NRGBA
@@ -316,7 +418,7 @@ func minterpolate(ffmpeg string, frames []*image.NRGBA, step int) (quality, []*i
 		// frame from its copy; anything under 40 dB means the output is
 		// shifted in time.
 		if p := psnr(frame(step*k), frames[keep[k]]); p < 40 {
-			return quality{}, nil, 0, 0, fmt.Errorf("ffmpeg minterpolate output frame %d differs from input frame %d (%.1f dB): frames are misaligned", step*k, keep[k], p)
+			return quality{}, nil, fmt.Errorf("ffmpeg minterpolate output frame %d differs from input frame %d (%.1f dB): frames are misaligned", step*k, keep[k], p)
 		}
 		seq = append(seq, frames[keep[k]])
 		for j := 1; j < step; j++ {
@@ -328,10 +430,7 @@ func minterpolate(ffmpeg string, frames []*image.NRGBA, step int) (quality, []*i
 	}
 	seq = append(seq, frames[keep[pairs]])
 	n := float64(pairs * (step - 1))
-	// ffmpeg's wall time also covers reading and writing raw frames, a few
-	// milliseconds per frame against the motion search's hundreds.
-	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return quality{q.psnr / n, q.ssim / n}, seq, n / elapsed.Seconds(), float64(cpu.Milliseconds()) / n, nil
+	return quality{q.psnr / n, q.ssim / n}, seq, nil
 }
 
 // throughH264 encodes seq, a 2x video (seq[i] stands for frames[i]; the odd
