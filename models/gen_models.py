@@ -57,7 +57,19 @@ class Blend(torch.nn.Module):
 
 
 def _sample(img, grid):
-    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border",
+    """img ([N,C,h,w]) sampled bilinearly at grid, a pair (x, y) of
+    [N,H,W] positions in GridSample's units; a position outside the image
+    takes its nearest edge (border padding). The positions are clamped to
+    the outer pixels' centres and sampled with zero padding, which is the
+    same thing (the weight of a neighbour past the edge is then 0): ONNX
+    Runtime's CPU GridSample does zero padding faster than border padding
+    (9 % off flow2's time at 960x540 with 1.24.3, 18 % with 1.30.0; the
+    clamps cost far less than that), and it runs over a frame's pixels
+    one at a time, the most of every interpolator's time."""
+    h, w = img.shape[2], img.shape[3]
+    x = torch.clamp(grid[0], -1 + 1.0 / w, 1 - 1.0 / w)
+    y = torch.clamp(grid[1], -1 + 1.0 / h, 1 - 1.0 / h)
+    return F.grid_sample(img, torch.stack([x, y], 3), mode="bilinear", padding_mode="zeros",
                          align_corners=False)
 
 
@@ -76,7 +88,7 @@ def _warp(img, grid, fx, fy):
     """Samples img ([N,C,h,w]) at (x+fx, y+fy), offsets [N,1,h,w] in pixels;
     grid is _pixel_grid(img), made once per level rather than per warp."""
     bx, by, px, py = grid
-    return _sample(img, torch.stack([bx + fx[:, 0] * px, by + fy[:, 0] * py], 3))
+    return _sample(img, (bx + fx[:, 0] * px, by + fy[:, 0] * py))
 
 
 def _box(x, r):
@@ -232,12 +244,13 @@ def _weight(m, t):
 
 
 def _grids(n, t):
-    """GridSample grids for frame0 (back by t*n) and frame1 (forward by
-    (1-t)*n), n [N,2,h,w] a flow in grid units, t [1,1,1] or [N,1,1]."""
+    """Sample positions (see _sample) for frame0 (back by t*n) and frame1
+    (forward by (1-t)*n), n [N,2,h,w] a flow in grid units, t [1,1,1] or
+    [N,1,1]."""
     bx, by, _, _ = _pixel_grid(n)
     nx, ny = n[:, 0], n[:, 1]
-    return (torch.stack([bx - t * nx, by - t * ny], 3),
-            torch.stack([bx + (1 - t) * nx, by + (1 - t) * ny], 3))
+    return ((bx - t * nx, by - t * ny),
+            (bx + (1 - t) * nx, by + (1 - t) * ny))
 
 
 def _mix_in_time(w0, w1, t):
