@@ -101,3 +101,26 @@ func TestThroughH264ScoresTheRecreatedFrames(t *testing.T) {
 		t.Errorf("recreated frames scored %.2f dB when right (want >= 35) and %.2f dB when black (want <= 15)", right.psnr, wrong.psnr)
 	}
 }
+
+func TestMedianAndRatios(t *testing.T) {
+	fps := func(s speed) float64 { return s.fps }
+	odd := []speed{{fps: 9}, {fps: 2}, {fps: 5}}
+	if m := median(odd, fps); m != 5 {
+		t.Errorf("median of 9, 2, 5 = %v, want 5", m)
+	}
+	even := []speed{{fps: 4}, {fps: 1}, {fps: 3}, {fps: 10}}
+	if m := median(even, fps); m != 3.5 {
+		t.Errorf("median of 4, 1, 3, 10 = %v, want 3.5 (the mean of the middle two)", m)
+	}
+	// Ratios pair the rounds, so a round where the machine ran slow for
+	// both methods keeps their ratio.
+	a := []speed{{fps: 8}, {fps: 4}, {fps: 9}}
+	b := []speed{{fps: 4}, {fps: 2}, {fps: 3}}
+	r := ratios(a, b, fps)
+	if len(r) != 3 || r[0] != 2 || r[1] != 2 || r[2] != 3 {
+		t.Errorf("ratios = %v, want [2 2 3]", r)
+	}
+	if r := ratios(a, b[:2], fps); len(r) != 2 {
+		t.Errorf("ratios over 3 and 2 rounds has %d entries, want 2", len(r))
+	}
+}
