@@ -64,8 +64,9 @@ def _sample(img, grid):
     same thing (the weight of a neighbour past the edge is then 0): ONNX
     Runtime's CPU GridSample does zero padding faster than border padding
     (9 % off flow2's time at 960x540 with 1.24.3, 18 % with 1.30.0; the
-    clamps cost far less than that), and it runs over a frame's pixels
-    one at a time, the most of every interpolator's time."""
+    clamps cost far less than that). GridSample takes most of every
+    interpolator's time: it works through a frame's pixels one at a time,
+    on one core, as it spreads over channels only."""
     h, w = img.shape[2], img.shape[3]
     x = torch.clamp(grid[0], -1 + 1.0 / w, 1 - 1.0 / w)
     y = torch.clamp(grid[1], -1 + 1.0 / h, 1 - 1.0 / h)
