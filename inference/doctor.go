@@ -3,6 +3,7 @@ package inference
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 
 	"github.com/img2vid/img2vid"
@@ -21,9 +22,14 @@ type Diagnosis struct {
 	Models       []img2vid.ModelInfo
 }
 
-// Diagnose gathers the Diagnosis.
+// Diagnose gathers the Diagnosis. It also creates a session for every
+// usable model of the user's, on the provider in use: the check that lists
+// a model reads only its inputs and outputs (modelIO), and doctor is where
+// one should learn that ONNX Runtime cannot load a model, before a job
+// does. The built-in models are left out: the project's tests load them,
+// and flow2's and flow3's sessions take seconds each.
 func (r *Runtime) Diagnose() Diagnosis {
-	d := Diagnosis{Runtime: r.Info(), GPU: ProbeGPU(r.info.Library), Models: r.ListModels()}
+	d := Diagnosis{Runtime: r.Info(), GPU: ProbeGPU(r.info.Library), Models: r.loadUserModels()}
 	var err error
 	if d.Providers, err = availableProviders(r.info.Library); err != nil {
 		d.ProvidersErr = err.Error()
@@ -72,4 +78,34 @@ func (d Diagnosis) Write(w io.Writer) {
 			p("model "+m.Name, "NOT LOADABLE, %s: %s", where, m.Reason)
 		}
 	}
+}
+
+// loadUserModels lists the models as ListModels does, marking the user's
+// models that ONNX Runtime cannot load, with its reason.
+func (r *Runtime) loadUserModels() []img2vid.ModelInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []img2vid.ModelInfo
+	for _, c := range r.scan() {
+		if c.info.Available && !c.info.Builtin {
+			if err := r.trySession(c); err != nil {
+				c.info.Available, c.info.Reason = false, err.Error()
+			}
+		}
+		out = append(out, c.info)
+	}
+	return out
+}
+
+// trySession creates a session for the checked model and closes it.
+func (r *Runtime) trySession(c checkedModel) error {
+	data, err := fs.ReadFile(c.fsys, c.spec.File)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", c.spec.File, err)
+	}
+	s, err := newSession(data, c.spec.inputs, c.spec.output, r.threads, r.info.Provider == ProviderCUDA)
+	if err != nil {
+		return fmt.Errorf("ONNX Runtime cannot load %s: %w", c.spec.File, err)
+	}
+	return s.close()
 }

@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/img2vid/img2vid"
-	ort "github.com/yalue/onnxruntime_go"
 )
 
 // checkedModel is one manifest checked against its model: info for
@@ -141,9 +140,9 @@ func check(fsys fs.FS, manifest string) (*spec, error) {
 	// Every model carries its sum, said in the manifest or not: a plan
 	// records it, and a worker runs the plan only with the same file.
 	m.SHA256 = got
-	ins, outs, err := ort.GetInputOutputInfoWithONNXData(model)
+	ins, outs, err := modelIO(model)
 	if err != nil {
-		return nil, fieldErr("file", "%s is not a model ONNX Runtime can read: %v", m.File, err)
+		return nil, fieldErr("file", "%s: %v", m.File, err)
 	}
 	if m.Kind == img2vid.KindDetect {
 		if err := m.readLabels(fsys); err != nil {

@@ -100,30 +100,35 @@ func (s *session) run(ins []ort.Value, outShape ort.Shape, out []float32) error 
 // x to y of the given shape, a negative side being free, written out field
 // by field with protowire so the CUDA probe needs no file.
 func identityModel(shape ...int64) []byte {
-	msg := func(field protowire.Number, body []byte) []byte {
-		return protowire.AppendBytes(protowire.AppendTag(nil, field, protowire.BytesType), body)
-	}
-	str := func(field protowire.Number, s string) []byte { return msg(field, []byte(s)) }
-	varint := func(field protowire.Number, v uint64) []byte {
-		return protowire.AppendVarint(protowire.AppendTag(nil, field, protowire.VarintType), v)
-	}
 	// ValueInfoProto{name, type: TypeProto{tensor_type{elem_type FLOAT, shape{dim...}}}}
 	value := func(name string) []byte {
 		var dims []byte
 		for i, d := range shape {
 			if d < 0 {
-				dims = append(dims, msg(1, str(2, fmt.Sprintf("d%d", i)))...) // dim_param
+				dims = append(dims, pbBytes(1, pbString(2, fmt.Sprintf("d%d", i)))...) // dim_param
 			} else {
-				dims = append(dims, msg(1, varint(1, uint64(d)))...) // dim_value
+				dims = append(dims, pbBytes(1, pbVarint(1, uint64(d)))...) // dim_value
 			}
 		}
-		tensor := append(varint(1, 1), msg(2, dims)...)
-		return append(str(1, name), msg(2, msg(1, tensor))...)
+		return slices.Concat(pbString(1, name), pbBytes(2, pbBytes(1, pbVarint(1, 1), pbBytes(2, dims))))
 	}
-	node := slices.Concat(str(1, "x"), str(2, "y"), str(3, "identity"), str(4, "Identity"))
-	graph := slices.Concat(msg(1, node), str(2, "identity"), msg(11, value("x")), msg(12, value("y")))
-	opset := slices.Concat(str(1, ""), varint(2, 13))
-	return slices.Concat(varint(1, 8), msg(8, opset), msg(7, graph))
+	node := slices.Concat(pbString(1, "x"), pbString(2, "y"), pbString(3, "identity"), pbString(4, "Identity"))
+	graph := slices.Concat(pbBytes(1, node), pbString(2, "identity"), pbBytes(11, value("x")), pbBytes(12, value("y")))
+	opset := slices.Concat(pbString(1, ""), pbVarint(2, 13))
+	return slices.Concat(pbVarint(1, 8), pbBytes(8, opset), pbBytes(7, graph))
+}
+
+// pbBytes encodes a length-delimited protobuf field holding body's parts.
+func pbBytes(field protowire.Number, body ...[]byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(nil, field, protowire.BytesType), slices.Concat(body...))
+}
+
+// pbString encodes a protobuf string field.
+func pbString(field protowire.Number, s string) []byte { return pbBytes(field, []byte(s)) }
+
+// pbVarint encodes a protobuf varint field.
+func pbVarint(field protowire.Number, v uint64) []byte {
+	return protowire.AppendVarint(protowire.AppendTag(nil, field, protowire.VarintType), v)
 }
 
 // runAlloc runs the session with ONNX Runtime allocating the output, for

@@ -156,10 +156,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	var problems []string
-	if v, err := video.Version(ctx, c.FFmpeg); err != nil {
+	if v, err := ffmpegVersion(ctx, c.FFmpeg); err != nil {
 		problems = append(problems, "ffmpeg")
 		fmt.Fprintf(stdout, "%-18s FAIL %v\n", "ffmpeg:", err)
 	} else {
@@ -192,9 +190,23 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+// doctorWait bounds each of doctor's checks that waits on another
+// program or server. Each check has its own: a slow one must not use up
+// the next one's time.
+const doctorWait = 30 * time.Second
+
+// ffmpegVersion asks ffmpeg its version, waiting at most doctorWait.
+func ffmpegVersion(ctx context.Context, ffmpeg string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, doctorWait)
+	defer cancel()
+	return video.Version(ctx, ffmpeg)
+}
+
 // checkNATS connects to the cluster --nats names and prints the job
-// system's stream, buckets and consumer there.
+// system's stream, buckets and consumer there, waiting at most doctorWait.
 func checkNATS(ctx context.Context, c *config, log *slog.Logger, stdout io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, doctorWait)
+	defer cancel()
 	nc, err := jobs.Connect(c.NATS, c.natsAuth(), log)
 	if err != nil {
 		return err
