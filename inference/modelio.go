@@ -29,6 +29,7 @@ const (
 	tensorTypeShape  = 2  // TypeProto.Tensor.shape
 	shapeDim         = 1  // TensorShapeProto.dim
 	dimValue         = 1  // TensorShapeProto.Dimension.dim_value
+	dimParam         = 2  // TensorShapeProto.Dimension.dim_param
 )
 
 // errMalformed says the bytes are not a protobuf message at all.
@@ -45,8 +46,13 @@ var errMalformed = errors.New("not an ONNX model (malformed protobuf)")
 // and doctor check every model when they start. The session comes when a
 // job first uses the model, and its errors then say what ONNX Runtime
 // could not load.
+//
+// The bytes are read by protobuf's rules, as ONNX Runtime's parser reads
+// them: a message field given more than once is the merge of all of them,
+// a scalar or string field is its last value, and of the members of a
+// oneof the last one given is the one set.
 func modelIO(model []byte) (ins, outs []ort.InputOutputInfo, err error) {
-	graph, ok, err := field(model, modelGraph)
+	graph, ok, err := message(model, modelGraph)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -58,13 +64,15 @@ func modelIO(model []byte) (ins, outs []ort.InputOutputInfo, err error) {
 	err = eachField(graph, func(num protowire.Number, b []byte) error {
 		switch num {
 		case graphInitializer, graphSparseInit:
-			t := b
+			tensor := b
 			if num == graphSparseInit {
-				if t, _, err = field(b, sparseValues); err != nil {
+				values, _, err := message(b, sparseValues)
+				if err != nil {
 					return err
 				}
+				tensor = values
 			}
-			name, _, err := field(t, tensorName)
+			name, err := lastBytes(tensor, tensorName)
 			if err != nil {
 				return err
 			}
@@ -95,48 +103,62 @@ func modelIO(model []byte) (ins, outs []ort.InputOutputInfo, err error) {
 	return ins, outs, nil
 }
 
-// valueInfo reads one ValueInfoProto.
+// valueTypes maps TypeProto's value oneof to ONNX Runtime's kinds.
+var valueTypes = map[protowire.Number]ort.ONNXType{
+	typeTensor:       ort.ONNXTypeTensor,
+	typeSparseTensor: ort.ONNXTypeSparseTensor,
+	typeSequence:     ort.ONNXTypeSequence,
+	typeMap:          ort.ONNXTypeMap,
+	typeOpaque:       ort.ONNXTypeOpaque,
+	typeOptional:     ort.ONNXTypeOptional,
+}
+
+// Wire types of the members of TypeProto's value oneof (all messages) and
+// of TensorShapeProto.Dimension's (a number or a name).
+var (
+	valueOneof = map[protowire.Number]protowire.Type{typeTensor: protowire.BytesType, typeSparseTensor: protowire.BytesType,
+		typeSequence: protowire.BytesType, typeMap: protowire.BytesType, typeOpaque: protowire.BytesType, typeOptional: protowire.BytesType}
+	dimOneof = map[protowire.Number]protowire.Type{dimValue: protowire.VarintType, dimParam: protowire.BytesType}
+)
+
+// valueInfo reads one ValueInfoProto. With no type it is ONNXTypeUnknown,
+// as ONNX Runtime says; only a dense tensor has an element type and shape.
 func valueInfo(b []byte) (ort.InputOutputInfo, error) {
 	var info ort.InputOutputInfo
-	name, _, err := field(b, valueName)
+	name, err := lastBytes(b, valueName)
 	if err != nil {
 		return info, err
 	}
 	info.Name = string(name)
-	typ, ok, err := field(b, valueType)
-	if err != nil || !ok {
-		return info, err // no type: ONNXTypeUnknown, as ONNX Runtime says
+	typ, _, err := message(b, valueType)
+	if err != nil {
+		return info, err
 	}
-	return info, eachField(typ, func(num protowire.Number, b []byte) error {
-		switch num {
-		case typeTensor:
-			info.OrtValueType = ort.ONNXTypeTensor
-			return tensorType(b, &info)
-		case typeSparseTensor:
-			info.OrtValueType = ort.ONNXTypeSparseTensor
-		case typeSequence:
-			info.OrtValueType = ort.ONNXTypeSequence
-		case typeMap:
-			info.OrtValueType = ort.ONNXTypeMap
-		case typeOpaque:
-			info.OrtValueType = ort.ONNXTypeOpaque
-		case typeOptional:
-			info.OrtValueType = ort.ONNXTypeOptional
-		}
-		return nil
-	})
+	kind, err := lastOf(typ, valueOneof)
+	if err != nil || kind == 0 {
+		return info, err
+	}
+	info.OrtValueType = valueTypes[kind]
+	if kind != typeTensor {
+		return info, nil
+	}
+	tensor, _, err := message(typ, typeTensor)
+	if err != nil {
+		return info, err
+	}
+	return info, tensorType(tensor, &info)
 }
 
 // tensorType reads a TypeProto.Tensor: the element type, and the shape with
 // -1 for a side given by name or not at all. ONNX's element type numbers
 // are ONNX Runtime's.
 func tensorType(b []byte, info *ort.InputOutputInfo) error {
-	elem, _, err := varintField(b, tensorTypeElem)
+	elem, err := lastVarint(b, tensorTypeElem)
 	if err != nil {
 		return err
 	}
 	info.DataType = ort.TensorElementDataType(elem)
-	shape, ok, err := field(b, tensorTypeShape)
+	shape, ok, err := message(b, tensorTypeShape)
 	if err != nil || !ok {
 		return err // no shape: rank unknown, no sides
 	}
@@ -146,9 +168,15 @@ func tensorType(b []byte, info *ort.InputOutputInfo) error {
 			return nil
 		}
 		side := int64(-1)
-		if v, ok, err := varintField(dim, dimValue); err != nil {
+		set, err := lastOf(dim, dimOneof)
+		if err != nil {
 			return err
-		} else if ok {
+		}
+		if set == dimValue {
+			v, err := lastVarint(dim, dimValue)
+			if err != nil {
+				return err
+			}
 			side = int64(v)
 		}
 		info.Dimensions = append(info.Dimensions, side)
@@ -156,65 +184,83 @@ func tensorType(b []byte, info *ort.InputOutputInfo) error {
 	})
 }
 
-// eachField calls fn with the number and bytes of every length-delimited
-// field of the message b, skipping the others.
-func eachField(b []byte, fn func(protowire.Number, []byte) error) error {
+// eachRaw calls fn with the number, wire type and value bytes of every
+// field of the message b, in order.
+func eachRaw(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return errMalformed
 		}
 		b = b[n:]
-		if typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return errMalformed
-			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeBytes(b)
+		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
 			return errMalformed
 		}
-		b = b[n:]
-		if err := fn(num, v); err != nil {
+		if err := fn(num, typ, b[:n]); err != nil {
 			return err
 		}
+		b = b[n:]
 	}
 	return nil
 }
 
-// field returns the last length-delimited field numbered num of the
-// message b (protobuf's rule for a repeated singular field) and whether
-// there is one.
-func field(b []byte, num protowire.Number) (v []byte, ok bool, err error) {
+// eachField calls fn with the number and contents of every length-delimited
+// field of the message b, in order, skipping the others.
+func eachField(b []byte, fn func(protowire.Number, []byte) error) error {
+	return eachRaw(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		body, _ := protowire.ConsumeBytes(v) // eachRaw has measured it
+		return fn(num, body)
+	})
+}
+
+// message returns the message field numbered num of b, merging every
+// occurrence as protobuf does (the merge of messages is the message of
+// their concatenated bytes), and whether there is one.
+func message(b []byte, num protowire.Number) (v []byte, ok bool, err error) {
 	err = eachField(b, func(n protowire.Number, f []byte) error {
 		if n == num {
-			v, ok = f, true
+			v, ok = append(v, f...), true
 		}
 		return nil
 	})
 	return v, ok, err
 }
 
-// varintField returns the last varint field numbered num of the message b.
-func varintField(b []byte, num protowire.Number) (v uint64, ok bool, err error) {
-	for len(b) > 0 {
-		n, typ, m := protowire.ConsumeTag(b)
-		if m < 0 {
-			return 0, false, errMalformed
+// lastBytes returns the last value of the string or bytes field numbered
+// num of b.
+func lastBytes(b []byte, num protowire.Number) (v []byte, err error) {
+	err = eachField(b, func(n protowire.Number, f []byte) error {
+		if n == num {
+			v = f
 		}
-		b = b[m:]
+		return nil
+	})
+	return v, err
+}
+
+// lastVarint returns the last value of the varint field numbered num of b.
+func lastVarint(b []byte, num protowire.Number) (v uint64, err error) {
+	err = eachRaw(b, func(n protowire.Number, typ protowire.Type, f []byte) error {
 		if n == num && typ == protowire.VarintType {
-			if v, m = protowire.ConsumeVarint(b); m < 0 {
-				return 0, false, errMalformed
-			}
-			ok = true
-		} else if m = protowire.ConsumeFieldValue(n, typ, b); m < 0 {
-			return 0, false, errMalformed
+			v, _ = protowire.ConsumeVarint(f) // eachRaw has measured it
 		}
-		b = b[m:]
-	}
-	return v, ok, nil
+		return nil
+	})
+	return v, err
+}
+
+// lastOf returns which member of a oneof is set in b (the last one given,
+// with the wire type its member has), or 0 when none is.
+func lastOf(b []byte, members map[protowire.Number]protowire.Type) (set protowire.Number, err error) {
+	err = eachRaw(b, func(n protowire.Number, typ protowire.Type, _ []byte) error {
+		if want, ok := members[n]; ok && typ == want {
+			set = n
+		}
+		return nil
+	})
+	return set, err
 }

@@ -190,3 +190,33 @@ func TestDiagnoseLoadsUserModels(t *testing.T) {
 		t.Errorf("FrameModel(odd) = %v; want %s naming the model and NoSuchOp", err, img2vid.EUNAVAILABLE)
 	}
 }
+
+// FuzzModelIO: no input makes modelIO panic, and what it reads follows
+// protobuf's rules: a model's bytes twice over are one model whose graph
+// is the merge of the two, so it has every input and output twice.
+func FuzzModelIO(f *testing.F) {
+	f.Add(identityModel(-1, 3, -1, 5))
+	f.Add(addInitializerModel())
+	f.Add(unknownOpModel())
+	for _, p := range []string{"../models/blend.onnx", "../models/testdata/frame/sr2x.onnx"} {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ins, outs, err := modelIO(data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "not an ONNX model") {
+				t.Fatalf("error %q does not say the bytes are not an ONNX model", err)
+			}
+			return
+		}
+		ins2, outs2, err := modelIO(slices.Concat(data, data))
+		if err != nil {
+			t.Fatalf("the model twice over: %v", err)
+		}
+		if !reflect.DeepEqual(ins2, slices.Concat(ins, ins)) || !reflect.DeepEqual(outs2, slices.Concat(outs, outs)) {
+			t.Errorf("the model twice over reads as %v -> %v, want %v -> %v twice", ins2, outs2, ins, outs)
+		}
+	})
+}

@@ -14,6 +14,7 @@ targets=(
 	"FuzzParseOptions ."
 	"FuzzDecode ./ingest"
 	"FuzzParseManifest ./inference"
+	"FuzzModelIO ./inference"
 )
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
