@@ -366,7 +366,7 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 		}
 		return
 	}
-	if errors.Is(cause, errDeleted) {
+	if errors.Is(cause, errDeleted) || (err == nil && w.deletedMeanwhile(spec.ID)) {
 		err = errDeleted
 	}
 	if err == nil {
@@ -428,6 +428,23 @@ func (w *Worker) run(msg jetstream.Msg, spec Spec, st State, log *slog.Logger) {
 	if err := msg.Ack(); err != nil {
 		log.Warn("acknowledging a job", "err", err)
 	}
+}
+
+// deletedMeanwhile tells whether a DELETE marked the job (or its state
+// is gone) though the watch in beat had not brought the news before the
+// run ended: a run that ends as the DELETE lands must not store a video
+// nobody will fetch, which would hold its place in the bucket until the
+// next reap. A state that cannot be read says nothing: the run's end is
+// stored and recorded as usual.
+func (w *Worker) deletedMeanwhile(id string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := w.sys.states.Get(ctx, id)
+	if err != nil {
+		return isNotFound(err)
+	}
+	st, err := decode(e)
+	return err == nil && st.Deleted
 }
 
 // record writes how a job's run ended (done, failed, back to the queue)
