@@ -85,6 +85,13 @@ type ModelInfo struct {
 	// records it, so that a job runs only with the model it was planned
 	// with.
 	SHA256 string `json:"sha256,omitempty"`
+	// Nodes counts the nodes of the model's graphs (both of a two-graph
+	// interpolator), subgraphs included: what a session's start-up and
+	// every run on a GPU pay for before any arithmetic.
+	Nodes int `json:"nodes,omitempty"`
+	// NotOnCUDA lists the model's operators that ONNX Runtime's CUDA
+	// provider has no kernel for; on a GPU they run on the CPU.
+	NotOnCUDA []string `json:"not_on_cuda,omitempty"`
 	// Labels are a detect model's class names, by class index.
 	Labels    []string `json:"labels,omitempty"`
 	Available bool     `json:"available"`

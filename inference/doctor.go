@@ -3,7 +3,6 @@ package inference
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"strings"
 
 	"github.com/img2vid/img2vid"
@@ -97,15 +96,14 @@ func (r *Runtime) loadUserModels() []img2vid.ModelInfo {
 	return out
 }
 
-// trySession creates a session for the checked model and closes it.
+// trySession creates the sessions of the checked model and closes them.
 func (r *Runtime) trySession(c checkedModel) error {
-	data, err := fs.ReadFile(c.fsys, c.spec.File)
+	main, motion, err := r.openSessions(c)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", c.spec.File, err)
+		return err
 	}
-	s, err := newSession(data, c.spec.inputs, c.spec.output, r.threads, r.info.Provider == ProviderCUDA)
-	if err != nil {
-		return fmt.Errorf("ONNX Runtime cannot load %s: %w", c.spec.File, err)
+	if motion != nil {
+		motion.close()
 	}
-	return s.close()
+	return main.close()
 }

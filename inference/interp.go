@@ -10,22 +10,31 @@ import (
 )
 
 // interpolator runs an interpolate model: frame0, frame1 and t in, the
-// frame at t out. Frames are padded to the model's multiple by repeating
-// their edges, and the result cropped back.
+// frame at t out. A two-graph model estimates a pair's motion once (its
+// motion session) and runs only the synthesis once per t. Frames are
+// padded to the model's multiple by repeating their edges, and the result
+// cropped back.
 type interpolator struct {
-	spec  *spec
-	sess  *session
-	codec *codec
+	spec   *spec
+	sess   *session
+	motion *session // nil for a single-graph model
+	codec  *codec
 }
 
 var _ img2vid.Interpolator = (*interpolator)(nil)
 
-func newInterpolator(s *spec, se *session) loadedModel {
-	return &interpolator{spec: s, sess: se, codec: newCodec(s.Manifest)}
+func newInterpolator(s *spec, main, motion *session) loadedModel {
+	return &interpolator{spec: s, sess: main, motion: motion, codec: newCodec(s.Manifest)}
 }
 
 func (m *interpolator) kind() string { return img2vid.KindInterpolate }
-func (m *interpolator) close() error { return m.sess.close() }
+
+func (m *interpolator) close() error {
+	if m.motion != nil {
+		m.motion.close()
+	}
+	return m.sess.close()
+}
 
 // Name is the model's registry name.
 func (m *interpolator) Name() string { return m.spec.Name }
@@ -77,13 +86,24 @@ func (m *interpolator) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []
 	if err1 != nil {
 		return nil, err1
 	}
+	ins := []ort.Value{f0, f1, nil}
+	if m.motion != nil {
+		motion := make([]ort.Value, len(m.spec.Motion.Outputs))
+		if err := m.motion.s.Run([]ort.Value{f0, f1}, motion); err != nil {
+			return nil, img2vid.Errorf(img2vid.EINTERNAL, "model %s: the motion of %dx%d frames: %w", m.spec.Name, w, h, err)
+		}
+		for _, v := range motion {
+			defer v.Destroy()
+		}
+		ins = append(ins, motion...)
+	}
 	out := make([]float32, 3*pw*ph)
 	frames := make([]*image.NRGBA, 0, len(ts))
 	for _, t := range ts {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := m.runAt(f0, f1, t, shape, out); err != nil {
+		if err := m.runAt(ins, t, shape, out); err != nil {
 			return nil, img2vid.Errorf(img2vid.EINTERNAL, "model %s on %dx%d frames at t=%v: %w", m.spec.Name, w, h, t, err)
 		}
 		frames = append(frames, m.frameOf(out, w, h, pw, ph))
@@ -122,11 +142,14 @@ func (m *interpolator) frameTensor(shape ort.Shape, img *image.NRGBA) (*ort.Tens
 	return t, nil
 }
 
-func (m *interpolator) runAt(f0, f1 *ort.Tensor[float32], t float32, shape ort.Shape, out []float32) error {
+// runAt runs the main graph at time t on ins: frame0, frame1, a place
+// for t, then the motion, if any.
+func (m *interpolator) runAt(ins []ort.Value, t float32, shape ort.Shape, out []float32) error {
 	tt, err := ort.NewTensor(ort.NewShape(1), []float32{t})
 	if err != nil {
 		return fmt.Errorf("creating the time tensor: %w", err)
 	}
 	defer tt.Destroy()
-	return m.sess.run([]ort.Value{f0, f1, tt}, shape, out)
+	ins[2] = tt
+	return m.sess.run(ins, shape, out)
 }

@@ -45,6 +45,11 @@ type Manifest struct {
 	TileOverlap *int `json:"tile_overlap,omitempty"`
 	// SHA256 is the hex sha256 of File; checked when set.
 	SHA256 string `json:"sha256,omitempty"`
+	// Motion, for an interpolate model in two graphs, is the graph that
+	// estimates a pair's motion once; File's graph then makes each new
+	// frame from frame0, frame1, t and the motion. Without it, File's
+	// graph does both, once per new frame.
+	Motion *MotionGraph `json:"motion,omitempty"`
 
 	// The fields below are for detect models only.
 
@@ -77,6 +82,15 @@ type Manifest struct {
 	// suppress each other) or NMSAgnostic (one pass over all boxes, as
 	// YOLOX's demos do).
 	NMS string `json:"nms,omitempty"`
+}
+
+// MotionGraph is an interpolate model's motion graph: frame0 and frame1
+// in (the names of the manifest's first two inputs), Outputs out, which
+// the model's main graph takes as inputs after frame0, frame1 and t.
+type MotionGraph struct {
+	File    string   `json:"file"`    // the .onnx file, a plain name in the manifest's folder
+	Outputs []string `json:"outputs"` // the motion tensors, in the main graph's input order
+	SHA256  string   `json:"sha256,omitempty"`
 }
 
 // Detect-model manifest values.
@@ -130,7 +144,7 @@ func fieldErr(field, format string, args ...any) error {
 }
 
 // manifestFields are the JSON names of Manifest's fields.
-var manifestFields = []string{"name", "kind", "file", "description", "inputs", "outputs", "layout", "channels", "range", "scale", "multiple", "tile_overlap", "sha256",
+var manifestFields = []string{"name", "kind", "file", "description", "inputs", "outputs", "layout", "channels", "range", "scale", "multiple", "tile_overlap", "sha256", "motion",
 	"decoder", "letterbox", "pad", "labels", "labels_file", "score_threshold", "iou_threshold", "classes", "nms"}
 
 var (
@@ -290,6 +304,35 @@ func (m *Manifest) fill() error {
 	m.SHA256 = strings.ToLower(m.SHA256)
 	if m.SHA256 != "" && !sha256Pattern.MatchString(m.SHA256) {
 		return fieldErr("sha256", "want 64 hex digits, got %q", m.SHA256)
+	}
+	return m.fillMotion()
+}
+
+// fillMotion checks the motion graph of a two-graph interpolate model.
+func (m *Manifest) fillMotion() error {
+	g := m.Motion
+	switch {
+	case g == nil:
+		return nil
+	case m.Kind != img2vid.KindInterpolate:
+		return fieldErr("motion", "only an interpolate model takes it (this one is of kind %s)", m.Kind)
+	case len(m.Inputs) == 0:
+		return fieldErr("inputs", "a model with a motion graph names its inputs: frame0, frame1 and t, as both graphs call them")
+	case g.File == "" || g.File != strings.TrimSpace(g.File) || strings.ContainsAny(g.File, `/\`) || g.File == "." || g.File == "..":
+		return fieldErr("motion.file", "%q must be a plain file name in the manifest's folder", g.File)
+	case g.File == m.File:
+		return fieldErr("motion.file", "%q is the main graph's file too; the motion graph is a file of its own", g.File)
+	case len(g.Outputs) == 0:
+		return fieldErr("motion.outputs", "missing (the motion tensors the main graph takes after frame0, frame1 and t)")
+	}
+	for i, n := range g.Outputs {
+		if n == "" || slices.Contains(m.Inputs, n) || slices.Contains(g.Outputs[:i], n) {
+			return fieldErr(fmt.Sprintf("motion.outputs[%d]", i), "%q must be a name of its own, not empty and not one of the inputs", n)
+		}
+	}
+	g.SHA256 = strings.ToLower(g.SHA256)
+	if g.SHA256 != "" && !sha256Pattern.MatchString(g.SHA256) {
+		return fieldErr("motion.sha256", "want 64 hex digits, got %q", g.SHA256)
 	}
 	return nil
 }

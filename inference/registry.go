@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/img2vid/img2vid"
+	ort "github.com/yalue/onnxruntime_go"
 )
 
 // checkedModel is one manifest checked against its model: info for
@@ -102,6 +103,7 @@ func (r *Runtime) checkCached(fsys fs.FS, manifest string, builtin bool, stamp s
 		c.spec = s
 		c.info.Kind, c.info.Description, c.info.Available = s.Kind, s.Description, true
 		c.info.SHA256 = s.SHA256
+		c.info.Nodes, c.info.NotOnCUDA = s.graph.Nodes, s.graph.NotOnCUDA()
 		switch s.Kind {
 		case img2vid.KindFrame:
 			c.info.Scale = s.Scale
@@ -126,31 +128,61 @@ func check(fsys fs.FS, manifest string) (*spec, error) {
 	if stem := strings.TrimSuffix(path.Base(manifest), ".json"); m.Name != stem {
 		return nil, fieldErr("name", "%q differs from the manifest's file name %s; name the file %s.json", m.Name, manifest, m.Name)
 	}
-	model, err := fs.ReadFile(fsys, m.File)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fieldErr("file", "%s does not exist beside the manifest", m.File)
-	} else if err != nil {
-		return nil, fieldErr("file", "reading %s: %v", m.File, err)
-	}
-	sum := sha256.Sum256(model)
-	got := hex.EncodeToString(sum[:])
-	if m.SHA256 != "" && got != m.SHA256 {
-		return nil, fieldErr("sha256", "the manifest says %s, %s has %s", m.SHA256, m.File, got)
-	}
-	// Every model carries its sum, said in the manifest or not: a plan
-	// records it, and a worker runs the plan only with the same file.
-	m.SHA256 = got
-	ins, outs, err := modelIO(model)
+	ins, outs, graph, err := readGraph(fsys, "file", m.File, &m.SHA256)
 	if err != nil {
-		return nil, fieldErr("file", "%s: %v", m.File, err)
+		return nil, err
 	}
+	var s *spec
 	if m.Kind == img2vid.KindDetect {
 		if err := m.readLabels(fsys); err != nil {
 			return nil, err
 		}
-		return checkDetect(m, ins, outs)
+		s, err = checkDetect(m, ins, outs)
+	} else {
+		s, err = checkModel(m, ins, outs)
 	}
-	return checkModel(m, ins, outs)
+	if err != nil {
+		return nil, err
+	}
+	s.graph = graph
+	if m.Motion == nil {
+		return s, nil
+	}
+	mins, mouts, mgraph, err := readGraph(fsys, "motion.file", m.Motion.File, &s.Motion.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	s.graph.merge(mgraph)
+	return s, s.checkMotion(ins, mins, mouts)
+}
+
+// readGraph reads the model file name (the manifest's field) from fsys,
+// checks it against the sum *sum when one is given and sets *sum to the
+// file's, and returns the graph's inputs, outputs and nodes. Every model carries
+// its sums, said in the manifest or not: a plan records them, and a worker
+// runs the plan only with the same files.
+func readGraph(fsys fs.FS, field, name string, sum *string) (ins, outs []ort.InputOutputInfo, graph GraphInfo, err error) {
+	sumField := strings.TrimSuffix(field, "file") + "sha256"
+	model, err := fs.ReadFile(fsys, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, graph, fieldErr(field, "%s does not exist beside the manifest", name)
+	} else if err != nil {
+		return nil, nil, graph, fieldErr(field, "reading %s: %v", name, err)
+	}
+	h := sha256.Sum256(model)
+	got := hex.EncodeToString(h[:])
+	if *sum != "" && got != *sum {
+		return nil, nil, graph, fieldErr(sumField, "the manifest says %s, %s has %s", *sum, name, got)
+	}
+	*sum = got
+	ins, outs, err = modelIO(model)
+	if err == nil {
+		graph, err = ReadGraphInfo(model)
+	}
+	if err != nil {
+		return nil, nil, graph, fieldErr(field, "%s: %v", name, err)
+	}
+	return ins, outs, graph, nil
 }
 
 // lookup finds a usable model of the given kind. The caller holds r.mu.
@@ -174,7 +206,7 @@ func (r *Runtime) lookup(name, kind string) (checkedModel, error) {
 
 // load returns the loaded model name, loading it on first use. The caller
 // holds r.mu.
-func (r *Runtime) load(name, kind string, build func(*spec, *session) loadedModel) (loadedModel, error) {
+func (r *Runtime) load(name, kind string, build func(s *spec, main, motion *session) loadedModel) (loadedModel, error) {
 	if r.closed {
 		return nil, errClosed
 	}
@@ -188,24 +220,47 @@ func (r *Runtime) load(name, kind string, build func(*spec, *session) loadedMode
 	if err != nil {
 		return nil, err
 	}
-	data, err := fs.ReadFile(c.fsys, c.spec.File)
-	if err != nil {
-		return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "model %s: reading %s: %w", name, c.spec.File, err)
-	}
-	s, err := newSession(data, c.spec.inputs, c.spec.output, r.threads, r.info.Provider == ProviderCUDA)
+	s, motion, err := r.openSessions(c)
 	if err != nil {
 		return nil, img2vid.Errorf(img2vid.EUNAVAILABLE, "model %s: %w", name, err)
 	}
-	m := build(c.spec, s)
+	m := build(c.spec, s, motion)
 	r.loaded[name] = m
 	return m, nil
+}
+
+// openSessions creates the sessions of a checked model: its main graph's
+// and, for a two-graph interpolator, its motion graph's (nil otherwise).
+func (r *Runtime) openSessions(c checkedModel) (main, motion *session, err error) {
+	cuda := r.info.Provider == ProviderCUDA
+	open := func(file string, inputs, outputs []string) (*session, error) {
+		data, err := fs.ReadFile(c.fsys, file)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", file, err)
+		}
+		s, err := newSession(data, inputs, outputs, r.threads, cuda)
+		if err != nil {
+			return nil, fmt.Errorf("ONNX Runtime cannot load %s: %w", file, err)
+		}
+		return s, nil
+	}
+	main, err = open(c.spec.File, c.spec.inputs, []string{c.spec.output})
+	if err != nil || c.spec.Motion == nil {
+		return main, nil, err
+	}
+	motion, err = open(c.spec.Motion.File, c.spec.motion, c.spec.Motion.Outputs)
+	if err != nil {
+		main.close()
+		return nil, nil, err
+	}
+	return main, motion, nil
 }
 
 // FrameModel returns the frame model name, loaded once and shared.
 func (r *Runtime) FrameModel(name string) (img2vid.FrameModel, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m, err := r.load(name, img2vid.KindFrame, func(s *spec, se *session) loadedModel { return newFrameModel(s, se) })
+	m, err := r.load(name, img2vid.KindFrame, func(s *spec, se, _ *session) loadedModel { return newFrameModel(s, se) })
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +271,7 @@ func (r *Runtime) FrameModel(name string) (img2vid.FrameModel, error) {
 func (r *Runtime) Interpolator(name string) (img2vid.Interpolator, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m, err := r.load(name, img2vid.KindInterpolate, func(s *spec, se *session) loadedModel { return newInterpolator(s, se) })
+	m, err := r.load(name, img2vid.KindInterpolate, newInterpolator)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +282,7 @@ func (r *Runtime) Interpolator(name string) (img2vid.Interpolator, error) {
 func (r *Runtime) Detector(name string) (img2vid.Detector, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m, err := r.load(name, img2vid.KindDetect, func(s *spec, se *session) loadedModel { return newDetector(s, se) })
+	m, err := r.load(name, img2vid.KindDetect, func(s *spec, se, _ *session) loadedModel { return newDetector(s, se) })
 	if err != nil {
 		return nil, err
 	}

@@ -162,7 +162,7 @@ func releaseEnv() {
 // touches the device: the failures --device cuda must report happen here,
 // not halfway through a job.
 func probe(threads int, cuda bool) error {
-	s, err := newSession(identityModel(1), []string{"x"}, "y", threads, cuda)
+	s, err := newSession(identityModel(1), []string{"x"}, []string{"y"}, threads, cuda)
 	if err != nil {
 		return err
 	}

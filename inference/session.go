@@ -44,7 +44,7 @@ func SessionOptions(threads int) (*ort.SessionOptions, error) {
 
 // newSession creates a session for the model bytes with SessionOptions on
 // the CPU or, with cuda, the CUDA provider.
-func newSession(model []byte, inputs []string, output string, threads int, cuda bool) (*session, error) {
+func newSession(model []byte, inputs, outputs []string, threads int, cuda bool) (*session, error) {
 	opts, err := SessionOptions(threads)
 	if err != nil {
 		return nil, err
@@ -55,7 +55,7 @@ func newSession(model []byte, inputs []string, output string, threads int, cuda 
 			return nil, err
 		}
 	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, []string{output}, opts)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating the session: %w", err)
 	}

@@ -13,13 +13,15 @@ import (
 // manifest left out read from the model.
 type spec struct {
 	Manifest
-	inputs  []string // tensor names; for interpolate: frame0, frame1, t
+	inputs  []string // tensor names; for interpolate: frame0, frame1, t (and the motion, with a motion graph)
 	output  string
-	tileW   int  // fixed input width; 0 when free
-	tileH   int  // fixed input height; 0 when free
-	batched bool // the batch dimension is free, so tiles can share a run
-	classes int  // a detect model's class count
-	rows    int  // a detect model's output rows (boxes offered); 0 when free
+	motion  []string  // the motion graph's inputs, frame0 and frame1; nil without one
+	graph   GraphInfo // the nodes of the model's graphs, all of them
+	tileW   int       // fixed input width; 0 when free
+	tileH   int       // fixed input height; 0 when free
+	batched bool      // the batch dimension is free, so tiles can share a run
+	classes int       // a detect model's class count
+	rows    int       // a detect model's output rows (boxes offered); 0 when free
 }
 
 // layout returns the axis of channels, height and width in a 4-D tensor.
@@ -59,11 +61,16 @@ func checkModel(m Manifest, ins, outs []ort.InputOutputInfo) (*spec, error) {
 		}
 		return got, nil
 	}
-	nIn := 1
+	nIn, wantIn := 1, m.Inputs
 	if m.Kind == img2vid.KindInterpolate {
 		nIn = 3
 	}
-	in, err := find("inputs", ins, m.Inputs, nIn)
+	if m.Motion != nil {
+		nIn += len(m.Motion.Outputs)
+		wantIn = slices.Concat(m.Inputs, m.Motion.Outputs)
+		s.motion = m.Inputs[:2]
+	}
+	in, err := find("inputs", ins, wantIn, nIn)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +81,9 @@ func checkModel(m Manifest, ins, outs []ort.InputOutputInfo) (*spec, error) {
 	for i, x := range in {
 		s.inputs = append(s.inputs, x.Name)
 		field := fmt.Sprintf("inputs[%d]", i)
+		if i > 2 { // the motion: the motion graph's outputs, checked with it
+			continue
+		}
 		if i == 2 { // t
 			if err := checkTensor(field, x, 1); err != nil {
 				return nil, err
@@ -156,6 +166,41 @@ func (s *spec) resolveSize(in, out ort.InputOutputInfo) error {
 	}
 	if o := *s.TileOverlap; 2*o >= s.tileW || 2*o >= s.tileH {
 		return fieldErr("tile_overlap", "%d is too large for %dx%d tiles (at most %d)", o, s.tileW, s.tileH, (min(s.tileW, s.tileH)-1)/2)
+	}
+	return nil
+}
+
+// checkMotion matches a motion graph's inputs and outputs with the
+// manifest: frame0 and frame1 in, shaped as the main graph's, and the
+// manifest's motion outputs out, each a float32 tensor of the same rank
+// as the main graph's input of that name.
+func (s *spec) checkMotion(main, ins, outs []ort.InputOutputInfo) error {
+	g := s.Motion
+	if len(ins) != 2 {
+		return fieldErr("motion.file", "%s takes %d inputs, a motion graph takes 2 (frame0, frame1)", g.File, len(ins))
+	}
+	for i, name := range s.motion {
+		j := slices.IndexFunc(ins, func(x ort.InputOutputInfo) bool { return x.Name == name })
+		if j < 0 {
+			return fieldErr("motion.file", "%s has no input named %q", g.File, name)
+		}
+		if err := s.checkFrame(fmt.Sprintf("motion inputs[%d]", i), ins[j]); err != nil {
+			return err
+		}
+	}
+	if len(outs) != len(g.Outputs) {
+		return fieldErr("motion.outputs", "%s has %d outputs, the manifest names %d", g.File, len(outs), len(g.Outputs))
+	}
+	for i, name := range g.Outputs {
+		field := fmt.Sprintf("motion.outputs[%d]", i)
+		j := slices.IndexFunc(outs, func(x ort.InputOutputInfo) bool { return x.Name == name })
+		if j < 0 {
+			return fieldErr(field, "%s has no output named %q", g.File, name)
+		}
+		k := slices.IndexFunc(main, func(x ort.InputOutputInfo) bool { return x.Name == name })
+		if err := checkTensor(field, outs[j], len(main[k].Dimensions)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

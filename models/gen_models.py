@@ -24,9 +24,20 @@ which the test that checks the committed files are reproducible uses):
   testdata/frame/          sr2x: a fixed-size 2x upscaler with its manifest,
                            the tests' bring-your-own frame model
 
-Every model takes frame0, frame1 (float32 [1,3,H,W], RGB in [0,1]) and t
-(float32 [1]) and returns frame (float32 [1,3,H,W] in [0,1]), for any H and W
-that are multiples of the manifest's "multiple".
+The flow models are two graphs each: NAME.motion.onnx takes frame0 and
+frame1 (float32 [1,3,H,W], RGB in [0,1]) and returns their motion (the
+manifest's motion.outputs), once per pair; NAME.onnx takes frame0, frame1,
+t (float32 [1]) and the motion and returns frame (float32 [1,3,H,W]), once
+per new frame. blend is one graph of frame0, frame1 and t. H and W are free,
+multiples of the manifest's "multiple".
+
+The graphs are built for ONNX Runtime on a CPU or a GPU: every operation is
+a whole-tensor operator (pyramids by pooling, gradients and shifts by Conv,
+candidate searches batched, warps by GridSample), the sides are never
+computed in the graph (no Shape nodes: constant slice bounds, reshapes that
+copy the sides, pixel positions by cumulative sums), and constants are
+initializers, so a graph is a few hundred nodes that the CUDA provider runs
+whole.
 """
 
 import argparse
@@ -38,12 +49,13 @@ import sys
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import torch
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = HERE  # where the files are written; --out changes it
-OPSET = 16  # GridSample arrived in opset 16; the CUDA provider runs it too.
+OPSET = 17  # GridSample arrived in opset 16; the CUDA provider runs it too.
 
 
 class Blend(torch.nn.Module):
@@ -56,85 +68,246 @@ class Blend(torch.nn.Module):
         return torch.clamp((1 - t) * frame0 + t * frame1, 0, 1)
 
 
-def _sample(img, grid):
-    """img ([N,C,h,w]) sampled bilinearly at grid, a pair (x, y) of
-    [N,H,W] positions in GridSample's units; a position outside the image
-    takes its nearest edge (border padding). The positions are clamped to
-    the outer pixels' centres and sampled with zero padding, which is the
-    same thing (the weight of a neighbour past the edge is then 0): ONNX
-    Runtime's CPU GridSample does zero padding faster than border padding
-    (9 % off flow2's time at 960x540 with 1.24.3, 18 % with 1.30.0; the
-    clamps cost far less than that). GridSample takes most of every
-    interpolator's time: it works through a frame's pixels one at a time,
-    on one core, as it spreads over channels only."""
-    h, w = img.shape[2], img.shape[3]
-    x = torch.clamp(grid[0], -1 + 1.0 / w, 1 - 1.0 / w)
-    y = torch.clamp(grid[1], -1 + 1.0 / h, 1 - 1.0 / h)
-    return F.grid_sample(img, torch.stack([x, y], 3), mode="bilinear", padding_mode="zeros",
-                         align_corners=False)
+def _regroup(c):
+    """A torch Function that reshapes x [N,C,h,w] to [-1,c,h,w], exported
+    as one Reshape whose target (-1, c, 0, 0) copies h and w from its
+    input, so no Shape, Gather or Concat nodes work out the sides at run
+    time. One class per c: the exporter takes tensors only as arguments."""
+
+    class Regroup(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.reshape(-1, c, x.shape[2], x.shape[3])
+
+        @staticmethod
+        def symbolic(g, x):
+            return g.op("Reshape", x, g.op("Constant", value_t=torch.tensor([-1, c, 0, 0], dtype=torch.int64)))
+
+    return Regroup
 
 
-def _pixel_grid(like):
-    """The pixel centres of an image like like ([N,C,h,w]) in GridSample's
-    coordinates, which run from -1 to 1 across the image's outer edges
-    (align_corners=False): pixel x has its centre at (2x+1)/w - 1. Also
-    returns the size of a pixel in those units."""
-    h, w = like.shape[2], like.shape[3]
-    bx = ((2 * torch.arange(w, dtype=like.dtype) + 1) / w - 1).reshape(1, 1, w)
-    by = ((2 * torch.arange(h, dtype=like.dtype) + 1) / h - 1).reshape(1, h, 1)
-    return bx, by, 2.0 / w, 2.0 / h
+_REGROUP = {}
 
 
-def _warp(img, grid, fx, fy):
-    """Samples img ([N,C,h,w]) at (x+fx, y+fy), offsets [N,1,h,w] in pixels;
-    grid is _pixel_grid(img), made once per level rather than per warp."""
-    bx, by, px, py = grid
-    return _sample(img, (bx + fx[:, 0] * px, by + fy[:, 0] * py))
+def _channels(x, c):
+    """x [N,C,h,w] as [N*C/c, c, h, w], the channels regrouped by c."""
+    c = int(c)
+    if c not in _REGROUP:
+        _REGROUP[c] = _regroup(c)
+    return _REGROUP[c].apply(x)
+
+
+def _edge_pad(r):
+    """A torch Function that pads x [N,C,h,w] by r pixels on every side,
+    repeating the edge, exported as one Pad with constant pads (torch's
+    own export of F.pad works the pads out at run time)."""
+
+    class EdgePad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return F.pad(x, (r, r, r, r), mode="replicate")
+
+        @staticmethod
+        def symbolic(g, x):
+            pads = g.op("Constant", value_t=torch.tensor([0, 0, r, r, 0, 0, r, r], dtype=torch.int64))
+            return g.op("Pad", x, pads, mode_s="edge")
+
+    return EdgePad
+
+
+_PAD = {}
+
+
+def _pad(x, r):
+    """x [N,C,h,w] with its edges repeated r pixels outwards."""
+    if r not in _PAD:
+        _PAD[r] = _edge_pad(r)
+    return _PAD[r].apply(x)
+
+
+class Grid:
+    """The pixels of an image like like ([N,C,h,w], any N): their indices
+    pos ([1,2,h,w], x then y), the image's sides size ([1,2,1,1], w, h), and
+    what GridSample (align_corners=False) needs: the pixel centres base in
+    its units, which run from -1 to 1 across the image's outer edges, the
+    size of a pixel there (unit), and the centres of the outermost pixels
+    (lo, hi). All from a cumulative sum over ones, so the graph holds no
+    shape arithmetic and runs wholly on an accelerator."""
+
+    def __init__(self, like):
+        if int(like.shape[0]) > 1 or int(like.shape[1]) > 1:
+            like = like[:1, :1]
+        one = like * 0 + 1
+        cx, cy = torch.cumsum(one, 3), torch.cumsum(one, 2)
+        self.pos = torch.cat([cx, cy], 1) - 1
+        self.size = torch.cat([cx.amax(dim=(2, 3), keepdim=True), cy.amax(dim=(2, 3), keepdim=True)], 1)
+        self.unit = 2 / self.size
+        self.base = (self.pos + 0.5) * self.unit - 1
+        self.lo, self.hi = self.unit / 2 - 1, 1 - self.unit / 2
+        self._half = {}
+
+    def warp(self, img, f):
+        """img ([N,C,h,w]) sampled bilinearly at each pixel moved by f
+        ([N,2,h,w], pixels; N of img and f alike); a position outside the
+        image takes its nearest edge. The positions are clamped to the
+        outer pixels' centres and sampled with zero padding, the same
+        thing: ONNX Runtime's CPU GridSample does zero padding faster."""
+        return self.sample(img, self.base + f * self.unit)
+
+    def halves(self, k):
+        """The factor ([2K,1,1,1]) that turns K fields, twice over
+        (torch.cat([f, f])), into the moves by -f/2 of the first K and +f/2
+        of the second K, in GridSample's units."""
+        if k not in self._half:
+            sign = torch.tensor([-0.5] * k + [0.5] * k).reshape(2 * k, 1, 1, 1)
+            self._half[k] = sign * self.unit
+        return self._half[k]
+
+    def pair(self, ab, f):
+        """a and b (ab: K copies of a, then K of b) sampled at each pixel
+        moved by -f/2 and +f/2 (f [K,2,h,w], pixels), by one GridSample."""
+        k = int(f.shape[0])
+        w = self.sample(ab, self.base + torch.cat([f, f], 0) * self.halves(k))
+        return w[:k], w[k:]
+
+    def sample(self, img, g):
+        """img sampled at positions g ([N,2,h,w]) in GridSample's units."""
+        g = torch.minimum(torch.maximum(g, self.lo), self.hi)
+        return F.grid_sample(img, g.permute(0, 2, 3, 1), mode="bilinear", padding_mode="zeros",
+                             align_corners=False)
+
+    def outside(self, f):
+        """How far, in pixels along x plus along y, each pixel moved by
+        -f/2 and by +f/2 (f [K,2,h,w]) lies outside the image, the two
+        summed; 0 inside. A position p is relu(|p - c| - c) outside, c the
+        image's centre, (size - 1)/2."""
+        if not hasattr(self, "_centred"):
+            c = (self.size - 1) / 2
+            self._centred = (torch.cat([self.pos, self.pos], 1) - torch.cat([c, c], 1), torch.cat([c, c], 1))
+        pc, c = self._centred
+        u = f * 0.5
+        return F.relu(torch.abs(pc + torch.cat([u, -u], 1)) - c).sum(dim=1, keepdim=True)
+
+    def inside(self, f):
+        """1 where each pixel moved by f lies within the image, else 0."""
+        p = self.pos + f
+        return ((p >= 0) & (p <= self.size - 1)).to(f.dtype).amin(dim=1, keepdim=True)
 
 
 def _box(x, r):
-    """Mean over a (2r+1)^2 window, edges repeated."""
-    return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+    """Mean over the (2r+1)^2 window around each pixel, of the part of it
+    inside the image."""
+    return F.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
 
 
-def _gradients(x):
-    """Central differences along x and y, edges repeated."""
-    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    gx = (p[:, :, 1:-1, 2:] - p[:, :, 1:-1, :-2]) * 0.5
-    gy = (p[:, :, 2:, 1:-1] - p[:, :, :-2, 1:-1]) * 0.5
-    return gx, gy
+def _taps(offsets):
+    """Conv weights [K,1,2r+1,2r+1] that copy a one-channel image moved by
+    each (dx, dy) in offsets: out(x, y) = in(x+dx, y+dy); and r."""
+    r = max(max(abs(dx), abs(dy)) for dx, dy in offsets)
+    k = np.zeros((len(offsets), 1, 2 * r + 1, 2 * r + 1), np.float32)
+    for i, (dx, dy) in enumerate(offsets):
+        k[i, 0, r + dy, r + dx] = 1
+    return torch.from_numpy(k), r
+
+
+def _shifted(x, offsets):
+    """Every channel of x ([N,C,h,w]) moved by whole pixels by each offset,
+    edges repeated, all at once (one Conv): [N*C, K, h, w]."""
+    k, r = _taps(offsets)
+    return F.conv2d(_pad(_channels(x, 1), r), k)
+
+
+_NEIGHBOURS9 = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+
+
+def _median9(x):
+    """3x3 median of every pixel of x ([N,C,h,w]), edges repeated: the
+    fifth largest of the nine (TopK). It keeps a motion boundary sharp
+    where a mean would smear it, and drops isolated wrong vectors."""
+    top = torch.topk(_shifted(x, _NEIGHBOURS9), 5, dim=1).values
+    return _channels(top.amin(dim=1, keepdim=True), int(x.shape[1]))
+
+
+_CENTRAL = torch.tensor([[[[0, 0, 0], [-0.5, 0, 0.5], [0, 0, 0]]], [[[0, -0.5, 0], [0, 0, 0], [0, 0.5, 0]]]])
+
+
+# Conv weights [3,2,3,3] that take two images w0, w1 as channels to the
+# central differences along x and y of their mean, and to w1 - w0.
+_GRADIENTS_AND_DIFFERENCE = torch.cat([_CENTRAL.repeat(1, 2, 1, 1) * 0.5,
+                                       torch.tensor([[[[0, 0, 0], [0, -1, 0], [0, 0, 0]],
+                                                      [[0, 0, 0], [0, 1, 0], [0, 0, 0]]]])], 0)
+
+
+def _gradients(x, scale=1.0):
+    """Central differences along x and y of a one-channel x ([N,1,h,w]),
+    edges repeated, times scale: [N,2,h,w]."""
+    return F.conv2d(_pad(x, 1), _CENTRAL * scale)
 
 
 def _upsample(x, s):
     return F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
 
 
+def _pool(x, s):
+    return F.avg_pool2d(x, s)
+
+
+def _cut(p, r, dx, dy):
+    """From p, an image padded by r on every side, the image moved by whole
+    pixels: out(x, y) = in(x+dx, y+dy). Constant slice bounds counted from
+    both ends, so the graph holds no shape arithmetic."""
+    def span(d):
+        end = r - d
+        return slice(r + d, -end if end else None)
+    return p[:, :, span(dy), span(dx)]
+
+
+def _mix(m, x):
+    """The colour matrix m ([K,C]) applied to every pixel of x ([N,C,h,w])."""
+    return F.conv2d(x, m.reshape(m.shape[0], m.shape[1], 1, 1))
+
+
+def _field_at(grid, f, t):
+    """The field f ([N,2,h,w], pixels) moved from midway between the frames,
+    where it is estimated, to time t ([N,1,1,1]): the vector through x at
+    t is that at x+(1/2-t)v midway, one fixed-point step of it, sampled
+    bilinearly; at t=1/2 it changes nothing."""
+    return grid.warp(f, (0.5 - t) * f)
+
+
+def _at_time(grid, x0, x1, v, t, weight=None):
+    """x0 moved back by t*v and x1 forward by (1-t)*v (v [N,2,h,w] in
+    pixels of x0) to time t, by one GridSample, and mixed: x1 weighs weight
+    ([N,1,h,w]), t where not given."""
+    n = int(x0.shape[0])
+    w = grid.warp(torch.cat([x0, x1], 0), torch.cat([-t * v, (1 - t) * v], 0))
+    w0, w1 = w[:n], w[n:]
+    return w0 + (t if weight is None else weight) * (w1 - w0)
+
+
+def _weight(m, t):
+    """The weight of frame1's warp that fusion logit m gives t:
+    t*e^m / (t*e^m + 1-t); t where m is 0, 0 at t=0 and 1 at t=1."""
+    a = t * torch.exp(m)
+    return a / (a + 1 - t)
+
+
 class Flow(torch.nn.Module):
-    """Motion-compensated interpolation.
+    """Motion-compensated interpolation, in two graphs: motion, once per
+    pair of frames, and synthesis, once per new frame.
 
-    Motion is estimated once per pair, on luma at 1/4 resolution, as one
-    symmetric flow field v centred between the frames: frame0 at x - v/2
-    matches frame1 at x + v/2. Estimating it at the half-way point (rather
-    than 0->1 and 1->0) gives, for every output pixel, the motion through
-    that pixel, so no forward splatting or hole filling is needed, and it
-    treats both frames alike.
+    Motion is one symmetric flow field v on luma at 1/4 resolution,
+    centred between the frames: frame0 at x - v/2 matches frame1 at
+    x + v/2. Estimated at the half-way point it gives, for every output
+    pixel, the motion through it, so no forward splatting or hole filling
+    is needed. The estimator is pyramidal Lucas-Kanade with its
+    iterations unrolled (4 levels, 1/4 to 1/32 resolution, a few
+    Gauss-Newton steps per level on a 7x7 window), a small Tikhonov term
+    keeping the solve stable where there is no texture, where the field
+    stays what the coarser levels said.
 
-    The estimator is pyramidal Lucas-Kanade with its iterations unrolled:
-    coarse-to-fine over 4 levels (1/4 .. 1/32 resolution, so motions of
-    tens of pixels are found at the coarse levels), at each level a few
-    Gauss-Newton steps that warp both frames by the current flow, solve the
-    2x2 normal equations over a small window, and smooth the update. A
-    small Tikhonov term keeps the solve stable where the image has no
-    texture; there the flow stays what the coarser levels said, and the
-    result degrades to a cross-fade instead of to noise.
-
-    The frames are warped as luma at full resolution and colour difference
-    (R-Y, B-Y) at half resolution, as YUV 4:2:0 video carries them anyway:
-    that halves the cost of the warps, the bulk of the work. Besides them,
-    only the flow's bilinear upsampling and the weighted mean run at full
-    resolution, which keeps the model fast on CPUs. At t=0 and t=1 the warp
-    of the frame that counts is the identity: the output is that frame,
-    with its colour difference at half resolution.
+    Synthesis warps luma at full resolution and colour difference (R-Y,
+    B-Y) at half, as 4:2:0 video carries them, and mixes the warps by t.
     """
 
     # Four halvings below the 1/4-resolution base: H and W multiples of 32.
@@ -145,466 +318,214 @@ class Flow(torch.nn.Module):
     window = 3       # Lucas-Kanade window radius (7x7)
     tikhonov = 1e-5  # regulariser of the normal equations, in luma^2
     max_step = 1     # largest update per iteration, in pixels of the level
+    motion_outputs = ("flow",)
 
     def __init__(self):
         super().__init__()
         # RGB -> Rec. 601 luma Y and colour differences R-Y, B-Y, and back.
-        # Motion is estimated on luma alone.
         to_yc = torch.tensor([[0.299, 0.587, 0.114],
                               [0.701, -0.587, -0.114],
                               [-0.299, -0.587, 0.886]], dtype=torch.float64)
         self.register_buffer("to_luma", to_yc[:1].float())
         self.register_buffer("to_chroma", to_yc[1:].float())
         self.register_buffer("to_rgb", torch.linalg.inv(to_yc).float())
+        self._grids = {}
 
-    def mismatch(self, a, b, grid, fx, fy):
-        """Local mean absolute difference of a and b warped by +-flow/2."""
-        return _box(torch.abs(_warp(b, grid, fx / 2, fy / 2) - _warp(a, grid, -fx / 2, -fy / 2)), self.window)
+    def mismatch(self, ab, grid, f, window):
+        """Local mean absolute difference of the frames warped by -f/2 and
+        +f/2: ab is the K candidates' a then b ([2K,1,h,w]), f [K,2,h,w]."""
+        w0, w1 = grid.pair(ab, f)
+        return _box(torch.abs(w1 - w0), window)
+
+    def refine(self, grid, a, b, f, offset=None):
+        """Gauss-Newton steps from the fields f ([K,2,h,w]) on luma a, b
+        ([1,1,h,w]), for all K at once. Where offset ([K,1,1,1], 1 or 0) is
+        1, each step also solves for a brightness offset between the
+        frames over its window: a change of light (exposure, flicker,
+        light through water) is locally an offset, which the plain
+        equations read as motion wherever the image is smooth. With the
+        offset an unknown, the normal equations are the plain ones over
+        the window's deviations from their means."""
+        k, r = int(f.shape[0]), self.window
+        ab = torch.cat([a] * k + [b] * k, 0)
+        tik = torch.tensor([self.tikhonov, self.tikhonov, 0, 0, 0]).reshape(1, 5, 1, 1)
+        first, second = [0, 1, 0, 0, 1], [0, 1, 1, 2, 2]  # xx, yy, xy, xt, yt
+        for _ in range(self.iterations):
+            # The two warps side by side as channels, [K,2,h,w], and from
+            # them by one Conv gx, gy (of their mean: moving both by +-d/2
+            # changes w1 - w0 by grad . d) and gt = w1 - w0.
+            w = grid.sample(ab, grid.base + torch.cat([f, f], 0) * grid.halves(k))
+            q = F.conv2d(_pad(_channels(w, k).transpose(0, 1), 1), _GRADIENTS_AND_DIFFERENCE)
+            prod = q[:, first] * q[:, second]
+            if offset is None:
+                s = _box(prod, r)
+            else:
+                m = _box(q, r)
+                m = m[:, first] * m[:, second]
+                s = _box(prod, r) - (m if offset is True else offset * m)
+            s = s + tik
+            # xy*yt - yy*xt, xy*xt - xx*yt (the solve's numerators) and
+            # xx*yy - xy*xy (its determinant), at once.
+            n = s[:, [2, 2, 0]] * s[:, [4, 3, 1]] - s[:, [1, 0, 2]] * s[:, [3, 4, 2]]
+            # A step of at most a pixel: a larger one means the
+            # linearisation failed (an occlusion, a change of light), and
+            # the coarser estimate is safer.
+            f = _box(f + torch.clamp(n[:, :2] / n[:, 2:], -self.max_step, self.max_step), 1)
+        return f
+
+    def pyramid(self, g):
+        p = [g]
+        for _ in range(self.levels - 1):
+            p.append(_pool(p[-1], 2))
+        return p
 
     def estimate(self, g0, g1):
-        """Symmetric flow between luma images g0 and g1, in their pixels."""
-        p0, p1 = [g0], [g1]
-        for _ in range(self.levels - 1):
-            p0.append(F.avg_pool2d(p0[-1], 2))
-            p1.append(F.avg_pool2d(p1[-1], 2))
-        fx = torch.zeros_like(p0[-1])
-        fy = torch.zeros_like(p0[-1])
-        for level in range(self.levels - 1, -1, -1):
+        """The symmetric field between luma g0 and g1, in their pixels."""
+        p0, p1 = self.pyramid(g0), self.pyramid(g1)
+        f = self.refine(self.grid(p0[-1]), p0[-1], p1[-1], torch.cat([p0[-1], p0[-1]], 1) * 0)
+        for level in range(self.levels - 2, -1, -1):
             a, b = p0[level], p1[level]
-            grid = _pixel_grid(a)
-            if level < self.levels - 1:
-                fx = _upsample(fx, 2) * 2
-                fy = _upsample(fy, 2) * 2
-                # Where the coarser level was misled (detail that pooling
-                # aliased, a small object against a moving background),
-                # starting again from rest matches better: keep per pixel
-                # whichever of the two explains the frames better.
-                moved = self.mismatch(a, b, grid, fx, fy)
-                still = self.mismatch(a, b, grid, torch.zeros_like(fx), torch.zeros_like(fy))
-                keep = (moved <= still).to(fx.dtype)
-                fx = fx * keep
-                fy = fy * keep
-            for _ in range(self.iterations):
-                w0 = _warp(a, grid, -fx / 2, -fy / 2)
-                w1 = _warp(b, grid, fx / 2, fy / 2)
-                # Moving both by +-d/2 changes w1 - w0 by grad . d, with
-                # grad the mean of the two frames' gradients.
-                gx, gy = _gradients((w0 + w1) * 0.5)
-                gt = w1 - w0
-                r = self.window
-                sxx = _box(gx * gx, r) + self.tikhonov
-                syy = _box(gy * gy, r) + self.tikhonov
-                sxy = _box(gx * gy, r)
-                sxt = _box(gx * gt, r)
-                syt = _box(gy * gt, r)
-                det = sxx * syy - sxy * sxy
-                # A step of at most a pixel per iteration: a larger one
-                # means the linearisation has failed (an occlusion, a
-                # brightness change), and the coarser estimate is safer.
-                fx = fx + torch.clamp((sxy * syt - syy * sxt) / det, -self.max_step, self.max_step)
-                fy = fy + torch.clamp((sxy * sxt - sxx * syt) / det, -self.max_step, self.max_step)
-                fx = _box(fx, 1)
-                fy = _box(fy, 1)
-        return fx, fy
+            grid = self.grid(a)
+            f = _upsample(f, 2) * 2
+            # Where the coarser level was misled (detail that pooling
+            # aliased, a small object against a moving background),
+            # starting again from rest matches better: per pixel, keep
+            # whichever of the two explains the frames better.
+            two = torch.cat([f, f * 0], 0)
+            cost = self.mismatch(torch.cat([a, a, b, b], 0), grid, two, self.window)
+            f = f * (cost[:1] <= cost[1:]).to(f.dtype)
+            f = self.refine(grid, a, b, f)
+        return f
 
-    def forward(self, frame0, frame1, t):
-        t = torch.clamp(t.reshape(1, 1, 1), 0, 1)
-        y0, y1 = _mix(self.to_luma, frame0), _mix(self.to_luma, frame1)
-        c0 = _mix(self.to_chroma, F.avg_pool2d(frame0, 2))
-        c1 = _mix(self.to_chroma, F.avg_pool2d(frame1, 2))
-        g0, g1 = F.avg_pool2d(y0, self.scale), F.avg_pool2d(y1, self.scale)
-        fx, fy = self.estimate(g0, g1)
-        # The flow in grid units (2/size per pixel), whatever the resolution.
-        n = torch.cat([fx * (2.0 / g0.shape[3]), fy * (2.0 / g0.shape[2])], 1)
-        ya, yb = _grids(_upsample(n, self.scale), t)
-        ca, cb = _grids(_upsample(n, self.scale // 2), t)
-        y = _mix_in_time(_sample(y0, ya), _sample(y1, yb), t)
-        c = _mix_in_time(_sample(c0, ca), _sample(c1, cb), t)
+    def luma(self, frame):
+        return _mix(self.to_luma, frame)
+
+    def grid(self, like):
+        """The Grid of images of like's size, made once per graph (see
+        fresh)."""
+        key = (int(like.shape[2]), int(like.shape[3]))
+        if key not in self._grids:
+            self._grids[key] = Grid(like)
+        return self._grids[key]
+
+    def fresh(self):
+        """Forgets the grids of the last graph: each motion or synthesis
+        makes its own, once per image size."""
+        self._grids = {}
+
+    def motion(self, frame0, frame1):
+        """The midway field ([1,2,h/4,w/4], pixels there) of a pair of frames."""
+        self.fresh()
+        g0, g1 = _pool(self.luma(frame0), self.scale), _pool(self.luma(frame1), self.scale)
+        return (self.estimate(g0, g1),)
+
+    def synthesis(self, frame0, frame1, t, f):
+        """The frame at t ([N]) from frames [N,3,H,W] and their field."""
+        self.fresh()
+        t = torch.clamp(t.reshape(-1, 1, 1, 1), 0, 1)
+        y0, y1 = self.luma(frame0), self.luma(frame1)
+        c0, c1 = _mix(self.to_chroma, _pool(frame0, 2)), _mix(self.to_chroma, _pool(frame1, 2))
+        s = self.scale
+        y = _at_time(self.grid(y0), y0, y1, _upsample(f, s) * s, t)
+        c = _at_time(self.grid(c0), c0, c1, _upsample(f, s // 2) * (s // 2), t)
         return _mix(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1))
 
-
-def _mix(m, x):
-    """Applies the colour matrix m ([K,C]) to every pixel of x ([1,C,h,w]).
-    A MatMul, not a 1x1 Conv: ONNX Runtime's CPU provider would reorder a
-    three-channel Conv into 16-channel blocks, several times the work."""
-    h, w = x.shape[2], x.shape[3]
-    return torch.matmul(m, x.reshape(x.shape[1], h * w)).reshape(1, m.shape[0], h, w)
+    def forward(self, frame0, frame1, t):
+        return self.synthesis(frame0, frame1, t, *self.motion(frame0, frame1))
 
 
-def _mix_batch(m, x):
-    """_mix for a batch ([N,C,h,w]); the same MatMul when N is 1."""
-    n, h, w = x.shape[0], x.shape[2], x.shape[3]
-    return torch.matmul(m, x.reshape(n, x.shape[1], h * w)).reshape(n, m.shape[0], h, w)
-
-
-def _weight(m, t):
-    """The weight of frame1's warp that fusion logit m gives t:
-    t*e^m / (t*e^m + 1-t); t where m is 0, 0 at t=0 and 1 at t=1."""
-    a = t * torch.exp(m)
-    return a / (a + 1 - t)
-
-
-def _grids(n, t):
-    """Sample positions (see _sample) for frame0 (back by t*n) and frame1
-    (forward by (1-t)*n), n [N,2,h,w] a flow in grid units, t [1,1,1] or
-    [N,1,1]."""
-    bx, by, _, _ = _pixel_grid(n)
-    nx, ny = n[:, 0], n[:, 1]
-    return ((bx - t * nx, by - t * ny),
-            (bx + (1 - t) * nx, by + (1 - t) * ny))
-
-
-def _mix_in_time(w0, w1, t):
-    return w0 + t.unsqueeze(0) * (w1 - w0)
-
-
-def _warps(x0, x1, v, t):
-    """x0 moved back by t*v and x1 forward by (1-t)*v to time t: v
-    ([N,2,h,w]) a symmetric field in grid units at x0's resolution, t
-    [N,1,1,1] or [1,1,1,1]."""
-    g0, g1 = _grids(v, t[:, 0])
-    return _sample(x0, g0), _sample(x1, g1)
-
-
-def _at_time(x0, x1, v, t, weight=None):
-    """x0 and x1 warped to time t by v (see _warps) and mixed: x1 weighs
-    weight ([N,1,h,w]), t where not given."""
-    w0, w1 = _warps(x0, x1, v, t)
-    return w0 + (t if weight is None else weight) * (w1 - w0)
-
-
-def _field_at(fx, fy, t):
-    """The field ([N,1,h,w] each, in pixels) moved from midway between the
-    frames, where it is estimated, to time t ([N,1,1,1]): the vector at x
-    is that of what sits at x midway, which at t has moved by (t-1/2)v,
-    so the vector through x at t is v at x+(1/2-t)v. One fixed-point step
-    of that, sampled bilinearly; at t=1/2 it changes nothing. Measured on
-    the aquarium clip at 4x (t=1/4, 3/4): +0.05 dB; the step the other
-    way, -0.15; a second step, no gain (where one frame hides what the
-    other shows, the equation has no single answer)."""
-    s = 0.5 - t
-    v = _warp(torch.cat([fx, fy], 1), _pixel_grid(fx), s * fx, s * fy)
-    return v[:, :1], v[:, 1:]
-
-
-def _diffuse(x, d, steps):
-    """x ([N,C,h,w]) after `steps` explicit steps of the heat equation,
-    each by d ([N,1,h,w], at most 1/4): x + d*laplacian(x), the laplacian
-    from the 3x3 mean (3*(mean - x), the 9-point stencil, the same in
-    every direction). After the steps a pixel is the mean of its
-    neighbourhood under a Gaussian of variance 2*steps*d per axis; with
-    d at most 1/4 every step is a weighted mean with weights >= 0, so
-    nothing rings or overshoots."""
-    for _ in range(steps):
-        x = x + 3 * d * (_box(x, 1) - x)
-    return x
-
-
-def _positions(like):
-    """The column and row index of every pixel of an image like like
-    ([N,C,h,w]), as [1,1,1,w] and [1,1,h,1]."""
-    h, w = like.shape[2], like.shape[3]
-    return (torch.arange(w, dtype=like.dtype).reshape(1, 1, 1, w),
-            torch.arange(h, dtype=like.dtype).reshape(1, 1, h, 1))
-
-
-def _inside(px, py, w, h):
-    """1 where pixel position (px, py) lies within a w x h image, else 0."""
-    return ((px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)).to(px.dtype)
-
-
-def _outside(px, py, w, h):
-    """How far, in pixels along x plus along y, pixel position (px, py)
-    lies outside a w x h image; 0 inside."""
-    return F.relu(-px) + F.relu(px - (w - 1)) + F.relu(-py) + F.relu(py - (h - 1))
-
-
-def _shift(x, dx, dy):
-    """x ([N,C,h,w]) moved by whole pixels: out(x, y) = x(x+dx, y+dy), edges
-    repeated."""
-    r = max(abs(dx), abs(dy))
-    p = F.pad(x, (r, r, r, r), mode="replicate")
-    h, w = x.shape[2], x.shape[3]
-    return p[:, :, r + dy:r + dy + h, r + dx:r + dx + w]
-
-
-def _median9(x):
-    """3x3 median of every pixel of x ([N,C,h,w]), edges repeated: the
-    19-exchange sorting network that leaves the median of nine values in
-    the middle (Paeth's), as Min and Max nodes. It keeps a motion
-    boundary sharp where a mean would smear it, and drops isolated wrong
-    vectors."""
-    p = [_shift(x, dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-
-    def order(i, j):
-        p[i], p[j] = torch.minimum(p[i], p[j]), torch.maximum(p[i], p[j])
-
-    for i, j in ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8),
-                 (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)):
-        order(i, j)
-    return p[4]
+# The whole-pixel moves a choice among neighbouring vectors looks at,
+# r pixels away: left, right, up, down.
+def _cross(r):
+    return [(-r, 0), (r, 0), (0, -r), (0, r)]
 
 
 class Flow2(Flow):
-    """Motion-compensated interpolation that follows large motion and keeps
-    motion boundaries sharp; the default.
+    """Motion-compensated interpolation that follows large motion, allows
+    for changes of light and keeps motion boundaries sharp; the default.
 
-    The same symmetric Lucas-Kanade estimator and mix by t as flow, with
-    these changes to the estimator:
-
-    - Search, not just descent, at the coarsest level (1/32 resolution):
-      every whole-pixel symmetric displacement within +-search pixels there
-      (+-96 pixels of the frame) is tried, the best over a 7x7 window is
-      refined by Gauss-Newton steps, and per pixel it competes with what
-      descent from rest finds (on a small frame the coarsest level has few
-      pixels, and either can be the one misled). Motion beyond what steps
-      from rest reach is found, and a local match near rest does not trap
-      it.
-    - Candidates, not one guess, at each finer level: the upsampled coarse
-      field, rest, and the coarse field of the neighbours two pixels away
-      in each direction; per pixel the one that matches the frames best
-      over the window is kept. A vector on the wrong side of a motion
-      boundary (the coarse level blurs boundaries) is replaced by its
-      neighbour from the right side, which also carries the motion of a
-      small object the coarser level missed.
-    - A 3x3 median of the field after each level, which keeps boundaries
-      sharp and removes isolated outliers where flow's box mean spreads
-      them, and a last per-pixel choice at 1/4 resolution of the vectors 8
-      pixels away (32 of the frame) over a 5x5 window, taken only where
-      one explains the frames clearly better than the pixel's own (a
-      third less mismatch): a wrong match the pyramid carried down is
-      replaced by the motion around it.
-    - Room for a change of light, which flow reads as motion wherever the
-      image is smooth: each Gauss-Newton step solves for a brightness
-      offset between the frames over its window as well as for the
-      motion (refine), and where the frames' brightness as a whole
-      differs by more than 3 % (exposure, a fade, flicker) the luma the
-      estimator and the pick compare is first brought to the same
-      brightness (brightness). At the coarsest level steps with and
-      without the offset compete (coarsest). On 160 synthetic scenes
-      none of the models was tuned on (scenes_bench.py), the 39 with a
-      brightness change went from 1.59 dB behind ffmpeg's minterpolate to
-      2.45 dB ahead, the others stayed 3.02 dB ahead; on the aquarium
-      clip, +0.12 dB at 2x and +0.02 at 4x (bench/interp). The offset alone
-      at every level did better on the clip (+0.21, +0.13) but lost 15 dB
-      on a whole-frame shift of 84,24 pixels on one of TestLargeMotion's
-      textures, and left the scenes with a brightness change 1.3 dB
-      behind this; bringing the frames to the same brightness however
-      little they differ cost 0.08 dB on average on the scenes where
-      nothing changed (up to 3 dB on one), as the estimate of how much
-      the light changed errs by up to 2 % there.
-    - Every choice among candidates charges a candidate for how far its
-      matches fall outside the frame (choose), where the frames'
-      repeated edge pixels can agree by chance: a vector reaching 60
-      pixels out at a frame's edge, found by such a match, cost almost
-      9 dB on one synthetic scene. A small step out, what enters the frame,
-      still wins on the frames' evidence. On the 160 scenes +0.11 dB
-      (2.99 dB ahead of minterpolate from 2.88; behind it on 12 scenes
-      from 18), on the aquarium clip in torch +0.005 and +0.04 dB at 2x
-      and 4x.
-
-    and one to how the field reaches full resolution: flow upsamples the
-    1/4-resolution field bilinearly, which at a motion boundary blends two
-    motions into vectors that belong to neither (thin streaks of the
-    moving object drawn across the background, a fin or tail that
-    vanishes). flow2 chooses instead, per pixel at 1/2 resolution, among
-    the vector of its 1/4-resolution pixel and those of the two nearest
-    to it across and down: the one whose two warps of luma to time t
-    agree best, pixel by pixel (pick). That puts a motion boundary within
-    a pixel or two of where the frames put it; at full resolution each
-    2x2 block takes its vector.
-
-    Measured in torch on the aquarium clip (at 2x and 4x, see
-    docs/BENCHMARKS.md) against the previous flow2 (bilinear upsampling,
-    and a last choice among the vectors 2, 4 and 8 pixels away, taken
-    wherever one matched better): +0.08 and +0.14 dB, at about the same
-    CPU time. Variants measured there: choosing among all four
-    neighbours and the bilinear vector, +0.004 and +0.03 dB more for some
-    15 % more CPU time; the pick without the last choice at 1/4
-    resolution did as well on the clip but lost whole-frame shifts of 84
-    pixels on some textures; the last choice taken wherever a vector
-    matched better (no margin) cost 0.02-0.05 dB on the clip; no motion
-    as a candidate of the pick lost 0.27 dB at 2x (flat water matches at
-    rest too), and judging agreement over a 3x3 window rather than per pixel
-    lost 0.04-0.05.
-
-    The field is estimated midway between the frames; for a frame at
-    another t the pick first moves it to t (_field_at), so that it looks
-    for a boundary where the boundary is at t: +0.05 dB on the clip at 4x
-    (t=1/4, 3/4), nothing at 2x (t=1/2, where it changes nothing). What
-    else was tried on the clip after the pick, none of it ahead by more
-    than 0.01 dB: refining the picked field at 1/2 resolution by
-    Gauss-Newton steps, a smaller or larger window at the last level,
-    agreement judged on colour as well as luma, a second pick among the
-    picked field's neighbours, a separate pick for each frame, and
-    estimating at 1/2 resolution to pick at full (0.12 dB behind, at three
-    times the time); see docs/BENCHMARKS.md.
-
-    Mixing the two warps by visibility (which frame shows a pixel that an
-    object covers in the other) was tried, weighting by the divergence of
-    the field and by whether a neighbouring motion explains a frame's
-    pixel better; both lost 0.1-0.6 dB on real footage and gained nothing
-    measurable on synthetic occlusions, because in what one frame hides
-    the field itself is unreliable, so the mix stays the one by t.
-
-    Last, the frame is blurred where the field is uncertain. Where the
-    vectors around a pixel disagree (a fin that bends, particles, the
-    edge of a moving object), which of them is right is a guess, and a
-    sharp warp by the guess puts detail in the wrong place. The estimate
-    that errs least in squared error is the mean of the warps over the
-    vectors the pixel might have: with their spread as a covariance S,
-    to second order that is the sharp warp plus (1/2)tr(S H) of its
-    Hessian H, a Gaussian blur of variance S. Frame0's warp moves by t
-    times the vector and frame1's by 1-t times, so after the mix by t the
-    variance is t(1-t) times that of the field (spread), measured over
-    the 3x3 1/4-resolution pixels around, and the blur is the heat
-    equation run for that long (_diffuse), in 8 steps of at most 1/4 (up
-    to 2 pixels' variance per axis). Where the field is uniform nothing
-    changes. Measured: +0.19 dB at 2x and +0.25 at 4x on the aquarium
-    clip (bench/interp) at about 8 % more CPU time, +0.11 dB on flow3's
-    96 synthetic validation scenes (better on 75); a 5x5 window gained
-    0.02 dB more on the clip but only +0.04 on the scenes, so 3x3. A
-    mixture of the warps by all nine neighbouring vectors, the mean
-    itself rather than its second-order form, gained +0.18 at 2x at four
-    times the CPU time; a light blur everywhere lost 0.25 (see
-    docs/BENCHMARKS.md).
+    Flow's estimator and synthesis, with these changes:
+    - At the coarsest level, a search of every whole-pixel symmetric
+      displacement within +-search (+-96 px of the frame), all at once;
+      the best and rest are each refined with and without a brightness
+      offset per window, and the four compete per pixel.
+    - At each finer level, candidates rather than one guess: the upsampled
+      coarse field, rest, and the coarse field two pixels away in each
+      direction, the one that matches the frames best kept, then refined
+      with the offset; a 3x3 median after each level keeps boundaries
+      sharp; a last choice among the vectors 8 pixels away replaces one
+      grossly wrong, only where it explains the frames clearly better.
+    - Every choice charges a candidate for how far its matches fall
+      outside the frame, where repeated edge pixels can agree by chance.
+    - Where the frames' brightness as a whole differs by more than 3 %,
+      their luma is first brought to the same brightness (brightness).
+    - Synthesis picks each pixel's vector at 1/2 resolution among its own
+      and its nearest neighbours', the one whose warps agree best (pick),
+      instead of blending vectors of two motions at a boundary, and blurs
+      the frame where the field is uncertain (spread).
+    Measurements of each choice are in docs/BENCHMARKS.md.
     """
 
-    search = 3       # coarse search radius in pixels of the coarsest level
+    search = 3         # coarse search radius in pixels of the coarsest level
     spread_window = 1  # radius at 1/4 resolution over which the field's spread is measured (3x3)
-    steps = 8        # diffusion steps, at most 1/4 each: a blur of at most 2 pixels' variance per axis
-    light_floor = 0.03  # brightness ratios within 3 % count as no change of light (see brightness)
-    outside_cost = 0.01  # mismatch (luma) a candidate pays per pixel its match falls outside the frame (see choose)
+    steps = 8          # diffusion steps, at most 1/4 each: a blur of at most 2 pixels' variance per axis
+    light_floor = 0.03  # brightness ratios within 3 % count as no change of light
+    outside_cost = 0.01  # mismatch (luma) a candidate pays per pixel its match falls outside the frame
+    motion_outputs = ("flow", "k")
 
-    def coarse_search(self, a, b):
+    def choose(self, grid, a, b, cands, window, stay=0.0):
+        """Per pixel, the candidate of cands ([K,2,h,w]) that explains luma
+        a and b ([1,1,h,w]) best over a (2*window+1)^2 window; with stay,
+        another must be better than the first by that factor (1+stay)."""
+        k = int(cands.shape[0])
+        w0, w1 = grid.pair(torch.cat([a] * k + [b] * k, 0), cands)
+        out = grid.outside(cands)
+        cost = _box(torch.abs(w1 - w0), window) + self.outside_cost * out
+        if stay:
+            cost = cost * torch.tensor([1.0] + [1.0 + stay] * (k - 1)).reshape(k, 1, 1, 1)
+        best = torch.argmin(cost, dim=0, keepdim=True)
+        return torch.gather(cands, 0, torch.cat([best, best], 1))
+
+    def coarse_search(self, grid, a, b):
         """The best whole-pixel symmetric displacement per pixel within
         +-search, a bias towards smaller motion breaking near-ties (where
         there is no texture, rest is the safest answer)."""
         s = self.search
-        n = 2 * s + 1
-        d = torch.arange(-s, s + 1, dtype=a.dtype)
-        dx = d.repeat(n).reshape(n * n, 1, 1, 1)
-        dy = d.repeat_interleave(n).reshape(n * n, 1, 1, 1)
-        zero = torch.zeros_like(a)
-        k = n * n
-        cost = self.mismatch(a.expand(k, -1, -1, -1), b.expand(k, -1, -1, -1), _pixel_grid(a), dx + zero, dy + zero)
-        cost = cost + 1e-3 * (dx.abs() + dy.abs())
-        # The index (0..n*n-1) as a float, split into row and column by
-        # Floor rather than an integer Mod: exact for these small numbers.
-        best = torch.argmin(cost, dim=0, keepdim=True).to(a.dtype)
-        row = torch.floor(best / n)
-        return best - row * n - s, row - s
-
-    def choose(self, a, b, fx, fy, reach, window, rest, others=(), stay=0.0):
-        """Per pixel, the candidate field that explains the frames best
-        over a (2*window+1)^2 window: the field itself, the field of the
-        neighbours reach pixels away in each direction (for each reach),
-        the fields in others, and, if rest, no motion. With stay, another
-        candidate's mismatch must be lower than the field's own by that
-        factor (1+stay) to replace it."""
-        cx, cy = [fx], [fy]
-        if rest:
-            cx.append(torch.zeros_like(fx))
-            cy.append(torch.zeros_like(fy))
-        for ox, oy in others:
-            cx.append(ox)
-            cy.append(oy)
-        for r in reach:
-            for dx, dy in ((-r, 0), (r, 0), (0, -r), (0, r)):
-                cx.append(_shift(fx, dx, dy))
-                cy.append(_shift(fy, dx, dy))
-        cx, cy = torch.cat(cx, 0), torch.cat(cy, 0)
-        k = cx.shape[0]
-        grid = _pixel_grid(a)
-        cost = _box(torch.abs(_warp(b.expand(k, -1, -1, -1), grid, cx / 2, cy / 2)
-                              - _warp(a.expand(k, -1, -1, -1), grid, -cx / 2, -cy / 2)), window)
-        # A match outside the frame compares repeated edge pixels, which
-        # can agree by chance: a candidate pays outside_cost for every
-        # pixel its matches fall outside, so that a small step out (what
-        # enters the frame) still wins on the frames' evidence and a long
-        # reach out (a spurious match) does not.
-        h, w = a.shape[2], a.shape[3]
-        x, y = _positions(a)
-        cost = cost + self.outside_cost * (_outside(x - cx / 2, y - cy / 2, w, h) + _outside(x + cx / 2, y + cy / 2, w, h))
-        if stay:
-            cost = torch.cat([cost[:1], cost[1:] * (1 + stay)], 0)
+        d = torch.tensor([[dx, dy] for dy in range(-s, s + 1) for dx in range(-s, s + 1)], dtype=torch.float32)
+        k = d.shape[0]
+        d = d.reshape(k, 2, 1, 1)
+        cost = self.mismatch(torch.cat([a] * k + [b] * k, 0), grid, d, self.window)
+        cost = cost + 1e-3 * d.abs().sum(dim=1, keepdim=True)
         best = torch.argmin(cost, dim=0, keepdim=True)
-        return torch.gather(cx, 0, best), torch.gather(cy, 0, best)
-
-    def refine(self, a, b, fx, fy, offset=True):
-        """Gauss-Newton steps as in flow's; with offset, each step solves
-        for a brightness offset between the frames over the window as
-        well as for the motion. A change of light (exposure, flicker,
-        light through water) is locally an offset, which flow's equations
-        read as motion wherever the image is smooth: a tenth of a pixel
-        per 1/1000 of brightness where the gradient is 1/100 per pixel.
-        With the offset an unknown, the normal equations are flow's over
-        the window's deviations from their means: three more box means
-        per step."""
-        grid = _pixel_grid(a)
-        r = self.window
-        for _ in range(self.iterations):
-            w0 = _warp(a, grid, -fx / 2, -fy / 2)
-            w1 = _warp(b, grid, fx / 2, fy / 2)
-            gx, gy = _gradients((w0 + w1) * 0.5)
-            gt = w1 - w0
-            sxx, syy, sxy = _box(gx * gx, r), _box(gy * gy, r), _box(gx * gy, r)
-            sxt, syt = _box(gx * gt, r), _box(gy * gt, r)
-            if offset:
-                mx, my, mt = _box(gx, r), _box(gy, r), _box(gt, r)
-                sxx, syy, sxy = sxx - mx * mx, syy - my * my, sxy - mx * my
-                sxt, syt = sxt - mx * mt, syt - my * mt
-            sxx, syy = sxx + self.tikhonov, syy + self.tikhonov
-            det = sxx * syy - sxy * sxy
-            fx = fx + torch.clamp((sxy * syt - syy * sxt) / det, -self.max_step, self.max_step)
-            fy = fy + torch.clamp((sxy * sxt - sxx * syt) / det, -self.max_step, self.max_step)
-            fx = _box(fx, 1)
-            fy = _box(fy, 1)
-        return _median9(fx), _median9(fy)
+        return torch.gather(d + cost * 0, 0, torch.cat([best, best], 1))
 
     def coarsest(self, a, b):
-        """The field at the coarsest level, a and b the luma there: the
-        search's answer and rest, each refined with and without the
-        brightness offset, compete per pixel. On a small frame the
-        coarsest level has few pixels and any of the four can be the one
-        misled; the offset, one more unknown per window, is what misleads
-        most often there (a whole-frame shift of 84,24 pixels on a 384x256
-        frame, 15 dB lost on one texture without the others)."""
-        zero = torch.zeros_like(a)
-        search = self.coarse_search(a, b)
-        fx, fy = self.refine(a, b, *search)
-        others = [self.refine(a, b, zero, zero), self.refine(a, b, *search, offset=False),
-                  self.refine(a, b, zero, zero, offset=False)]
-        return self.choose(a, b, fx, fy, (), self.window, False, others)
+        """The field at the coarsest level: the search's answer and rest,
+        each refined with and without the brightness offset, compete."""
+        grid = self.grid(a)
+        s = self.coarse_search(grid, a, b)
+        f = self.refine(grid, a, b, torch.cat([s, s * 0, s, s * 0], 0),
+                        torch.tensor([1.0, 1.0, 0.0, 0.0]).reshape(4, 1, 1, 1))
+        return self.choose(grid, a, b, _median9(f), self.window)
 
     def brightness(self, g0, g1):
-        """k ([N,1,1,1]) such that luma g0*k and g1/k (1/4 resolution)
-        are as bright, where the frames' brightness differs by more than
-        light_floor: a change of light over the whole frame (exposure,
-        a fade, flicker) that the offset in refine, local and additive,
-        only partly absorbs, and that the matching costs (choose, pick)
-        would read as a mismatch. The ratio is that of the frames' mean
-        brightness over what both show, not over the whole frame, which
-        motion changes: the coarsest field, found after the frames are
-        brought to the same mean, pairs the pixels at 1/8 resolution, and
-        pixels whose match falls outside the other frame are left out.
-        The ratio's log is shrunk towards 0 by light_floor: the estimate
-        errs by up to 2 % on scenes where the light does not change
-        (content that moves in and out), and an error of even 0.25 %
-        costs up to 0.8 dB where the frames match exactly."""
+        """k ([1,1,1,1]) such that luma g0*k and g1/k (1/4 resolution) are
+        as bright, where the frames' brightness differs by more than
+        light_floor. The ratio is
+        that of the mean brightness over what both frames show, paired by
+        the coarsest field (found on frames brought to the same mean) at
+        1/8 resolution; its log is shrunk towards 0 by light_floor, as the
+        estimate errs by up to 2 % where the light does not change."""
         m0 = g0.mean(dim=(1, 2, 3), keepdim=True)
         m1 = g1.mean(dim=(1, 2, 3), keepdim=True)
         m = (m0 + m1) / 2
         k = 2 ** (self.levels - 1)
-        fx, fy = self.coarsest(F.avg_pool2d(g0 * (m / m0), k), F.avg_pool2d(g1 * (m / m1), k))
-        a, b = F.avg_pool2d(g0, 2), F.avg_pool2d(g1, 2)
-        fx, fy = _upsample(fx, k // 2) * (k // 2), _upsample(fy, k // 2) * (k // 2)
-        grid = _pixel_grid(a)
-        w0 = _warp(a, grid, -fx / 2, -fy / 2)
-        w1 = _warp(b, grid, fx / 2, fy / 2)
-        h, w = a.shape[2], a.shape[3]
-        x, y = _positions(a)
-        both = _inside(x - fx / 2, y - fy / 2, w, h) * _inside(x + fx / 2, y + fy / 2, w, h)
+        f = self.coarsest(_pool(g0 * (m / m0), k), _pool(g1 * (m / m1), k))
+        a, b = _pool(g0, 2), _pool(g1, 2)
+        f = _upsample(f, k // 2) * (k // 2)
+        grid = self.grid(a)
+        w0, w1 = grid.pair(torch.cat([a, b], 0), f)
+        both = grid.inside(f * 0.5) * grid.inside(f * -0.5)
         n = both.sum(dim=(1, 2, 3), keepdim=True) + 1e-6
         r = torch.log(((w1 * both).sum(dim=(1, 2, 3), keepdim=True) / n + 1e-6)
                       / ((w0 * both).sum(dim=(1, 2, 3), keepdim=True) / n + 1e-6))
@@ -612,99 +533,106 @@ class Flow2(Flow):
         return torch.exp(r / 2)
 
     def estimate(self, g0, g1):
-        p0, p1 = [g0], [g1]
-        for _ in range(self.levels - 1):
-            p0.append(F.avg_pool2d(p0[-1], 2))
-            p1.append(F.avg_pool2d(p1[-1], 2))
-        fx, fy = self.coarsest(p0[-1], p1[-1])
+        p0, p1 = self.pyramid(g0), self.pyramid(g1)
+        f = self.coarsest(p0[-1], p1[-1])
         for level in range(self.levels - 2, -1, -1):
             a, b = p0[level], p1[level]
-            fx, fy = self.choose(a, b, _upsample(fx, 2) * 2, _upsample(fy, 2) * 2, (2,), self.window, True)
-            fx, fy = self.refine(a, b, fx, fy)
+            grid = self.grid(a)
+            up = _upsample(f, 2) * 2
+            p = _pad(up, 2)
+            cands = torch.cat([up, up * 0] + [_cut(p, 2, dx, dy) for dx, dy in _cross(2)], 0)
+            f = _median9(self.refine(grid, a, b, self.choose(grid, a, b, cands, self.window), True))
         # A vector 8 pixels away (32 of the frame), over a smaller window,
         # replaces one that is grossly wrong (a wrong match that the
-        # pyramid carried down); only where it explains the frames clearly
-        # better, which leaves the boundaries to pick (below).
-        return self.choose(g0, g1, fx, fy, (8,), 2, False, stay=0.5)
+        # pyramid carried down), only where clearly better.
+        p = _pad(f, 8)
+        cands = torch.cat([f] + [_cut(p, 8, dx, dy) for dx, dy in _cross(8)], 0)
+        return self.choose(self.grid(g0), g0, g1, cands, 2, stay=0.5)
 
-    def pick(self, h0, h1, fx, fy, t):
-        """The field at 1/2 resolution, in grid units: per pixel, of the
+    def motion(self, frame0, frame1):
+        """The midway field at 1/4 resolution and brightness's k."""
+        self.fresh()
+        g0, g1 = _pool(self.luma(frame0), self.scale), _pool(self.luma(frame1), self.scale)
+        k = self.brightness(g0, g1)
+        return self.estimate(g0 * k, g1 / k), k
+
+    def pick(self, h0, h1, f, t):
+        """The field at 1/2 resolution, in its pixels: per pixel, of the
         vector of its 1/4-resolution pixel and those of the two
         1/4-resolution pixels nearest to it across and down, the one that
-        warps luma h0 and h1 ([N,1,h,w], 1/2 resolution) to time t
-        ([N,1,1,1]) most alike. The window and the smoothing leave a
-        boundary between two motions a few pixels wide, which bilinear
-        upsampling would blend into vectors of neither; this puts each
-        pixel on the side the frames say. fx, fy is the field already
-        moved to time t (_field_at), so a boundary is looked for where it
-        is at t, not where it was midway."""
-        n = torch.cat([fx * (2.0 / fx.shape[3]), fy * (2.0 / fx.shape[2])], 1)
-        own = F.interpolate(n, scale_factor=2, mode="nearest")
+        warps luma h0 and h1 ([N,1,h,w], 1/2 resolution) to time t most
+        alike. That puts a motion boundary within a pixel or two of where
+        the frames put it, where bilinear upsampling would blend two
+        motions into vectors of neither. f is the field at t, so a
+        boundary is looked for where it is at t."""
+        n = int(h0.shape[0])
+        own = F.interpolate(f * 2, scale_factor=2, mode="nearest")
+        grid = self.grid(own)
         # 1 for the second pixel of each 2x2 block across (down), whose
-        # nearer neighbour is to the right (below); two pixels at 1/2
-        # resolution are the next 1/4-resolution vector.
-        x = torch.arange(own.shape[3], dtype=own.dtype).reshape(1, 1, 1, -1)
-        y = torch.arange(own.shape[2], dtype=own.dtype).reshape(1, 1, -1, 1)
-        second_x, second_y = x - 2 * torch.floor(x / 2), y - 2 * torch.floor(y / 2)
-        left, up = _shift(own, -2, 0), _shift(own, 0, -2)
-        across = left + second_x * (_shift(own, 2, 0) - left)
-        down = up + second_y * (_shift(own, 0, 2) - up)
-        cands = [own, across, down]
-        k, batch = len(cands), n.shape[0]
-        v = torch.cat(cands, 0)  # candidate-major: candidate i of example j at i*batch + j
-        w0, w1 = _warps(h0.repeat(k, 1, 1, 1), h1.repeat(k, 1, 1, 1), v, t.repeat(k, 1, 1, 1))
-        h, w = v.shape[2], v.shape[3]
-        best = torch.argmin(torch.abs(w1 - w0).reshape(k, batch, 1, h, w), dim=0, keepdim=True)
-        return torch.gather(v.reshape(k, batch, 2, h, w), 0, best.expand(1, batch, 2, h, w))[0]
+        # nearer neighbour is to the right (below).
+        second = grid.pos - 2 * torch.floor(grid.pos / 2)
+        p = _pad(own, 2)
+        left, right, up, down = [_cut(p, 2, dx, dy) for dx, dy in _cross(2)]
+        across = left + second[:, :1] * (right - left)
+        down = up + second[:, 1:] * (down - up)
+        v = torch.cat([own, across, down], 0)
+        tt = torch.cat([t] * 3, 0)
+        w = grid.warp(torch.cat([h0, h0, h0, h1, h1, h1], 0), torch.cat([-tt * v, (1 - tt) * v], 0))
+        d = torch.abs(w[3 * n:] - w[:3 * n])
+        d0, d1, d2 = d[:n], d[n:2 * n], d[2 * n:]
+        first = (d0 <= d1) & (d0 <= d2)
+        return torch.where(first, own, torch.where(d1 <= d2, across, down))
 
-    def spread(self, fx, fy, t):
-        """The diffusion per step (see _diffuse) at 1/4 resolution, in
-        pixels of the frame: t(1-t)/2 times the variance of the field
-        (fx, fy at time t, [N,1,h,w]) over the window, per axis, at most
-        1/4. See the class's last paragraph."""
+    def spread(self, f, t):
+        """The diffusion per step (see diffuse) at 1/4 resolution, in pixels
+        of the frame, times 3: t(1-t)/2 times the variance of the field (at
+        time t) over the window, both axes summed, at most 1/4 a step.
+        Where the vectors around a pixel disagree, which is right is a
+        guess; the frame that errs least in squared error is the mean of
+        the warps over them, to second order the sharp warp under a
+        Gaussian blur of that variance."""
         r = self.spread_window
-        mx, my = _box(fx, r), _box(fy, r)
-        var = (_box(fx * fx, r) - mx * mx + _box(fy * fy, r) - my * my) * (self.scale ** 2 / 2)
-        return torch.clamp(var * (t * (1 - t) / 2), 0, 0.25 * self.steps) / self.steps
+        m = _box(f, r)
+        var = (_box(f * f, r) - m * m).sum(dim=1, keepdim=True) * (self.scale ** 2 / 2)
+        return 3 * torch.clamp(var * (t * (1 - t) / 2), 0, 0.25 * self.steps) / self.steps
 
-    def render(self, y0, y1, c0, c1, fx, fy, k, t, m=None):
+    def diffuse(self, x, d):
+        """x after `steps` explicit steps of the heat equation, each by d/3
+        (at most 1/4): x + d*(3x3 mean - x), so a weighted mean with
+        weights >= 0 that neither rings nor overshoots."""
+        for _ in range(self.steps):
+            x = x + d * (_box(x, 1) - x)
+        return x
+
+    def render(self, y0, y1, c0, c1, f, k, t, m=None):
         """The frame at t ([N,1,1,1]) from luma y0, y1 and colour
-        difference c0, c1 (1/2 resolution) of the frames [N,...] and the
-        midway field fx, fy (1/4 resolution, pixels): the field moved to
-        t, picked at 1/2 resolution (on luma made as bright by k, see
-        brightness), both frames warped by it and mixed,
-        by t or, where m (a fusion logit at 1/4 resolution, flow3's) is
-        given, by the weight m gives t; then diffused where the field is
-        uncertain. RGB [N,3,H,W]."""
-        fx, fy = _field_at(fx, fy, t)
-        v = self.pick(F.avg_pool2d(y0, 2) * k, F.avg_pool2d(y1, 2) / k, fx, fy, t)
+        difference c0, c1 (1/2 resolution) and the midway field f (1/4
+        resolution, pixels): the field moved to t, picked at 1/2
+        resolution (on luma made as bright by k), both frames warped by it
+        and mixed by t or, where m (flow3's fusion logit at 1/4
+        resolution) is given, by the weight m gives t; then blurred where
+        the field is uncertain. RGB [N,3,H,W]."""
+        f = _field_at(self.grid(f), f, t)
+        h0, h1 = _pool(y0, 2) * k, _pool(y1, 2) / k
+        v = self.pick(h0, h1, f, t)
         wy = wc = None
         if m is not None:
             wy, wc = _weight(_upsample(m, self.scale), t), _weight(_upsample(m, self.scale // 2), t)
-        y = _at_time(y0, y1, F.interpolate(v, scale_factor=2, mode="nearest"), t, wy)
-        c = _at_time(c0, c1, v, t, wc)
-        d = self.spread(fx, fy, t)
+        y = _at_time(self.grid(y0), y0, y1, F.interpolate(v * 2, scale_factor=2, mode="nearest"), t, wy)
+        c = _at_time(self.grid(c0), c0, c1, v, t, wc)
+        d = self.spread(f, t)
         # The same blur in pixels of the frame is a quarter of the
         # variance in pixels of the half-resolution colour.
-        y = _diffuse(y, _upsample(d, self.scale), self.steps)
-        c = _diffuse(c, _upsample(d, self.scale // 2) * 0.25, self.steps)
-        return _mix_batch(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1))
+        y = self.diffuse(y, _upsample(d, self.scale))
+        c = self.diffuse(c, _upsample(d, self.scale // 2) * 0.25)
+        return _mix(self.to_rgb, torch.cat([y, _upsample(c, 2)], 1))
 
-    def forward(self, frame0, frame1, t):
-        t = torch.clamp(t.reshape(1, 1, 1, 1), 0, 1)
-        y0, y1 = _mix(self.to_luma, frame0), _mix(self.to_luma, frame1)
-        c0 = _mix(self.to_chroma, F.avg_pool2d(frame0, 2))
-        c1 = _mix(self.to_chroma, F.avg_pool2d(frame1, 2))
-        fx, fy, k = self.motion(y0, y1)
-        return self.render(y0, y1, c0, c1, fx, fy, k, t)
-
-    def motion(self, y0, y1):
-        """The midway field at 1/4 resolution and brightness's k, from
-        the frames' luma y0, y1."""
-        g0, g1 = F.avg_pool2d(y0, self.scale), F.avg_pool2d(y1, self.scale)
-        k = self.brightness(g0, g1)
-        fx, fy = self.estimate(g0 * k, g1 / k)
-        return fx, fy, k
+    def synthesis(self, frame0, frame1, t, f, k):
+        self.fresh()
+        t = torch.clamp(t.reshape(-1, 1, 1, 1), 0, 1)
+        y0, y1 = self.luma(frame0), self.luma(frame1)
+        c0, c1 = _mix(self.to_chroma, _pool(frame0, 2)), _mix(self.to_chroma, _pool(frame1, 2))
+        return self.render(y0, y1, c0, c1, f, k, t)
 
 
 class Flow3(Flow2):
@@ -712,37 +640,15 @@ class Flow3(Flow2):
     at 1/4 resolution decides, per pixel, how much of each warped frame to
     take.
 
-    flow2's estimator runs unchanged and gives the symmetric field v; both
-    frames are warped as in flow2, each pixel by its picked vector. The
-    network sees, at 1/4 resolution, both frames warped to time t by v
-    (luma and colour difference), their difference, both frames unwarped,
-    how the field changes, and t: the cues of occlusion (what is hidden in
-    one frame does not match the other, and the field converges or
-    diverges there) and of where v is wrong. It predicts m, a fusion
-    logit: frame1's warp gets weight t*e^m / (t*e^m + 1-t), which is t
-    where m = 0, 0 at t=0 and 1 at t=1 whatever m is. m is upsampled
-    bilinearly to full resolution (and half, for colour). The network's
-    last layer starts at zero, where the model is flow2 exactly; its
-    weights are trained by train_flow3.py on synthetic scenes made there
-    (never on evaluation footage) and read from flow3.weights. The mixed
-    frame is then blurred where the field is uncertain, as flow2's is
-    (render); training sees that too.
-
-    It only weighs the warps. An earlier version also corrected each warp
-    (up to 8 pixels) and added a luma residual: 0.6 dB ahead of flow2 on
-    scenes like its training scenes, 0.2 dB behind on camera footage and
-    0.1-1.5 dB behind on the tests' finely textured occlusions, where its
-    corrections, made at 1/4 resolution, misplaced detail that flow2's
-    field already aligns. The weighting alone, trained on the absolute
-    error, gained on camera footage at 2x and lost at 4x; trained on the
-    squared error (what PSNR measures; where the network cannot tell
-    which warp is right it learns to keep their mean), it was a few
-    hundredths of a dB ahead of flow2 on camera footage at both spacings
-    while flow2 upsampled its field bilinearly. Since flow2 picks each
-    pixel's vector by how well the warps agree (pick), what the network
-    found to weigh seems gone: trained again on the same scenes it is level
-    with flow2, within 0.01 dB on camera footage and 0.05 dB on the
-    tests' scenes (see docs/BENCHMARKS.md).
+    The network sees, at 1/4 resolution, both frames warped to time t by
+    flow2's field (luma and colour difference), their difference, both
+    frames unwarped, how the field changes, and t: the cues of occlusion
+    and of where the field is wrong. It predicts m, a fusion logit:
+    frame1's warp gets weight t*e^m / (t*e^m + 1-t), which is t where
+    m = 0, 0 at t=0 and 1 at t=1 whatever m is. The last layer starts at
+    zero, where the model is flow2 exactly; the weights are trained by
+    train_flow3.py on synthetic scenes made there (never on evaluation
+    footage) and read from flow3.weights.
     """
 
     features = 14    # input channels of the network, see head_inputs
@@ -777,46 +683,44 @@ class Flow3(Flow2):
         b = _upsample(b, 2)
         return self.c7(F.relu(self.c6(torch.cat([a, b], 1))))
 
-    def head_inputs(self, g0, g1, q0, q1, fx, fy, t):
+
+    def head_inputs(self, g0, g1, q0, q1, f, t):
         """The network's input at 1/4 resolution: luma g0, g1 and colour
-        difference q0, q1 of the frames, the field fx, fy, t ([N,1,1,1])."""
-        grid = _pixel_grid(g0)
-        bx, by, px, py = grid
-        l0 = _warp(torch.cat([g0, q0], 1), grid, -t * fx, -t * fy)
-        l1 = _warp(torch.cat([g1, q1], 1), grid, (1 - t) * fx, (1 - t) * fy)
-        tt = t * torch.ones_like(g0)
+        difference q0, q1 of the frames, the field f, t ([N,1,1,1])."""
+        n = int(g0.shape[0])
+        grid = self.grid(g0)
+        w = grid.warp(torch.cat([torch.cat([g0, q0], 1), torch.cat([g1, q1], 1)], 0),
+                      torch.cat([-t * f, (1 - t) * f], 0))
+        l0, l1 = w[:n], w[n:]
         # How the field changes, not the field: where it converges or
         # diverges one frame hides what the other shows, and the network
-        # sees the same thing whatever the motion's size, so a motion
-        # larger than in its training does not take it where it never was.
-        fxx, fxy = _gradients(fx)
-        fyx, fyy = _gradients(fy)
-        return torch.cat([l0, l1, l1[:, :1] - l0[:, :1], g0, g1, fxx, fxy, fyx, fyy, tt], 1)
+        # sees the same thing whatever the motion's size.
+        change = _channels(_gradients(_channels(f, 1)), 4)  # fx by x, by y; fy by x, by y
+        return torch.cat([l0, l1, l1[:, :1] - l0[:, :1], g0, g1, change, g0 * 0 + t], 1)
 
-    def synthesise(self, frame0, frame1, t, fx, fy, k, clamp=False):
-        """The frame at t ([N]) from frames [N,3,H,W], flow2's field at
-        1/4 resolution and its brightness k ([N,1,1,1]); differentiable in the network's weights. Values
-        may leave [0,1] by a little (colour at half resolution), as
-        flow's do: the engine clamps them when it stores the frame; clamp
-        does it here, for training."""
+    def synthesise(self, frame0, frame1, t, f, k, clamp=False):
+        """The frame at t ([N]) from frames [N,3,H,W], flow2's field at 1/4
+        resolution and its brightness k ([N,1,1,1]); differentiable in the
+        network's weights. Values may leave [0,1] by a little (colour at
+        half resolution): the engine clamps them when it stores the
+        frame; clamp does it here, for training."""
+        self.fresh()
         t = torch.clamp(t.reshape(-1, 1, 1, 1), 0, 1)
-        y0, y1 = _mix_batch(self.to_luma, frame0), _mix_batch(self.to_luma, frame1)
-        h0, h1 = F.avg_pool2d(frame0, 2), F.avg_pool2d(frame1, 2)
-        c0, c1 = _mix_batch(self.to_chroma, h0), _mix_batch(self.to_chroma, h1)
-        g0, g1 = F.avg_pool2d(y0, self.scale), F.avg_pool2d(y1, self.scale)
-        q0 = F.avg_pool2d(c0, self.scale // 2)
-        q1 = F.avg_pool2d(c1, self.scale // 2)
-        m = torch.clamp(self.head(self.head_inputs(g0, g1, q0, q1, fx, fy, t)), -6, 6)
-        rgb = self.render(y0, y1, c0, c1, fx, fy, k, t, m)
+        y0, y1 = self.luma(frame0), self.luma(frame1)
+        c0, c1 = _mix(self.to_chroma, _pool(frame0, 2)), _mix(self.to_chroma, _pool(frame1, 2))
+        g0, g1 = _pool(y0, self.scale), _pool(y1, self.scale)
+        q0, q1 = _pool(c0, self.scale // 2), _pool(c1, self.scale // 2)
+        m = torch.clamp(self.head(self.head_inputs(g0, g1, q0, q1, f, t)), -6, 6)
+        rgb = self.render(y0, y1, c0, c1, f, k, t, m)
         return torch.clamp(rgb, 0, 1) if clamp else rgb
 
-    def flow_of(self, frame0, frame1):
-        """flow2's field at 1/4 resolution and brightness's k for one
-        pair ([1,3,H,W])."""
-        return self.motion(_mix(self.to_luma, frame0), _mix(self.to_luma, frame1))
+    def synthesis(self, frame0, frame1, t, f, k):
+        return self.synthesise(frame0, frame1, t, f, k)
 
-    def forward(self, frame0, frame1, t):
-        return self.synthesise(frame0, frame1, t, *self.flow_of(frame0, frame1))
+    def flow_of(self, frame0, frame1):
+        """flow2's field at 1/4 resolution and brightness's k for one pair
+        ([1,3,H,W])."""
+        return self.motion(frame0, frame1)
 
     def load_weights(self, path):
         """Reads the network's weights: little-endian float32, the
@@ -840,6 +744,8 @@ class Flow3(Flow2):
 
 
 
+
+
 MODELS = [
     ("flow2", Flow2(),
      "Motion-compensated interpolation: pyramidal optical flow that allows for changes of light, with a "
@@ -856,44 +762,116 @@ MODELS = [
 ]
 
 
-def export(module, path):
-    """Exports module to ONNX with dynamic height and width, then re-serialises
-    it without the exporter's doc strings so that two runs give the same bytes."""
-    h, w = 64, 96
-    args = (torch.rand(1, 3, h, w), torch.rand(1, 3, h, w), torch.tensor([0.5]))
-    buf = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(
-            module, args, buf, opset_version=OPSET,
-            input_names=["frame0", "frame1", "t"], output_names=["frame"],
-            dynamic_axes={
-                "frame0": {2: "height", 3: "width"},
-                "frame1": {2: "height", 3: "width"},
-                "frame": {2: "height", 3: "width"},
-            },
-            do_constant_folding=True)
-    model = onnx.load_from_string(buf.getvalue())
-    for node in model.graph.node:
+class _Motion(torch.nn.Module):
+    """A model's motion graph: frame0, frame1 in, its motion_outputs out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame0, frame1):
+        return self.model.motion(frame0, frame1)
+
+
+class _Synthesis(torch.nn.Module):
+    """A model's synthesis graph: frame0, frame1, t and the motion in, the
+    frame at t out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame0, frame1, t, *motion):
+        return self.model.synthesis(frame0, frame1, t, *motion)
+
+
+def finish(model):
+    """The exported graph made compact and reproducible: every Constant node
+    becomes an initializer (one per distinct value), as ONNX Runtime folds
+    initializers at load but schedules each Constant as a node, and the
+    exporter's doc strings are dropped so that two runs give the same
+    bytes."""
+    graph = model.graph
+    seen = {}     # (dtype, dims, bytes) -> initializer name
+    rename = {}   # a Constant's output -> the initializer that replaces it
+    for init in graph.initializer:
+        seen.setdefault((init.data_type, tuple(init.dims), init.raw_data), init.name)
+    nodes = []
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            t = node.attribute[0].t
+            t = onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t), node.output[0])
+            key = (t.data_type, tuple(t.dims), t.raw_data)
+            if key in seen:
+                rename[node.output[0]] = seen[key]
+            else:
+                seen[key] = t.name
+                graph.initializer.append(t)
+            continue
+        nodes.append(node)
+    del graph.node[:]
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
         node.doc_string = ""
+        graph.node.append(node)
+    for out in graph.output:
+        if out.name in rename:
+            raise SystemExit("output %s is a constant" % out.name)
     model.doc_string = ""
     onnx.checker.check_model(model)
-    data = model.SerializeToString()
+    return model
+
+
+def write_graph(module, args, path, inputs, outputs, dynamic):
+    """Exports module at args to path with the given names and dynamic
+    sides; returns the file's sha256."""
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, args, buf, opset_version=OPSET, input_names=inputs,
+                          output_names=outputs, dynamic_axes=dynamic, do_constant_folding=True)
+    data = finish(onnx.load_from_string(buf.getvalue())).SerializeToString()
     with open(path, "wb") as f:
         f.write(data)
     return hashlib.sha256(data).hexdigest()
 
 
-def write_manifest(name, description, multiple, sha):
+def export(name, module, description):
+    """Writes name.onnx and name.json, and for a model with a motion graph
+    name.motion.onnx: frames of any height and width that are multiples of
+    module.multiple, batch 1."""
+    h, w = 64, 96
+    frames = (torch.rand(1, 3, h, w), torch.rand(1, 3, h, w))
+    t = torch.tensor([0.5])
+    sides = {2: "height", 3: "width"}
+    dynamic = {"frame0": sides, "frame1": sides, "frame": sides}
     manifest = {
         "name": name, "kind": "interpolate", "file": name + ".onnx",
         "description": description,
         "inputs": ["frame0", "frame1", "t"], "outputs": ["frame"],
         "layout": "NCHW", "channels": "RGB", "range": [0, 1],
-        "multiple": multiple, "sha256": sha,
+        "multiple": module.multiple,
     }
+    if not hasattr(module, "motion_outputs"):
+        manifest["sha256"] = write_graph(module, frames + (t,), os.path.join(OUT, name + ".onnx"),
+                                         ["frame0", "frame1", "t"], ["frame"], dynamic)
+    else:
+        names = list(module.motion_outputs)
+        with torch.no_grad():
+            motion = module.motion(*frames)
+        # The field's sides are the frame's over the model's scale.
+        mdyn = {n: {2: "height/%d" % module.scale, 3: "width/%d" % module.scale}
+                for n, v in zip(names, motion) if v.shape[2] > 1}
+        msha = write_graph(_Motion(module), frames, os.path.join(OUT, name + ".motion.onnx"),
+                           ["frame0", "frame1"], names, dict(dynamic, **mdyn))
+        manifest["sha256"] = write_graph(_Synthesis(module), frames + (t,) + tuple(motion),
+                                         os.path.join(OUT, name + ".onnx"),
+                                         ["frame0", "frame1", "t"] + names, ["frame"], dict(dynamic, **mdyn))
+        manifest["motion"] = {"file": name + ".motion.onnx", "outputs": names, "sha256": msha}
     with open(os.path.join(OUT, name + ".json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
+    return manifest["sha256"]
 
 
 def texture(h, w, rng):
@@ -1171,8 +1149,7 @@ def main():
         if isinstance(module, Flow3):
             module.load_weights(os.path.join(HERE, name + ".weights"))
         module.eval()
-        sha = export(module, os.path.join(OUT, name + ".onnx"))
-        write_manifest(name, description, module.multiple, sha)
+        sha = export(name, module, description)
         print("%s.onnx sha256 %s" % (name, sha), file=sys.stderr)
     write_reference(MODELS)
     write_detectors()

@@ -60,14 +60,7 @@ var builtinNames = []string{"flow3", "flow2", "flow", "blend"}
 func TestManifests(t *testing.T) {
 	for _, name := range builtinNames {
 		t.Run(name, func(t *testing.T) {
-			data, err := fs.ReadFile(models.Builtin, name+".json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := inference.ParseManifest(data)
-			if err != nil {
-				t.Fatalf("%s.json: %v", name, err)
-			}
+			m := builtinManifest(t, name)
 			want := inference.Manifest{Name: name, Kind: img2vid.KindInterpolate, File: name + ".onnx",
 				Inputs: []string{"frame0", "frame1", "t"}, Outputs: []string{"frame"}, Layout: "NCHW", Channels: "RGB"}
 			if m.Name != want.Name || m.Kind != want.Kind || m.File != want.File || m.Layout != want.Layout ||
@@ -77,15 +70,67 @@ func TestManifests(t *testing.T) {
 			if m.Description == "" || m.Multiple < 1 {
 				t.Errorf("%s.json: description %q and multiple %d must be set", name, m.Description, m.Multiple)
 			}
-			model, err := fs.ReadFile(models.Builtin, m.File)
+			files := map[string]string{m.File: m.SHA256}
+			if m.Motion != nil {
+				files[m.Motion.File] = m.Motion.SHA256
+			}
+			for file, sha := range files {
+				model, err := fs.ReadFile(models.Builtin, file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sum := sha256.Sum256(model); hex.EncodeToString(sum[:]) != sha {
+					t.Errorf("%s: sha256 %x, manifest says %s; run gen_models.py", file, sum, sha)
+				}
+				if len(model) >= 5<<20 {
+					t.Errorf("%s is %d bytes, over the 5 MB budget", file, len(model))
+				}
+			}
+		})
+	}
+}
+
+// nodeBudget is the most nodes a built-in model graph may have. Each node
+// is a kernel launch on a GPU and a step of ONNX Runtime's session
+// start-up, which grows with the square of the count (13 s for 16,858
+// nodes on 2 cores).
+const nodeBudget = 1000
+
+// TestGraphs checks every built-in graph against what a GPU needs: at most
+// nodeBudget nodes, no Constant nodes (initializers instead), no control
+// flow (each step of a Loop, If or Scan is a run of its body, and they
+// rule out CUDA graphs), no shape arithmetic (Shape and the ops that
+// compute sizes from it run on the CPU), and only operators the CUDA
+// provider has kernels for.
+func TestGraphs(t *testing.T) {
+	files, err := fs.Glob(models.Builtin, "*.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < len(builtinNames) {
+		t.Fatalf("%d graphs for %d built-in models", len(files), len(builtinNames))
+	}
+	for _, file := range files {
+		t.Run(file, func(t *testing.T) {
+			data, err := fs.ReadFile(models.Builtin, file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum := sha256.Sum256(model); hex.EncodeToString(sum[:]) != m.SHA256 {
-				t.Errorf("%s: sha256 %x, manifest says %s; run gen_models.py", m.File, sum, m.SHA256)
+			g, err := inference.ReadGraphInfo(data)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if len(model) >= 5<<20 {
-				t.Errorf("%s is %d bytes, over the 5 MB budget", m.File, len(model))
+			t.Logf("%d nodes", g.Nodes)
+			if g.Nodes > nodeBudget {
+				t.Errorf("%d nodes, over the budget of %d", g.Nodes, nodeBudget)
+			}
+			for _, op := range []string{"Constant", "Loop", "If", "Scan", "Shape", "Size", "ConstantOfShape", "Range", "NonZero"} {
+				if n := g.Ops[op]; n > 0 {
+					t.Errorf("%d %s nodes", n, op)
+				}
+			}
+			if ops := g.NotOnCUDA(); len(ops) > 0 {
+				t.Errorf("the CUDA provider has no kernel for %v", ops)
 			}
 		})
 	}
@@ -263,27 +308,31 @@ func testSyntheticMotion(t *testing.T, name string) {
 	}
 }
 
-// runRaw runs the named built-in graph directly on [1,3,h,w] inputs.
+// runRaw runs the named built-in model's graphs directly on [1,3,h,w]
+// inputs: its motion graph, if its manifest names one, then its main graph
+// on the frames, t and the motion.
 func runRaw(t *testing.T, name string, f0, f1 []float32, at float32, h, w int) []float32 {
 	t.Helper()
-	model, err := fs.ReadFile(models.Builtin, name+".onnx")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, []string{"frame0", "frame1", "t"}, []string{"frame"}, nil)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	defer s.Destroy()
+	m := builtinManifest(t, name)
 	shape := ort.NewShape(1, 3, int64(h), int64(w))
-	var ins []ort.Value
+	var frames []ort.Value
 	for _, v := range [][]float32{f0, f1} {
 		in, err := ort.NewTensor(shape, v)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer in.Destroy()
-		ins = append(ins, in)
+		frames = append(frames, in)
+	}
+	inputs := m.Inputs
+	var motion []ort.Value
+	if m.Motion != nil {
+		motion = make([]ort.Value, len(m.Motion.Outputs))
+		run(t, m.Motion.File, m.Inputs[:2], m.Motion.Outputs, frames, motion)
+		for _, v := range motion {
+			defer v.Destroy()
+		}
+		inputs = append(append([]string(nil), m.Inputs...), m.Motion.Outputs...)
 	}
 	tt, err := ort.NewTensor(ort.NewShape(1), []float32{at})
 	if err != nil {
@@ -295,10 +344,40 @@ func runRaw(t *testing.T, name string, f0, f1 []float32, at float32, h, w int) [
 		t.Fatal(err)
 	}
 	defer out.Destroy()
-	if err := s.Run(append(ins, tt), []ort.Value{out}); err != nil {
-		t.Fatalf("%s on %dx%d at t=%v: %v", name, w, h, at, err)
-	}
+	run(t, m.File, inputs, m.Outputs, append(append(frames, tt), motion...), []ort.Value{out})
 	return append([]float32(nil), out.GetData()...)
+}
+
+// run runs the built-in graph file once on ins, into outs (nil entries are
+// allocated by ONNX Runtime).
+func run(t *testing.T, file string, inputs, outputs []string, ins, outs []ort.Value) {
+	t.Helper()
+	model, err := fs.ReadFile(models.Builtin, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(model, inputs, outputs, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	defer s.Destroy()
+	if err := s.Run(ins, outs); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+}
+
+// builtinManifest reads and parses the named built-in model's manifest.
+func builtinManifest(t *testing.T, name string) inference.Manifest {
+	t.Helper()
+	data, err := fs.ReadFile(models.Builtin, name+".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := inference.ParseManifest(data)
+	if err != nil {
+		t.Fatalf("%s.json: %v", name, err)
+	}
+	return m
 }
 
 func readFloats(t *testing.T, name string, n int) []float32 {

@@ -330,8 +330,8 @@ def make_set(model, seed, first, count, log):
         frames[i], ts[i] = example(seed, first + i)
         f = frames[i].float() / 255
         with torch.no_grad():
-            fx, fy, k = model.flow_of(f[0:1], f[1:2])
-        flows[i, 0], flows[i, 1], lights[i] = fx[0, 0], fy[0, 0], k[0]
+            flow, k = model.flow_of(f[0:1], f[1:2])
+        flows[i], lights[i] = flow[0], k[0]
         if (i + 1) % 200 == 0:
             log("  %d/%d examples, %.0f s" % (i + 1, count, time.time() - start))
     return frames, ts, flows, lights
@@ -344,8 +344,7 @@ def psnr_of(model, frames, ts, flows, lights):
     with torch.no_grad():
         for i in range(0, len(ts), BATCH):
             f = frames[i:i + BATCH].float() / 255
-            fx, fy = flows[i:i + BATCH, 0:1], flows[i:i + BATCH, 1:2]
-            got = model.synthesise(f[:, 0], f[:, 1], ts[i:i + BATCH], fx, fy, lights[i:i + BATCH], clamp=True)
+            got = model.synthesise(f[:, 0], f[:, 1], ts[i:i + BATCH], flows[i:i + BATCH], lights[i:i + BATCH], clamp=True)
             got = torch.round(got * 255) / 255
             mse = ((got - f[:, 2]) ** 2).mean(dim=(1, 2, 3))
             out.append(10 * torch.log10(1 / torch.clamp(mse, min=1e-10)))
@@ -390,7 +389,7 @@ def main():
             g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * (step - 1) / args.steps))
         idx = torch.randint(0, len(ts), (BATCH,), generator=gen)
         f = frames[idx].float() / 255
-        got = model.synthesise(f[:, 0], f[:, 1], ts[idx], flows[idx, 0:1], flows[idx, 1:2], lights[idx], clamp=True)
+        got = model.synthesise(f[:, 0], f[:, 1], ts[idx], flows[idx], lights[idx], clamp=True)
         # The squared error, which PSNR measures: where the network cannot
         # tell which warp is right, it is the mean of the two that this
         # loss rewards, where an absolute error rewards picking one, a

@@ -124,7 +124,7 @@ func runModels(_ context.Context, args []string, stdout, stderr io.Writer) error
 
 func printModels(w io.Writer, models []img2vid.ModelInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tSOURCE\tSTATUS\tDESCRIPTION")
+	fmt.Fprintln(tw, "NAME\tKIND\tSOURCE\tNODES\tCUDA\tSTATUS\tDESCRIPTION")
 	for _, m := range models {
 		source := "user"
 		if m.Builtin {
@@ -138,7 +138,14 @@ func printModels(w io.Writer, models []img2vid.ModelInfo) {
 		if len(m.Labels) > 0 { // a detect model: what it can find
 			desc = strings.TrimSpace(fmt.Sprintf("%s [%d classes: %s]", desc, len(m.Labels), abbreviate(m.Labels, 5)))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, source, status, desc)
+		nodes, cuda := "-", "-"
+		if m.Available {
+			nodes, cuda = fmt.Sprint(m.Nodes), "all nodes"
+			if len(m.NotOnCUDA) > 0 {
+				cuda = "CPU for " + strings.Join(m.NotOnCUDA, ", ")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Kind, source, nodes, cuda, status, desc)
 	}
 	tw.Flush()
 }
