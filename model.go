@@ -21,10 +21,23 @@ type FrameModel interface {
 type Interpolator interface {
 	// Name is the model's registry name.
 	Name() string
-	// Interpolate returns one frame for each time in ts (each strictly
-	// between 0 and 1) on the way from a to b. a and b have the same size,
-	// and so has every frame returned.
-	Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error)
+	// Interpolate makes one frame for each time in ts (each strictly
+	// between 0 and 1) on the way from a to b, in order, and hands each to
+	// emit as soon as it is made, so that a pair's frames need not all be
+	// held at once; the pair's motion is estimated once for all of them.
+	// a and b have the same size, and so has every frame. An error from
+	// emit stops it and is returned.
+	Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32, emit func(i int, frame *image.NRGBA) error) error
+}
+
+// InterpolateAll returns m's frames at every time in ts between a and b.
+func InterpolateAll(ctx context.Context, m Interpolator, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
+	out := make([]*image.NRGBA, 0, len(ts))
+	err := m.Interpolate(ctx, a, b, ts, func(_ int, f *image.NRGBA) error {
+		out = append(out, f)
+		return nil
+	})
+	return out, err
 }
 
 // Detector finds objects in frames. Implementations are safe for

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/testimage"
 )
 
@@ -33,7 +34,7 @@ func BenchmarkBlend1080p(b *testing.B) {
 	}
 	a, c := testimage.AquariumFrame(b, 5, 0, 0), testimage.AquariumFrame(b, 6, 0, 0)
 	for b.Loop() {
-		if _, err := m.Interpolate(context.Background(), a, c, []float32{0.5}); err != nil {
+		if _, err := img2vid.InterpolateAll(context.Background(), m, a, c, []float32{0.5}); err != nil {
 			b.Fatal(err)
 		}
 	}

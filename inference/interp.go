@@ -46,20 +46,21 @@ func (m *interpolator) shape(w, h int) ort.Shape {
 	return ort.NewShape(1, 3, int64(h), int64(w))
 }
 
-// Interpolate returns the frames at each t in ts between a and b.
-func (m *interpolator) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
+// Interpolate makes the frames at each t in ts between a and b, handing
+// each to emit: the motion graph runs once, the main graph once per t.
+func (m *interpolator) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32, emit func(int, *image.NRGBA) error) error {
 	w, h := a.Rect.Dx(), a.Rect.Dy()
 	switch {
 	case w == 0 || h == 0:
-		return nil, img2vid.Errorf(img2vid.EINVALID, "model %s: the frames are empty (%dx%d)", m.spec.Name, w, h)
+		return img2vid.Errorf(img2vid.EINVALID, "model %s: the frames are empty (%dx%d)", m.spec.Name, w, h)
 	case b.Rect.Dx() != w || b.Rect.Dy() != h:
-		return nil, img2vid.Errorf(img2vid.EINVALID, "model %s: the frames differ in size, %dx%d and %dx%d", m.spec.Name, w, h, b.Rect.Dx(), b.Rect.Dy())
+		return img2vid.Errorf(img2vid.EINVALID, "model %s: the frames differ in size, %dx%d and %dx%d", m.spec.Name, w, h, b.Rect.Dx(), b.Rect.Dy())
 	case m.spec.tileW != 0 && (w != m.spec.tileW || h != m.spec.tileH):
-		return nil, img2vid.Errorf(img2vid.EINVALID, "model %s takes %dx%d frames only, got %dx%d", m.spec.Name, m.spec.tileW, m.spec.tileH, w, h)
+		return img2vid.Errorf(img2vid.EINVALID, "model %s takes %dx%d frames only, got %dx%d", m.spec.Name, m.spec.tileW, m.spec.tileH, w, h)
 	}
 	for _, t := range ts {
 		if !(t > 0 && t < 1) {
-			return nil, img2vid.Errorf(img2vid.EINVALID, "model %s: each time must be strictly between 0 and 1, got %v", m.spec.Name, t)
+			return img2vid.Errorf(img2vid.EINVALID, "model %s: each time must be strictly between 0 and 1, got %v", m.spec.Name, t)
 		}
 	}
 	pw, ph := roundUp(w, m.spec.Multiple), roundUp(h, m.spec.Multiple)
@@ -80,17 +81,17 @@ func (m *interpolator) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []
 		defer f1.Destroy()
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f0.Destroy()
 	if err1 != nil {
-		return nil, err1
+		return err1
 	}
 	ins := []ort.Value{f0, f1, nil}
 	if m.motion != nil {
 		motion := make([]ort.Value, len(m.spec.Motion.Outputs))
 		if err := m.motion.s.Run([]ort.Value{f0, f1}, motion); err != nil {
-			return nil, img2vid.Errorf(img2vid.EINTERNAL, "model %s: the motion of %dx%d frames: %w", m.spec.Name, w, h, err)
+			return img2vid.Errorf(img2vid.EINTERNAL, "model %s: the motion of %dx%d frames: %w", m.spec.Name, w, h, err)
 		}
 		for _, v := range motion {
 			defer v.Destroy()
@@ -98,17 +99,18 @@ func (m *interpolator) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []
 		ins = append(ins, motion...)
 	}
 	out := make([]float32, 3*pw*ph)
-	frames := make([]*image.NRGBA, 0, len(ts))
-	for _, t := range ts {
+	for i, t := range ts {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		if err := m.runAt(ins, t, shape, out); err != nil {
-			return nil, img2vid.Errorf(img2vid.EINTERNAL, "model %s on %dx%d frames at t=%v: %w", m.spec.Name, w, h, t, err)
+			return img2vid.Errorf(img2vid.EINTERNAL, "model %s on %dx%d frames at t=%v: %w", m.spec.Name, w, h, t, err)
 		}
-		frames = append(frames, m.frameOf(out, w, h, pw, ph))
+		if err := emit(i, m.frameOf(out, w, h, pw, ph)); err != nil {
+			return err
+		}
 	}
-	return frames, nil
+	return nil
 }
 
 // frameOf converts the model's output tensor (pw x ph) into a w x h

@@ -146,7 +146,7 @@ func TestMemoryStaysFlat(t *testing.T) {
 		if _, err := frameModel.Apply(context.Background(), frame); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := blend.Interpolate(context.Background(), frame, other, []float32{0.5}); err != nil {
+		if _, err := img2vid.InterpolateAll(context.Background(), blend, frame, other, []float32{0.5}); err != nil {
 			t.Fatal(err)
 		}
 		if i == 29 {
@@ -216,7 +216,7 @@ func checkBlend(t *testing.T, r *Runtime, name string) {
 		}
 	}
 	ts := []float32{0.25, 0.5, 0.75}
-	frames, err := m.Interpolate(context.Background(), a, b, ts)
+	frames, err := img2vid.InterpolateAll(context.Background(), m, a, b, ts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func checkBlend(t *testing.T, r *Runtime, name string) {
 			}
 		}
 	}
-	if _, err := m.Interpolate(context.Background(), a, b, []float32{1}); img2vid.ErrorCode(err) != img2vid.EINVALID {
+	if _, err := img2vid.InterpolateAll(context.Background(), m, a, b, []float32{1}); img2vid.ErrorCode(err) != img2vid.EINVALID {
 		t.Errorf("t=1: %v, want an invalid error", err)
 	}
 }

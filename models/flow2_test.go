@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/testimage"
 )
 
@@ -20,7 +21,7 @@ func interpolatePSNR(t *testing.T, name string, w, h int, at func(s float64) sce
 		t.Fatal(err)
 	}
 	a, mid, b := render(w, h, at(0)), render(w, h, at(s)), render(w, h, at(1))
-	got, err := m.Interpolate(context.Background(), a, b, []float32{float32(s)})
+	got, err := img2vid.InterpolateAll(context.Background(), m, a, b, []float32{float32(s)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestCameraFootage(t *testing.T) {
 		var sum float64
 		n := 0
 		for i := 0; i+4 < len(frames); i += 4 {
-			got, err := m.Interpolate(context.Background(), frames[i], frames[i+4], []float32{0.25, 0.5, 0.75})
+			got, err := img2vid.InterpolateAll(context.Background(), m, frames[i], frames[i+4], []float32{0.25, 0.5, 0.75})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -281,14 +281,14 @@ func testSyntheticMotion(t *testing.T, name string) {
 			t.Run(fmt.Sprintf("%s/texture %d", c.name, seed), func(t *testing.T) {
 				tex := newTexture(seed + 10)
 				a, mid, b := render(w, h, c.motion(tex, 0)), render(w, h, c.motion(tex, 0.5)), render(w, h, c.motion(tex, 1))
-				got, err := flow.Interpolate(context.Background(), a, b, []float32{0.5})
+				got, err := img2vid.InterpolateAll(context.Background(), flow, a, b, []float32{0.5})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if got[0].Rect != a.Rect {
 					t.Fatalf("flow returned a %v frame for %v inputs", got[0].Rect, a.Rect)
 				}
-				base, err := blend.Interpolate(context.Background(), a, b, []float32{0.5})
+				base, err := img2vid.InterpolateAll(context.Background(), blend, a, b, []float32{0.5})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -53,18 +53,18 @@ type checkedInterp struct {
 	t *testing.T
 }
 
-func (c checkedInterp) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
+func (c checkedInterp) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32, emit func(int, *image.NRGBA) error) error {
 	for _, img := range []*image.NRGBA{a, b} {
 		for i := 0; i < len(img.Pix); i += 4 {
 			for id := range 3 {
 				if k := annotate.Colour(id); img.Pix[i] == k.R && img.Pix[i+1] == k.G && img.Pix[i+2] == k.B {
 					c.t.Errorf("the interpolator got a frame with a box drawn on it (pixel %d)", i/4)
-					return c.Interpolator.Interpolate(ctx, a, b, ts)
+					return c.Interpolator.Interpolate(ctx, a, b, ts, emit)
 				}
 			}
 		}
 	}
-	return c.Interpolator.Interpolate(ctx, a, b, ts)
+	return c.Interpolator.Interpolate(ctx, a, b, ts, emit)
 }
 
 func readRecords(t *testing.T, path string) []annotate.Record {

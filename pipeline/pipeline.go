@@ -442,23 +442,28 @@ func (p *Pipeline) between(ctx context.Context, out *frameWriter, interp img2vid
 		}
 		return nil
 	}
-	// One in-between frame at a time, straight to the encoder: a pair's
-	// frames are never all held at once, whatever the factor.
-	for k := 1; k < n; k++ {
-		t := float32(k) / float32(n)
-		mids, err := interp.Interpolate(ctx, a, b, []float32{t})
-		if err != nil {
-			return fmt.Errorf("%s: %w", interp.Name(), err)
-		}
-		for _, m := range mids {
-			// The objects where they are at this frame's time; drawn after
-			// interpolation, so the interpolator never sees a box.
-			if err := out.frame(m, annotate.Between(fa.dets, fb.dets, float64(t)), true); err != nil {
-				return err
-			}
-		}
+	ts := make([]float32, n-1)
+	for k := range ts {
+		ts[k] = float32(k+1) / float32(n)
 	}
-	return nil
+	return p.interpolate(ctx, out, interp, fa, fb, ts)
+}
+
+// interpolate writes the frames at ts between fa and fb, each straight to
+// the encoder as the model makes it (the pair's motion estimated once): a
+// pair's frames are never all held at once, whatever the factor. The
+// objects are drawn where they are at each frame's time, after
+// interpolation, so the interpolator never sees a box.
+func (p *Pipeline) interpolate(ctx context.Context, out *frameWriter, interp img2vid.Interpolator, fa, fb frame, ts []float32) error {
+	var written error // an error of the encoder's, not the model's
+	err := interp.Interpolate(ctx, fa.img, fb.img, ts, func(k int, m *image.NRGBA) error {
+		written = out.frame(m, annotate.Between(fa.dets, fb.dets, float64(ts[k])), true)
+		return written
+	})
+	if err != nil && written == nil {
+		return fmt.Errorf("%s: %w", interp.Name(), err)
+	}
+	return err
 }
 
 // ProbeAudio decodes the soundtrack at path and returns its length in
@@ -522,16 +527,7 @@ func (p *Pipeline) resample(ctx context.Context, out *frameWriter, interp img2vi
 		}
 		return nil
 	}
-	mids, err := interp.Interpolate(ctx, a, b, ts)
-	if err != nil {
-		return fmt.Errorf("%s: %w", interp.Name(), err)
-	}
-	for k, m := range mids {
-		if err := out.frame(m, annotate.Between(fa.dets, fb.dets, float64(ts[k])), true); err != nil {
-			return err
-		}
-	}
-	return nil
+	return p.interpolate(ctx, out, interp, fa, fb, ts)
 }
 
 func (p *Pipeline) models() img2vid.Models {

@@ -26,16 +26,17 @@ type recordingInterp struct {
 }
 
 func (*recordingInterp) Name() string { return "recording" }
-func (r *recordingInterp) Interpolate(_ context.Context, a, _ *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
+func (r *recordingInterp) Interpolate(_ context.Context, a, _ *image.NRGBA, ts []float32, emit func(int, *image.NRGBA) error) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.calls = append(r.calls, slices.Clone(ts))
 	r.firsts = append(r.firsts, a.Pix[0])
-	out := make([]*image.NRGBA, len(ts))
-	for i := range out {
-		out[i] = a
+	r.mu.Unlock()
+	for i := range ts {
+		if err := emit(i, a); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 type interpModels struct{ m img2vid.Interpolator }
@@ -76,6 +77,9 @@ func TestResampleAtTrueTimes(t *testing.T) {
 		// last in the last image's slot, so held.
 		{30, 24, 1, [][]float32{{0.25, 0.5}}, 4},
 		{24, 60, 2, [][]float32{{0.5}, {0.5}, {0.5}}, 8},
+		// Interpolation asks for all of a pair's frames in one call, so
+		// that the model estimates the pair's motion once.
+		{24, 96, 4, [][]float32{{0.25, 0.5, 0.75}, {0.25, 0.5, 0.75}, {0.25, 0.5, 0.75}}, 16},
 	} {
 		t.Run(fmt.Sprintf("fps %v fps_out %v interpolate %d", c.fps, c.fpsOut, c.interpolate), func(t *testing.T) {
 			rec := &recordingInterp{}

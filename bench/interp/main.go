@@ -2,7 +2,9 @@
 // real clip, in one run on one machine, at two spacings: 2x, every other
 // frame held out and recreated at t=0.5 from its neighbours, and 4x, only
 // every 4th frame kept and the three between recreated at t=0.25, 0.5 and
-// 0.75 (4x the motion per pair). Each method (the named built-in models,
+// 0.75 (4x the motion per pair), and for speed also 16x (every 16th frame
+// kept, fifteen frames made per pair, where a model that estimates the
+// motion once per pair runs only its synthesis per frame). Each method (the named built-in models,
 // repeating the previous frame, ffmpeg's motion-compensated minterpolate)
 // gets its mean PSNR and SSIM against the held-out frames at both
 // spacings, and its frames per second and CPU time per frame at 2x. Speed
@@ -18,7 +20,13 @@
 // viewer of the default output sees, where the encoder's own loss narrows
 // the gaps.
 //
-//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow3,flow2,flow,blend] [-rounds 5]
+// It also times what a user waits for: each model's session start-up
+// (its first load in the process), and, cold, a whole
+// `img2vid convert --interpolate 2` of the clip at -cold-width from
+// process start to finished file, beside ffmpeg making the same video
+// with minterpolate from the same files, each run in its own process.
+//
+//	go run ./bench/interp [-data DIR] [-width 960] [-lib PATH] [-threads 2] [-models flow3,flow2,flow,blend] [-rounds 5] [-img2vid bin/img2vid] [-cold-width 640]
 package main
 
 import (
@@ -56,8 +64,9 @@ func minterpolateFilter(rate int) string {
 }
 
 // spacings are the measured cases: keep every step-th frame, recreate the
-// ones between.
-var spacings = []int{2, 4}
+// ones between. Quality is scored at every spacing but the last, whose
+// 15 frames per pair are for speed (three pairs of the 50-frame clip).
+var spacings = []int{2, 4, 16}
 
 func main() {
 	data := flag.String("data", "", "folder of the clip's frames, in name order (default: ../shared/data/aquarium beside the repository)")
@@ -69,14 +78,31 @@ func main() {
 	modelsDir := flag.String("models-dir", "", "folder of extra models (NAME.json beside its .onnx) to measure besides the built-in ones")
 	ffmpeg := flag.String("ffmpeg", "ffmpeg", "ffmpeg executable; empty skips minterpolate")
 	rounds := flag.Int("rounds", 5, "timing rounds, each running every method once over the 2x clip")
+	img2vidBin := flag.String("img2vid", "bin/img2vid", "img2vid executable for the cold runs; empty skips them")
+	coldWidth := flag.Int("cold-width", 640, "width of the frames the cold runs convert")
 	flag.Parse()
 	if *rounds < 1 {
 		fmt.Fprintln(os.Stderr, "interp: -rounds must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*data, *width, *lib, *threads, *device, *modelsDir, strings.Split(*modelNames, ","), *ffmpeg, *rounds); err != nil {
+	names := strings.Split(*modelNames, ",")
+	if *data == "" {
+		shared, err := repo.Shared()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "interp: %v; pass -data\n", err)
+			os.Exit(2)
+		}
+		*data = filepath.Join(shared, "data", "aquarium")
+	}
+	if err := run(*data, *width, *lib, *threads, *device, *modelsDir, names, *ffmpeg, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "interp:", err)
 		os.Exit(1)
+	}
+	if *img2vidBin != "" && *ffmpeg != "" {
+		if err := cold(*data, *coldWidth, *img2vidBin, *ffmpeg, names, *rounds); err != nil {
+			fmt.Fprintln(os.Stderr, "interp, cold runs:", err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -90,12 +116,15 @@ type quality struct {
 type score struct {
 	method string
 	q      map[int]quality // by spacing
-	// speed holds one timing of the 2x clip per round; none where speed
-	// is not meaningful (repeating a frame).
-	speed []speed
-	// time runs the method once over the 2x clip and times it; nil where
-	// speed is not measured.
-	time func() (speed, error)
+	// speed holds, by spacing, one timing of the clip per round; none
+	// where speed is not meaningful (repeating a frame).
+	speed map[int][]speed
+	// time runs the method once over the clip at a spacing and times it;
+	// nil where speed is not measured.
+	time func(step int) (speed, error)
+	// session is the time the model's first load took: its sessions'
+	// start-up.
+	session time.Duration
 	// h264 is the 2x quality after the default encode; psnr 0 when not
 	// measured.
 	h264 quality
@@ -125,13 +154,6 @@ type speed struct {
 }
 
 func run(data string, width int, lib string, threads int, device, modelsDir string, modelNames []string, ffmpeg string, rounds int) error {
-	if data == "" {
-		shared, err := repo.Shared()
-		if err != nil {
-			return fmt.Errorf("%w; pass -data", err)
-		}
-		data = filepath.Join(shared, "data", "aquarium")
-	}
 	frames, err := loadClip(data, width)
 	if err != nil {
 		return err
@@ -146,7 +168,7 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 		fmt.Printf("%dx: every %s frame kept (%d pairs), %d held-out frames recreated\n", step, ordinal(step), len(keep)-1, (len(keep)-1)*(step-1))
 	}
 
-	repeat := score{method: "repeat-previous", q: map[int]quality{}}
+	repeat := score{method: "repeat-previous", q: map[int]quality{}, speed: map[int][]speed{}}
 	keep2 := heldOut(len(frames), 2)
 	for _, i := range keep2[:len(keep2)-1] {
 		repeat.seq2 = append(repeat.seq2, frames[i], frames[i])
@@ -202,48 +224,77 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 			timed = append(timed, i)
 		}
 	}
-	fmt.Printf("timing: %d rounds over the 2x clip\n", rounds)
+	fmt.Printf("timing: %d rounds over the clip at each of %v\n", rounds, spacings)
 	for r := range rounds {
 		order := slices.Clone(timed)
 		if r%2 == 1 {
 			slices.Reverse(order)
 		}
-		for _, i := range order {
-			sp, err := scores[i].time()
-			if err != nil {
-				return fmt.Errorf("%s, timing round %d: %w", scores[i].method, r+1, err)
+		for _, step := range spacings {
+			for _, i := range order {
+				sp, err := scores[i].time(step)
+				if err != nil {
+					return fmt.Errorf("%s, %dx, timing round %d: %w", scores[i].method, step, r+1, err)
+				}
+				scores[i].speed[step] = append(scores[i].speed[step], sp)
 			}
-			scores[i].speed = append(scores[i].speed, sp)
 		}
 	}
 
-	fmt.Printf("\n%-18s %9s %7s %9s %7s %9s %7s %10s %14s\n", "method", "2x PSNR", "SSIM", "4x PSNR", "SSIM", "2x H.264", "SSIM", "frames/s", "CPU ms/frame")
+	fmt.Printf("\n%-18s %9s %7s %9s %7s %9s %7s %10s\n", "method", "2x PSNR", "SSIM", "4x PSNR", "SSIM", "2x H.264", "SSIM", "session s")
 	for _, s := range scores {
-		fps, cpu := "-", "-"
-		if len(s.speed) > 0 {
-			fps = fmt.Sprintf("%.2f", median(s.speed, func(p speed) float64 { return p.fps }))
-			cpu = fmt.Sprintf("%.0f", median(s.speed, func(p speed) float64 { return p.cpuMS }))
-		}
-		h264, h264SSIM := "-", "-"
+		h264, h264SSIM, session := "-", "-", "-"
 		if s.h264.psnr > 0 {
 			h264, h264SSIM = fmt.Sprintf("%.2f", s.h264.psnr), fmt.Sprintf("%.4f", s.h264.ssim)
 		}
-		fmt.Printf("%-18s %9.2f %7.4f %9.2f %7.4f %9s %7s %10s %14s\n", s.method, s.q[2].psnr, s.q[2].ssim, s.q[4].psnr, s.q[4].ssim, h264, h264SSIM, fps, cpu)
+		if s.session > 0 {
+			session = fmt.Sprintf("%.3f", s.session.Seconds())
+		}
+		fmt.Printf("%-18s %9.2f %7.4f %9.2f %7.4f %9s %7s %10s\n", s.method, s.q[2].psnr, s.q[2].ssim, s.q[4].psnr, s.q[4].ssim, h264, h264SSIM, session)
 	}
-	if last := scores[len(scores)-1]; ffmpeg != "" && len(last.speed) > 0 {
+	fmt.Printf("\nwarm speed, median of %d rounds: frames/s (CPU ms per frame)\n%-18s", rounds, "method")
+	for _, step := range spacings {
+		fmt.Printf(" %20s", fmt.Sprintf("%dx", step))
+	}
+	fmt.Println()
+	for _, s := range scores {
+		if len(s.speed[2]) == 0 {
+			continue
+		}
+		fmt.Printf("%-18s", s.method)
+		for _, step := range spacings {
+			fmt.Printf(" %20s", fmt.Sprintf("%.2f (%.0f)", median(s.speed[step], func(p speed) float64 { return p.fps }),
+				median(s.speed[step], func(p speed) float64 { return p.cpuMS })))
+		}
+		fmt.Println()
+	}
+	if last := scores[len(scores)-1]; ffmpeg != "" && len(last.speed[2]) > 0 {
 		fmt.Println()
 		for _, s := range scores[1 : len(scores)-1] {
-			fps := ratios(s.speed, last.speed, func(p speed) float64 { return p.fps })
-			cpu := ratios(s.speed, last.speed, func(p speed) float64 { return p.cpuMS })
-			fmt.Printf("%s against minterpolate: 2x %+.2f dB, 4x %+.2f dB, 2x through H.264 %+.2f dB, %.2fx the frames/s (rounds %.2f-%.2f) and %.2fx the CPU time per frame (rounds %.2f-%.2f)\n",
-				s.method, s.q[2].psnr-last.q[2].psnr, s.q[4].psnr-last.q[4].psnr, s.h264.psnr-last.h264.psnr,
-				median(fps, id), slices.Min(fps), slices.Max(fps), median(cpu, id), slices.Min(cpu), slices.Max(cpu))
+			fmt.Printf("%s against minterpolate: 2x %+.2f dB, 4x %+.2f dB, 2x through H.264 %+.2f dB", s.method,
+				s.q[2].psnr-last.q[2].psnr, s.q[4].psnr-last.q[4].psnr, s.h264.psnr-last.h264.psnr)
+			for _, step := range spacings {
+				fps := ratios(s.speed[step], last.speed[step], func(p speed) float64 { return p.fps })
+				cpu := ratios(s.speed[step], last.speed[step], func(p speed) float64 { return p.cpuMS })
+				fmt.Printf("; %dx %.2fx the frames/s (rounds %.2f-%.2f) at %.2fx the CPU time per frame", step,
+					median(fps, id), slices.Min(fps), slices.Max(fps), median(cpu, id))
+			}
+			fmt.Println()
 		}
 	}
 	return nil
 }
 
 func id(v float64) float64 { return v }
+
+// times are the t of the frames made between two kept frames at a spacing.
+func times(step int) []float32 {
+	ts := make([]float32, step-1)
+	for j := range ts {
+		ts[j] = float32(j+1) / float32(step)
+	}
+	return ts
+}
 
 // median is the median of f over xs (the mean of the middle two for an
 // even count).
@@ -282,22 +333,20 @@ func ordinal(n int) string {
 // pair, and scores them; its time runs the 2x clip again, timing the
 // interpolation calls alone.
 func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (score, error) {
+	start := time.Now()
 	m, err := rt.Interpolator(name)
 	if err != nil {
 		return score{}, fmt.Errorf("loading model %s: %w", name, err)
 	}
 	ctx := context.Background()
-	s := score{method: name, q: map[int]quality{}}
+	s := score{method: name, q: map[int]quality{}, speed: map[int][]speed{}, session: time.Since(start)}
 	for _, step := range spacings {
-		ts := make([]float32, step-1)
-		for j := range ts {
-			ts[j] = float32(j+1) / float32(step)
-		}
+		ts := times(step)
 		keep := heldOut(len(frames), step)
 		var q quality
 		for k := 0; k+1 < len(keep); k++ {
 			i := keep[k]
-			out, err := m.Interpolate(ctx, frames[i], frames[i+step], ts)
+			out, err := img2vid.InterpolateAll(ctx, m, frames[i], frames[i+step], ts)
 			if err != nil {
 				return score{}, fmt.Errorf("model %s, frames %d and %d: %w", name, i, i+step, err)
 			}
@@ -317,20 +366,20 @@ func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (sc
 	}
 	// The scoring above has let ONNX Runtime settle its allocations for
 	// this size, so no timed call pays for them.
-	s.time = func() (speed, error) {
-		keep := heldOut(len(frames), 2)
+	s.time = func(step int) (speed, error) {
+		keep, ts := heldOut(len(frames), step), times(step)
 		var busy, cpu time.Duration
 		for k := 0; k+1 < len(keep); k++ {
 			i := keep[k]
 			start, cpu0 := time.Now(), machine.CPUTime()
-			_, err := m.Interpolate(ctx, frames[i], frames[i+2], []float32{0.5})
+			_, err := img2vid.InterpolateAll(ctx, m, frames[i], frames[i+step], ts)
 			busy += time.Since(start)
 			cpu += machine.CPUTime() - cpu0
 			if err != nil {
-				return speed{}, fmt.Errorf("frames %d and %d: %w", i, i+2, err)
+				return speed{}, fmt.Errorf("frames %d and %d: %w", i, i+step, err)
 			}
 		}
-		n := float64(len(keep) - 1)
+		n := float64((len(keep) - 1) * len(ts))
 		return speed{fps: n / busy.Seconds(), cpuMS: float64(cpu.Milliseconds()) / n}, nil
 	}
 	return s, nil
@@ -339,7 +388,7 @@ func measureModel(rt *inference.Runtime, name string, frames []*image.NRGBA) (sc
 // measureMinterpolate runs minterpolate at each spacing and scores it; its
 // time is another run at 2x.
 func measureMinterpolate(ffmpeg string, frames []*image.NRGBA) (score, error) {
-	s := score{method: "minterpolate mci", q: map[int]quality{}}
+	s := score{method: "minterpolate mci", q: map[int]quality{}, speed: map[int][]speed{}}
 	for _, step := range spacings {
 		out, _, err := runMinterpolate(ffmpeg, frames, step)
 		if err != nil {
@@ -354,8 +403,8 @@ func measureMinterpolate(ffmpeg string, frames []*image.NRGBA) (score, error) {
 			s.seq2 = seq
 		}
 	}
-	s.time = func() (speed, error) {
-		_, sp, err := runMinterpolate(ffmpeg, frames, 2)
+	s.time = func(step int) (speed, error) {
+		_, sp, err := runMinterpolate(ffmpeg, frames, step)
 		return sp, err
 	}
 	return s, nil

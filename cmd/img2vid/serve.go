@@ -87,6 +87,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 					log.Warn("model unavailable", "model", m.Name, "reason", m.Reason)
 				}
 			}
+			if c.Role != roleAPI {
+				warm(rt, log)
+			}
 		}, 10*time.Second)
 	defer live.Close()
 	// The worker records the model runs; it exists once the job system
@@ -373,6 +376,17 @@ func runHealthcheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
+// warm starts the default interpolation model's sessions, a fraction of a
+// second's work, so that the first job that uses it does not wait for them.
+func warm(rt *inference.Runtime, log *slog.Logger) {
+	start := time.Now()
+	if _, err := rt.Interpolator(img2vid.DefaultInterpModel); err != nil {
+		log.Warn("the default interpolation model cannot be loaded", "model", img2vid.DefaultInterpModel, "err", err)
+		return
+	}
+	log.Info("model loaded", "model", img2vid.DefaultInterpModel, "took", time.Since(start).Round(time.Millisecond))
+}
+
 // timedModels reports how long each model run takes, for the metrics.
 type timedModels struct {
 	img2vid.Models
@@ -440,10 +454,16 @@ type timedInterp struct {
 	observe func(string, time.Duration)
 }
 
-// Interpolate runs the model and reports how long it took.
-func (t timedInterp) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32) ([]*image.NRGBA, error) {
+// Interpolate runs the model and reports how long it took, less the time
+// its frames spent with emit.
+func (t timedInterp) Interpolate(ctx context.Context, a, b *image.NRGBA, ts []float32, emit func(int, *image.NRGBA) error) error {
 	start := time.Now()
-	out, err := t.Interpolator.Interpolate(ctx, a, b, ts)
-	t.observe(t.Name(), time.Since(start))
-	return out, err
+	var elsewhere time.Duration
+	err := t.Interpolator.Interpolate(ctx, a, b, ts, func(i int, f *image.NRGBA) error {
+		handed := time.Now()
+		defer func() { elsewhere += time.Since(handed) }()
+		return emit(i, f)
+	})
+	t.observe(t.Name(), time.Since(start)-elsewhere)
+	return err
 }
