@@ -126,18 +126,25 @@ func identityDir(t testing.TB) string {
 	return dir
 }
 
-// TestMemoryStaysFlat: 300 runs of the frame and the interpolation paths
-// leave resident memory within 5% of where it was after 30, so no tensor or
-// session leaks per run.
+// TestMemoryStaysFlat: 300 runs of the frame path and of the interpolation
+// paths (blend, one graph; flow, a motion graph whose outputs the main
+// graph takes) leave resident memory within 8 MiB of where it was after
+// 30, so no frame tensor or session leaks per run: one frame tensor leaked
+// per run would be 420 MiB, where the allocators' own drift is 1 to 3 MiB
+// (5 % of the total, the bound this test had, was within that drift).
 func TestMemoryStaysFlat(t *testing.T) {
 	r := openRuntime(t, identityDir(t))
 	frameModel, err := r.FrameModel("identity")
 	if err != nil {
 		t.Fatal(err)
 	}
-	blend, err := r.Interpolator("blend")
-	if err != nil {
-		t.Fatal(err)
+	var interps []img2vid.Interpolator
+	for _, name := range []string{"blend", "flow"} {
+		m, err := r.Interpolator(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		interps = append(interps, m)
 	}
 	frame := testimage.Scene(480, 270, testimage.Pan, 5)
 	other := testimage.Scene(480, 270, testimage.Pan, 6)
@@ -146,8 +153,10 @@ func TestMemoryStaysFlat(t *testing.T) {
 		if _, err := frameModel.Apply(context.Background(), frame); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := img2vid.InterpolateAll(context.Background(), blend, frame, other, []float32{0.5}); err != nil {
-			t.Fatal(err)
+		for _, m := range interps {
+			if _, err := img2vid.InterpolateAll(context.Background(), m, frame, other, []float32{0.5}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if i == 29 {
 			after30 = nativeRSS(t)
@@ -155,8 +164,8 @@ func TestMemoryStaysFlat(t *testing.T) {
 	}
 	after300 := nativeRSS(t)
 	t.Logf("resident memory after 30 runs %d KiB, after 300 %d KiB", after30, after300)
-	if float64(after300) > 1.05*float64(after30) {
-		t.Errorf("resident memory grew from %d KiB after 30 runs to %d KiB after 300, more than 5%%", after30, after300)
+	if after300-after30 > 8<<10 {
+		t.Errorf("resident memory grew from %d KiB after 30 runs to %d KiB after 300, more than 8 MiB", after30, after300)
 	}
 }
 

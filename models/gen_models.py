@@ -651,6 +651,7 @@ class Flow3(Flow2):
     footage) and read from flow3.weights.
     """
 
+    motion_of = "flow2"  # its motion graph is flow2's, the same file
     features = 14    # input channels of the network, see head_inputs
     width = 12       # channels at 1/4 resolution
     width2 = 24      # channels at 1/8 resolution
@@ -862,12 +863,17 @@ def export(name, module, description):
         # The field's sides are the frame's over the model's scale.
         mdyn = {n: {2: "height/%d" % module.scale, 3: "width/%d" % module.scale}
                 for n, v in zip(names, motion) if v.shape[2] > 1}
-        msha = write_graph(_Motion(module), frames, os.path.join(OUT, name + ".motion.onnx"),
-                           ["frame0", "frame1"], names, dict(dynamic, **mdyn))
+        mname = getattr(module, "motion_of", name)
+        mpath = os.path.join(OUT, mname + ".motion.onnx")
+        if mname == name:
+            msha = write_graph(_Motion(module), frames, mpath, ["frame0", "frame1"], names, dict(dynamic, **mdyn))
+        else:
+            with open(mpath, "rb") as f:
+                msha = hashlib.sha256(f.read()).hexdigest()
         manifest["sha256"] = write_graph(_Synthesis(module), frames + (t,) + tuple(motion),
                                          os.path.join(OUT, name + ".onnx"),
                                          ["frame0", "frame1", "t"] + names, ["frame"], dict(dynamic, **mdyn))
-        manifest["motion"] = {"file": name + ".motion.onnx", "outputs": names, "sha256": msha}
+        manifest["motion"] = {"file": mname + ".motion.onnx", "outputs": names, "sha256": msha}
     with open(os.path.join(OUT, name + ".json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
