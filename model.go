@@ -94,9 +94,10 @@ type ModelInfo struct {
 	Description string `json:"description,omitempty"`
 	Builtin     bool   `json:"builtin"`
 	Scale       int    `json:"scale,omitempty"` // output size / input size, frame models only
-	// SHA256 is the hex sha256 of the model's file, as loaded: a plan
-	// records it, so that a job runs only with the model it was planned
-	// with.
+	// SHA256 is the hex sha256 of the model's file, as loaded (of a
+	// two-graph interpolator, the sha256 of its two files' sums joined,
+	// "MAIN+MOTION"): a plan records it, so that a job runs only with the
+	// model it was planned with.
 	SHA256 string `json:"sha256,omitempty"`
 	// Nodes counts the nodes of the model's graphs (both of a two-graph
 	// interpolator), subgraphs included: what a session's start-up and

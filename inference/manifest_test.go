@@ -1,8 +1,11 @@
 package inference
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"image"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/models"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -55,6 +59,15 @@ func TestParseManifestErrors(t *testing.T) {
 		{"bad multiple", `{"name":"a","kind":"frame","file":"a.onnx","multiple":-8}`, "multiple", "1 to"},
 		{"negative overlap", `{"name":"a","kind":"frame","file":"a.onnx","tile_overlap":-1}`, "tile_overlap", "0 or more"},
 		{"bad sha256", `{"name":"a","kind":"frame","file":"a.onnx","sha256":"abc"}`, "sha256", "64 hex digits"},
+		{"motion on a frame model", `{"name":"a","kind":"frame","file":"a.onnx","motion":{"file":"m.onnx","outputs":["v"]}}`, "motion", "only an interpolate model"},
+		{"motion without inputs", `{"name":"a","kind":"interpolate","file":"a.onnx","motion":{"file":"m.onnx","outputs":["v"]}}`, "inputs", "names its inputs"},
+		{"motion file missing", `{"name":"a","kind":"interpolate","file":"a.onnx","inputs":["f0","f1","t"],"motion":{"outputs":["v"]}}`, "motion.file", "plain file name"},
+		{"motion file outside", `{"name":"a","kind":"interpolate","file":"a.onnx","inputs":["f0","f1","t"],"motion":{"file":"../m.onnx","outputs":["v"]}}`, "motion.file", "plain file name"},
+		{"motion in the main file", `{"name":"a","kind":"interpolate","file":"a.onnx","inputs":["f0","f1","t"],"motion":{"file":"a.onnx","outputs":["v"]}}`, "motion.file", "file of its own"},
+		{"motion without outputs", `{"name":"a","kind":"interpolate","file":"a.onnx","inputs":["f0","f1","t"],"motion":{"file":"m.onnx"}}`, "motion.outputs", "missing"},
+		{"motion output named as an input", `{"name":"a","kind":"interpolate","file":"a.onnx","inputs":["f0","f1","t"],"motion":{"file":"m.onnx","outputs":["t"]}}`, "motion.outputs[0]", "name of its own"},
+		{"motion output twice", `{"name":"a","kind":"interpolate","file":"a.onnx","inputs":["f0","f1","t"],"motion":{"file":"m.onnx","outputs":["v","v"]}}`, "motion.outputs[1]", "name of its own"},
+		{"bad motion sha256", `{"name":"a","kind":"interpolate","file":"a.onnx","inputs":["f0","f1","t"],"motion":{"file":"m.onnx","outputs":["v"],"sha256":"x"}}`, "motion.sha256", "64 hex digits"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -246,4 +259,62 @@ func FuzzParseManifest(f *testing.F) {
 			t.Fatalf("round trip changed the manifest:\n%+v\n%+v", m, m2)
 		}
 	})
+}
+
+// TestTwoGraphModel brings built-in flow's two graphs as a user's model:
+// it interpolates exactly as flow does, lists the nodes of both graphs,
+// and each mistake in its motion graph is reported naming the field.
+func TestTwoGraphModel(t *testing.T) {
+	dir := t.TempDir()
+	for from, to := range map[string]string{"flow.onnx": "mine.onnx", "flow.motion.onnx": "mine.motion.onnx"} {
+		data, err := fs.ReadFile(models.Builtin, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, to), string(data))
+	}
+	manifest := func(name, motion string) {
+		writeFile(t, filepath.Join(dir, name+".json"), `{"name":"`+name+`","kind":"interpolate","file":"mine.onnx",
+			"inputs":["frame0","frame1","t"],"multiple":32,"motion":`+motion+`}`)
+	}
+	manifest("mine", `{"file":"mine.motion.onnx","outputs":["flow"]}`)
+	manifest("nofile", `{"file":"gone.onnx","outputs":["flow"]}`)
+	manifest("badname", `{"file":"mine.motion.onnx","outputs":["field"]}`)
+	manifest("badsum", `{"file":"mine.motion.onnx","outputs":["flow"],"sha256":"`+strings.Repeat("0", 64)+`"}`)
+	manifest("swapped", `{"file":"mine.onnx","outputs":["flow"]}`)
+	r := openRuntime(t, dir)
+	want := map[string]string{
+		"nofile":  "motion.file: gone.onnx does not exist",
+		"badname": `inputs[3]: the model has no input named "field"`,
+		"badsum":  "motion.sha256: the manifest says 0000",
+		"swapped": "motion.file: \"mine.onnx\" is the main graph's file too",
+	}
+	for _, m := range r.ListModels() {
+		if m.Builtin {
+			continue
+		}
+		switch w := want[m.Name]; {
+		case m.Name == "mine" && (!m.Available || m.Nodes < 100 || len(m.NotOnCUDA) > 0):
+			t.Errorf("mine: %+v, want an available model with the nodes of both graphs, all on CUDA", m)
+		case w != "" && (m.Available || !strings.Contains(m.Reason, w)):
+			t.Errorf("%s: available %v, reason %q; want %q", m.Name, m.Available, m.Reason, w)
+		}
+	}
+	a := testimage.Scene(96, 64, testimage.Pan, 1)
+	b := testimage.Scene(96, 64, testimage.Pan, 2)
+	frames := map[string][]*image.NRGBA{}
+	for _, name := range []string{"mine", "flow"} {
+		m, err := r.Interpolator(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if frames[name], err = img2vid.InterpolateAll(context.Background(), m, a, b, []float32{0.25, 0.5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range frames["flow"] {
+		if !reflect.DeepEqual(frames["mine"][i].Pix, frames["flow"][i].Pix) {
+			t.Errorf("frame %d of the user's copy of flow differs from flow's", i)
+		}
+	}
 }

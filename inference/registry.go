@@ -103,6 +103,12 @@ func (r *Runtime) checkCached(fsys fs.FS, manifest string, builtin bool, stamp s
 		c.spec = s
 		c.info.Kind, c.info.Description, c.info.Available = s.Kind, s.Description, true
 		c.info.SHA256 = s.SHA256
+		if s.Motion != nil {
+			// Both files are the model: a plan that records the one sum
+			// runs only where both are the same.
+			sum := sha256.Sum256([]byte(s.SHA256 + "+" + s.Motion.SHA256))
+			c.info.SHA256 = hex.EncodeToString(sum[:])
+		}
 		c.info.Nodes, c.info.NotOnCUDA = s.graph.Nodes, s.graph.NotOnCUDA()
 		switch s.Kind {
 		case img2vid.KindFrame:
