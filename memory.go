@@ -138,7 +138,7 @@ func estimateMemory(p Plan, images []Image) Memory {
 	}
 	m.ReadAhead = max(minReadAhead, m.PerImage+m.PerFrame)
 	m.Held = 2 * bytesNRGBA * fp
-	if p.Options.Interpolate > 1 || p.Options.Resamples() {
+	if p.Options.Interpolates() {
 		// Both frames as tensors, the output tensor, the model's working
 		// memory, and one in-between frame.
 		m.Interpolation = 3*bytesTensor*fp + interpWork(p.Options.InterpModel)*fp + bytesNRGBA*fp

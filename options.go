@@ -110,6 +110,13 @@ func (o Options) Resamples() bool {
 	return o.FPSOut > 0 && o.Interpolate <= 1 && o.FPSOut != o.FPS
 }
 
+// Interpolates reports whether the job runs an interpolation model: to make
+// frames between the images (interpolate above 1) or to convert the rate
+// (Resamples). The one rule every part of the engine asks.
+func (o Options) Interpolates() bool {
+	return o.Interpolate > 1 || o.Resamples()
+}
+
 // OutputFrames is the number of frames of the video made from images
 // images: interpolate frames per image (the last one held for its slot),
 // or, when resampling, enough to cover the images' duration at fps_out.

@@ -122,7 +122,7 @@ func MakePlan(j Job) (Plan, error) {
 		p.FrameScale = max(m.Scale, 1)
 		use(m, "frame_model")
 	}
-	if o.Interpolate > 1 || o.Resamples() {
+	if o.Interpolates() {
 		m, err := findModel(j.Models, "interp_model", o.InterpModel, KindInterpolate)
 		if err != nil {
 			return Plan{}, err
@@ -166,7 +166,7 @@ func MakePlan(j Job) (Plan, error) {
 	if Over(p.FramePixels, lim.Pixels) {
 		return Plan{}, lim.Refuse(ETOOLARGE, LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, p.Width, p.Height)
 	}
-	p.PassThrough = o.FrameModel == "" && o.Interpolate <= 1 && !o.Resamples() && o.DetectModel == ""
+	p.PassThrough = !o.NamesModels()
 	for _, im := range j.Images {
 		p.PassThrough = p.PassThrough && im.Whole && im.Width == p.Width && im.Height == p.Height
 	}
@@ -247,8 +247,11 @@ func interpolationNote(o Options) string {
 	if o.FrameModel != "" {
 		note += ", frame model " + o.FrameModel
 	}
-	if o.Interpolate > 1 {
+	switch {
+	case o.Interpolate > 1:
 		note += fmt.Sprintf(", interpolate %d with %s", o.Interpolate, o.InterpModel)
+	case o.Resamples():
+		note += fmt.Sprintf(", rate conversion to %v frames/s with %s", o.FPSOut, o.InterpModel)
 	}
 	if o.DetectModel != "" {
 		note += ", detect model " + o.DetectModel
@@ -269,7 +272,7 @@ func (l Limits) CheckImage(im Image) error {
 // NamesModels reports whether the options name any model, so that callers
 // only list the models when a plan will look at them.
 func (o Options) NamesModels() bool {
-	return o.FrameModel != "" || o.Interpolate > 1 || o.DetectModel != ""
+	return o.FrameModel != "" || o.Interpolates() || o.DetectModel != ""
 }
 
 // findModel finds the model a field names. A model is found by name alone:

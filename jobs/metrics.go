@@ -148,7 +148,7 @@ func (m *workerMetrics) observe(outcome string, took time.Duration, o img2vid.Op
 	m.jobTime.WithLabelValues(outcome).Observe(took.Seconds())
 	if outcome == StatusDone {
 		interp := "none"
-		if o.Interpolate > 1 {
+		if o.Interpolates() {
 			interp = o.InterpModel
 		}
 		m.convert.WithLabelValues(cmp.Or(o.FrameModel, "none"), interp, cmp.Or(provider, "none")).Observe(took.Seconds())

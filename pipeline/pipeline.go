@@ -105,7 +105,7 @@ func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Optio
 		scale, _ := m.OutputSize(1, 1)
 		job.Models = append(job.Models, info(img2vid.ModelInfo{Name: opts.FrameModel, Kind: img2vid.KindFrame, Scale: scale, Available: true}))
 	}
-	if opts.Interpolate > 1 || opts.Resamples() {
+	if opts.Interpolates() {
 		if _, err := p.models().Interpolator(opts.InterpModel); err != nil {
 			return img2vid.Plan{}, err
 		}
@@ -193,7 +193,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 		}
 		fm = m
 	}
-	if opts.Interpolate > 1 || opts.Resamples() {
+	if opts.Interpolates() {
 		m, err := p.models().Interpolator(opts.InterpModel)
 		if err != nil {
 			return img2vid.Result{}, err

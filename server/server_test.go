@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -1092,5 +1093,61 @@ func TestDetectionsServed(t *testing.T) {
 		if resp.StatusCode != 400 || !strings.Contains(errorOf(t, body).Error, tc.says) {
 			t.Errorf("%s=%s: %d %s, want 400 saying %q", tc.field, tc.value, resp.StatusCode, body, tc.says)
 		}
+	}
+}
+
+// TestEveryOptionThroughTheAPI sends each option of img2vid.OptionTable
+// through POST /api/jobs with a value other than its default (and the
+// options it needs beside it), and checks the job is taken and the
+// converter gets that value: an option the API refuses or loses, as
+// fps_out without interpolate once was, fails here. A new option without a
+// case fails too.
+func TestEveryOptionThroughTheAPI(t *testing.T) {
+	cases := map[string][]part{
+		"fps":            {field("fps", "2")},
+		"fps_out":        {field("fps", "5"), field("fps_out", "12")},
+		"format":         {field("format", "webm")},
+		"size":           {field("size", "16x16")},
+		"fit":            {field("fit", "cover")},
+		"quality":        {field("quality", "30")},
+		"preset":         {field("preset", "fast")},
+		"dedupe":         {field("dedupe", "true")},
+		"interpolate":    {field("interpolate", "2")},
+		"interp_model":   {field("interpolate", "2"), field("interp_model", "flow")},
+		"frame_model":    {field("frame_model", "sr2x")},
+		"scene_cut":      {field("interpolate", "2"), field("scene_cut", "0.3")},
+		"detect_model":   {field("detect_model", "boxes")},
+		"detect_score":   {field("detect_model", "boxes"), field("detect_score", "0.5")},
+		"detect_iou":     {field("detect_model", "boxes"), field("detect_iou", "0.3")},
+		"detect_classes": {field("detect_model", "boxes"), field("detect_classes", "fish")},
+		"audio_fit":      {field("audio_fit", "extend")},
+	}
+	conv := &fakeConverter{}
+	_, ts := start(t, conv, nil)
+	img := pngOf(t, 8, 8, red)
+	for _, spec := range img2vid.OptionTable {
+		t.Run(spec.Name, func(t *testing.T) {
+			parts, ok := cases[spec.Name]
+			if !ok {
+				t.Fatalf("no case sends option %s through the API", spec.Name)
+			}
+			want := ""
+			for _, p := range parts {
+				if p.field == spec.Name {
+					want = string(p.data)
+				}
+			}
+			id := submit(t, ts, append(slices.Clone(parts), file("a.png", img), file("b.png", img))...)
+			events := readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+			if last := events[len(events)-1]; last.name != StatusDone {
+				t.Fatalf("job ended %+v", last)
+			}
+			conv.mu.Lock()
+			got := conv.opts[len(conv.opts)-1]
+			conv.mu.Unlock()
+			if v := spec.Get(&got); v != want {
+				t.Errorf("the converter got %s=%q, want %q", spec.Name, v, want)
+			}
+		})
 	}
 }

@@ -140,7 +140,7 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		fmt.Fprintf(stdout, "; %d duplicate images %s", res.Duplicates, verb)
 	}
-	if o.Interpolate > 1 {
+	if o.Interpolates() {
 		fmt.Fprintf(stdout, "; %s interpolation, %d scene cuts held", res.InterpModel, res.SceneCuts)
 	}
 	if res.Audio > 0 {
