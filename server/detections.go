@@ -84,9 +84,21 @@ func writeCSV(w http.ResponseWriter, f io.Reader) error {
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			return fmt.Errorf("bad record %q: %w", truncate(sc.Text(), 80), err)
 		}
-		out.Write([]string{strconv.Itoa(r.Frame), num(r.Time), r.Class, strconv.Itoa(r.ClassID), num(r.Score),
+		out.Write([]string{strconv.Itoa(r.Frame), num(r.Time), textCell(r.Class), strconv.Itoa(r.ClassID), num(r.Score),
 			num(r.Box[0]), num(r.Box[1]), num(r.Box[2]), num(r.Box[3]), strconv.FormatBool(r.Interpolated)})
 	}
 	out.Flush()
 	return cmp.Or(sc.Err(), out.Error())
+}
+
+// textCell makes a text cell of the CSV inert in a spreadsheet: one that
+// starts with = + - @, a tab or a carriage return would be read as a
+// formula (a model's label "=HYPERLINK(...)", say), so it gets a ' in
+// front, which spreadsheets show as text and do not display. The numbers
+// are written by the program and are left as they are.
+func textCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -1149,5 +1150,31 @@ func TestEveryOptionThroughTheAPI(t *testing.T) {
 				t.Errorf("the converter got %s=%q, want %q", spec.Name, v, want)
 			}
 		})
+	}
+}
+
+// TestCSVCellsAreInert: a label that a spreadsheet would run as a formula
+// reaches the detections CSV as text.
+func TestCSVCellsAreInert(t *testing.T) {
+	for label, want := range map[string]string{
+		`=HYPERLINK("http://x.example","y")`: `'=HYPERLINK("http://x.example","y")`,
+		"+1": "'+1", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx", "\rx": "'\rx",
+		"fish": "fish", "a=b": "a=b", "": "",
+	} {
+		rec := httptest.NewRecorder()
+		line, err := json.Marshal(annotate.Record{Frame: 1, Detection: img2vid.Detection{Class: label, Box: [4]float64{-1, 0, 2, 3}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeCSV(rec, bytes.NewReader(line)); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := csv.NewReader(rec.Body).ReadAll()
+		if err != nil || len(rows) != 2 {
+			t.Fatalf("label %q: %d rows, %v", label, len(rows), err)
+		}
+		if row := rows[1]; row[2] != want || strings.Join(row[5:9], ",") != "-1,0,2,3" {
+			t.Errorf("label %q: row %q, want the class cell %q and the numbers as they are", label, row, want)
+		}
 	}
 }
