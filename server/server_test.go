@@ -1158,7 +1158,7 @@ func TestEveryOptionThroughTheAPI(t *testing.T) {
 func TestCSVCellsAreInert(t *testing.T) {
 	for label, want := range map[string]string{
 		`=HYPERLINK("http://x.example","y")`: `'=HYPERLINK("http://x.example","y")`,
-		"+1": "'+1", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx", "\rx": "'\rx",
+		"+1":                                 "'+1", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)", "\tx": "'\tx", "\rx": "'\rx",
 		"fish": "fish", "a=b": "a=b", "": "",
 	} {
 		rec := httptest.NewRecorder()
