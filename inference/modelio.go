@@ -41,9 +41,9 @@ var errMalformed = errors.New("not an ONNX model (malformed protobuf)")
 //
 // It reads them from the model's bytes rather than from a session because
 // a session costs what the whole graph costs: ONNX Runtime's memory
-// planner takes time that grows with the square of the node count: 13 s
-// for flow2's 16,900 nodes on 2 cores, ten times flow's 1.3 s for 4,400.
-// serve and doctor check every model when they start. The session comes when a
+// planner takes time that grows with the square of the node count (13 s
+// on 2 cores for a graph of 16,900 nodes, the size flow2 once had), and
+// serve and doctor check every model, the user's too, when they start. The session comes when a
 // job first uses the model, and its errors then say what ONNX Runtime
 // could not load.
 //

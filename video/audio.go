@@ -18,6 +18,24 @@ import (
 	"github.com/img2vid/img2vid/internal/outfile"
 )
 
+// soundDemuxers are the containers a soundtrack may be in, by ffmpeg's
+// demuxer names ("mov" is MP4 and M4A, "matroska" WebM and MKA). Nothing
+// that names other files is among them: an HLS playlist, a concat or
+// ffconcat list, an image sequence would make ffmpeg read files (or URLs)
+// that were never uploaded into the user's video.
+const soundDemuxers = "mp3,aac,mov,wav,ogg,flac,matroska,aiff,caf,w64"
+
+// videoDemuxers are the containers of the silent videos img2vid writes and
+// muxes a soundtrack into.
+const videoDemuxers = "mov,matroska"
+
+// readOnly returns the options that make ffmpeg read the next input as a
+// local file only, in one of the given demuxers: no network protocol, no
+// container that opens other files.
+func readOnly(demuxers string) []string {
+	return []string{"-protocol_whitelist", "file", "-format_whitelist", demuxers}
+}
+
 // ProbeAudioArgs returns the ffmpeg argument list that decodes the first
 // audio stream of file to nothing, printing progress lines on stdout. A
 // full decode, not a header read: it is what proves that the file is sound
@@ -25,8 +43,9 @@ import (
 // encoder is named (the null muxer's default, PCM) so that a minimal
 // ffmpeg build knows what it needs.
 func ProbeAudioArgs(file string) []string {
-	return []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-xerror",
-		"-i", file, "-map", "0:a:0", "-vn", "-c:a", "pcm_s16le", "-f", "null", "-progress", "pipe:1", "-"}
+	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-xerror"}
+	args = append(args, readOnly(soundDemuxers)...)
+	return append(args, "-i", file, "-map", "0:a:0", "-vn", "-c:a", "pcm_s16le", "-f", "null", "-progress", "pipe:1", "-")
 }
 
 // ProbeAudio decodes the soundtrack at file with the ffmpeg at ffmpegPath
@@ -45,6 +64,9 @@ func ProbeAudio(ctx context.Context, ffmpegPath, file, label string) (float64, e
 	}
 	if ctx.Err() != nil {
 		return 0, img2vid.Errorf(img2vid.ECANCELED, "reading the soundtrack stopped: %w", ctx.Err())
+	}
+	if err != nil && strings.Contains(stderr.String(), "not on whitelist") {
+		return 0, img2vid.Errorf(img2vid.EINVALID, "%s is not a sound file img2vid reads: a playlist or list of other files (HLS, concat) is refused; give MP3, M4A, AAC, WAV, Ogg, FLAC, WebM/MKA, AIFF or CAF", label)
 	}
 	if err != nil {
 		return 0, img2vid.Errorf(img2vid.EINVALID, "%s is not audio that can be decoded (%s)", label, firstLine(stderr.String(), file))
@@ -112,8 +134,10 @@ func MuxArgs(m MuxSpec) []string {
 	if m.FadeOut > 0 {
 		filter = fmt.Sprintf("afade=t=out:st=%s:d=%s,apad", secs(max(m.Duration-m.FadeOut, 0)), secs(m.FadeOut))
 	}
-	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-		"-i", m.Video, "-i", m.Audio, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", filter}
+	args := []string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"}
+	args = append(append(args, readOnly(videoDemuxers)...), "-i", m.Video)
+	args = append(append(args, readOnly(soundDemuxers)...), "-i", m.Audio)
+	args = append(args, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", filter)
 	switch m.Format {
 	case img2vid.FormatWebM:
 		args = append(args, "-c:a", "libopus", "-b:a", "128k", "-f", "webm")

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/internal/testenv"
@@ -24,10 +25,10 @@ func TestMuxArgs(t *testing.T) {
 	}{
 		{"mp4 with AAC, padded to the video",
 			MuxSpec{Video: "v.mp4", Audio: "a.wav", Format: img2vid.FormatMP4, Duration: 3, Output: "o.mp4"},
-			"-nostdin -hide_banner -nostats -loglevel error -i v.mp4 -i a.wav -map 0:v:0 -map 1:a:0 -c:v copy -af apad -c:a aac -b:a 160k -f mp4 -movflags +faststart -t 3 -y o.mp4"},
+			"-nostdin -hide_banner -nostats -loglevel error -protocol_whitelist file -format_whitelist mov,matroska -i v.mp4 -protocol_whitelist file -format_whitelist mp3,aac,mov,wav,ogg,flac,matroska,aiff,caf,w64 -i a.wav -map 0:v:0 -map 1:a:0 -c:v copy -af apad -c:a aac -b:a 160k -f mp4 -movflags +faststart -t 3 -y o.mp4"},
 		{"webm with Opus, faded out",
 			MuxSpec{Video: "v.webm", Audio: "a.mp3", Format: img2vid.FormatWebM, Duration: 2.5, FadeOut: 0.6251, Output: "o.webm"},
-			"-nostdin -hide_banner -nostats -loglevel error -i v.webm -i a.mp3 -map 0:v:0 -map 1:a:0 -c:v copy -af afade=t=out:st=1.875:d=0.625,apad -c:a libopus -b:a 128k -f webm -t 2.5 -y o.webm"},
+			"-nostdin -hide_banner -nostats -loglevel error -protocol_whitelist file -format_whitelist mov,matroska -i v.webm -protocol_whitelist file -format_whitelist mp3,aac,mov,wav,ogg,flac,matroska,aiff,caf,w64 -i a.mp3 -map 0:v:0 -map 1:a:0 -c:v copy -af afade=t=out:st=1.875:d=0.625,apad -c:a libopus -b:a 128k -f webm -t 2.5 -y o.webm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +40,7 @@ func TestMuxArgs(t *testing.T) {
 }
 
 func TestProbeAudioArgs(t *testing.T) {
-	want := "-nostdin -hide_banner -nostats -loglevel error -xerror -i /jobs/a/soundtrack.upload -map 0:a:0 -vn -c:a pcm_s16le -f null -progress pipe:1 -"
+	want := "-nostdin -hide_banner -nostats -loglevel error -xerror -protocol_whitelist file -format_whitelist mp3,aac,mov,wav,ogg,flac,matroska,aiff,caf,w64 -i /jobs/a/soundtrack.upload -map 0:a:0 -vn -c:a pcm_s16le -f null -progress pipe:1 -"
 	if got := strings.Join(ProbeAudioArgs("/jobs/a/soundtrack.upload"), " "); got != want {
 		t.Errorf("ProbeAudioArgs:\n got %s\nwant %s", got, want)
 	}
@@ -68,7 +69,7 @@ func TestProbeAudio(t *testing.T) {
 	testenv.NeedFFmpeg(t)
 	dir := t.TempDir()
 	ctx := context.Background()
-	for _, name := range []string{"tone.wav", "tone.mp3", "tone.flac", "tone.ogg"} {
+	for _, name := range []string{"tone.wav", "tone.mp3", "tone.flac", "tone.ogg", "tone.m4a", "tone.webm", "tone.aiff"} {
 		got, err := ProbeAudio(ctx, "ffmpeg", sine(t, dir, name, 2.5), name)
 		if err != nil || math.Abs(got-2.5) > 0.06 {
 			t.Errorf("%s: %v s, %v; want 2.5 s", name, got, err)
@@ -84,6 +85,35 @@ func TestProbeAudio(t *testing.T) {
 	t.Logf("a text file: %v", err)
 	if _, err := ProbeAudio(ctx, "no-such-ffmpeg", text, "x"); img2vid.ErrorCode(err) != img2vid.EUNAVAILABLE {
 		t.Errorf("no ffmpeg: %v", err)
+	}
+}
+
+// TestPlaylistSoundtracksRefused: a soundtrack that is a list of other
+// files (an HLS playlist, a concat or ffconcat list), whatever its name,
+// pointing at a local file that was never uploaded, is refused by name at
+// once, and ffmpeg reads nothing it names.
+func TestPlaylistSoundtracksRefused(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	dir := t.TempDir()
+	secret := sine(t, dir, "secret.wav", 1)
+	lists := map[string]string{
+		"hls.mp3":     "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\n" + secret + "\n#EXT-X-ENDLIST\n",
+		"endless.m4a": "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1,\n" + secret + "\n",
+		"concat.mp3":  "ffconcat version 1.0\nfile '" + secret + "'\n",
+		"concat.wav":  "file '" + secret + "'\n",
+		"text.flac":   "not a sound\n",
+	}
+	for name, body := range lists {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err := ProbeAudio(context.Background(), "ffmpeg", path, `soundtrack "`+name+`"`)
+		if img2vid.ErrorCode(err) != img2vid.EINVALID || !strings.HasPrefix(err.Error(), `soundtrack "`+name+`" is not`) || time.Since(start) > time.Second {
+			t.Errorf("%s: %v after %v, want an invalid-input error naming it within a second", name, err, time.Since(start))
+		}
+		t.Logf("%s: %v", name, err)
 	}
 }
 
