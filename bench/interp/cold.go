@@ -30,7 +30,7 @@ type coldRun struct {
 // other frame made by minterpolate, encoded as img2vid encodes) from the
 // same files, rounds times each, interleaved. The frames are written once,
 // at width pixels wide, as PNG, so that both read the same input.
-func cold(data string, width int, img2vidBin, ffmpeg string, models []string, rounds int) error {
+func cold(data string, width int, img2vidBin, ffmpeg, modelsDir string, models []string, rounds int) error {
 	frames, err := loadClip(data, width)
 	if err != nil {
 		return err
@@ -49,7 +49,11 @@ func cold(data string, width int, img2vidBin, ffmpeg string, models []string, ro
 	var methods []coldMethod
 	for _, m := range models {
 		methods = append(methods, coldMethod{m, func(out string) *exec.Cmd {
-			return exec.Command(img2vidBin, "convert", "--interpolate", "2", "--interp-model", m, "--log-level", "error", in, out)
+			args := []string{"convert", "--interpolate", "2", "--interp-model", m, "--log-level", "error"}
+			if modelsDir != "" {
+				args = append(args, "--models-dir", modelsDir)
+			}
+			return exec.Command(img2vidBin, append(args, in, out)...)
 		}})
 	}
 	methods = append(methods, coldMethod{"minterpolate mci", func(out string) *exec.Cmd {

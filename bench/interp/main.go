@@ -99,7 +99,7 @@ func main() {
 		os.Exit(1)
 	}
 	if *img2vidBin != "" && *ffmpeg != "" {
-		if err := cold(*data, *coldWidth, *img2vidBin, *ffmpeg, names, *rounds); err != nil {
+		if err := cold(*data, *coldWidth, *img2vidBin, *ffmpeg, *modelsDir, names, *rounds); err != nil {
 			fmt.Fprintln(os.Stderr, "interp, cold runs:", err)
 			os.Exit(1)
 		}
