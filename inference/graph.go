@@ -7,16 +7,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Field numbers of onnx.proto's messages that readGraphInfo reads.
-const (
-	graphNode     = 1  // GraphProto.node
-	nodeOpType    = 4  // NodeProto.op_type
-	nodeAttribute = 5  // NodeProto.attribute
-	nodeDomain    = 7  // NodeProto.domain
-	attrGraph     = 6  // AttributeProto.g
-	attrGraphs    = 11 // AttributeProto.graphs
-)
-
 // GraphInfo is what a model graph is made of: its nodes, those of every
 // subgraph (the bodies of Loop, If and Scan) included, counted by
 // operator. A runtime schedules each node as one kernel launch, so the

@@ -8,9 +8,16 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Field numbers of onnx.proto's messages that modelIO reads.
+// Field numbers of onnx.proto's messages that modelIO and ReadGraphInfo
+// read.
 const (
 	modelGraph       = 7  // ModelProto.graph
+	graphNode        = 1  // GraphProto.node
+	nodeOpType       = 4  // NodeProto.op_type
+	nodeAttribute    = 5  // NodeProto.attribute
+	nodeDomain       = 7  // NodeProto.domain
+	attrGraph        = 6  // AttributeProto.g
+	attrGraphs       = 11 // AttributeProto.graphs
 	graphInitializer = 5  // GraphProto.initializer
 	graphInput       = 11 // GraphProto.input
 	graphOutput      = 12 // GraphProto.output
