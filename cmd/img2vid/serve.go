@@ -77,9 +77,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		log.Warn("ONNX Runtime cannot be opened; this worker takes no job until it can", "err", err)
 	}
 	// Clients see a model's reason without the folders in it; the log
-	// keeps the whole of it. Checking every model loads it (seconds of CPU),
-	// so it is done before this process takes jobs: after a restart, jobs
-	// that ran while the API was not yet answering could expire unseen.
+	// keeps the whole of it. Every model is checked (its graphs read) and a
+	// process that runs jobs loads the default model (under a second)
+	// before it takes jobs: the first job does not wait for it, and after a
+	// restart, jobs that ran while the API was not yet answering could
+	// expire unseen.
 	live := newLiveRuntime(rt, err, func() (*inference.Runtime, error) { return c.openRuntime(log) },
 		func(rt *inference.Runtime) {
 			for _, m := range rt.ListModels() {
