@@ -44,12 +44,8 @@ func TestFlow3Occlusion(t *testing.T) {
 // against 19.6 dB); 0.24 dB behind on average there. Both came with
 // flow2's change to allow for changes of light and to charge matches
 // outside the frame, after which flow3 was retrained; before, flow3 was
-// within 0.16 dB on every shift. Since the graphs were rebuilt compact,
-// flow itself follows the first object case better (one texture from 24.9
-// to 35.6 dB: its windows now average the part inside the frame rather
-// than repeated edge pixels), so flow3's lead there fell to 1.2 dB while
-// flow3 and flow2 are level with or ahead of what they scored before.
-// The test asks for 1.0 dB over flow on average per object case, never more than 0.1 dB behind it on a
+// within 0.16 dB on every shift. The test asks for 1.5 dB over flow on
+// average per object case, never more than 0.1 dB behind it on a
 // texture; against flow2, on the objects no more than 0.1 dB behind on
 // average or on a texture, on the shifts no more than 0.3 dB on average
 // and 1 dB on a texture.
@@ -64,7 +60,7 @@ func TestFlow3LargeMotion(t *testing.T) {
 	}
 	margin := int(math.Ceil(64/2)) + 8 // where both frames see the background
 	t.Run("against flow", func(t *testing.T) {
-		compareModels(t, "flow3", "flow", largeW, largeH, margin, 0.5, 1.0, 0.1, cases)
+		compareModels(t, "flow3", "flow", largeW, largeH, margin, 0.5, 1.5, 0.1, cases)
 	})
 	t.Run("against flow2", func(t *testing.T) {
 		compareModels(t, "flow3", "flow2", largeW, largeH, margin, 0.5, -0.1, 0.1, cases)
