@@ -217,7 +217,16 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 		}
 	}
 
-	// Timing rounds, in an order reversed every other round.
+	if err := timeRounds(scores, rounds); err != nil {
+		return err
+	}
+	report(scores, ffmpeg != "", rounds)
+	return nil
+}
+
+// timeRounds times every method that has a time, rounds times at each
+// spacing, in an order reversed every other round.
+func timeRounds(scores []score, rounds int) error {
 	var timed []int
 	for i, s := range scores {
 		if s.time != nil {
@@ -241,6 +250,12 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 		}
 	}
 
+	return nil
+}
+
+// report prints the quality table, the speed table and each model's
+// ratios to minterpolate (the last method) when it ran.
+func report(scores []score, withFFmpeg bool, rounds int) {
 	fmt.Printf("\n%-18s %9s %7s %9s %7s %9s %7s %10s\n", "method", "2x PSNR", "SSIM", "4x PSNR", "SSIM", "2x H.264", "SSIM", "session s")
 	for _, s := range scores {
 		h264, h264SSIM, session := "-", "-", "-"
@@ -268,7 +283,7 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 		}
 		fmt.Println()
 	}
-	if last := scores[len(scores)-1]; ffmpeg != "" && len(last.speed[2]) > 0 {
+	if last := scores[len(scores)-1]; withFFmpeg && len(last.speed[2]) > 0 {
 		fmt.Println()
 		for _, s := range scores[1 : len(scores)-1] {
 			fmt.Printf("%s against minterpolate: 2x %+.2f dB, 4x %+.2f dB, 2x through H.264 %+.2f dB", s.method,
@@ -282,7 +297,6 @@ func run(data string, width int, lib string, threads int, device, modelsDir stri
 			fmt.Println()
 		}
 	}
-	return nil
 }
 
 func id(v float64) float64 { return v }
