@@ -4,7 +4,7 @@
 #   scripts/gpu-check.sh prepare   build .gpu/: the gpucheck binary, ONNX
 #                                  Runtime's CUDA 13 build (npm packages
 #                                  com.github.asus4.onnxruntime*), its CUDA
-#                                  provider zstd-compressed in parts of 55 MB
+#                                  provider xz-compressed in parts of 55 MB
 #   scripts/gpu-check.sh run       on the GPU machine, from the copy of the
 #                                  tree: append this command's part to
 #                                  /tmp/g, and once every part is there,
@@ -25,8 +25,10 @@ prepare)
 	(cd "$tmp" && npm pack --silent "$pkg" "$gpu_pkg" >/dev/null)
 	for t in "$tmp"/*.tgz; do tar -xzf "$t" -C "$tmp"; done
 	cp "$tmp"/package/Plugins/Linux/x64/libonnxruntime.so "$tmp"/package/Plugins/Linux/x64/libonnxruntime_providers_shared.so .gpu/common/
-	zstd -q -19 -T0 "$tmp"/package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so -o "$tmp/cuda.zst"
-	(cd .gpu && split -b 55M "$tmp/cuda.zst" part-)
+	command -v xz >/dev/null || { echo "gpu-check: xz is needed (apt-get install xz-utils)" >&2; exit 1; }
+	xz -T0 -9 -c "$tmp"/package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so >"$tmp/cuda.xz"
+	(cd .gpu && split -b 55M "$tmp/cuda.xz" part-)
+	ls .gpu/part-* | wc -l >.gpu/common/parts
 	ls -l .gpu .gpu/common
 	;;
 run)
@@ -34,11 +36,16 @@ run)
 	[ -d .gpu/common ] && cp .gpu/common/* /tmp/g/
 	for p in .gpu/part-*; do [ -f "$p" ] && cp "$p" /tmp/g/; done
 	parts=$(ls /tmp/g/part-* 2>/dev/null | wc -l)
-	if [ ! -f /tmp/g/gpucheck ] || [ "$parts" -lt "${PARTS:-4}" ]; then
+	if [ ! -f /tmp/g/gpucheck ] || [ "$parts" -lt "$(cat /tmp/g/parts)" ]; then
 		echo "gpu-check: $parts parts in /tmp/g so far"
 		exit 0
 	fi
-	cat /tmp/g/part-* | zstd -q -d -o /tmp/g/libonnxruntime_providers_cuda.so
+	# xz where the machine has it, else Python's own lzma.
+	if command -v xz >/dev/null; then
+		cat /tmp/g/part-* | xz -d >/tmp/g/libonnxruntime_providers_cuda.so
+	else
+		cat /tmp/g/part-* | python3 -c 'import lzma, sys; sys.stdout.buffer.write(lzma.decompress(sys.stdin.buffer.read()))' >/tmp/g/libonnxruntime_providers_cuda.so
+	fi
 	libs=$(ls -d /opt/torch/.venv/lib/python3*/site-packages/nvidia/*/lib | paste -sd:)
 	LD_LIBRARY_PATH=/tmp/g:$libs /tmp/g/gpucheck -lib /tmp/g/libonnxruntime.so | tee "${OUT:-/tmp}/gpucheck.txt"
 	;;
