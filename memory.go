@@ -64,19 +64,17 @@ const (
 // peak seen with a margin; at the largest frames the default ceiling
 // allows, bench/memory checks that the whole estimate holds.
 var interpWorkTable = map[string]int64{
-	// Peaked at 1289 MiB (interpolate 16); the plan says 1398 MiB for
-	// the process.
-	"flow": 180,
-	// Peaked at 1129 to 1354 MiB over three runs (interpolate 4 and 16;
-	// the motion search and per-pixel candidates add to flow's); the plan
-	// says 1483 MiB for the process. Since its field is picked at 1/2
-	// resolution, img2vid and its ffmpeg peaked at 1576 and 1687 MiB
-	// (bench/memory -side 1056, GOMAXPROCS 1 and 16) where the plan says
-	// 2015 MiB; the flow2 before peaked at 1578 and 1762 MiB there. Since
-	// it moves its field to the output's time: 1585 and 1694 MiB. Since
-	// it blurs where its field is uncertain: 1644 and 1695 MiB. Since it
-	// allows for changes of light: 1667 and 1737 MiB.
-	"flow2": 200,
+	// The compact two-graph models (2026-12-08), bench/memory -side 1056
+	// (2 images through a 2x frame model into 2112x2112 frames,
+	// interpolate 16), img2vid and its ffmpeg at GOMAXPROCS 1 and 16:
+	// flow 1695 and 1925 MiB, flow2 1873 and 2104, flow3 2037 and 2268.
+	// The synthesis warps the two frames in GridSamples of their own and
+	// keeps the motion beside them, more than the single graphs held
+	// (flow2 peaked at 1667 and 1737 MiB); each figure covers its peak
+	// with 6 to 9 % to spare: plans of 2100, 2228 and 2398 MiB.
+	"flow":  220,
+	"flow2": 250,
+	"flow3": 290,
 	// The cross-fade has next to no working memory of its own; what its
 	// figure covers is the runtime's and the process's. Peaked at 1078 MiB
 	// (interpolate 4); the plan says 1398 MiB for the process. Without a
@@ -84,21 +82,12 @@ var interpWorkTable = map[string]int64{
 	// ffmpeg peaked at 1257 to 1307 MiB (TestServeHoldsEveryLimit), where
 	// the plan says 1844 MiB.
 	"blend": 180,
-	// flow2's estimator and a network at 1/4 resolution whose activations
-	// add to it: img2vid and its ffmpeg peaked at 1829 and 1912 MiB
-	// (interpolate 16, GOMAXPROCS 1 and 16; bench/memory -side 1056), where
-	// flow2 peaked at 1578 and 1762 MiB in the same run. Measured with
-	// the previous flow3, whose network also corrected the warps and added
-	// a residual; today's does a subset of that work, and peaked at 1693
-	// and 1795 MiB there (the plan says 2185 MiB); with flow2's blur, 1832
-	// and 1957 MiB.
-	"flow3": 240,
 }
 
 // DefaultInterpWork is the working memory per frame pixel assumed for an
 // interpolation model the table does not list (a user's model): the
 // largest figure measured among the built-in models.
-const DefaultInterpWork = 240
+const DefaultInterpWork = 290
 
 // interpWork is the named model's working memory per frame pixel.
 func interpWork(model string) int64 {
