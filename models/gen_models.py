@@ -275,10 +275,10 @@ _GRADIENTS_AND_DIFFERENCE = torch.cat([_CENTRAL.repeat(1, 2, 1, 1) * 0.5,
                                                       [[0, 0, 0], [0, 1, 0], [0, 0, 0]]]])], 0)
 
 
-def _gradients(x, scale=1.0):
+def _gradients(x):
     """Central differences along x and y of a one-channel x ([N,1,h,w]),
-    edges repeated, times scale: [N,2,h,w]."""
-    return F.conv2d(_pad(x, 1), _CENTRAL * scale)
+    edges repeated: [N,2,h,w]."""
+    return F.conv2d(_pad(x, 1), _CENTRAL)
 
 
 def _upsample(x, s):
