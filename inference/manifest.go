@@ -226,7 +226,7 @@ func (m *Manifest) fill() error {
 		return fieldErr("kind", "want %q, %q or %q, got %q", img2vid.KindFrame, img2vid.KindInterpolate, img2vid.KindDetect, m.Kind)
 	case m.File == "":
 		return fieldErr("file", "missing (the .onnx file beside the manifest)")
-	case m.File != strings.TrimSpace(m.File) || strings.ContainsAny(m.File, `/\`) || m.File == "." || m.File == "..":
+	case !plainName(m.File):
 		return fieldErr("file", "%q must be a plain file name in the manifest's folder", m.File)
 	}
 	if len(m.Inputs) == 0 {
@@ -308,6 +308,12 @@ func (m *Manifest) fill() error {
 	return m.fillMotion()
 }
 
+// plainName reports whether a file name the manifest gives is a plain
+// name in the manifest's folder: no path, no surrounding spaces, not "." or "..".
+func plainName(name string) bool {
+	return name == strings.TrimSpace(name) && !strings.ContainsAny(name, `/\`) && name != "." && name != ".."
+}
+
 // fillMotion checks the motion graph of a two-graph interpolate model.
 func (m *Manifest) fillMotion() error {
 	g := m.Motion
@@ -318,7 +324,7 @@ func (m *Manifest) fillMotion() error {
 		return fieldErr("motion", "only an interpolate model takes it (this one is of kind %s)", m.Kind)
 	case len(m.Inputs) == 0:
 		return fieldErr("inputs", "a model with a motion graph names its inputs: frame0, frame1 and t, as both graphs call them")
-	case g.File == "" || g.File != strings.TrimSpace(g.File) || strings.ContainsAny(g.File, `/\`) || g.File == "." || g.File == "..":
+	case g.File == "" || !plainName(g.File):
 		return fieldErr("motion.file", "%q must be a plain file name in the manifest's folder", g.File)
 	case g.File == m.File:
 		return fieldErr("motion.file", "%q is the main graph's file too; the motion graph is a file of its own", g.File)
@@ -399,7 +405,7 @@ func (m *Manifest) fillDetect() error {
 		return fieldErr("labels_file", "give the labels either in the manifest (labels) or in a file (labels_file), not both")
 	case m.Labels == nil && m.LabelsFile == "":
 		return fieldErr("labels", "missing (the class names by index, or labels_file naming a file beside the manifest)")
-	case m.LabelsFile != "" && (m.LabelsFile != strings.TrimSpace(m.LabelsFile) || strings.ContainsAny(m.LabelsFile, `/\`) || m.LabelsFile == "." || m.LabelsFile == ".."):
+	case m.LabelsFile != "" && !plainName(m.LabelsFile):
 		return fieldErr("labels_file", "%q must be a plain file name in the manifest's folder", m.LabelsFile)
 	}
 	if m.Labels != nil {
