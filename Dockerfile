@@ -50,13 +50,14 @@ RUN set -eux; \
     apt-get source --only-source ffmpeg; \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /usr/src/ffmpeg
-# Only what the app's encoder uses: raw RGB frames or whole JPEG files
-# (image2pipe + mjpeg, for images passed through untouched) from a pipe in;
-# libx264 (H.264),
-# libvpx (VP9) and the GIF encoder out; the mp4, webm and gif muxers; the file
-# and pipe protocols; the filters for pixel-format conversion and the GIF
-# palette. No network, devices, audio, docs or other programs, which also keeps
-# the compile to a few minutes.
+# Only what the app uses: raw RGB frames or whole JPEG files (image2pipe +
+# mjpeg, for images passed through untouched) from a pipe in; libx264
+# (H.264), libvpx (VP9) and the GIF encoder out; the mp4, webm and gif
+# muxers; a soundtrack's containers and codecs in, decoded once into FLAC
+# (its encoder and muxer) and encoded as AAC or Opus beside the video; the
+# file and pipe protocols; the filters for pixel-format conversion, the GIF
+# palette and the soundtrack's fade and padding. No network, devices, docs
+# or other programs, which also keeps the compile to a few minutes.
 RUN set -eux; \
     cd ffmpeg-*/; \
     ./configure \
@@ -80,8 +81,8 @@ RUN set -eux; \
         --enable-demuxer=rawvideo,image2pipe,mp3,aac,mov,wav,ogg,flac,matroska \
         --enable-decoder=rawvideo,mjpeg,mp3,mp3float,aac,aac_fixed,alac,vorbis,opus,libopus,flac,pcm_s16le,pcm_s24le,pcm_s32le,pcm_f32le,pcm_u8 \
         --enable-parser=mjpeg,h264,vp9,mpegaudio,aac,vorbis,opus,flac \
-        --enable-encoder=libx264,libvpx_vp9,gif,aac,libopus,pcm_s16le \
-        --enable-muxer=mp4,webm,gif,null \
+        --enable-encoder=libx264,libvpx_vp9,gif,aac,libopus,pcm_s16le,flac \
+        --enable-muxer=mp4,webm,gif,flac,null \
         --enable-filter=scale,format,null,split,palettegen,paletteuse,fps,pad,setsar,afade,apad,aresample,aformat,anull; \
     make -j"$(nproc)"; \
     make install; \

@@ -12,16 +12,18 @@ import (
 // capitals (IMG2VID_MAX_PIXELS), and a refusal says "the limit is
 // max_pixels=50000000". Values are in the unit the flag takes.
 const (
-	LimitUploadMB      = "max_upload_mb"
-	LimitFileMB        = "max_file_mb"
-	LimitFiles         = "max_files"
-	LimitPixels        = "max_pixels"
-	LimitFrames        = "max_frames"
-	LimitDuration      = "max_duration"
-	LimitJobTimeout    = "job_timeout"
-	LimitDiskMB        = "max_disk_mb"
-	LimitMemoryMB      = "max_memory_mb"
-	LimitJobsPerClient = "max_jobs_per_client"
+	LimitUploadMB         = "max_upload_mb"
+	LimitFileMB           = "max_file_mb"
+	LimitFiles            = "max_files"
+	LimitPixels           = "max_pixels"
+	LimitFrames           = "max_frames"
+	LimitDuration         = "max_duration"
+	LimitJobTimeout       = "job_timeout"
+	LimitDiskMB           = "max_disk_mb"
+	LimitMemoryMB         = "max_memory_mb"
+	LimitJobsPerClient    = "max_jobs_per_client"
+	LimitStreamsPerClient = "max_streams_per_client"
+	LimitStreams          = "max_streams"
 )
 
 // Limits bound what one job, and on a server all jobs together, may use.
@@ -29,16 +31,18 @@ const (
 // (struct, flag and environment); the defaults come from DefaultLimits
 // alone.
 type Limits struct {
-	UploadMB      int64         // max_upload_mb: one upload, files and fields together (server)
-	FileMB        int64         // max_file_mb: one image file (server)
-	Files         int           // max_files: images in one job
-	Pixels        int64         // max_pixels: width x height of any image or frame the job makes
-	Frames        int           // max_frames: frames in one video, after interpolation
-	Duration      time.Duration // max_duration: length of one video
-	JobTimeout    time.Duration // job_timeout: how long one job may run
-	DiskMB        int64         // max_disk_mb: all jobs' files together (server)
-	MemoryMB      int64         // max_memory_mb: one job's planned peak memory, the process and its ffmpeg together
-	JobsPerClient int           // max_jobs_per_client: jobs queued or running per client address, and uploads in progress (server)
+	UploadMB         int64         // max_upload_mb: one upload, files and fields together (server)
+	FileMB           int64         // max_file_mb: one image file (server)
+	Files            int           // max_files: images in one job
+	Pixels           int64         // max_pixels: width x height of any image or frame the job makes
+	Frames           int           // max_frames: frames in one video, after interpolation
+	Duration         time.Duration // max_duration: length of one video
+	JobTimeout       time.Duration // job_timeout: how long one job may run
+	DiskMB           int64         // max_disk_mb: all jobs' files together (server)
+	MemoryMB         int64         // max_memory_mb: one job's planned peak memory, the process and its ffmpeg together
+	JobsPerClient    int           // max_jobs_per_client: jobs queued or running per client address, and uploads in progress (server)
+	StreamsPerClient int           // max_streams_per_client: event streams open per client address (server)
+	Streams          int           // max_streams: event streams open on one server process, all clients together (server)
 }
 
 // DefaultLimits are generous for one person's use and small enough that a
@@ -55,6 +59,14 @@ func DefaultLimits() Limits {
 		DiskMB:        8192,
 		MemoryMB:      4096,
 		JobsPerClient: 4,
+		// An event stream holds a goroutine and a descriptor for as long
+		// as its job runs. A page follows one job, so 16 is a few tabs on
+		// each of a client's 4 jobs, or a handful of people behind one
+		// address. 512 is half of 1024, the smallest descriptor limit
+		// common on Linux, and leaves the other half for uploads,
+		// downloads, NATS and the jobs' files.
+		StreamsPerClient: 16,
+		Streams:          512,
 	}
 }
 
@@ -91,6 +103,8 @@ var LimitTable = []LimitSpec{
 	{LimitDiskMB, true, "most disk all jobs together may use, MiB", func(l *Limits) any { return &l.DiskMB }},
 	{LimitMemoryMB, false, "most memory one job may need at its peak, its ffmpeg included, MiB (estimated from the headers before it starts)", func(l *Limits) any { return &l.MemoryMB }},
 	{LimitJobsPerClient, true, "most jobs one client address may have queued or running, and uploads in progress; beyond it 429", func(l *Limits) any { return &l.JobsPerClient }},
+	{LimitStreamsPerClient, true, "most event streams one client address may have open; beyond it 429", func(l *Limits) any { return &l.StreamsPerClient }},
+	{LimitStreams, true, "most event streams open on this server, all clients together; beyond it 429", func(l *Limits) any { return &l.Streams }},
 }
 
 // LimitByName returns the spec of the named limit.

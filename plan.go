@@ -3,6 +3,7 @@ package img2vid
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -199,12 +200,16 @@ func MakePlan(j Job) (Plan, error) {
 
 // Check reports whether the plan holds where it is about to run, when it
 // was made elsewhere (a worker runs what an API replica planned): images
-// are the headers of the files it has, in order, and models the models it
-// has. What the plan worked out from them is not worked out again; only
-// what can differ between two machines is compared: each file's header
-// and size, and the file of each model whose sha256 the plan recorded. A
-// difference is EUNAVAILABLE, naming the file or model.
-func (p Plan) Check(images []Image, models []ModelInfo) error {
+// are the headers of the files it has, in order, models the models it has
+// and lim its own limits. Each file's header and size, and the file of
+// each model whose sha256 the plan recorded, must be the planned ones (a
+// difference is EUNAVAILABLE, naming the file or model). Then the plan is
+// made again from those headers and the plan's options under lim: a limit
+// broken here is refused as MakePlan refuses it, and a plan that is not
+// what these options give (its frame size, frame count, memory) is
+// refused as one this machine would not make, so that no message can run
+// a job the machine would have turned away.
+func (p Plan) Check(images []Image, models []ModelInfo, lim Limits) error {
 	if len(images) != len(p.Images) {
 		return Errorf(EUNAVAILABLE, "the job has %d images, its plan was made for %d; send it again", len(images), len(p.Images))
 	}
@@ -216,19 +221,24 @@ func (p Plan) Check(images []Image, models []ModelInfo) error {
 		}
 	}
 	for _, ref := range p.Models {
-		if ref.SHA256 == "" {
-			continue
-		}
 		i := slices.IndexFunc(models, func(m ModelInfo) bool { return m.Name == ref.Name })
 		switch {
 		case i < 0:
 			return Errorf(EUNAVAILABLE, "%s %q, which the job was planned with, is not installed here", ref.Field, ref.Name)
 		case !models[i].Available:
 			return Errorf(EUNAVAILABLE, "%s %q cannot be used here: %s", ref.Field, ref.Name, models[i].Reason)
-		case models[i].SHA256 != ref.SHA256:
+		case ref.SHA256 != "" && models[i].SHA256 != ref.SHA256:
 			return Errorf(EUNAVAILABLE, "%s %q here is not the model the job was planned with (sha256 %s, planned %s)",
 				ref.Field, ref.Name, shortSum(models[i].SHA256), shortSum(ref.SHA256))
 		}
+	}
+	again, err := MakePlan(Job{Images: p.Images, Options: p.Options, Limits: lim, Models: models, AudioSeconds: p.AudioSeconds})
+	if err != nil {
+		return err
+	}
+	again.Models = p.Models // the sums were compared above; one the planner did not know is not
+	if !reflect.DeepEqual(again, p) {
+		return Errorf(EINVALID, "the job's plan is not the one its options give here (planned %s; here %s); send it again", p, again)
 	}
 	return nil
 }

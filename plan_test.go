@@ -129,8 +129,9 @@ func TestInterpolationMemoryIsPerModel(t *testing.T) {
 	}
 }
 
-// A plan records the headers and models it was made from, and Check
-// compares only those with what is where it runs.
+// A plan records the headers and models it was made from; Check compares
+// those with what is where it runs, and makes the plan again under the
+// limits there.
 func TestPlanCheck(t *testing.T) {
 	sum, other := strings.Repeat("a", 64), strings.Repeat("b", 64)
 	j := planJob(2, 64, 48, func(j *Job) {
@@ -145,7 +146,7 @@ func TestPlanCheck(t *testing.T) {
 		t.Fatalf("plan records images %v and models %v", p.Images, p.Models)
 	}
 	here := []ModelInfo{{Name: DefaultInterpModel, Kind: KindInterpolate, Available: true, SHA256: sum}}
-	if err := p.Check(j.Images, here); err != nil {
+	if err := p.Check(j.Images, here, j.Limits); err != nil {
 		t.Errorf("the same files and model: %v", err)
 	}
 	bigger := slices.Clone(j.Images)
@@ -158,18 +159,40 @@ func TestPlanCheck(t *testing.T) {
 	}{
 		{"a file changed", bigger, here, `fb.jpg is not the file the job was planned with (planned 64x48, 1000 bytes; found 64x48, 1001 bytes)`},
 		{"a file missing", j.Images[:1], here, "the job has 1 images, its plan was made for 2"},
-		{"another model file", j.Images, []ModelInfo{{Name: DefaultInterpModel, Available: true, SHA256: other}}, "is not the model the job was planned with (sha256 bbbbbbbbbbbb, planned aaaaaaaaaaaa)"},
+		{"another model file", j.Images, []ModelInfo{{Name: DefaultInterpModel, Kind: KindInterpolate, Available: true, SHA256: other}}, "is not the model the job was planned with (sha256 bbbbbbbbbbbb, planned aaaaaaaaaaaa)"},
 		{"no such model", j.Images, nil, "which the job was planned with, is not installed here"},
 		{"model broken here", j.Images, []ModelInfo{{Name: DefaultInterpModel, Reason: "flow2.onnx: no such file"}}, "cannot be used here: flow2.onnx: no such file"},
 	} {
-		err := p.Check(tt.images, tt.models)
+		err := p.Check(tt.images, tt.models, j.Limits)
 		if ErrorCode(err) != EUNAVAILABLE || !strings.Contains(ErrorMessage(err), tt.want) {
 			t.Errorf("%s: %v, want unavailable saying %q", tt.name, err, tt.want)
 		}
 	}
 	// A model whose file the planner did not know is not compared.
-	p.Models[0].SHA256 = ""
-	if err := p.Check(j.Images, nil); err != nil {
+	unsummed := p
+	unsummed.Models = []ModelRef{{Field: "interp_model", Name: DefaultInterpModel}}
+	if err := unsummed.Check(j.Images, here, j.Limits); err != nil {
 		t.Errorf("a model planned without its sum: %v", err)
+	}
+
+	// A machine with tighter limits refuses the plan as it would refuse the
+	// job, naming its limit.
+	tight := j.Limits
+	tight.Pixels = 64 * 48 / 2
+	if err := p.Check(j.Images, here, tight); ErrorLimit(err) != LimitPixels {
+		t.Errorf("a plan over this machine's pixel limit: %v, want it refused naming %s", err, LimitPixels)
+	}
+	// A plan that its options do not give (a forged message) is refused.
+	for name, forge := range map[string]func(*Plan){
+		"a larger frame":         func(f *Plan) { f.Width, f.Height, f.FramePixels = 4096, 4096, 4096*4096 },
+		"fewer frames":           func(f *Plan) { f.Frames = 1 },
+		"less memory":            func(f *Plan) { f.Memory.Peak = 1 },
+		"an option out of range": func(f *Plan) { f.Options.Interpolate = MaxInterpolate + 1 },
+	} {
+		f := p
+		forge(&f)
+		if err := f.Check(j.Images, here, j.Limits); ErrorCode(err) != EINVALID {
+			t.Errorf("%s: %v, want the plan refused as invalid", name, err)
+		}
 	}
 }

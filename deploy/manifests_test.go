@@ -799,3 +799,64 @@ func TestComposeCluster(t *testing.T) {
 		}
 	}
 }
+
+// Every compose service, img2vid's and the NATS servers', runs with no
+// Linux capabilities and cannot gain privileges; every one that serves the
+// API passes IMG2VID_ALLOWED_HOSTS on from the environment.
+func TestComposeServicesHardened(t *testing.T) {
+	var compose struct {
+		Services map[string]struct {
+			CapDrop     []string          `json:"cap_drop"`
+			SecurityOpt []string          `json:"security_opt"`
+			Environment map[string]string `json:"environment"`
+			Build       struct {
+				Target string `json:"target"`
+			} `json:"build"`
+		} `json:"services"`
+	}
+	if err := yaml.Unmarshal(mustRead(t, "../compose.yaml"), &compose); err != nil {
+		t.Fatal(err)
+	}
+	if len(compose.Services) == 0 {
+		t.Fatal("compose.yaml has no services")
+	}
+	for name, s := range compose.Services {
+		if !slices.Equal(s.CapDrop, []string{"ALL"}) || !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
+			t.Errorf("compose %s: cap_drop %q, security_opt %q; want [ALL] and no-new-privileges:true", name, s.CapDrop, s.SecurityOpt)
+		}
+		if s.Build.Target != "nats" && s.Environment["IMG2VID_ROLE"] != "worker" &&
+			s.Environment["IMG2VID_ALLOWED_HOSTS"] != "${IMG2VID_ALLOWED_HOSTS:-}" {
+			t.Errorf("compose %s serves the API with IMG2VID_ALLOWED_HOSTS %q, want it from the environment", name, s.Environment["IMG2VID_ALLOWED_HOSTS"])
+		}
+	}
+}
+
+// The API Deployment answers to the names its Service gives it in the
+// cluster; IP addresses, which its probes use, need no listing.
+func TestKubernetesAPIAllowsItsServiceNames(t *testing.T) {
+	var m manifests
+	load(t, "kubernetes", &m)
+	found := false
+	for _, d := range m.deployments {
+		c := d.Spec.Template.Spec.Containers[0]
+		if role, _ := env(c, "IMG2VID_ROLE"); role != "api" {
+			continue
+		}
+		v, _ := env(c, "IMG2VID_ALLOWED_HOSTS")
+		hosts := strings.Split(v, ",")
+		for _, svc := range m.services {
+			if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+				continue
+			}
+			found = true
+			for _, name := range []string{svc.Name, svc.Name + "." + svc.Namespace, svc.Name + "." + svc.Namespace + ".svc.cluster.local"} {
+				if !slices.Contains(hosts, name) {
+					t.Errorf("Deployment %s: IMG2VID_ALLOWED_HOSTS %q lacks %s, a name of its Service", d.Name, v, name)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no Service selects an API Deployment")
+	}
+}

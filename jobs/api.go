@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/img2vid/img2vid"
@@ -60,18 +61,6 @@ func (s *System) Waiting(ctx context.Context) (int, error) {
 	return int(info.NumPending), nil
 }
 
-// Admit refuses, with a busy error, a job the queue has no room for.
-func (s *System) Admit(ctx context.Context) error {
-	n, err := s.Waiting(ctx)
-	if err != nil {
-		return &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "the job queue cannot be reached; try again later", Err: err}
-	}
-	if n >= s.cfg.Queue {
-		return img2vid.Errorf(img2vid.EBUSY, "the job queue is full (queue=%d waiting jobs); try again later", s.cfg.Queue)
-	}
-	return nil
-}
-
 // StoredBytes is what the uploads and videos buckets hold now.
 func (s *System) StoredBytes(ctx context.Context) (int64, error) {
 	var total int64
@@ -85,13 +74,10 @@ func (s *System) StoredBytes(ctx context.Context) (int64, error) {
 	return total, nil
 }
 
-// ActiveJobs counts the jobs client has queued or running, on every
-// replica: each one sees every job's state.
-func (s *System) ActiveJobs(client string) int { return s.board.active(client) }
-
 // Submit stores the job's files (its images in order, then its soundtrack
 // if it has one, named as in spec), records it as queued and puts it on the
-// work queue. On error nothing of the job is left behind.
+// work queue. On error nothing of the job is left behind. The caller has
+// taken the job's place against the limits first (Admit).
 func (s *System) Submit(ctx context.Context, spec Spec, files []string, client string) error {
 	objects := spec.objects()
 	if len(files) != len(objects) {
@@ -103,9 +89,6 @@ func (s *System) Submit(ctx context.Context, spec Spec, files []string, client s
 		plan := *spec.Plan
 		plan.Options.Audio, plan.Options.Detections = "", ""
 		spec.Plan = &plan
-	}
-	if err := s.Admit(ctx); err != nil {
-		return err
 	}
 	stored, created := 0, false
 	ok := false
@@ -143,7 +126,12 @@ func (s *System) Submit(ctx context.Context, spec Spec, files []string, client s
 	if err != nil {
 		return fmt.Errorf("encoding job %s: %w", spec.ID, err)
 	}
-	ack, err := s.js.Publish(ctx, queueSubject, msg, jetstream.WithMsgID(spec.ID))
+	m := nats.NewMsg(queueSubject)
+	m.Data = msg
+	if len(s.cfg.Key) > 0 {
+		m.Header.Set(signatureHeader, sign(s.cfg.Key, msg))
+	}
+	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithMsgID(spec.ID))
 	if err != nil {
 		return fmt.Errorf("queueing job %s: %w", spec.ID, err)
 	}

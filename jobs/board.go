@@ -280,19 +280,6 @@ func (b *board) all() []State {
 	return out
 }
 
-// active counts the jobs client has queued or running.
-func (b *board) active(client string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for _, e := range b.jobs {
-		if e.state.Client == client && !e.state.Terminal() {
-			n++
-		}
-	}
-	return n
-}
-
 // decode reads a state from the bucket.
 func decode(e jetstream.KeyValueEntry) (State, error) {
 	var st State

@@ -16,6 +16,9 @@ type Auth struct {
 	// Creds is a credentials file (a user's JWT and nkey seed, as nsc
 	// writes it).
 	Creds string
+	// NKey is a file holding a user's nkey seed, as img2vid nats-auth
+	// writes it, for a server that lists its users by public nkey.
+	NKey string
 	// CA is a PEM file of the certificate authorities that sign the
 	// servers' certificates, for tls:// URLs (default: the system's).
 	CA string
@@ -42,6 +45,13 @@ func Connect(urls string, auth Auth, log *slog.Logger) (*nats.Conn, error) {
 	}
 	if auth.Creds != "" {
 		opts = append(opts, nats.UserCredentials(auth.Creds))
+	}
+	if auth.NKey != "" {
+		opt, err := nats.NkeyOptionFromSeed(auth.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("reading the NATS nkey: %w", err)
+		}
+		opts = append(opts, opt)
 	}
 	if auth.CA != "" {
 		opts = append(opts, nats.RootCAs(auth.CA))

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -123,16 +124,29 @@ func TestJobWithoutAPlanFails(t *testing.T) {
 	}
 }
 
-// catalogue is a worker's models as the plan check sees them: listed
-// only, never run.
+// catalogue is a worker's models as the plan check sees them: listed,
+// and its interpolators loaded, never run.
 type catalogue []img2vid.ModelInfo
 
 func (c catalogue) ListModels() []img2vid.ModelInfo { return c }
 func (catalogue) FrameModel(name string) (img2vid.FrameModel, error) {
 	return nil, img2vid.Errorf(img2vid.ENOTFOUND, "no model %q", name)
 }
-func (catalogue) Interpolator(name string) (img2vid.Interpolator, error) {
+func (c catalogue) Interpolator(name string) (img2vid.Interpolator, error) {
+	for _, m := range c {
+		if m.Name == name && m.Kind == img2vid.KindInterpolate {
+			return unrun(name), nil
+		}
+	}
 	return nil, img2vid.Errorf(img2vid.ENOTFOUND, "no model %q", name)
+}
+
+// unrun is an interpolator a test loads and never runs.
+type unrun string
+
+func (u unrun) Name() string { return string(u) }
+func (unrun) Interpolate(context.Context, *image.NRGBA, *image.NRGBA, []float32, func(int, *image.NRGBA) error) error {
+	return fmt.Errorf("unrun interpolator ran")
 }
 func (catalogue) Detector(name string) (img2vid.Detector, error) {
 	return nil, img2vid.Errorf(img2vid.ENOTFOUND, "no model %q", name)
@@ -170,8 +184,10 @@ func TestWorkerChecksThePlan(t *testing.T) {
 		o := opts
 		o.Interpolate = 2
 		planned := strings.Repeat("a", 64)
-		plan := planFor(t, []string{small, small}, o, []img2vid.ModelInfo{{Name: "flow2", Kind: img2vid.KindInterpolate, Available: true, SHA256: planned}})
-		submitFiles(t, l.System, "othermodel", []string{small, small}, plan)
+		again := filepath.Join(t.TempDir(), "small2.png")
+		testimage.Write(t, again, testimage.PNG(t, testimage.Quadrants(16, 16)))
+		plan := planFor(t, []string{small, again}, o, []img2vid.ModelInfo{{Name: "flow2", Kind: img2vid.KindInterpolate, Available: true, SHA256: planned}})
+		submitFiles(t, l.System, "othermodel", []string{small, again}, plan)
 		st := waitState(t, l.System, "othermodel", "the end", failed)
 		if st.Status != StatusFailed || st.Error.Code != img2vid.EUNAVAILABLE ||
 			!strings.Contains(st.Error.Message, `interp_model "flow2" here is not the model the job was planned with (sha256 bbbbbbbbbbbb, planned aaaaaaaaaaaa)`) {

@@ -8,6 +8,8 @@
 package jobs
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/img2vid/img2vid"
@@ -92,7 +94,8 @@ type Spec struct {
 	// for error messages.
 	Labels []string `json:"labels"`
 	// Audio is the soundtrack's object in the uploads bucket, named
-	// ID/soundtrack.upload; "" for none. AudioLabel names it to the client.
+	// ID/soundtrack.flac: the FLAC the server decoded the upload into;
+	// "" for none. AudioLabel names it to the client.
 	Audio      string `json:"audio,omitempty"`
 	AudioLabel string `json:"audio_label,omitempty"`
 	// Options are the job's options; a worker sets Audio to its own copy
@@ -116,4 +119,41 @@ func (s Spec) objects() []string {
 		return s.Inputs
 	}
 	return append(append([]string(nil), s.Inputs...), s.Audio)
+}
+
+// check refuses a spec that names anything but the job's own objects: an
+// id of letters, digits, '-' and '_' (it names the worker's folder for
+// the job, so it must be no path), and every object a plain name under
+// it, each once, with a label for each image. A worker opens nothing
+// else, so a message cannot point it at another job's files or at a path
+// on its machine.
+func (s Spec) check() error {
+	if !plainID(s.ID) {
+		return fmt.Errorf("job id %.40q is not one an API replica makes", s.ID)
+	}
+	if len(s.Labels) != len(s.Inputs) {
+		return fmt.Errorf("job %s: %d labels for %d images", s.ID, len(s.Labels), len(s.Inputs))
+	}
+	seen := map[string]bool{}
+	for _, name := range s.objects() {
+		base, ok := strings.CutPrefix(name, s.ID+"/")
+		if !ok || base == "" || base == "." || base == ".." || strings.ContainsAny(base, "/\\\x00") || seen[name] {
+			return fmt.Errorf("job %s: object %.80q is not one of the job's own files", s.ID, name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+// plainID reports whether id is 1 to 64 letters, digits, '-' or '_'.
+func plainID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

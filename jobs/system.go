@@ -42,11 +42,20 @@ type Config struct {
 	// a job before it goes to another (default 10s); later redeliveries
 	// wait twice and four times as long.
 	AckWait time.Duration
+	// Key signs the job messages this process publishes and is what a
+	// worker checks them against: a message not signed with it is refused,
+	// so a NATS user without the key cannot queue a job. Optional (nil:
+	// nothing signed or checked, as on the embedded server, which no other
+	// process reaches); every process of a deployment shares one.
+	Key []byte
 	// Logger receives the system's logs. Optional.
 	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
+	if len(c.Key) > 0 && len(c.Key) < MinKeyBytes {
+		return c, fmt.Errorf("jobs config: the job key has %d bytes; it needs at least %d", len(c.Key), MinKeyBytes)
+	}
 	if c.Replicas < 0 || c.TTL < 0 || c.Queue < 0 || c.Attempts < 0 || c.AckWait < 0 {
 		return c, fmt.Errorf("jobs config: replicas, TTL, queue, attempts and ack wait must not be negative")
 	}
@@ -102,8 +111,11 @@ type System struct {
 	stream   jetstream.Stream
 	consumer jetstream.Consumer
 	states   jetstream.KeyValue
-	uploads  jetstream.ObjectStore
-	videos   jetstream.ObjectStore
+	// admission holds the places uploads and jobs take against the
+	// admission limits (Admit).
+	admission jetstream.KeyValue
+	uploads   jetstream.ObjectStore
+	videos    jetstream.ObjectStore
 	// The streams under the object stores, to remove delete markers.
 	uploadsStream jetstream.Stream
 	videosStream  jetstream.Stream
@@ -147,6 +159,18 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", stateBucket, err)
+	}
+	s.admission, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      admissionBucket,
+		Description: "img2vid uploads' and jobs' places against the admission limits",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		// A client's list that nobody rewrote for this long holds only
+		// places of jobs that have ended.
+		TTL: cfg.TTL + holdFor,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating bucket %s: %w", admissionBucket, err)
 	}
 	// The buckets have no byte cap: JetStream reserves a stream's cap
 	// against the server's storage when the stream is made, so capping

@@ -240,6 +240,15 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		return
 	}
 	log := w.log.With("job", spec.ID)
+	if err := verify(w.sys.cfg.Key, msg.Headers(), msg.Data()); err != nil {
+		w.refuse(msg, spec.ID, img2vid.Errorf(img2vid.EUNAVAILABLE,
+			"the job was refused by its worker: %v (the API replicas and the workers need the same job key)", err), log)
+		return
+	}
+	if err := spec.check(); err != nil {
+		w.refuse(msg, spec.ID, img2vid.Errorf(img2vid.EINVALID, "the job was refused by its worker: %v", err), log)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	meta, err := msg.Metadata()
@@ -319,6 +328,29 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		log.Info("job runs again", "attempt", st.Attempt)
 	}
 	w.run(msg, spec, st, log)
+}
+
+// refuse drops a job message the worker will not run (not signed with its
+// key, or naming files that are not the job's own) and fails the job, if
+// there is one by that id still waiting, saying why: a deployment whose
+// replicas and workers hold different keys then shows it on every job
+// instead of leaving them queued until they expire.
+func (w *Worker) refuse(msg jetstream.Msg, id string, why error, log *slog.Logger) {
+	log.Error("refusing a job message", "err", why)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := w.sys.change(ctx, id, func(st *State) error {
+		if st.Terminal() {
+			return errUnchanged
+		}
+		st.Status, st.Finished, st.Error = StatusFailed, time.Now().UTC(), failure(why)
+		st.Expires = st.Finished.Add(w.sys.cfg.TTL)
+		return nil
+	})
+	if err != nil && !isNotFound(err) && !errors.Is(err, errUnchanged) {
+		log.Warn("recording a refused job", "err", err)
+	}
+	msg.Term()
 }
 
 // run converts one job: its images from the uploads bucket into a folder
@@ -582,6 +614,13 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 	}
 	plan := *spec.Plan
 	opts := &plan.Options
+	// The files are the worker's own copies of the job's objects: no
+	// path in the message is ever opened or written.
+	opts.Audio, opts.Detections = "", ""
+	if strings.HasSuffix(spec.Audio, ".upload") {
+		return res, "", "", img2vid.Errorf(img2vid.EUNAVAILABLE,
+			"the job was queued by an earlier version of img2vid, which kept the soundtrack undecoded; send it again")
+	}
 	if spec.Audio != "" {
 		opts.Audio = filepath.Join(dir, path.Base(spec.Audio))
 		if err := w.fetch(ctx, spec.Audio, opts.Audio); err != nil {

@@ -66,27 +66,63 @@ func (p *Pipeline) Convert(ctx context.Context, inputs []string, output string, 
 	if err != nil {
 		return img2vid.Result{}, err
 	}
+	if plan.Options.Audio != "" {
+		defer os.Remove(plan.Options.Audio)
+	}
 	return p.Run(ctx, plan, inputs, output, 0, progress)
 }
 
-// Plan reads the headers of the images at inputs (no pixel is decoded),
-// the soundtrack's length and the models the options name, and makes the
-// job's plan, or names the first limit it breaks.
+// Plan reads the headers of the images at inputs (no pixel is decoded)
+// and the models the options name, decodes the soundtrack, and makes the
+// job's plan, or names the first limit it breaks. The soundtrack
+// (opts.Audio) is decoded once, into a FLAC file of the pipeline's own in
+// the temporary folder: the plan's Options.Audio names that file, Run
+// muxes it, and the caller removes it once done with the plan (Convert
+// does). The user's file is read by ffmpeg this once.
 func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Options) (img2vid.Plan, error) {
 	images, err := headers(inputs)
 	if err != nil {
 		return img2vid.Plan{}, err
 	}
 	job := img2vid.Job{Options: opts, Limits: p.Limits, Images: images}
+	if job.Models, err = p.jobModels(opts); err != nil {
+		return img2vid.Plan{}, err
+	}
+	// The soundtrack last, once nothing else can turn the job away first.
 	if opts.Audio != "" {
-		var err error
-		if job.AudioSeconds, err = p.ProbeAudio(ctx, opts.Audio, fmt.Sprintf("soundtrack %q", filepath.Base(opts.Audio))); err != nil {
+		if job.Options.Audio, job.AudioSeconds, err = p.decodeSoundtrack(ctx, opts.Audio); err != nil {
 			return img2vid.Plan{}, err
 		}
 	}
-	// The models are loaded here, so a missing runtime or a broken model
-	// is said as such; the plan needs their kind, scale and labels, and
-	// what the catalogue says of them (the sha256 of their file).
+	plan, err := img2vid.MakePlan(job)
+	if err != nil && job.Options.Audio != "" {
+		os.Remove(job.Options.Audio) // no plan names it
+	}
+	return plan, err
+}
+
+// decodeSoundtrack decodes the user's soundtrack at path into a new FLAC
+// file in the temporary folder, returning the file and its length. The
+// file is private to the user running the command (0600).
+func (p *Pipeline) decodeSoundtrack(ctx context.Context, path string) (string, float64, error) {
+	f, err := os.CreateTemp("", "img2vid-soundtrack-*.flac")
+	if err != nil {
+		return "", 0, fmt.Errorf("creating the file the soundtrack is decoded into: %w", err)
+	}
+	f.Close()
+	seconds, err := video.DecodeAudio(ctx, p.ffmpeg(), path, f.Name(), fmt.Sprintf("soundtrack %q", filepath.Base(path)), p.Limits.Duration)
+	if err != nil {
+		os.Remove(f.Name())
+		return "", 0, err
+	}
+	return f.Name(), seconds, nil
+}
+
+// jobModels loads the models opts names and describes them as a plan
+// needs them: their kind, scale and labels, and what the catalogue says of
+// them (the sha256 of their file). They are loaded, not only listed, so
+// that a missing runtime or a broken model is said as such.
+func (p *Pipeline) jobModels(opts img2vid.Options) ([]img2vid.ModelInfo, error) {
 	var listed []img2vid.ModelInfo
 	if opts.NamesModels() {
 		listed = p.models().ListModels()
@@ -97,28 +133,29 @@ func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Optio
 		}
 		return m
 	}
+	var out []img2vid.ModelInfo
 	if opts.FrameModel != "" {
 		m, err := p.models().FrameModel(opts.FrameModel)
 		if err != nil {
-			return img2vid.Plan{}, err
+			return nil, err
 		}
 		scale, _ := m.OutputSize(1, 1)
-		job.Models = append(job.Models, info(img2vid.ModelInfo{Name: opts.FrameModel, Kind: img2vid.KindFrame, Scale: scale, Available: true}))
+		out = append(out, info(img2vid.ModelInfo{Name: opts.FrameModel, Kind: img2vid.KindFrame, Scale: scale, Available: true}))
 	}
 	if opts.Interpolates() {
 		if _, err := p.models().Interpolator(opts.InterpModel); err != nil {
-			return img2vid.Plan{}, err
+			return nil, err
 		}
-		job.Models = append(job.Models, info(img2vid.ModelInfo{Name: opts.InterpModel, Kind: img2vid.KindInterpolate, Available: true}))
+		out = append(out, info(img2vid.ModelInfo{Name: opts.InterpModel, Kind: img2vid.KindInterpolate, Available: true}))
 	}
 	if opts.DetectModel != "" {
 		d, err := p.models().Detector(opts.DetectModel)
 		if err != nil {
-			return img2vid.Plan{}, err
+			return nil, err
 		}
-		job.Models = append(job.Models, info(img2vid.ModelInfo{Name: opts.DetectModel, Kind: img2vid.KindDetect, Labels: d.Labels(), Available: true}))
+		out = append(out, info(img2vid.ModelInfo{Name: opts.DetectModel, Kind: img2vid.KindDetect, Labels: d.Labels(), Available: true}))
 	}
-	return img2vid.MakePlan(job)
+	return out, nil
 }
 
 // headers reads the header of each image at inputs, as a plan knows them.
@@ -151,6 +188,8 @@ func fileSize(path string) int64 {
 // works out nothing of it again. maxBytes, when above 0, is the most the
 // video may take on disk (with a soundtrack, each of the two files written
 // in turn): ffmpeg stops there and the job fails naming max_disk_mb.
+// The plan's soundtrack (Options.Audio) is read as FLAC, never probed:
+// it is the file Plan, or on a server ProbeAudio, decoded it into.
 // output appears only when the whole video is written.
 func (p *Pipeline) Run(ctx context.Context, plan img2vid.Plan, inputs []string, output string, maxBytes int64, progress func(img2vid.Progress)) (img2vid.Result, error) {
 	start := time.Now()
@@ -158,11 +197,11 @@ func (p *Pipeline) Run(ctx context.Context, plan img2vid.Plan, inputs []string, 
 	if err != nil {
 		return img2vid.Result{}, err
 	}
-	var models []img2vid.ModelInfo
-	if len(plan.Models) > 0 {
-		models = p.models().ListModels()
+	models, err := p.jobModels(plan.Options)
+	if err != nil {
+		return img2vid.Result{}, err
 	}
-	if err := plan.Check(images, models); err != nil {
+	if err := plan.Check(images, models, p.Limits); err != nil {
 		return img2vid.Result{}, err
 	}
 	res, err := p.run(ctx, start, plan, inputs, output, maxBytes, progress, plan.PassThrough)
@@ -466,11 +505,15 @@ func (p *Pipeline) interpolate(ctx context.Context, out *frameWriter, interp img
 	return err
 }
 
-// ProbeAudio decodes the soundtrack at path and returns its length in
-// seconds, or an EINVALID error naming the file by label when it is not
-// audio.
+// ProbeAudio decodes the soundtrack uploaded at path, once, into a FLAC
+// file of img2vid's own that takes the upload's place, and returns its
+// length in seconds (video.DecodeAudio): ffmpeg reads the user's file this
+// once, and the job only the decoded one. A file that is not audio is an
+// EINVALID error naming it by label; one longer than Limits.Duration an
+// ETOOLARGE refusal naming max_duration. It is the server's
+// Config.ProbeAudio; a failure leaves the upload as it was.
 func (p *Pipeline) ProbeAudio(ctx context.Context, path, label string) (float64, error) {
-	return video.ProbeAudio(ctx, p.ffmpeg(), path, label)
+	return video.DecodeAudio(ctx, p.ffmpeg(), path, path, label, p.Limits.Duration)
 }
 
 // FadeOut is the fade given to a soundtrack of audioLen seconds cut at a

@@ -407,7 +407,8 @@ echo "image $cpu_tag: $((size / 1000000)) MB, base debian:bookworm-slim (stand-i
 check "CPU image grows the base by $growth MB (<= 175)" [ "$growth" -le 175 ]
 
 # ---------------------------------------------------------------------------
-# 2. Serve: healthy, upload the frames, download and probe the video.
+# 2. Serve: healthy, upload the frames, download and probe the video; the
+# Host check (DNS names refused, addresses and localhost served).
 serve=img2vid-test-serve
 docker rm -f -v "$serve" >/dev/null 2>&1
 readme_run "$serve_line" -d --name "$serve" --health-interval=1s >/dev/null || die "$serve_line"
@@ -419,6 +420,21 @@ if [ -n "$id" ] && wait_job "$url" "$id" 300 && curl -fsS -o "$tmp/api.mp4" "$ur
 else
 	fail "serve: upload, convert, download and probe"
 fi
+
+# DNS rebinding: the image listens on 0.0.0.0 with no host names allowed,
+# and still refuses a DNS name as Host (a page whose own name points at the
+# server), saying how to allow one; IP addresses and localhost, by which
+# `docker run -p` is reached, are served.
+host_code() { # host_code URL HOST: the status of GET /healthz sent for HOST; the body in $tmp/host.body
+	curl -s -o "$tmp/host.body" -w '%{http_code}' -H "Host: $2" "$1/healthz"
+}
+code=$(host_code "$url" rebind.evil.example:8080)
+check "serve: Host rebind.evil.example refused ($code, want 403), naming IMG2VID_ALLOWED_HOSTS" \
+	sh -c '[ "$1" = 403 ] && grep -q IMG2VID_ALLOWED_HOSTS "$2"' _ "$code" "$tmp/host.body"
+for host in 127.0.0.1:8080 192.0.2.4 '[::1]:8080' localhost:8080; do
+	code=$(host_code "$url" "$host")
+	check "serve: Host $host served ($code, want 200)" test "$code" = 200
+done
 
 # A soundtrack through the image's own minimal ffmpeg, which was built with
 # only the audio parts listed in the Dockerfile: an MP3 trimmed to the

@@ -31,9 +31,13 @@ type Config struct {
 	// Ready reports whether ffmpeg and the runtime work, for /readyz.
 	// Optional: without it the server is ready once it is up.
 	Ready func(ctx context.Context) error
-	// ProbeAudio decodes an uploaded soundtrack and returns its length in
-	// seconds, or an EINVALID error naming it by label when it is not
-	// audio. *pipeline.Pipeline's method does. Optional: without it a job
+	// Warnings are what the deployment leaves insecure, listed by /readyz
+	// (without failing it) so that whoever checks a deployment sees them.
+	Warnings []string
+	// ProbeAudio decodes an uploaded soundtrack into the FLAC file that
+	// takes its place and returns its length in seconds, or an EINVALID
+	// error naming it by label when it is not audio (a refusal naming
+	// max_duration when it is too long). *pipeline.Pipeline's method does. Optional: without it a job
 	// with an audio field is refused.
 	ProbeAudio func(ctx context.Context, path, label string) (float64, error)
 	// Logger receives request and job logs. Optional.
@@ -59,10 +63,10 @@ type Config struct {
 	// through a browser. A browser request from any other site is refused
 	// with 403; the server's own page always works.
 	AllowedOrigins []string
-	// AllowedHosts, when set, are the host names requests may be sent to
-	// (the Host header, without port); others get 403. cmd sets the
-	// loopback names when the server listens on loopback, which turns away
-	// DNS rebinding.
+	// AllowedHosts are the host names requests may be sent to (the Host
+	// header, without port) besides IP addresses and localhost, which are
+	// always served; others get 403, which turns away DNS rebinding
+	// wherever the server listens. AnyHost among them serves every Host.
 	AllowedHosts []string
 	// TrustedProxies are the addresses or CIDR ranges of reverse proxies
 	// whose X-Forwarded-For or X-Real-IP names the client, for the

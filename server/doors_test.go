@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -170,30 +172,96 @@ func TestCrossSiteChangesRefused(t *testing.T) {
 	}
 }
 
-// With AllowedHosts set, a request for any other host name is refused: a
-// site that points its own name at the server (DNS rebinding) gets nothing.
+// IP addresses and localhost are always served, whatever AllowedHosts
+// holds; any other name only when listed (or AnyHost is), so that a site
+// that points its own name at the server (DNS rebinding) gets nothing even
+// from a server that listens on every address and was told no names. The
+// refusal says how to serve a name.
 func TestUnknownHostRefused(t *testing.T) {
-	_, ts := start(t, &fakeConverter{}, func(c *testbed) { c.AllowedHosts = []string{"localhost", "127.0.0.1", "::1", "img.example"} })
-	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
-	for host, want := range map[string]int{
-		"127.0.0.1" + port:       200,
-		"localhost" + port:       200,
+	always := map[string]int{
+		"127.0.0.1:8080":         200,
+		"localhost:8080":         200,
 		"LOCALHOST":              200,
-		"[::1]" + port:           200,
-		"img.example":            200,
-		"evil.example" + port:    403,
+		"[::1]:8080":             200,
+		"192.0.2.7":              200,
+		"[2001:db8::7]":          200,
+		"rebind.evil.example":    403,
 		"localhost.evil.example": 403,
 		"127.0.0.1.nip.io":       403,
+	}
+	for _, tt := range []struct {
+		allowed []string
+		also    map[string]int
+	}{
+		{nil, map[string]int{"img.example": 403}},
+		{[]string{"img.example"}, map[string]int{"img.example": 200, "IMG.example:443": 200, "other.example": 403}},
+		{[]string{"img.example", AnyHost}, map[string]int{"rebind.evil.example": 200, "localhost.evil.example": 200, "127.0.0.1.nip.io": 200}},
 	} {
-		for _, path := range []string{"/", "/api/models", "/healthz"} {
-			req := mustRequest(t, http.MethodGet, ts.URL+path, nil)
-			req.Host = host
-			resp, body := do(t, req)
-			if resp.StatusCode != want {
-				t.Errorf("GET %s for host %q = %d, want %d", path, host, resp.StatusCode, want)
+		_, ts := start(t, &fakeConverter{}, func(c *testbed) { c.AllowedHosts = tt.allowed })
+		wants := maps.Clone(always)
+		maps.Copy(wants, tt.also)
+		for host, want := range wants {
+			for _, path := range []string{"/", "/api/models", "/healthz"} {
+				req := mustRequest(t, http.MethodGet, ts.URL+path, nil)
+				req.Host = host
+				resp, body := do(t, req)
+				if resp.StatusCode != want {
+					t.Errorf("allowed hosts %q: GET %s for host %q = %d, want %d", tt.allowed, path, host, resp.StatusCode, want)
+				}
+				if want == 403 && !strings.Contains(errorOf(t, body).Error, "IMG2VID_ALLOWED_HOSTS") {
+					t.Errorf("refusal of host %q does not say how to allow it: %s", host, body)
+				}
 			}
-			if want == 403 && !strings.Contains(errorOf(t, body).Error, "allowed_hosts") {
-				t.Errorf("refusal of host %q does not name allowed_hosts: %s", host, body)
+		}
+	}
+}
+
+// A request with no Host at all (HTTP/1.0) comes from no browser, so no
+// page can rebind it: it is served.
+func TestNoHostServed(t *testing.T) {
+	s, _ := start(t, &fakeConverter{}, nil)
+	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	req.Host = ""
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("GET /healthz with no Host = %d %s, want 200", rec.Code, rec.Body)
+	}
+}
+
+// RequireToken, which guards a worker's /metrics, refuses as the API does
+// and takes the token as the API does.
+func TestRequireToken(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("metrics")) })
+	for _, tt := range []struct {
+		token, header, cookie string
+		want                  int
+	}{
+		{"", "", "", 200},
+		{"s3cret", "", "", 401},
+		{"s3cret", "Bearer s3cre", "", 401},
+		{"s3cret", "Basic s3cret", "", 401},
+		{"s3cret", "Bearer s3cret", "", 200},
+		{"s3cret", "bearer s3cret", "", 200},
+		{"s3cret", "", "s3cret", 200},
+		{"s3cret", "", "other", 401},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if tt.header != "" {
+			req.Header.Set("Authorization", tt.header)
+		}
+		if tt.cookie != "" {
+			req.AddCookie(&http.Cookie{Name: tokenCookie, Value: tt.cookie})
+		}
+		rec := httptest.NewRecorder()
+		RequireToken(tt.token, ok).ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("token %q, Authorization %q, cookie %q = %d, want %d", tt.token, tt.header, tt.cookie, rec.Code, tt.want)
+			continue
+		}
+		if tt.want == 401 {
+			if e := errorOf(t, rec.Body.Bytes()); e.Code != EUNAUTHORIZED || rec.Header().Get("WWW-Authenticate") != bearerChallenge {
+				t.Errorf("refusal %+v, WWW-Authenticate %q: want the API's", e, rec.Header().Get("WWW-Authenticate"))
 			}
 		}
 	}

@@ -20,6 +20,12 @@ const EUNAUTHORIZED = "unauthorized"
 // about who asks, which only the HTTP layer knows.
 const ETOOMANYJOBS = "too_many_jobs"
 
+// ETOOMANYSTREAMS is the code of an event stream refused because its
+// client already has Limits.StreamsPerClient open, or the server
+// Limits.Streams. Each open stream holds a connection, which only the HTTP
+// layer sees.
+const ETOOMANYSTREAMS = "too_many_streams"
+
 // EMETHOD is the code of a request whose path exists but not with its
 // method. Only HTTP has methods.
 const EMETHOD = "method_not_allowed"
@@ -56,7 +62,7 @@ func statusOf(code string) int {
 		return http.StatusUnauthorized
 	case EMETHOD:
 		return http.StatusMethodNotAllowed
-	case ETOOMANYJOBS:
+	case ETOOMANYJOBS, ETOOMANYSTREAMS:
 		return http.StatusTooManyRequests
 	case ESTALLED:
 		return http.StatusRequestTimeout
@@ -87,11 +93,11 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	if body.Limit != "" {
 		s.metrics.refusals.WithLabelValues(body.Limit).Inc()
 	}
-	if body.Code == img2vid.EBUSY || body.Code == ETOOMANYJOBS {
+	if body.Code == img2vid.EBUSY || statusOf(body.Code) == http.StatusTooManyRequests {
 		c.Header("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter/time.Second)))
 	}
 	if body.Code == EUNAUTHORIZED {
-		c.Header("WWW-Authenticate", `Bearer realm="img2vid"`)
+		c.Header("WWW-Authenticate", bearerChallenge)
 	}
 	c.AbortWithStatusJSON(status, body)
 }

@@ -17,7 +17,18 @@ const heartbeat = 15 * time.Second
 // event on every change, then one final event named after the job's
 // status (done, failed or canceled) carrying the whole job, then the
 // stream ends. Changes that come faster than the client reads are merged.
+// A client may hold Limits.StreamsPerClient streams open, the server
+// Limits.Streams; a stream past either is refused before the job is read.
+// The job is read from NATS once, when its stream opens; from then on its
+// changes come from the job system's board, which follows NATS for every
+// stream at once.
 func (s *Server) events(c *gin.Context) {
+	closed, err := s.streams.open(c.ClientIP(), s.cfg.Limits)
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	defer closed()
 	ctx := c.Request.Context()
 	st, changed, err := s.lookup(ctx, c.Param("id"))
 	if err != nil {
@@ -63,7 +74,7 @@ func (s *Server) events(c *gin.Context) {
 				return
 			case <-changed:
 				var ok bool
-				if st, changed, ok = s.cfg.Jobs.Job(ctx, st.ID); !ok {
+				if st, changed, ok = s.cfg.Jobs.Follow(st.ID); !ok {
 					return // expired meanwhile
 				}
 				waiting = false

@@ -26,20 +26,25 @@ const (
 // serves their videos, whichever process runs them. *jobs.System
 // implements it.
 type Jobs interface {
-	// Admit refuses, with a busy error, a job the queue has no room for.
-	Admit(ctx context.Context) error
+	// Admit takes an upload's place against the per-client, queue and
+	// disk limits, shared by every replica, or refuses it: a *jobs.Refusal
+	// for the client's jobs or the disk, a busy error for the queue.
+	Admit(ctx context.Context, ask jobs.Ask) (*jobs.Admission, error)
 	// Submit stores files as spec's inputs and queues the job.
 	Submit(ctx context.Context, spec jobs.Spec, files []string, client string) error
 	// Job returns a job's state and a channel closed at its next change.
 	Job(ctx context.Context, id string) (jobs.State, <-chan struct{}, bool)
+	// Follow returns the job's state as this process last saw it and a
+	// channel closed at its next change, without asking NATS: for a job
+	// already read with Job, so that a job's many event streams read NATS
+	// no more than one does.
+	Follow(id string) (jobs.State, <-chan struct{}, bool)
 	// Cancel deletes a job, canceling it wherever it runs.
 	Cancel(ctx context.Context, id string) error
 	// Video opens a finished job's video.
 	Video(ctx context.Context, id string) (*jobs.Output, error)
 	// Detections opens a finished job's detections (JSON Lines).
 	Detections(ctx context.Context, id string) (*jobs.Output, error)
-	// ActiveJobs counts the jobs client has queued or running.
-	ActiveJobs(client string) int
 	// StoredBytes is what the stored images and videos take.
 	StoredBytes(ctx context.Context) (int64, error)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -43,18 +44,35 @@ func (s *Server) sameOrigin(c *gin.Context) {
 	}
 }
 
+// AnyHost, listed in Config.AllowedHosts, serves every Host: for a server
+// behind a reverse proxy that rewrites Host, or that checks it itself.
+const AnyHost = "*"
+
 // knownHost refuses a request whose Host is not one the server answers to,
-// when Config.AllowedHosts lists them: a page of another site that points
-// its own name at this machine (DNS rebinding) is then turned away.
+// so that a page of another site that points its own name at this machine
+// (DNS rebinding) is turned away wherever the server listens.
 func (s *Server) knownHost(c *gin.Context) {
-	if len(s.cfg.AllowedHosts) == 0 {
-		return
-	}
 	host := hostName(c.Request.Host)
-	if !slices.ContainsFunc(s.cfg.AllowedHosts, func(h string) bool { return strings.EqualFold(h, host) }) {
+	if !servesHost(s.cfg.AllowedHosts, host) {
 		s.writeError(c, img2vid.Errorf(EFORBIDDEN,
-			"host %q is not served here; add it to allowed_hosts to serve it", truncate(host, 80)))
+			"host %q is not served here: only IP addresses, localhost and the allowed hosts are; "+
+				"to serve it, add it to the allowed hosts (--allowed-hosts or IMG2VID_ALLOWED_HOSTS)", truncate(host, 80)))
 	}
+}
+
+// servesHost reports whether a request for host is answered. IP addresses
+// and localhost always are: rebinding needs a name the attacker's DNS
+// answers for, and a browser sends an address or localhost only for pages
+// of that address or of this machine. No Host at all (HTTP/1.0) is no
+// browser's either. Any other name must be allowed, or AnyHost be.
+func servesHost(allowed []string, host string) bool {
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return slices.ContainsFunc(allowed, func(h string) bool { return h == AnyHost || strings.EqualFold(h, host) })
 }
 
 // hostName is the name in a Host header, without port or IPv6 brackets.

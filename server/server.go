@@ -11,9 +11,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -38,11 +40,9 @@ type Server struct {
 	router  *gin.Engine
 	origins *http.CrossOriginProtection
 	disk    atomic.Int64 // bytes of uploads being received, against Limits.DiskBytes
+	streams streamCount  // open event streams, against Limits.StreamsPerClient and Limits.Streams
 
 	mu sync.Mutex
-	// uploading counts the uploads in progress per client, so that one
-	// client cannot hold any number of slow uploads open at once.
-	uploading map[string]int
 	// receiving holds the uploads in progress, each with the function
 	// that stops reading it, so that Shutdown can end them.
 	receiving map[*job]func()
@@ -62,7 +62,6 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		log:       logger(cfg.Logger),
-		uploading: map[string]int{},
 		receiving: map[*job]func(){},
 	}
 	s.removeLeftovers()
@@ -201,18 +200,51 @@ func (s *Server) accessLog(c *gin.Context) {
 // to: EventSource, <video> and download links.
 const tokenCookie = "img2vid_token"
 
+// errNoToken refuses a request without the API token, in every role.
+var errNoToken = img2vid.Errorf(EUNAUTHORIZED, "this server needs an API token: send it as \"Authorization: Bearer <token>\"")
+
+// bearerChallenge is the WWW-Authenticate header of that refusal.
+const bearerChallenge = `Bearer realm="img2vid"`
+
 // auth requires the API token when one is configured.
 func (s *Server) auth(c *gin.Context) {
-	if s.cfg.Token == "" {
-		return
+	if !hasToken(c.Request, s.cfg.Token) {
+		s.writeError(c, errNoToken)
 	}
-	got, ok := bearer(c.GetHeader("Authorization"))
+}
+
+// RequireToken wraps h so that, when token is set, a request without it
+// gets the API's own refusal: 401, its JSON error and the Bearer
+// challenge. cmd puts a worker's /metrics behind it, so that every role
+// takes the token the same way.
+func RequireToken(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hasToken(r, token) {
+			body := errorBody(errNoToken)
+			w.Header().Set("WWW-Authenticate", bearerChallenge)
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.WriteHeader(statusOf(body.Code))
+			json.NewEncoder(w).Encode(body)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// hasToken reports whether r carries token, in the Authorization header
+// or the cookie (unescaped, as gin reads cookies); every request does
+// when token is empty.
+func hasToken(r *http.Request, token string) bool {
+	if token == "" {
+		return true
+	}
+	got, ok := bearer(r.Header.Get("Authorization"))
 	if !ok {
-		got, _ = c.Cookie(tokenCookie)
+		if c, err := r.Cookie(tokenCookie); err == nil {
+			got, _ = url.QueryUnescape(c.Value)
+		}
 	}
-	if !s.tokenMatches(got) {
-		s.writeError(c, img2vid.Errorf(EUNAUTHORIZED, "this server needs an API token: send it as \"Authorization: Bearer <token>\""))
-	}
+	return tokenMatches(got, token)
 }
 
 // bearer returns the credentials of an Authorization header in the Bearer
@@ -225,11 +257,11 @@ func bearer(header string) (string, bool) {
 	return strings.TrimSpace(token), true
 }
 
-// tokenMatches compares the digests of got and the token, which have the
+// tokenMatches compares the digests of got and token, which have the
 // same length whatever was sent, so the time taken tells nothing of the
 // token, not even its length.
-func (s *Server) tokenMatches(got string) bool {
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(s.cfg.Token))
+func tokenMatches(got, token string) bool {
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
@@ -271,6 +303,9 @@ func (s *Server) asset(c *gin.Context) {
 // ready answers 200 when the dependencies of a job work, else 503 with why.
 func (s *Server) ready(c *gin.Context) {
 	body := gin.H{"status": "ready"}
+	if len(s.cfg.Warnings) > 0 {
+		body["warnings"] = s.cfg.Warnings
+	}
 	if s.cfg.Catalog != nil {
 		body["runtime"] = s.publicInfo()
 	}

@@ -490,7 +490,7 @@ func TestSoundtrackUpload(t *testing.T) {
 	audio := func(name, data string) part { return part{field: "audio", name: name, data: []byte(data)} }
 	id := submit(t, ts, file("a.png", img), audio("song.mp3", "sound 2.5"), field("audio_fit", "extend"))
 	readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
-	if o := conv.opts[0]; filepath.Base(o.Audio) != "soundtrack.upload" || o.AudioFit != img2vid.AudioExtend {
+	if o := conv.opts[0]; filepath.Base(o.Audio) != "soundtrack.flac" || o.AudioFit != img2vid.AudioExtend {
 		t.Errorf("converter got %+v, want the stored soundtrack with audio_fit=extend", o)
 	} else if _, err := os.Stat(o.Audio); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the soundtrack outlives its job: %v", err)
@@ -979,7 +979,7 @@ func TestDisconnectMidUploadLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Promise the whole body, send two thirds of it, and hang up.
-	fmt.Fprintf(conn, "POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", typ, len(all))
+	fmt.Fprintf(conn, "POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n", typ, len(all))
 	conn.Write(all[:len(all)*2/3])
 	waitFor(t, "the upload to start", func() bool { return s.disk.Load() > 0 })
 	conn.Close()

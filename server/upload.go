@@ -39,13 +39,14 @@ func (s *Server) createJob(c *gin.Context) {
 		return
 	}
 	client := c.ClientIP() // the peer, or what a trusted proxy says the client is: forwarded headers could name anyone
-	uploaded, err := s.admit(r.Context(), r.ContentLength, client)
+	j := &job{id: newID(), client: client}
+	place, err := s.admit(r.Context(), j.id, r.ContentLength, client)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	defer uploaded()
-	stop := func() {} // ends the reading of the body (stallGuard's, where there is one)
+	defer place.Release() // an upload that fails gives its place back; a queued job keeps it
+	stop := func() {}     // ends the reading of the body (stallGuard's, where there is one)
 	if b, ok := r.Body.(*renewingBody); ok {
 		stop = b.stop
 	}
@@ -58,7 +59,6 @@ func (s *Server) createJob(c *gin.Context) {
 		return
 	}
 	ctx := r.Context()
-	j := &job{id: newID(), client: client}
 	j.dir = filepath.Join(s.cfg.WorkDir, j.id)
 	if err := os.Mkdir(j.dir, 0o700); err != nil {
 		s.writeError(c, fmt.Errorf("creating job folder: %w", err))
@@ -86,6 +86,7 @@ func (s *Server) createJob(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
+	place.Submitted()
 	s.log.Info("job queued", "job", j.id, "images", len(j.inputs), "bytes", j.bytes)
 	c.Header("Location", "/api/jobs/"+j.id)
 	c.JSON(http.StatusAccepted, gin.H{"id": j.id, "status": StatusQueued})
@@ -112,14 +113,12 @@ type job struct {
 	bytes      int64           // bytes of the folder counted against Limits.DiskBytes
 }
 
-// submit hands a received upload to the job system, checking again what
-// may have changed while it arrived: shutdown and the client's jobs.
+// submit hands a received upload to the job system, unless the server
+// began shutting down while it arrived. Its place against the admission
+// limits was taken before it was read.
 func (s *Server) submit(ctx context.Context, j *job) error {
 	if s.shuttingDown() {
 		return img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
-	}
-	if err := s.clientFull(j.client); err != nil {
-		return err
 	}
 	plan := j.plan
 	spec := jobs.Spec{ID: j.id, Labels: j.labels, Options: j.opts, Name: j.name, Plan: &plan}
@@ -143,50 +142,28 @@ func (s *Server) removeUpload(j *job) {
 	s.disk.Add(-j.bytes)
 }
 
-// clientFull refuses a client that already has Limits.JobsPerClient jobs
-// queued or running, counted over every replica.
-func (s *Server) clientFull(client string) error {
-	lim := s.cfg.Limits
-	if n := s.cfg.Jobs.ActiveJobs(client); img2vid.Over(n+1, lim.JobsPerClient) {
-		return lim.Refuse(ETOOMANYJOBS, img2vid.LimitJobsPerClient, "this client already has %d jobs queued or running", n)
-	}
-	return nil
-}
-
-// admit refuses an upload the server cannot take right now, or not from
-// this client, before a byte of it is read. An admitted upload counts
-// against its client's uploads in progress until uploaded is called.
-func (s *Server) admit(ctx context.Context, declared int64, client string) (uploaded func(), err error) {
-	stored, err := s.cfg.Jobs.StoredBytes(ctx)
-	if err != nil {
-		return nil, &img2vid.Error{Code: img2vid.EUNAVAILABLE, Message: "the job store cannot be reached; try again later", Err: err}
-	}
-	if err := s.cfg.Jobs.Admit(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lim := s.cfg.Limits
-	switch {
-	case s.closed:
+// admit takes a place for upload id from client against the admission
+// limits (the client's jobs, the queue, the disk budget), counted over
+// every replica, or refuses it before a byte of it is read. declared is
+// the upload's Content-Length (-1: unknown, counted as the most an upload
+// may be).
+func (s *Server) admit(ctx context.Context, id string, declared int64, client string) (*jobs.Admission, error) {
+	if s.shuttingDown() {
 		return nil, img2vid.Errorf(img2vid.EBUSY, "the server is shutting down")
-	case img2vid.Over(s.uploading[client]+1, lim.JobsPerClient):
-		return nil, lim.Refuse(ETOOMANYJOBS, img2vid.LimitJobsPerClient, "this client already has %d uploads in progress", s.uploading[client])
 	}
-	if err := s.clientFull(client); err != nil {
-		return nil, err
+	lim := s.cfg.Limits
+	if declared < 0 {
+		declared = lim.UploadBytes()
 	}
-	if img2vid.Over(stored+s.disk.Load()+max(declared, 0), lim.DiskBytes()) {
+	place, err := s.cfg.Jobs.Admit(ctx, jobs.Ask{ID: id, Client: client, Bytes: declared, PerClient: lim.JobsPerClient, DiskBytes: lim.DiskBytes()})
+	var full *jobs.Refusal
+	switch {
+	case errors.As(err, &full) && full.Limit == img2vid.LimitJobsPerClient:
+		return nil, lim.Refuse(ETOOMANYJOBS, img2vid.LimitJobsPerClient, "this client already has %d jobs uploading, queued or running", full.Used)
+	case errors.As(err, &full) && full.Limit == img2vid.LimitDiskMB:
 		return nil, diskFull(lim)
 	}
-	s.uploading[client]++
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.uploading[client]--; s.uploading[client] <= 0 {
-			delete(s.uploading, client)
-		}
-	}, nil
+	return place, err
 }
 
 // startReceiving records j as an upload in progress, which stop ends, or
@@ -360,9 +337,14 @@ func (s *Server) storePart(part *multipart.Part, j *job, path, label string) err
 	return nil
 }
 
-// storeAudio writes the soundtrack to the job's folder and decodes it in
-// full: a file that is not sound, or longer than a video may be, is
-// refused by name before the job is queued.
+// storeAudio writes the soundtrack to the job's folder and has it decoded
+// once, in full, into a FLAC file of img2vid's own that takes the
+// upload's place (Config.ProbeAudio), then named soundtrack.flac: the
+// user's file is gone before the job is queued, and the job, on this
+// replica or a worker, reads only the decoded one. A file that is not
+// sound, or longer than a video may be, is refused by name before the job
+// is queued. The decoded file counts against the disk budget in place of
+// the upload.
 func (s *Server) storeAudio(ctx context.Context, part *multipart.Part, j *job) error {
 	label := fmt.Sprintf("audio file %q", truncate(filepath.Base(part.FileName()), 60))
 	switch {
@@ -375,14 +357,25 @@ func (s *Server) storeAudio(ctx context.Context, part *multipart.Part, j *job) e
 	if err := s.storePart(part, j, path, label); err != nil {
 		return err
 	}
+	uploaded := s.partBytes(path)
 	seconds, err := s.cfg.ProbeAudio(ctx, path, label)
 	if err != nil {
 		return err
 	}
-	if lim := s.cfg.Limits; img2vid.Over(seconds, lim.Duration.Seconds()) {
+	grown := s.partBytes(path) - uploaded
+	j.bytes += grown
+	s.disk.Add(grown)
+	switch lim := s.cfg.Limits; {
+	case img2vid.Over(seconds, lim.Duration.Seconds()):
 		return lim.Refuse(img2vid.ETOOLARGE, img2vid.LimitDuration, "%s lasts %.0f s", label, seconds)
+	case img2vid.Over(s.disk.Load(), lim.DiskBytes()):
+		return diskFull(lim)
 	}
-	j.audio, j.audioLabel, j.audioLen = path, label, seconds
+	decoded := filepath.Join(j.dir, "soundtrack.flac")
+	if err := os.Rename(path, decoded); err != nil {
+		return fmt.Errorf("naming the decoded soundtrack: %w", err)
+	}
+	j.audio, j.audioLabel, j.audioLen = decoded, label, seconds
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -33,7 +32,9 @@ type config struct {
 	// part in it.
 	NATS         string
 	NATSCreds    string
+	NATSNKey     string
 	NATSCA       string
+	JobKey       string
 	NATSReplicas int
 	Role         string
 
@@ -148,6 +149,8 @@ func splitList(v string) []string {
 func (c *config) natsFlags(b *binder) {
 	b.str(&c.NATS, "nats", "IMG2VID_NATS_URL", "", "URLs of an external NATS cluster, comma separated (nats://, tls:// for TLS); empty: a NATS server inside this process")
 	b.str(&c.NATSCreds, "nats-creds", "IMG2VID_NATS_CREDS", "", "NATS credentials file: a user's JWT and nkey seed (with --nats)")
+	b.str(&c.NATSNKey, "nats-nkey", "IMG2VID_NATS_NKEY", "", "file of a NATS user's nkey seed, as img2vid nats-auth writes it (with --nats)")
+	b.str(&c.JobKey, "job-key", "IMG2VID_JOB_KEY", "", "file of the key job messages are signed with, the same on API replicas and workers, as img2vid nats-auth writes it (with --nats)")
 	b.str(&c.NATSCA, "nats-ca", "IMG2VID_NATS_CA", "", "PEM file of the certificate authorities that sign the NATS servers' certificates, for tls:// URLs (default: the system's)")
 }
 
@@ -161,22 +164,9 @@ func (c *config) doorFlags(b *binder) {
 	b.list(&c.AllowedOrigins, "allowed-origins", "IMG2VID_ALLOWED_ORIGINS",
 		"origins (https://host[:port]) of other sites' pages allowed to POST or DELETE through a browser; others get 403")
 	b.list(&c.AllowedHosts, "allowed-hosts", "IMG2VID_ALLOWED_HOSTS",
-		"host names the server answers to besides the loopback ones; when listening on loopback, or when this is set, other Host headers get 403")
+		"host names the server answers to besides IP addresses and localhost, which it always does; any other Host gets 403, against DNS rebinding ('*': any Host, only behind a proxy that checks it)")
 	b.list(&c.TrustedProxies, "trusted-proxies", "IMG2VID_TRUSTED_PROXIES",
 		"addresses or CIDR ranges of reverse proxies whose X-Forwarded-For names the client for the per-client limits (default none)")
-}
-
-// servedHosts is the server's AllowedHosts: nil (any Host) when it listens
-// beyond loopback and no host is named; else the loopback names and the
-// named ones. The loopback names are always in, so local health checks
-// work, and a page elsewhere cannot make a browser send them.
-func servedHosts(listen string, named []string) []string {
-	ip := net.ParseIP(listen)
-	loopback := strings.EqualFold(listen, "localhost") || (ip != nil && ip.IsLoopback())
-	if !loopback && len(named) == 0 {
-		return nil
-	}
-	return append([]string{"localhost", "127.0.0.1", "::1"}, named...)
 }
 
 // runtimeFlags are the settings every command that runs models or ffmpeg takes.
@@ -217,7 +207,29 @@ func (c *config) serverFlags(b *binder) {
 }
 
 // natsAuth is how to authenticate to the NATS cluster --nats names.
-func (c *config) natsAuth() jobs.Auth { return jobs.Auth{Creds: c.NATSCreds, CA: c.NATSCA} }
+func (c *config) natsAuth() jobs.Auth {
+	return jobs.Auth{Creds: c.NATSCreds, NKey: c.NATSNKey, CA: c.NATSCA}
+}
+
+// natsWarnings say what a deployment on an external NATS leaves open: no
+// credentials (anyone who reaches NATS reads and changes every job) and no
+// job key (anyone who can publish to the queue runs any job). serve logs
+// them at start and /readyz repeats them.
+func (c *config) natsWarnings() []string {
+	if c.NATS == "" {
+		return nil
+	}
+	var w []string
+	if c.NATSCreds == "" && c.NATSNKey == "" && !strings.Contains(c.NATS, "@") {
+		w = append(w, "NATS is used without credentials: any client that reaches it can read, change and delete every job, upload and video; "+
+			"give each role its own user (img2vid nats-auth, then --nats-nkey; docs/SECURITY.md)")
+	}
+	if c.JobKey == "" {
+		w = append(w, "job messages are not signed: any NATS user that may publish to the queue can make workers run a job of its own; "+
+			"give API replicas and workers the same --job-key (img2vid nats-auth writes one)")
+	}
+	return w
+}
 
 // logger builds the program's logger from LogLevel.
 func (c *config) logger() (*slog.Logger, error) {

@@ -117,6 +117,9 @@ func runConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if plan.Options.Audio != "" {
+		defer os.Remove(plan.Options.Audio) // the soundtrack decoded for this run
+	}
 	log.Debug("plan", "plan", plan.String())
 	res, err := p.Run(jobCtx, plan, inputs, output, 0, show)
 	if err != nil && ctx.Err() == nil && errors.Is(jobCtx.Err(), context.DeadlineExceeded) {

@@ -32,13 +32,14 @@ func commands() map[string]command {
 		"convert":     {"turn images into a video: convert [flags] INPUT... OUTPUT", runConvert},
 		"models":      {"list the models and whether each can be loaded", runModels},
 		"doctor":      {"check ffmpeg, ONNX Runtime, the GPU and the models", runDoctor},
+		"nats-auth":   {"write the NATS users and job key of a cluster deployment: nats-auth DIR", runNATSAuth},
 		"healthcheck": {"exit 0 when the local server answers /healthz (for container health checks)", runHealthcheck},
 		"version":     {"print the version", runVersion},
 	}
 }
 
 // order is the order commands are listed in help.
-var order = []string{"serve", "convert", "models", "doctor", "healthcheck", "version"}
+var order = []string{"serve", "convert", "models", "doctor", "nats-auth", "healthcheck", "version"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

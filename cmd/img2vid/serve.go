@@ -42,7 +42,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	b.int(&c.QueueSize, "queue", "IMG2VID_QUEUE", 8, "jobs that may wait for a worker; beyond it uploads get 503")
 	b.dur(&c.JobTTL, "job-ttl", "IMG2VID_JOB_TTL", time.Hour, "how long a finished job's video is kept")
 	b.str(&c.WorkDir, "work-dir", "IMG2VID_WORK_DIR", filepath.Join(os.TempDir(), "img2vid"), "folder for the job store (queued jobs, images and videos; kept across restarts), uploads being received and running jobs")
-	b.str(&c.APIToken, "api-token", "IMG2VID_API_TOKEN", "", "when set, required on the API as 'Authorization: Bearer TOKEN'")
+	b.str(&c.APIToken, "api-token", "IMG2VID_API_TOKEN", "", "when set, required on the API and on /metrics (in every role) as 'Authorization: Bearer TOKEN'")
 	b.dur(&grace, "grace", "IMG2VID_GRACE", 20*time.Second, "on SIGTERM, how long running jobs may finish before they go back to the queue (they run after the next start)")
 	c.natsFlags(b)
 	b.int(&c.NATSReplicas, "nats-replicas", "IMG2VID_NATS_REPLICAS", 1, "replicas of the job stream and buckets (with --nats: 3 on a cluster of 3 or more)")
@@ -140,16 +140,16 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var handler http.Handler
 	var srv *server.Server
 	if c.Role == roleWorker {
-		handler, err = probeHandler(registry, ready)
+		handler, err = probeHandler(registry, ready, c.APIToken)
 		if err != nil {
 			return err
 		}
 	} else {
 		srv, err = server.New(server.Config{
 			Jobs: sys, Catalog: rt, Logger: log, WorkDir: filepath.Join(c.WorkDir, "uploads"),
-			Token: c.APIToken, Limits: lim, Registry: registry, ProbeAudio: conv.ProbeAudio, Ready: ready,
+			Token: c.APIToken, Limits: lim, Registry: registry, ProbeAudio: conv.ProbeAudio, Ready: ready, Warnings: c.natsWarnings(),
 			UploadIdle: c.UploadIdle, DownloadIdle: c.DownloadIdle, AllowedOrigins: c.AllowedOrigins,
-			AllowedHosts: servedHosts(c.ServerName, c.AllowedHosts), TrustedProxies: c.TrustedProxies,
+			AllowedHosts: c.AllowedHosts, TrustedProxies: c.TrustedProxies,
 		})
 		if err != nil {
 			return err
@@ -168,7 +168,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		"role", c.Role, "nats", cmp.Or(jobs.RedactURLs(c.NATS), "in this process"),
 		"workers", c.Workers, "queue", c.QueueSize, "job_ttl", c.JobTTL, "work_dir", c.WorkDir,
 		"token", c.APIToken != "", "limits", limitsText(lim), "upload_idle", c.UploadIdle, "download_idle", c.DownloadIdle,
-		"allowed_origins", c.AllowedOrigins, "allowed_hosts", servedHosts(c.ServerName, c.AllowedHosts), "trusted_proxies", c.TrustedProxies)
+		"allowed_origins", c.AllowedOrigins, "allowed_hosts", c.AllowedHosts, "trusted_proxies", c.TrustedProxies)
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
 	fmt.Fprintf(stderr, "img2vid is running at http://%s/\n", displayAddr(ln.Addr()))
@@ -235,6 +235,14 @@ func (c *config) openJobs(ctx context.Context, log *slog.Logger, cfg jobs.Config
 		}
 		return local.System, local.Worker, func() { local.Stop(now) }, nil
 	}
+	if c.JobKey != "" {
+		if cfg.Key, err = jobs.ReadKey(c.JobKey); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	for _, w := range c.natsWarnings() {
+		log.Warn("INSECURE: " + w)
+	}
 	nc, err := jobs.Connect(c.NATS, c.natsAuth(), log)
 	if err != nil {
 		return nil, nil, nil, err
@@ -277,8 +285,10 @@ func (c *config) openJobs(ctx context.Context, log *slog.Logger, cfg jobs.Config
 
 // probeHandler is all a worker serves over HTTP: health, readiness (the
 // job system, ffmpeg and the runtime) and metrics, with the Go and
-// process series the API's metrics also have.
-func probeHandler(registry *prometheus.Registry, ready func(context.Context) error) (http.Handler, error) {
+// process series the API's metrics also have. The metrics need the API
+// token when one is set, as the API's do: they tell how busy the cluster
+// is and what it runs.
+func probeHandler(registry *prometheus.Registry, ready func(context.Context) error, token string) (http.Handler, error) {
 	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := registry.Register(c); err != nil {
 			return nil, fmt.Errorf("registering worker metrics: %w", err)
@@ -300,7 +310,7 @@ func probeHandler(registry *prometheus.Registry, ready func(context.Context) err
 		}
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", server.RequireToken(token, promhttp.HandlerFor(registry, promhttp.HandlerOpts{})))
 	return mux, nil
 }
 
