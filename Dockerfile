@@ -208,8 +208,8 @@ LABEL org.opencontainers.image.title="img2vid-gpu" \
       org.opencontainers.image.revision="${REVISION}"
 RUN groupadd --gid 10001 img2vid \
  && useradd --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
- && mkdir -p /input /output /models /var/lib/img2vid \
- && chown img2vid:img2vid /output /models /var/lib/img2vid \
+ && mkdir -p /input /output /models /var/lib/img2vid /etc/img2vid/nats-auth \
+ && chown img2vid:img2vid /output /models /var/lib/img2vid /etc/img2vid/nats-auth \
  && chmod 0700 /var/lib/img2vid
 COPY --from=ffmpeg /usr/bin/tini-static /usr/bin/tini
 COPY --from=ffmpeg /opt/ffmpeg/bin/ffmpeg /usr/local/bin/ffmpeg
@@ -263,8 +263,8 @@ LABEL org.opencontainers.image.title="img2vid" \
 # A fixed uid, so operators can chown a bind-mounted output folder to it.
 RUN groupadd --gid 10001 img2vid \
  && useradd --uid 10001 --gid img2vid --home-dir /var/lib/img2vid --no-create-home --shell /usr/sbin/nologin img2vid \
- && mkdir -p /input /output /models /var/lib/img2vid \
- && chown img2vid:img2vid /output /models /var/lib/img2vid \
+ && mkdir -p /input /output /models /var/lib/img2vid /etc/img2vid/nats-auth \
+ && chown img2vid:img2vid /output /models /var/lib/img2vid /etc/img2vid/nats-auth \
  && chmod 0700 /var/lib/img2vid
 # tini is PID 1 so ffmpeg children of a cancelled job are reaped and SIGTERM
 # reaches img2vid, which stops gracefully.

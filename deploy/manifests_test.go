@@ -21,8 +21,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,7 +44,17 @@ type manifests struct {
 	deployments  []*appsv1.Deployment
 	statefulSets []*appsv1.StatefulSet
 	budgets      []*policyv1.PodDisruptionBudget
+	policies     []*networkingv1.NetworkPolicy
 	scaled       []*scaledObject
+	// secrets are the kustomizations' secret generators, by name.
+	secrets map[string]secretGenerator
+}
+
+// secretGenerator is one entry of a kustomization's secretGenerator.
+type secretGenerator struct {
+	Name      string   `json:"name"`
+	Namespace string   `json:"namespace"`
+	Files     []string `json:"files"`
 }
 
 // scaledObject is the part of KEDA's ScaledObject (keda.sh/v1alpha1) the
@@ -73,9 +85,10 @@ var kedaJetStreamFields = []string{"natsServerMonitoringEndpoint", "account", "s
 
 // kustomization is the part of a kustomization.yaml the manifests use.
 type kustomization struct {
-	APIVersion string   `json:"apiVersion"`
-	Kind       string   `json:"kind"`
-	Resources  []string `json:"resources"`
+	APIVersion      string            `json:"apiVersion"`
+	Kind            string            `json:"kind"`
+	Resources       []string          `json:"resources"`
+	SecretGenerator []secretGenerator `json:"secretGenerator"`
 }
 
 // load reads the kustomization in dir and every file it lists (recursing
@@ -86,6 +99,12 @@ func load(t *testing.T, dir string, m *manifests) {
 	strict(t, filepath.Join(dir, "kustomization.yaml"), mustRead(t, filepath.Join(dir, "kustomization.yaml")), &k)
 	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
 		t.Fatalf("%s: apiVersion %q kind %q", dir, k.APIVersion, k.Kind)
+	}
+	for _, g := range k.SecretGenerator {
+		if m.secrets == nil {
+			m.secrets = map[string]secretGenerator{}
+		}
+		m.secrets[g.Name] = g
 	}
 	listed := map[string]bool{}
 	for _, r := range k.Resources {
@@ -145,6 +164,8 @@ func decode(t *testing.T, where string, doc []byte, m *manifests) {
 		m.statefulSets = append(m.statefulSets, strictAs[appsv1.StatefulSet](t, where, doc))
 	case "policy/v1 PodDisruptionBudget":
 		m.budgets = append(m.budgets, strictAs[policyv1.PodDisruptionBudget](t, where, doc))
+	case "networking.k8s.io/v1 NetworkPolicy":
+		m.policies = append(m.policies, strictAs[networkingv1.NetworkPolicy](t, where, doc))
 	case "keda.sh/v1alpha1 ScaledObject":
 		m.scaled = append(m.scaled, strictAs[scaledObject](t, where, doc))
 	default:
@@ -382,6 +403,9 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	for _, o := range m.budgets {
 		add("PodDisruptionBudget", o.ObjectMeta)
+	}
+	for _, o := range m.policies {
+		add("NetworkPolicy", o.ObjectMeta)
 	}
 	for _, o := range m.scaled {
 		add("ScaledObject", o.Metadata)
@@ -629,13 +653,28 @@ func TestKubernetesManifests(t *testing.T) {
 		for _, p := range c.Ports {
 			ports[p.Name] = int(p.ContainerPort)
 		}
-		// The server's own configuration parser, as each pod runs it.
+		// The server's own configuration parser, as each pod runs it: the
+		// ConfigMap's file where it is mounted, and the users' Secret where
+		// it is, holding what nats-auth writes.
+		root := t.TempDir()
+		confPath := filepath.Join(root, configFile)
+		authMount := natsAuthMount(t, pod, mounts, m)
+		writeFile(t, confPath, conf)
+		users := authUsers(t)
+		auth, err := jobs.AuthConfig(users)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(root, authMount, "auth.conf"), auth)
 		for i := range int(*natsSet.Spec.Replicas) {
 			pod := fmt.Sprintf("%s-%d", natsSet.Name, i)
 			t.Setenv("POD_NAME", pod)
-			var o server.Options
-			if err := o.ProcessConfigString(conf); err != nil {
+			o, err := server.ProcessConfigFile(confPath)
+			if err != nil {
 				t.Fatalf("nats.conf: %v", err)
+			}
+			if len(o.Nkeys) != len(users) || o.NoAuthUser != "" {
+				t.Errorf("nats.conf on %s: %d users, no-auth user %q; want exactly img2vid's %d", pod, len(o.Nkeys), o.NoAuthUser, len(users))
 			}
 			if o.ServerName != pod || !o.JetStream || o.StoreDir != data || o.Port != ports["client"] ||
 				o.Cluster.Port != ports["cluster"] || o.HTTPPort != ports["monitor"] {
@@ -708,6 +747,8 @@ func TestComposeCluster(t *testing.T) {
 			Image       string            `json:"image"`
 			Command     []string          `json:"command"`
 			Environment map[string]string `json:"environment"`
+			Volumes     []string          `json:"volumes"`
+			DependsOn   any               `json:"depends_on"`
 			Build       struct {
 				Target string `json:"target"`
 			} `json:"build"`
@@ -732,9 +773,13 @@ func TestComposeCluster(t *testing.T) {
 	}
 	settings := settingsRead(t)
 	for _, profile := range []string{"cluster", "cluster-gpu"} {
-		var natsServers, apis, workers []string
+		var natsServers, apis, workers, authMakers []string
 		for name, s := range compose.Services {
 			if len(s.Profiles) == 0 || !slices.Contains(s.Profiles, profile) {
+				continue
+			}
+			if slices.Contains(s.Command, "nats-auth") {
+				authMakers = append(authMakers, name)
 				continue
 			}
 			for k := range s.Environment {
@@ -764,6 +809,47 @@ func TestComposeCluster(t *testing.T) {
 			}
 		}
 		slices.Sort(natsServers)
+		// One service makes the users into a volume before anything
+		// starts; every NATS server takes its users from it, every img2vid
+		// process its own role's user and the job key.
+		if len(authMakers) != 1 {
+			t.Fatalf("profile %s: services running nats-auth %v, want one", profile, authMakers)
+		}
+		maker := compose.Services[authMakers[0]]
+		volume, _, _ := strings.Cut(volumeOf(maker.Volumes, maker.Command[len(maker.Command)-1]), ":")
+		if volume == "" {
+			t.Fatalf("compose %s: %s writes into no volume", authMakers[0], maker.Command[len(maker.Command)-1])
+		}
+		mountOf := func(name string) string {
+			for _, v := range compose.Services[name].Volumes {
+				if src, rest, _ := strings.Cut(v, ":"); src == volume {
+					dst, mode, _ := strings.Cut(rest, ":")
+					if mode != "ro" {
+						t.Errorf("compose %s mounts %s writable", name, volume)
+					}
+					return dst
+				}
+			}
+			t.Errorf("compose %s does not mount the %s volume", name, volume)
+			return ""
+		}
+		for _, n := range natsServers {
+			cmd := compose.Services[n].Command
+			if i := slices.Index(cmd, "--config"); i < 0 || cmd[i+1] != mountOf(n)+"/nats/auth.conf" {
+				t.Errorf("compose %s: command %v, want --config %s/nats/auth.conf (nats-auth's)", n, cmd, mountOf(n))
+			}
+			if !strings.Contains(fmt.Sprint(compose.Services[n].DependsOn), authMakers[0]) {
+				t.Errorf("compose %s does not wait for %s", n, authMakers[0])
+			}
+		}
+		for _, group := range [][]string{apis, workers} {
+			for _, name := range group {
+				e, dir := compose.Services[name].Environment, mountOf(name)+"/"+compose.Services[name].Environment["IMG2VID_ROLE"]
+				if e["IMG2VID_NATS_NKEY"] != dir+"/nats.nk" || e["IMG2VID_JOB_KEY"] != dir+"/job.key" {
+					t.Errorf("compose %s: IMG2VID_NATS_NKEY %q, IMG2VID_JOB_KEY %q; want %s/nats.nk and %s/job.key", name, e["IMG2VID_NATS_NKEY"], e["IMG2VID_JOB_KEY"], dir, dir)
+				}
+			}
+		}
 		if len(natsServers) != 3 || len(apis) < 2 || len(workers) != 1 {
 			t.Errorf("profile %s: NATS %v, API %v, workers %v; want 3 NATS servers, 2 API replicas, one worker service", profile, natsServers, apis, workers)
 		}
@@ -808,6 +894,7 @@ func TestComposeServicesHardened(t *testing.T) {
 		Services map[string]struct {
 			CapDrop     []string          `json:"cap_drop"`
 			SecurityOpt []string          `json:"security_opt"`
+			Command     []string          `json:"command"`
 			Environment map[string]string `json:"environment"`
 			Build       struct {
 				Target string `json:"target"`
@@ -824,7 +911,7 @@ func TestComposeServicesHardened(t *testing.T) {
 		if !slices.Equal(s.CapDrop, []string{"ALL"}) || !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
 			t.Errorf("compose %s: cap_drop %q, security_opt %q; want [ALL] and no-new-privileges:true", name, s.CapDrop, s.SecurityOpt)
 		}
-		if s.Build.Target != "nats" && s.Environment["IMG2VID_ROLE"] != "worker" &&
+		if s.Build.Target != "nats" && s.Environment["IMG2VID_ROLE"] != "worker" && !slices.Contains(s.Command, "nats-auth") &&
 			s.Environment["IMG2VID_ALLOWED_HOSTS"] != "${IMG2VID_ALLOWED_HOSTS:-}" {
 			t.Errorf("compose %s serves the API with IMG2VID_ALLOWED_HOSTS %q, want it from the environment", name, s.Environment["IMG2VID_ALLOWED_HOSTS"])
 		}
@@ -859,4 +946,143 @@ func TestKubernetesAPIAllowsItsServiceNames(t *testing.T) {
 	if !found {
 		t.Error("no Service selects an API Deployment")
 	}
+}
+
+// writeFile writes data into path, making its folder.
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// authUsers are an API and a worker user with fresh keys.
+func authUsers(t *testing.T) []jobs.AuthUser {
+	t.Helper()
+	var users []jobs.AuthUser
+	for _, role := range []string{jobs.RoleAPI, jobs.RoleWorker} {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, jobs.AuthUser{Role: role, NKey: pub})
+	}
+	return users
+}
+
+// natsAuthMount is where the NATS pods mount the users' Secret, which the
+// kustomization generates from nats-auth's auth.conf.
+func natsAuthMount(t *testing.T, pod corev1.PodSpec, mounts map[string]corev1.VolumeMount, m manifests) string {
+	t.Helper()
+	for _, v := range pod.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		g, ok := m.secrets[v.Secret.SecretName]
+		if !ok || !slices.Equal(g.Files, []string{"auth.conf=nats-auth/nats/auth.conf"}) {
+			t.Fatalf("nats: Secret %q is not generated from nats-auth/nats/auth.conf (%+v)", v.Secret.SecretName, g)
+		}
+		return mounts[v.Name].MountPath
+	}
+	t.Fatal("nats: no Secret of users is mounted")
+	return ""
+}
+
+// NATS is locked in the cluster: every pod goes without a service-account
+// token; each img2vid role mounts its own user's Secret, made from what
+// nats-auth writes, and is pointed at its seed and the job key; only
+// img2vid's pods reach the client port, only NATS the route port, only
+// KEDA's namespace the unauthenticated monitoring port.
+func TestKubernetesNATSLocked(t *testing.T) {
+	var m manifests
+	load(t, "kubernetes/keda", &m)
+	for name, pod := range m.workloads() {
+		if a := pod.Spec.AutomountServiceAccountToken; a == nil || *a {
+			t.Errorf("%s: automountServiceAccountToken must be false", name)
+		}
+	}
+	for _, d := range m.deployments {
+		role := d.Spec.Template.Labels["app.kubernetes.io/component"]
+		secret := "img2vid-" + role + "-nats"
+		g, ok := m.secrets[secret]
+		want := []string{"nats.nk=nats-auth/" + role + "/nats.nk", "job.key=nats-auth/" + role + "/job.key"}
+		if !ok || g.Namespace != d.Namespace || !slices.Equal(g.Files, want) {
+			t.Errorf("%s: secret generator %s is %+v, want %v in namespace %s", d.Name, secret, g, want, d.Namespace)
+		}
+		pod := d.Spec.Template.Spec
+		c := pod.Containers[0]
+		var mount string
+		for _, v := range pod.Volumes {
+			if v.Secret != nil && v.Secret.SecretName == secret {
+				for _, vm := range c.VolumeMounts {
+					if vm.Name == v.Name && vm.ReadOnly {
+						mount = vm.MountPath
+					}
+				}
+				if mode := v.Secret.DefaultMode; mode == nil || *mode&0o007 != 0 {
+					t.Errorf("%s: Secret %s readable by others (defaultMode %v)", d.Name, secret, mode)
+				}
+			}
+		}
+		if mount == "" {
+			t.Errorf("%s: Secret %s is not mounted read-only", d.Name, secret)
+			continue
+		}
+		for envName, file := range map[string]string{"IMG2VID_NATS_NKEY": "nats.nk", "IMG2VID_JOB_KEY": "job.key"} {
+			if v, _ := env(c, envName); v != filepath.Join(mount, file) {
+				t.Errorf("%s: %s=%q, want %s", d.Name, envName, v, filepath.Join(mount, file))
+			}
+		}
+	}
+	if len(m.policies) != 1 {
+		t.Fatalf("%d NetworkPolicies, want 1 (NATS)", len(m.policies))
+	}
+	p := m.policies[0].Spec
+	if p.PodSelector.MatchLabels["app.kubernetes.io/name"] != "nats" || !slices.Equal(p.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("NetworkPolicy selects %v for %v, want the NATS pods' ingress", p.PodSelector, p.PolicyTypes)
+	}
+	from := map[string]string{}
+	for _, rule := range p.Ingress {
+		if len(rule.Ports) != 1 || len(rule.From) != 1 {
+			t.Fatalf("NetworkPolicy rule %+v: want one port from one peer", rule)
+		}
+		peer := rule.From[0]
+		who := ""
+		switch {
+		case peer.PodSelector != nil && peer.NamespaceSelector == nil:
+			sel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"img2vid-api", "img2vid-worker", "nats", "other"} {
+				if sel.Matches(labels.Set{"app.kubernetes.io/name": name}) {
+					who += name + " "
+				}
+			}
+		case peer.NamespaceSelector != nil && peer.PodSelector == nil:
+			who = "namespace " + peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]
+		}
+		from[rule.Ports[0].Port.String()] = strings.TrimSpace(who)
+	}
+	want := map[string]string{"client": "img2vid-api img2vid-worker", "cluster": "nats", "monitor": "namespace keda"}
+	if fmt.Sprint(from) != fmt.Sprint(want) {
+		t.Errorf("NATS ports open to %v, want %v", from, want)
+	}
+}
+
+// volumeOf returns the volume entry ("name:path[:mode]") mounted at path.
+func volumeOf(volumes []string, path string) string {
+	for _, v := range volumes {
+		if _, rest, ok := strings.Cut(v, ":"); ok && strings.Split(rest, ":")[0] == path {
+			return v
+		}
+	}
+	return ""
 }

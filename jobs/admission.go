@@ -34,6 +34,8 @@ const (
 	holdFor    = time.Minute
 	renewEvery = holdFor / 3
 	overlap    = 10 * time.Second
+	// markerTTL is how long the marker of a list that went empty stays.
+	markerTTL = time.Second
 )
 
 // place is one job's claim on a limit.
@@ -99,7 +101,7 @@ func (s *System) Admit(ctx context.Context, ask Ask) (*Admission, error) {
 		return nil, fmt.Errorf("admission: job id %.40q is not a plain id", ask.ID)
 	}
 	until := time.Now().Add(holdFor)
-	clientKey := clientKeyPrefix + hex.EncodeToString([]byte(ask.Client))
+	clientKey := clientKeyOf(ask.Client)
 	err := s.claim(ctx, clientKey, ask, until, func(kept []place) error {
 		if img2vid.Over(len(kept)+1, ask.PerClient) {
 			return &Refusal{Limit: img2vid.LimitJobsPerClient, Used: int64(len(kept))}
@@ -190,6 +192,13 @@ func (s *System) unclaim(ctx context.Context, key, id string) {
 	}
 }
 
+// dropPlaces drops an expired job's places, which would otherwise stay on
+// its client's list until the client came back.
+func (s *System) dropPlaces(ctx context.Context, st State) {
+	s.unclaim(ctx, clientKeyOf(st.Client), st.ID)
+	s.unclaim(ctx, allKey, st.ID)
+}
+
 // editPlace returns list with id's place changed by f, or dropped when f
 // is nil.
 func editPlace(list []place, id string, f func(*place)) []place {
@@ -230,9 +239,16 @@ func (s *System) rewrite(ctx context.Context, key string, edit func([]place) ([]
 		if err != nil {
 			return fmt.Errorf("encoding admission key %s: %w", key, err)
 		}
-		if rev == 0 {
+		switch {
+		case len(list) == 0 && rev == 0:
+			return nil
+		case len(list) == 0:
+			// An empty list goes, and its marker a moment later: nothing
+			// of a client is kept once its jobs are gone.
+			err = s.admission.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(markerTTL))
+		case rev == 0:
 			_, err = s.admission.Create(ctx, key, b)
-		} else {
+		default:
 			_, err = s.admission.Update(ctx, key, b, rev)
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSequence(err) {
@@ -283,8 +299,12 @@ func (a *Admission) set(until time.Time, bytes int64) {
 
 // keys are the admission keys the upload holds a place in.
 func (a *Admission) keys() []string {
-	return []string{clientKeyPrefix + hex.EncodeToString([]byte(a.ask.Client)), allKey}
+	return []string{clientKeyOf(a.ask.Client), allKey}
 }
+
+// clientKeyOf is the admission key of client's list: its address in hex,
+// which holds only characters a key may.
+func clientKeyOf(client string) string { return clientKeyPrefix + hex.EncodeToString([]byte(client)) }
 
 // end stops the renewal, once.
 func (a *Admission) end() bool {

@@ -447,6 +447,7 @@ func (s *System) expire(ctx context.Context, now time.Time) {
 			continue
 		}
 		s.board.remove(st.ID)
+		s.dropPlaces(ctx, st)
 		s.log.Debug("job expired", "job", st.ID)
 		purged = true
 	}

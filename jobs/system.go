@@ -167,7 +167,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 		Replicas:    cfg.Replicas,
 		// A client's list that nobody rewrote for this long holds only
 		// places of jobs that have ended.
-		TTL: cfg.TTL + holdFor,
+		TTL:            cfg.TTL + holdFor,
+		LimitMarkerTTL: markerTTL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", admissionBucket, err)

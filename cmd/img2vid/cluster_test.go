@@ -93,7 +93,7 @@ func TestServeOnANATSCluster(t *testing.T) {
 		waitPort(t, p)
 	}
 	url := strings.Join(urls, ",")
-	common := []string{"--nats", url, "--nats-replicas", "3", "--max-jobs-per-client", "0", "--queue", "64"}
+	common := []string{"--nats", url, "--nats-replicas", "3", "--max-jobs-per-client", "0", "--max-streams-per-client", "0", "--queue", "64"}
 	doomed, _ := startServe(t, append(common, "--role", "worker", "--work-dir", t.TempDir())...)
 	_, apiA := startServe(t, append(common, "--role", "api", "--work-dir", t.TempDir())...)
 	_, apiB := startServe(t, append(common, "--role", "api", "--work-dir", t.TempDir())...)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,8 +13,11 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"io"
 	"math/big"
+	"mime/multipart"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,5 +253,107 @@ resolver_preload: { %s: %q, %s: %q }
 			!strings.Contains(string(out), tc.says) {
 			t.Errorf("serve with %s: %v\n%s\nwant a non-zero exit naming %s and saying %q", tc.name, err, out, url, tc.says)
 		}
+	}
+}
+
+// What img2vid nats-auth writes locks a real nats-server as a cluster
+// deployment does (TLS, and its users by role): an API replica and a
+// worker, each with its own role's seed and the shared job key, run a job
+// end to end with no insecurity reported; a worker's seed cannot serve as
+// an API replica's; nats-auth overwrites no credentials it made before.
+func TestServeWithNATSAuthUsers(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	bin := natsServer(t)
+	dir := t.TempDir()
+	auth := filepath.Join(dir, "auth")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nauth := func(flags ...string) ([]byte, error) {
+		cmd := exec.Command(exe, append(append([]string{"nats-auth"}, flags...), auth)...)
+		cmd.Env = append(os.Environ(), "IMG2VID_TEST_MAIN=1")
+		return cmd.CombinedOutput()
+	}
+	if out, err := nauth(); err != nil {
+		t.Fatalf("nats-auth: %v\n%s", err, out)
+	}
+	if out, err := nauth(); err == nil || !strings.Contains(string(out), "exists already") {
+		t.Errorf("nats-auth over its own credentials: %v\n%s\nwant it refused", err, out)
+	}
+	if out, err := nauth("--keep"); err != nil || !strings.Contains(string(out), "kept") {
+		t.Errorf("nats-auth --keep over its own credentials: %v\n%s\nwant them kept", err, out)
+	}
+	for _, f := range []string{"api/nats.nk", "worker/nats.nk", "api/job.key", "worker/job.key"} {
+		if fi, err := os.Stat(filepath.Join(auth, f)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v %v, want a file only its owner reads", f, fi, err)
+		}
+	}
+	ca := newTestCA(t, dir, "ca")
+	certFile, keyFile := ca.serverCert(t, dir)
+	port := freePort(t)
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, `listen: "127.0.0.1:%d"
+jetstream { store_dir: %q }
+tls { cert_file: %q, key_file: %q }
+include "auth/nats/auth.conf"
+`, port, filepath.Join(dir, "js"), certFile, keyFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "-c", conf, "-t").CombinedOutput(); err != nil {
+		t.Fatalf("nats-server refuses the configuration nats-auth made: %v\n%s", err, out)
+	}
+	srv := exec.Command(bin, "-c", conf)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
+	waitPort(t, port)
+	url := fmt.Sprintf("tls://127.0.0.1:%d", port)
+	as := func(role string) []string {
+		return []string{"--nats", url, "--nats-ca", ca.file, "--role", role,
+			"--nats-nkey", filepath.Join(auth, role, "nats.nk"), "--job-key", filepath.Join(auth, role, "job.key")}
+	}
+	_, base := startServe(t, as("api")...)
+	startServe(t, as("worker")...)
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "warnings") {
+		t.Errorf("/readyz of an API replica with its user and the job key reports %s", body)
+	}
+	id := postImages(t, base, []image.Image{testimage.Solid(64, 48, color.NRGBA{160, 0, 0, 255}), testimage.Solid(64, 48, color.NRGBA{0, 0, 160, 255})}, nil)
+	var j restartJob
+	waitUntil(t, "the job to end", time.Minute, func() bool { j, _ = getJob(t, base, id); return j.Status == "done" || j.Status == "failed" })
+	if j.Status != "done" {
+		t.Fatalf("job on NATS locked by nats-auth ended %s (%+v)", j.Status, j.Error)
+	}
+	checkVideo(t, base+j.Video, 64, 48, 2)
+
+	// The worker's seed as an API replica's: it may not queue jobs, so a
+	// job posted to it never reaches the queue.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	args := as("api")
+	args[len(args)-3] = filepath.Join(auth, "worker", "nats.nk")
+	_, wrong := startServe(t, args...)
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	w, _ := mw.CreateFormFile("files", "a.png")
+	w.Write(testimage.PNG(t, testimage.Solid(64, 48, color.NRGBA{0, 160, 0, 255})))
+	mw.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, wrong+"/api/jobs", &form)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusAccepted {
+		t.Errorf("an API replica with a worker's user queued a job: %s", body)
 	}
 }

@@ -222,8 +222,8 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 			t.Errorf("stream %s holds %d messages (%d bytes) after the TTL, want none", name, info.State.Msgs, info.State.Bytes)
 		}
 	}
-	if seen != 4 {
-		t.Errorf("the job store has %d streams, want 4 (queue, states, uploads, videos)", seen)
+	if seen != 5 {
+		t.Errorf("the job store has %d streams, want 5 (queue, states, admission, uploads, videos)", seen)
 	}
 }
 
