@@ -341,6 +341,12 @@ cluster_check() {
 		local workers
 		workers=$(cluster_compose ps -q worker | wc -l)
 		check "cluster: $workers workers running" test "$workers" = 2
+		# The users nats-auth made lock NATS: a client without one, on the
+		# cluster's own network, is refused; the replicas report nothing insecure.
+		check "cluster: NATS refuses a client without a user (doctor on the cluster's network)" \
+			sh -c 'docker run --rm --label "$1" --network "$2_default" img2vid:latest doctor --nats nats://nats-1:4222 --device cpu 2>&1 | grep -qi "authorization violation"' _ "$label" "$cluster_project"
+		check "cluster: the API replicas report nothing insecure (/readyz)" \
+			sh -c 'body=$(curl -fsS "$1/readyz") && ! printf %s "$body" | grep -q warnings' _ "$api1"
 	else
 		fail "cluster: API replicas ready"
 	fi
