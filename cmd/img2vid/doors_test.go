@@ -88,7 +88,7 @@ func TestServeOnEveryAddressRefusesDNSNames(t *testing.T) {
 func TestWorkerMetricsNeedTheToken(t *testing.T) {
 	ready := func(context.Context) error { return nil }
 	for _, token := range []string{"", "s3cret"} {
-		h, err := probeHandler(prometheus.NewRegistry(), ready, token)
+		h, err := probeHandler(prometheus.NewRegistry(), ready, token, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -94,7 +94,8 @@ func waitUntil(t *testing.T, what string, limit time.Duration, cond func() bool)
 // server: a job posted to the API runs on a worker and its video comes
 // from the API; the worker serves no API; a worker stopped with SIGTERM
 // hands its running job to another and exits 0; with NATS gone the API is
-// not ready, and it is again once NATS is back.
+// not ready, and it is again once NATS is back. A NATS with no users and
+// no job key is reported as insecure by both roles' /readyz.
 func TestServeRolesShareANATSServer(t *testing.T) {
 	testenv.NeedFFmpeg(t)
 	bin := natsServer(t)
@@ -104,6 +105,13 @@ func TestServeRolesShareANATSServer(t *testing.T) {
 	first, workerA := startServe(t, "--nats", url, "--role", "worker", "--work-dir", t.TempDir(), "--grace", "1s")
 	_, api := startServe(t, "--nats", url, "--role", "api", "--work-dir", t.TempDir())
 
+	for _, base := range []string{api, workerA} {
+		var body string
+		waitUntil(t, base+" ready", time.Minute, func() bool { code, b := getBody(t, base+"/readyz"); body = b; return code == http.StatusOK })
+		if !strings.Contains(body, "NATS is used without credentials") || !strings.Contains(body, "job messages are not signed") {
+			t.Errorf("/readyz of %s on an open NATS: %s, want both warnings", base, body)
+		}
+	}
 	small := []image.Image{testimage.Solid(64, 48, color.NRGBA{200, 0, 0, 255}), testimage.Solid(64, 48, color.NRGBA{0, 0, 200, 255})}
 	id := postImages(t, api, small, nil)
 	var j restartJob

@@ -140,7 +140,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var handler http.Handler
 	var srv *server.Server
 	if c.Role == roleWorker {
-		handler, err = probeHandler(registry, ready, c.APIToken)
+		handler, err = probeHandler(registry, ready, c.APIToken, c.natsWarnings())
 		if err != nil {
 			return err
 		}
@@ -287,8 +287,9 @@ func (c *config) openJobs(ctx context.Context, log *slog.Logger, cfg jobs.Config
 // job system, ffmpeg and the runtime) and metrics, with the Go and
 // process series the API's metrics also have. The metrics need the API
 // token when one is set, as the API's do: they tell how busy the cluster
-// is and what it runs.
-func probeHandler(registry *prometheus.Registry, ready func(context.Context) error, token string) (http.Handler, error) {
+// is and what it runs. A ready answer lists warnings, what the deployment
+// leaves insecure, as the API's does.
+func probeHandler(registry *prometheus.Registry, ready func(context.Context) error, token string, warnings []string) (http.Handler, error) {
 	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := registry.Register(c); err != nil {
 			return nil, fmt.Errorf("registering worker metrics: %w", err)
@@ -308,7 +309,11 @@ func probeHandler(registry *prometheus.Registry, ready func(context.Context) err
 			json.NewEncoder(w).Encode(map[string]string{"error": server.PublicReason(err), "code": img2vid.EUNAVAILABLE})
 			return
 		}
-		fmt.Fprintln(w, `{"status":"ready"}`)
+		body := map[string]any{"status": "ready"}
+		if len(warnings) > 0 {
+			body["warnings"] = warnings
+		}
+		json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", server.RequireToken(token, promhttp.HandlerFor(registry, promhttp.HandlerOpts{})))
 	return mux, nil
