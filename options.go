@@ -22,7 +22,28 @@ const (
 	FitContain = "contain" // scale to fit inside, letterbox the rest (black)
 	FitCover   = "cover"   // scale to fill, crop the overflow
 	FitStretch = "stretch" // scale to the canvas, ignoring aspect ratio
+	// FitBlur is contain over a blurred, dimmed copy of the image that
+	// fills the frame: mixed portrait and landscape photos without bars.
+	FitBlur = "blur"
 )
+
+// The box a video fits in when no size is set: 4K UHD, on its side for a
+// portrait first image. Larger videos are beyond what browsers and phones
+// decode in hardware; a larger first image is scaled down, never a smaller
+// one up.
+const (
+	PlayableLong  = 3840
+	PlayableShort = 2160
+)
+
+// SizeOriginal is the size option that keeps the first image's size,
+// however large (within MaxSide).
+const SizeOriginal = "original"
+
+// Aspects are the aspect ratio presets: landscape video, phone-screen
+// portrait (Reels, Shorts, TikTok), square, portrait feed posts, and two
+// photo shapes.
+var Aspects = []string{"16:9", "9:16", "1:1", "4:5", "4:3", "3:2"}
 
 // Ways to fit a soundtrack to the video.
 const (
@@ -51,9 +72,14 @@ type Options struct {
 	FPS    float64 // input images per second
 	FPSOut float64 // output frame rate; 0 means FPS x Interpolate
 	Format string  // FormatMP4, FormatWebM or FormatGIF; "" picks from the output name
-	Width  int     // canvas width; 0 takes the first image's (after FrameModel)
-	Height int     // canvas height; 0 takes the first image's (after FrameModel)
-	Fit    string  // FitContain, FitCover or FitStretch
+	// Width and Height are the canvas; 0x0 takes the first image's size
+	// (after FrameModel), scaled down to fit the playable box unless
+	// KeepSize (size=original) keeps it, or its height and Aspect's width.
+	Width    int
+	Height   int
+	KeepSize bool
+	Aspect   string // an Aspects preset ("16:9"); "" for the first image's
+	Fit      string // FitContain, FitCover, FitStretch or FitBlur
 	// Quality is a CRF-like value: 0 is best, 51 worst; 23 is a good default.
 	// It maps onto each codec's own scale.
 	Quality     int
@@ -160,8 +186,14 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "size must be at most %dx%d, got %dx%d", MaxSide, MaxSide, o.Width, o.Height)
 	case (o.Width == 0) != (o.Height == 0):
 		return Errorf(EINVALID, "size needs both width and height, got %dx%d", o.Width, o.Height)
-	case o.Fit != FitContain && o.Fit != FitCover && o.Fit != FitStretch:
-		return Errorf(EINVALID, "fit must be contain, cover or stretch, got %q", o.Fit)
+	case o.Fit != FitContain && o.Fit != FitCover && o.Fit != FitStretch && o.Fit != FitBlur:
+		return Errorf(EINVALID, "fit must be contain, cover, stretch or blur, got %q", o.Fit)
+	case o.Aspect != "" && !slices.Contains(Aspects, o.Aspect):
+		return Errorf(EINVALID, "aspect must be one of %s, got %q", strings.Join(Aspects, ", "), o.Aspect)
+	case o.Aspect != "" && (o.Width != 0 || o.KeepSize):
+		return Errorf(EINVALID, "set size or aspect, not both: a size fixes the aspect already")
+	case o.KeepSize && o.Width != 0:
+		return Errorf(EINVALID, "size is either WxH or original, not both")
 	case o.Quality < 0 || o.Quality > MaxQuality:
 		return Errorf(EINVALID, "quality must be between 0 (best) and %d, got %d", MaxQuality, o.Quality)
 	case !slices.Contains(x264Presets, o.Preset):
@@ -229,15 +261,27 @@ var OptionTable = []OptionSpec{
 		get: func(o *Options) string { return formatFloat(o.FPSOut) }, set: floatOption("fps_out", func(o *Options) *float64 { return &o.FPSOut })},
 	{Name: "format", Type: "string", Enum: []string{FormatMP4, FormatWebM, FormatGIF}, Usage: "mp4, webm or gif (default from the output's name, else mp4)",
 		get: func(o *Options) string { return o.Format }, set: func(o *Options, s string) error { o.Format = s; return nil }},
-	{Name: "size", Type: "string", Usage: "video size WxH, e.g. 1280x720 (default the first image's, after the frame model)",
+	{Name: "size", Type: "string", Usage: "video size WxH, e.g. 1280x720, or original: the first image's (default the first image's, after the frame model, scaled down to fit within 3840x2160 or 2160x3840)",
 		get: func(o *Options) string {
-			if o.Width == 0 {
+			switch {
+			case o.KeepSize:
+				return SizeOriginal
+			case o.Width == 0:
 				return ""
 			}
 			return strconv.Itoa(o.Width) + "x" + strconv.Itoa(o.Height)
 		},
-		set: func(o *Options, s string) (err error) { o.Width, o.Height, err = ParseSize(s); return err }},
-	{Name: "fit", Type: "string", Enum: []string{FitContain, FitCover, FitStretch}, Usage: "how images fill the size: contain (letterbox), cover (crop) or stretch",
+		set: func(o *Options, s string) (err error) {
+			if o.KeepSize = strings.EqualFold(strings.TrimSpace(s), SizeOriginal); o.KeepSize {
+				o.Width, o.Height = 0, 0
+				return nil
+			}
+			o.Width, o.Height, err = ParseSize(s)
+			return err
+		}},
+	{Name: "aspect", Type: "string", Enum: Aspects, Usage: "aspect ratio preset W:H, instead of size: the first image's height (within 3840x2160), the width the preset gives",
+		get: func(o *Options) string { return o.Aspect }, set: func(o *Options, s string) error { o.Aspect = s; return nil }},
+	{Name: "fit", Type: "string", Enum: []string{FitContain, FitCover, FitStretch, FitBlur}, Usage: "how images fill the size: contain (letterbox), cover (crop), stretch, or blur (contain, over a blurred copy filling the frame)",
 		get: func(o *Options) string { return o.Fit }, set: func(o *Options, s string) error { o.Fit = s; return nil }},
 	{Name: "quality", Type: "integer", Min: 0, Max: MaxQuality, Bounded: true, Usage: "CRF-like quality, 0 (best, largest) to 51 (worst)",
 		get: func(o *Options) string { return strconv.Itoa(o.Quality) }, set: intOption("quality", func(o *Options) *int { return &o.Quality })},

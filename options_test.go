@@ -91,7 +91,10 @@ func TestParseOptionsRejects(t *testing.T) {
 		{[]string{"size", "big"}, `size must look like 1280x720, got "big"`},
 		{[]string{"size", "0x10"}, "size must look like"},
 		{[]string{"size", "9000x9000"}, "size must be at most 8192x8192"},
-		{[]string{"fit", "zoom"}, "fit must be contain, cover or stretch"},
+		{[]string{"fit", "zoom"}, "fit must be contain, cover, stretch or blur"},
+		{[]string{"aspect", "2:1"}, "aspect must be one of 16:9, 9:16"},
+		{[]string{"aspect", "9:16", "size", "1080x1920"}, "set size or aspect, not both"},
+		{[]string{"aspect", "9:16", "size", "original"}, "set size or aspect, not both"},
 		{[]string{"quality", "99"}, "quality must be between 0 (best) and 51"},
 		{[]string{"preset", "; rm -rf /"}, "preset must be one of"},
 		{[]string{"dedupe", "maybe"}, "dedupe must be true or false"},
@@ -157,10 +160,19 @@ func TestOptionTableRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// aspect and size exclude each other: aspect is set in a second set.
+	shaped, err := ParseOptions(form("aspect", "9:16", "fit", "blur"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(k string) string { spec, _ := OptionByName(k); return spec.Get(&shaped) }
+	if back, err := ParseOptions(get); err != nil || back != shaped {
+		t.Errorf("round trip of aspect and blur: %+v, %v\nwant %+v", back, err, shaped)
+	}
 	fields := map[string]string{}
 	for _, spec := range OptionTable {
 		fields[spec.Name] = spec.Get(&o)
-		if fields[spec.Name] == spec.Get(&Options{}) && spec.Type != "boolean" {
+		if fields[spec.Name] == spec.Get(&Options{}) && spec.Get(&shaped) == spec.Get(&Options{}) && spec.Type != "boolean" {
 			t.Errorf("option %s reads the same from set and zero options: its get is not wired to its field", spec.Name)
 		}
 		if spec.Flag() != strings.ReplaceAll(spec.Name, "_", "-") {

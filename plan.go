@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -158,6 +159,12 @@ func MakePlan(j Job) (Plan, error) {
 	if p.FitWidth == 0 {
 		p.FitWidth, p.FitHeight = j.Images[0].Width*scale, j.Images[0].Height*scale
 		sizedBy = j.Images[0].Label + ": "
+		if o.Aspect != "" {
+			p.FitWidth = aspectWidth(p.FitHeight, o.Aspect)
+		}
+		if !o.KeepSize {
+			p.FitWidth, p.FitHeight = Playable(p.FitWidth, p.FitHeight)
+		}
 	}
 	p.Width, p.Height = p.FitWidth+p.FitWidth%2, p.FitHeight+p.FitHeight%2
 	if p.Width > MaxSide || p.Height > MaxSide {
@@ -196,6 +203,31 @@ func MakePlan(j Job) (Plan, error) {
 			p.Memory.Peak>>20, p.Width, p.Height, interpolationNote(o))
 	}
 	return p, nil
+}
+
+// Playable returns w x h scaled down, aspect kept, to fit within the
+// playable box (PlayableLong x PlayableShort, on its side for a portrait
+// size), with even sides; a size within it is returned as it is.
+func Playable(w, h int) (int, int) {
+	long, short := PlayableLong, PlayableShort
+	if h > w {
+		long, short = short, long
+	}
+	if w <= long && h <= short {
+		return w, h
+	}
+	s := min(float64(long)/float64(w), float64(short)/float64(h))
+	even := func(v float64) int { return max(2, 2*int(math.Round(v/2))) }
+	return min(even(float64(w)*s), long), min(even(float64(h)*s), short)
+}
+
+// aspectWidth is the width that makes a frame of height h the aspect
+// preset's shape, rounded to even.
+func aspectWidth(h int, aspect string) int {
+	ws, hs, _ := strings.Cut(aspect, ":")
+	aw, _ := strconv.Atoi(ws)
+	ah, _ := strconv.Atoi(hs)
+	return max(2, 2*int(math.Round(float64(h)*float64(aw)/float64(ah)/2)))
 }
 
 // Check reports whether the plan holds where it is about to run, when it

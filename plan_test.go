@@ -196,3 +196,41 @@ func TestPlanCheck(t *testing.T) {
 		}
 	}
 }
+
+// Without a size the video fits the playable box (4K, on its side for a
+// portrait first image), aspect kept, even sides, never scaled up;
+// size=original keeps the first image's; an aspect preset takes the first
+// image's height and the preset's width, then fits the box.
+func TestPlanSizeThatPlaysEverywhere(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		w, h         int
+		edit         func(*Options)
+		wantW, wantH int
+	}{
+		{"48-megapixel landscape", 8000, 6000, nil, 2880, 2160},
+		{"a portrait scan", 4956, 7014, nil, 2160, 3056},
+		{"square", 3000, 3000, nil, 2160, 2160},
+		{"1080p stays", 1920, 1080, nil, 1920, 1080},
+		{"small stays", 641, 480, nil, 642, 480},
+		{"original", 4000, 3000, func(o *Options) { o.KeepSize = true }, 4000, 3000},
+		{"12 megapixels", 4000, 3000, nil, 2880, 2160},
+		{"a given size", 8000, 6000, func(o *Options) { o.Width, o.Height = 1280, 720 }, 1280, 720},
+		{"9:16 of a landscape", 1920, 1080, func(o *Options) { o.Aspect = "9:16" }, 608, 1080},
+		{"1:1", 1920, 1080, func(o *Options) { o.Aspect = "1:1" }, 1080, 1080},
+		{"16:9 of a tall scan", 4956, 7014, func(o *Options) { o.Aspect = "16:9" }, 3840, 2160},
+	} {
+		p, err := MakePlan(planJob(2, tt.w, tt.h, func(j *Job) {
+			if tt.edit != nil {
+				tt.edit(&j.Options)
+			}
+		}))
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if p.Width != tt.wantW || p.Height != tt.wantH || p.FramePixels != int64(tt.wantW*tt.wantH) {
+			t.Errorf("%s (%dx%d): video %dx%d, want %dx%d", tt.name, tt.w, tt.h, p.Width, p.Height, tt.wantW, tt.wantH)
+		}
+	}
+}

@@ -67,3 +67,45 @@ func TestCanvasPlace(t *testing.T) {
 		t.Errorf("alpha composite = %v, want {128 128 128 255}", got)
 	}
 }
+
+// The blur fit puts the whole image in the middle, as contain does, over
+// a blurred and dimmed copy of it that fills the rest: no black bars.
+func TestCanvasPlaceBlur(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 90, 160)) // portrait, on a landscape frame
+	for y := range 160 {
+		for x := range 90 {
+			img.SetNRGBA(x, y, color.NRGBA{uint8(200 - y/2), uint8(x), 180, 255})
+		}
+	}
+	frame := Canvas{Width: 320, Height: 180, Fit: img2vid.FitBlur}.Place(img)
+	if b := frame.Bounds(); b.Dx() != 320 || b.Dy() != 180 {
+		t.Fatalf("frame %v", b)
+	}
+	inner := FitRect(90, 160, 320, 180, img2vid.FitContain)
+	for y := range 180 {
+		for x := range 320 {
+			c := frame.NRGBAAt(x, y)
+			if c.A != 255 || (int(c.R)+int(c.G)+int(c.B) < 60) {
+				t.Fatalf("pixel (%d,%d) is %v: a bar, not the blurred image", x, y, c)
+			}
+			if image.Pt(x, y).In(inner) {
+				continue
+			}
+			// Behind the image: dimmer than the image is anywhere near.
+			if c.B >= 180 {
+				t.Fatalf("background pixel (%d,%d) is %v, not dimmed", x, y, c)
+			}
+		}
+	}
+	mid := frame.NRGBAAt(inner.Min.X+45, inner.Min.Y+2)
+	if want := img.NRGBAAt(45, 2); absDiff(mid.R, want.R) > 12 || absDiff(mid.B, want.B) > 12 {
+		t.Errorf("the image itself: %v, want about %v", mid, want)
+	}
+}
+
+func absDiff(a, b uint8) int {
+	if a > b {
+		return int(a - b)
+	}
+	return int(b - a)
+}

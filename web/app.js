@@ -620,7 +620,8 @@ function settingsProblem() {
   const fpsMin = Number($("fps").min) || 0;
   const fpsMax = Number($("fps").max) || Infinity;
   const size = value("size");
-  if (size !== "" && !parseSize(size)) return { field: "size", text: `Size must look like 1280x720 (width x height), not "${size}".` };
+  if (size !== "" && size.toLowerCase() !== "original" && !parseSize(size)) return { field: "size", text: `Size must look like 1280x720 (width x height) or be "original", not "${size}".` };
+  if (size !== "" && $("aspect").value !== "") return { field: "aspect", text: `${labelOf($("aspect"))} and ${labelOf($("size"))} cannot both be set: a size fixes the shape already.` };
   if (fpsOut > 0 && fpsOut < fpsMin) return { field: "fps_out", text: `${labelOf($("fps_out"))} must be empty (automatic) or at least ${fpsMin}.` };
   if ((fpsOut || fps * interp) > fpsMax) return { field: "interpolate", text: `Images per second x smoothing makes ${fps * interp} frames per second, above ${fpsMax}; lower one, or set slow motion.` };
   if (audio && $("format").value === "gif") return { field: "format", text: "A GIF cannot carry sound: choose MP4 or WebM, or remove the soundtrack." };
