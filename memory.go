@@ -14,7 +14,8 @@ type Memory struct {
 	// for the encoder (for whole files, the largest file).
 	PerImage, PerFrame int64
 	// Held is the two frames the encoding loop holds outside the
-	// read-ahead: the one being written and the one before it.
+	// read-ahead: the one being written and the one before it; with
+	// transitions, also the frame they are drawn into.
 	Held int64
 	// Interpolation is the model's tensors and working memory, and the one
 	// in-between frame that exists at a time.
@@ -127,6 +128,9 @@ func estimateMemory(p Plan, images []Image) Memory {
 	}
 	m.ReadAhead = max(minReadAhead, m.PerImage+m.PerFrame)
 	m.Held = 2 * bytesNRGBA * fp
+	if p.Options.HasTransition() {
+		m.Held += bytesNRGBA * fp // the frame a transition is drawn into
+	}
 	if p.Options.Interpolates() {
 		// Both frames as tensors, the output tensor, the model's working
 		// memory, and one in-between frame.

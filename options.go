@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Output formats.
@@ -44,6 +45,18 @@ const SizeOriginal = "original"
 // portrait (Reels, Shorts, TikTok), square, portrait feed posts, and two
 // photo shapes.
 var Aspects = []string{"16:9", "9:16", "1:1", "4:5", "4:3", "3:2"}
+
+// Transitions between slideshow images (the transition package draws them).
+const (
+	TransitionNone      = "none"       // a hard cut
+	TransitionCrossfade = "crossfade"  // one image dissolves into the next
+	TransitionFadeBlack = "fade-black" // the first fades to black, the next comes up from it
+	TransitionWipe      = "wipe"       // the next image is uncovered from the left edge
+	TransitionSlide     = "slide"      // the next image slides in from the right, pushing the first out
+)
+
+// Transitions lists the transitions, none first.
+var Transitions = []string{TransitionNone, TransitionCrossfade, TransitionFadeBlack, TransitionWipe, TransitionSlide}
 
 // Ways to fit a soundtrack to the video.
 const (
@@ -89,6 +102,14 @@ type Options struct {
 	InterpModel string  // interpolation model name
 	FrameModel  string  // per-frame model name; "" means none
 	SceneCut    float64 // mean luma difference in [0,1] above which a pair is not interpolated
+	// Seconds is each image's time on screen; 0 means 1/FPS. Set, it
+	// makes the job a slideshow (see Slideshow).
+	Seconds float64
+	// Transition is how one image gives way to the next (Transitions;
+	// "" or none: a cut), over TransitionSeconds at the end of each
+	// image's time; with interpolate, at the scene cuts only.
+	Transition        string
+	TransitionSeconds float64
 	// DetectModel names a detect model whose boxes are drawn on every
 	// frame and reported; "" means none. DetectScore and DetectIoU (in
 	// [0,1]; 0 means the model's own) and DetectClasses (comma-separated
@@ -120,7 +141,52 @@ func DefaultOptions() Options {
 		InterpModel: DefaultInterpModel,
 		SceneCut:    0.12,
 		AudioFit:    AudioTrim,
+		Transition:  TransitionNone,
+		// Half a second: long enough to read as a dissolve, short enough
+		// for the seed's 5 images a second to hold each image a moment.
+		TransitionSeconds: 0.5,
 	}
+}
+
+// DefaultSlideshowFPS is a slideshow's output rate when fps_out is not
+// set: what every player and phone plays smoothly.
+const DefaultSlideshowFPS = 30
+
+// Slideshow reports whether the job shows each image for its time at a
+// frame rate of its own (fps_out, DefaultSlideshowFPS by default), with
+// transitions drawn between images: a transition or a duration is set and
+// no interpolation makes the frames between the images.
+func (o Options) Slideshow() bool {
+	return o.Interpolate <= 1 && (o.HasTransition() || o.Seconds > 0)
+}
+
+// HasTransition reports whether a transition other than a cut is set.
+func (o Options) HasTransition() bool { return o.Transition != "" && o.Transition != TransitionNone }
+
+// ImageSeconds is each image's time on screen.
+func (o Options) ImageSeconds() float64 {
+	if o.Seconds > 0 {
+		return o.Seconds
+	}
+	return 1 / o.FPS
+}
+
+// SlotFrames is how many frames image i (from 0) of a slideshow holds at
+// the output rate: rounded where the slots meet, so the video is exactly
+// as long as the images' times together, whatever the rate.
+func (o Options) SlotFrames(i int) int {
+	at := func(i int) int { return int(math.Round(float64(i) * o.ImageSeconds() * o.OutputFPS())) }
+	return at(i+1) - at(i)
+}
+
+// TransitionFrames is how many frames a transition of a slideshow takes,
+// at the end of an image's slot of slot frames: none for a cut, and
+// always fewer than the slot, so every image is seen whole.
+func (o Options) TransitionFrames(slot int) int {
+	if !o.HasTransition() {
+		return 0
+	}
+	return min(int(math.Round(o.TransitionSeconds*o.OutputFPS())), slot-1)
 }
 
 var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"}
@@ -133,7 +199,7 @@ var x264Presets = []string{"ultrafast", "superfast", "veryfast", "faster", "fast
 // With interpolate above 1, fps_out instead only sets the playback rate of
 // the interpolate frames per pair (slow or fast motion).
 func (o Options) Resamples() bool {
-	return o.FPSOut > 0 && o.Interpolate <= 1 && o.FPSOut != o.FPS
+	return o.FPSOut > 0 && o.Interpolate <= 1 && o.FPSOut != o.FPS && !o.Slideshow()
 }
 
 // Interpolates reports whether the job runs an interpolation model: to make
@@ -147,6 +213,9 @@ func (o Options) Interpolates() bool {
 // images: interpolate frames per image (the last one held for its slot),
 // or, when resampling, enough to cover the images' duration at fps_out.
 func (o Options) OutputFrames(images int) int {
+	if o.Slideshow() {
+		return int(math.Round(float64(images) * o.ImageSeconds() * o.OutputFPS()))
+	}
 	if o.Resamples() {
 		return ResampleTimes(images, o.FPS, o.FPSOut)
 	}
@@ -169,6 +238,9 @@ func ResampleTimes(images int, fps, fpsOut float64) int {
 func (o Options) OutputFPS() float64 {
 	if o.FPSOut > 0 {
 		return o.FPSOut
+	}
+	if o.Slideshow() {
+		return DefaultSlideshowFPS
 	}
 	return o.FPS * float64(max(o.Interpolate, 1))
 }
@@ -206,6 +278,14 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "interp_model must name a model when interpolate is above 1")
 	case o.Resamples() && o.InterpModel == "":
 		return Errorf(EINVALID, "interp_model must name a model when fps_out differs from fps without interpolate")
+	case o.Transition != "" && !slices.Contains(Transitions, o.Transition):
+		return Errorf(EINVALID, "transition must be one of %s, got %q", strings.Join(Transitions, ", "), o.Transition)
+	case !(o.Seconds == 0 || o.Seconds >= 1/float64(MaxFPS) && o.Seconds <= 1/MinFPS):
+		return Errorf(EINVALID, "duration must be between %v and %v s, got %v s", 1/float64(MaxFPS), 1/MinFPS, o.Seconds)
+	case o.Seconds > 0 && o.Interpolate > 1:
+		return Errorf(EINVALID, "duration is each image's time in a slideshow; with interpolate, set fps instead")
+	case !(o.TransitionSeconds >= 0 && o.TransitionSeconds < o.ImageSeconds()) && o.HasTransition() && o.Slideshow():
+		return Errorf(EINVALID, "transition_duration %v s must be shorter than each image's time on screen (%v s)", o.TransitionSeconds, o.ImageSeconds())
 	case !(o.SceneCut >= 0 && o.SceneCut <= 1):
 		return Errorf(EINVALID, "scene_cut must be between 0 and 1, got %v", o.SceneCut)
 	case o.AudioFit != AudioTrim && o.AudioFit != AudioExtend:
@@ -259,6 +339,14 @@ var OptionTable = []OptionSpec{
 		get: func(o *Options) string { return formatFloat(o.FPS) }, set: floatOption("fps", func(o *Options) *float64 { return &o.FPS })},
 	{Name: "fps_out", Type: "number", Min: 0, Max: MaxFPS, Bounded: true, Usage: "output frame rate; 0 means fps x interpolate; without interpolate, a rate conversion: each frame interpolated at its true time between its two images",
 		get: func(o *Options) string { return formatFloat(o.FPSOut) }, set: floatOption("fps_out", func(o *Options) *float64 { return &o.FPSOut })},
+	{Name: "duration", Type: "string", Usage: "each image's time on screen, e.g. 3s or 1.5s, instead of fps (duration = 1/fps); makes a slideshow at fps_out (default 30)",
+		get: func(o *Options) string { return formatSeconds(o.Seconds) },
+		set: secondsOption("duration", func(o *Options) *float64 { return &o.Seconds })},
+	{Name: "transition", Type: "string", Enum: Transitions, Usage: "how each image gives way to the next: none (a cut), crossfade, fade-black, wipe or slide; with interpolate, at scene cuts",
+		get: func(o *Options) string { return o.Transition }, set: func(o *Options, s string) error { o.Transition = s; return nil }},
+	{Name: "transition_duration", Type: "string", Usage: "how long a transition takes, e.g. 0.5s, at the end of each image's time",
+		get: func(o *Options) string { return formatSeconds(o.TransitionSeconds) },
+		set: secondsOption("transition_duration", func(o *Options) *float64 { return &o.TransitionSeconds })},
 	{Name: "format", Type: "string", Enum: []string{FormatMP4, FormatWebM, FormatGIF}, Usage: "mp4, webm or gif (default from the output's name, else mp4)",
 		get: func(o *Options) string { return o.Format }, set: func(o *Options, s string) error { o.Format = s; return nil }},
 	{Name: "size", Type: "string", Usage: "video size WxH, e.g. 1280x720, or original: the first image's (default the first image's, after the frame model, scaled down to fit within 3840x2160 or 2160x3840)",
@@ -345,6 +433,27 @@ func floatOption(name string, field func(*Options) *float64) func(*Options, stri
 		*field(o) = v
 		return nil
 	}
+}
+
+// secondsOption parses a time written as the project's other time flags
+// are (Go's durations: 3s, 1.5s, 500ms) into seconds.
+func secondsOption(name string, field func(*Options) *float64) func(*Options, string) error {
+	return func(o *Options, s string) error {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			return Errorf(EINVALID, "%s must be a time such as 3s or 500ms, got %q", name, s)
+		}
+		*field(o) = d.Seconds()
+		return nil
+	}
+}
+
+// formatSeconds writes seconds as secondsOption reads them; "" for 0.
+func formatSeconds(s float64) string {
+	if s == 0 {
+		return ""
+	}
+	return time.Duration(math.Round(s * float64(time.Second))).String()
 }
 
 func intOption(name string, field func(*Options) *int) func(*Options, string) error {

@@ -95,6 +95,10 @@ func TestParseOptionsRejects(t *testing.T) {
 		{[]string{"aspect", "2:1"}, "aspect must be one of 16:9, 9:16"},
 		{[]string{"aspect", "9:16", "size", "1080x1920"}, "set size or aspect, not both"},
 		{[]string{"aspect", "9:16", "size", "original"}, "set size or aspect, not both"},
+		{[]string{"transition", "spin"}, "transition must be one of none, crossfade"},
+		{[]string{"duration", "3"}, "duration must be a time such as 3s"},
+		{[]string{"duration", "2s", "interpolate", "2"}, "with interpolate, set fps instead"},
+		{[]string{"duration", "1s", "transition", "crossfade", "transition_duration", "1s"}, "must be shorter than each image's time on screen (1 s)"},
 		{[]string{"quality", "99"}, "quality must be between 0 (best) and 51"},
 		{[]string{"preset", "; rm -rf /"}, "preset must be one of"},
 		{[]string{"dedupe", "maybe"}, "dedupe must be true or false"},
@@ -160,8 +164,9 @@ func TestOptionTableRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// aspect and size exclude each other: aspect is set in a second set.
-	shaped, err := ParseOptions(form("aspect", "9:16", "fit", "blur"))
+	// aspect and size exclude each other, duration and interpolate too:
+	// they are set in a second set.
+	shaped, err := ParseOptions(form("aspect", "9:16", "fit", "blur", "duration", "3s", "transition", "crossfade", "transition_duration", "750ms"))
 	if err != nil {
 		t.Fatal(err)
 	}

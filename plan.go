@@ -174,7 +174,7 @@ func MakePlan(j Job) (Plan, error) {
 	if Over(p.FramePixels, lim.Pixels) {
 		return Plan{}, lim.Refuse(ETOOLARGE, LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, p.Width, p.Height)
 	}
-	p.PassThrough = !o.NamesModels()
+	p.PassThrough = !o.NamesModels() && !o.HasTransition() // a transition mixes pixels
 	for _, im := range j.Images {
 		p.PassThrough = p.PassThrough && im.Whole && im.Width == p.Width && im.Height == p.Height
 	}

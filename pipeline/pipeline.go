@@ -349,6 +349,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 		return f, nil
 	}
 
+	show := &slides{out: out, opts: opts}
 	slots, wait := ordered(ctx, len(inputs), workers, window, load)
 	err = func() error {
 		var prev frame
@@ -369,7 +370,16 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 				}
 			}
 			kept++
-			if opts.Resamples() {
+			switch {
+			case opts.Slideshow():
+				// An image's slot ends in a transition to the next: it is
+				// written once the next one is here.
+				if havePrev {
+					if err := show.show(kept-2, prev, &cur); err != nil {
+						return err
+					}
+				}
+			case opts.Resamples():
 				// The frames in prev's slot need the next image, so the
 				// video runs one image behind the reading.
 				if havePrev {
@@ -377,7 +387,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 						return err
 					}
 				}
-			} else {
+			default:
 				if havePrev && interp != nil {
 					if err := p.between(ctx, out, interp, prev, cur, opts, &res); err != nil {
 						return err
@@ -399,7 +409,13 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 		// Hold the last image for the rest of its slot, so the video lasts
 		// as long as the images at their rate, whatever the interpolation.
 		slot := perInput - 1
-		if opts.Resamples() {
+		switch {
+		case opts.Slideshow():
+			if err := show.show(kept-1, prev, nil); err != nil {
+				return err
+			}
+			slot = 0
+		case opts.Resamples():
 			slot = opts.OutputFrames(kept) - enc.Frames()
 		}
 		for range slot {
@@ -468,14 +484,23 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 }
 
 // between writes the frames between a and b: interpolated ones, or, when
-// the pair is a scene cut, a hold of a (a warp across a cut only smears).
+// the pair is a scene cut, the job's transition (a hold of a for none).
 func (p *Pipeline) between(ctx context.Context, out *frameWriter, interp img2vid.Interpolator, fa, fb frame, opts img2vid.Options, res *img2vid.Result) error {
 	a, b := fa.img, fb.img
 	n := opts.Interpolate
 	if SceneDiff(a, b) > opts.SceneCut {
+		// A warp across a cut only smears: the pair gets the transition
+		// over the frames between, or a cut (a held).
 		res.SceneCuts++
+		show := &slides{out: out, opts: opts}
 		for k := 1; k < n; k++ {
-			if err := out.frame(a, fa.dets, false); err != nil {
+			var err error
+			if opts.HasTransition() {
+				err = show.between(fa, fb, float64(k)/float64(n))
+			} else {
+				err = out.frame(a, fa.dets, false)
+			}
+			if err != nil {
 				return err
 			}
 		}

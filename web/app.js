@@ -584,6 +584,14 @@ function parseSize(text) {
   return w > 0 && h > 0 ? { w, h } : null;
 }
 
+// durationSeconds reads a time as the server's duration options do (3s,
+// 1.5s, 500ms) in seconds: 0 for "", null when it is not one.
+function durationSeconds(text) {
+  if (text.trim() === "") return 0;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*$/.exec(text);
+  return m ? Number(m[1]) / (m[2] === "ms" ? 1000 : 1) : null;
+}
+
 // labelOf is the text of a field's label, for messages.
 function labelOf(el) {
   const label = document.querySelector(`label[for="${el.id}"]`);
@@ -621,6 +629,15 @@ function settingsProblem() {
   const fpsMax = Number($("fps").max) || Infinity;
   const size = value("size");
   if (size !== "" && size.toLowerCase() !== "original" && !parseSize(size)) return { field: "size", text: `Size must look like 1280x720 (width x height) or be "original", not "${size}".` };
+  const secs = (id) => durationSeconds(value(id));
+  if (secs("duration") === null) return { field: "duration", text: `${labelOf($("duration"))} must be a time such as 3s or 500ms, not "${value("duration")}".` };
+  if (secs("transition_duration") === null) return { field: "transition_duration", text: `${labelOf($("transition_duration"))} must be a time such as 0.5s, not "${value("transition_duration")}".` };
+  if (value("duration") !== "" && interp > 1) return { field: "duration", text: `${labelOf($("duration"))} is for slideshows; with smoothing, set images per second instead.` };
+  if ($("transition").value !== "none" && interp <= 1) {
+    const each = secs("duration") || 1 / fps;
+    const trans = value("transition_duration") === "" ? 0.5 : secs("transition_duration");
+    if (trans >= each) return { field: "transition_duration", text: `${labelOf($("transition_duration"))} (${trans} s) must be shorter than each image's time (${each} s).` };
+  }
   if (size !== "" && $("aspect").value !== "") return { field: "aspect", text: `${labelOf($("aspect"))} and ${labelOf($("size"))} cannot both be set: a size fixes the shape already.` };
   if (fpsOut > 0 && fpsOut < fpsMin) return { field: "fps_out", text: `${labelOf($("fps_out"))} must be empty (automatic) or at least ${fpsMin}.` };
   if ((fpsOut || fps * interp) > fpsMax) return { field: "interpolate", text: `Images per second x smoothing makes ${fps * interp} frames per second, above ${fpsMax}; lower one, or set slow motion.` };
@@ -659,18 +676,29 @@ function preview() {
     $("preview").textContent = n ? "" : "Add images to see how long the video will be.";
     return;
   }
-  // fps_out without smoothing converts the rate: the images keep their
-  // pace and the frames at fps_out cover them (img2vid.Options.OutputFrames).
+  // A slideshow (a time per image or a transition, no smoothing) shows
+  // each image for its time at fps_out, 30 by default; fps_out without
+  // smoothing otherwise converts the rate: the images keep their pace and
+  // the frames at fps_out cover them (img2vid.Options.OutputFrames).
   const fpsOutSet = Number(value("fps_out")) > 0;
-  const resamples = fpsOutSet && interp <= 1 && fpsOut !== fps;
-  let frames = resamples ? Math.ceil(n * fpsOut / fps - 1e-9) : n * interp;
+  const each = durationSeconds(value("duration"));
+  const slideshow = interp <= 1 && (each > 0 || $("transition").value !== "none");
+  const resamples = fpsOutSet && interp <= 1 && fpsOut !== fps && !slideshow;
   let text = `${plural(n, "image")} at ${+fps.toFixed(3)}/s`;
-  if (interp > 1) text += `, x${interp}`;
-  if (fpsOutSet) text += `, ${resamples ? "converted to" : "played at"} ${+fpsOut.toFixed(3)} frames/s`;
-  let length = frames / fpsOut;
+  let frames = resamples ? Math.ceil(n * fpsOut / fps - 1e-9) : n * interp;
+  let rate = fpsOut;
+  if (slideshow) {
+    rate = fpsOutSet ? Number(value("fps_out")) : 30;
+    frames = Math.round(n * (each || 1 / fps) * rate);
+    text = `${plural(n, "image")}, ${seconds(each || 1 / fps)} each, at ${rate} frames/s`;
+  } else {
+    if (interp > 1) text += `, x${interp}`;
+    if (fpsOutSet) text += `, ${resamples ? "converted to" : "played at"} ${+fpsOut.toFixed(3)} frames/s`;
+  }
+  let length = frames / rate;
   if (audio && audio.seconds > 0 && $("audio_fit").value === "extend" && audio.seconds > length) {
-    frames = Math.ceil(audio.seconds * fpsOut - 1e-6);
-    length = frames / fpsOut;
+    frames = Math.ceil(audio.seconds * rate - 1e-6);
+    length = frames / rate;
     text += `, held for the ${seconds(audio.seconds)} sound`;
   }
   text += ` = ${seconds(length)}, ${plural(frames, "frame")}`;

@@ -1,0 +1,148 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"image/color"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/img2vid/img2vid"
+	"github.com/img2vid/img2vid/internal/testenv"
+	"github.com/img2vid/img2vid/internal/testimage"
+	"github.com/img2vid/img2vid/pipeline"
+)
+
+// videoFrames decodes every frame of a video into packed RGB24.
+func videoFrames(t *testing.T, file string, w, h int) [][]byte {
+	t.Helper()
+	cmd := exec.Command("ffmpeg", "-v", "error", "-i", file, "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ffmpeg decode %s: %v: %s", file, err, stderr.String())
+	}
+	size := 3 * w * h
+	var frames [][]byte
+	for len(out) >= size {
+		frames = append(frames, out[:size])
+		out = out[size:]
+	}
+	return frames
+}
+
+// meanRGB is a frame's mean colour.
+func meanRGB(f []byte) [3]float64 {
+	var m [3]float64
+	for i := 0; i < len(f); i += 3 {
+		for k := range 3 {
+			m[k] += float64(f[i+k])
+		}
+	}
+	for k := range m {
+		m[k] /= float64(len(f) / 3)
+	}
+	return m
+}
+
+// A slideshow holds each image for its duration at the output rate, and
+// its last frames are the transition into the next: for a crossfade, each
+// frame the expected mix of the two images (within the codec's error);
+// for a fade through black, black half way. The video is exactly as long
+// as the images' durations together.
+func TestSlideshowTransitions(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	dir := t.TempDir()
+	colors := []color.NRGBA{{200, 30, 30, 255}, {30, 200, 30, 255}, {30, 30, 200, 255}}
+	var inputs []string
+	for i, c := range colors {
+		f := filepath.Join(dir, string(rune('a'+i))+".png")
+		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(32, 32, c)))
+		inputs = append(inputs, f)
+	}
+	for _, kind := range []string{img2vid.TransitionCrossfade, img2vid.TransitionFadeBlack} {
+		t.Run(kind, func(t *testing.T) {
+			opts := img2vid.DefaultOptions()
+			opts.Seconds, opts.FPSOut, opts.Transition, opts.TransitionSeconds = 1, 10, kind, 0.5
+			opts.Quality = 0 // near lossless, so the mix is measured, not the codec
+			out := filepath.Join(t.TempDir(), "show.mp4")
+			res, err := (&pipeline.Pipeline{}).Convert(t.Context(), inputs, out, opts, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Frames != 30 || res.FPS != 10 || res.Duration != 3 {
+				t.Fatalf("result %+v, want 30 frames at 10 fps, 3 s", res)
+			}
+			frames := videoFrames(t, out, 32, 32)
+			if len(frames) != 30 {
+				t.Fatalf("%d frames decoded, want 30", len(frames))
+			}
+			for i, f := range frames {
+				img, k := i/10, i%10 // image and frame within its slot
+				want := [3]float64{}
+				c := colors[img]
+				switch {
+				case k < 5 || img == 2: // held (the last image has no transition)
+					want = [3]float64{float64(c.R), float64(c.G), float64(c.B)}
+				default:
+					p := float64(k-4) / 6 // frames 5..9 at 1/6 .. 5/6
+					n := colors[img+1]
+					for ch, pair := range [][2]uint8{{c.R, n.R}, {c.G, n.G}, {c.B, n.B}} {
+						a, b := float64(pair[0]), float64(pair[1])
+						switch {
+						case kind == img2vid.TransitionCrossfade:
+							want[ch] = a*(1-p) + b*p
+						case p < 0.5:
+							want[ch] = a * (1 - 2*p)
+						default:
+							want[ch] = b * (2*p - 1)
+						}
+					}
+				}
+				got := meanRGB(f)
+				for ch := range 3 {
+					if d := got[ch] - want[ch]; d > 6 || d < -6 {
+						t.Errorf("frame %d: mean %v, want %v", i, got, want)
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// With interpolation on, a pair that is a scene cut gets the transition
+// over its in-between frames instead of a held image; the model is asked
+// only for the pairs of one scene.
+func TestSceneCutsGetTheTransition(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	dir := t.TempDir()
+	var inputs []string
+	for i, c := range []color.NRGBA{{200, 200, 200, 255}, {196, 196, 196, 255}, {20, 20, 20, 255}} {
+		f := filepath.Join(dir, string(rune('a'+i))+".png")
+		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(32, 32, c)))
+		inputs = append(inputs, f)
+	}
+	rec := &recordingInterp{}
+	opts := img2vid.DefaultOptions()
+	opts.Interpolate, opts.InterpModel, opts.Transition, opts.Quality = 4, "recording", img2vid.TransitionCrossfade, 0
+	out := filepath.Join(t.TempDir(), "cut.mp4")
+	res, err := (&pipeline.Pipeline{Models: interpModels{m: rec}}).Convert(t.Context(), inputs, out, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SceneCuts != 1 || len(rec.calls) != 1 {
+		t.Fatalf("%d scene cuts, %d model calls; want 1 cut and the model for the other pair only", res.SceneCuts, len(rec.calls))
+	}
+	frames := videoFrames(t, out, 32, 32)
+	if len(frames) != 12 {
+		t.Fatalf("%d frames, want 12", len(frames))
+	}
+	for k := 1; k < 4; k++ { // frames 5..7: 196 dissolving into 20
+		want := 196*(1-float64(k)/4) + 20*float64(k)/4
+		if got := meanRGB(frames[4+k])[0]; got-want > 6 || want-got > 6 {
+			t.Errorf("frame %d across the cut: grey %v, want the crossfade's %v", 4+k, got, want)
+		}
+	}
+}
