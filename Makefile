@@ -49,6 +49,7 @@ bench: export IMG2VID_TESTDATA ?= $(abspath ../shared)
 bench: build
 	$(GO) run ./bench/convert
 	$(GO) run ./bench/interp
+	$(GO) run ./bench/slideshow
 	$(GO) run ./bench/frame
 	$(GO) run ./bench/detect
 	$(GO) run ./bench/load

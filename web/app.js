@@ -163,7 +163,8 @@ async function loadOptions() {
     }
     if (el.tagName === "SELECT" && o.enum) {
       for (const v of o.enum) if (![...el.options].some((opt) => opt.value === v)) el.append(new Option(v, v));
-      for (const opt of [...el.options]) if (!o.enum.includes(opt.value)) opt.remove();
+      // An empty choice is "not set" (the server's default), never a value of the table.
+      for (const opt of [...el.options]) if (opt.value !== "" && !o.enum.includes(opt.value)) opt.remove();
     }
     // The server's default, unless the user has changed the field; a
     // number whose default is 0 ("automatic") stays empty.

@@ -9,15 +9,14 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/img2vid/img2vid/bench/internal/machine"
+	"github.com/img2vid/img2vid/bench/internal/proc"
 )
 
 func main() {
@@ -66,17 +65,17 @@ func main() {
 		var ffWall, ourWall []time.Duration
 		var ffPeak, ourPeak []int64
 		for r := 0; r < *runs; r++ { // alternate, so drift hits both alike
-			ffWall = append(ffWall, wall(ff))
-			ourWall = append(ourWall, wall(ours))
+			ffWall = append(ffWall, proc.Wall(ff))
+			ourWall = append(ourWall, proc.Wall(ours))
 		}
 		for r := 0; r < 3; r++ {
-			ffPeak = append(ffPeak, peak(ff))
-			ourPeak = append(ourPeak, peak(ours))
+			ffPeak = append(ffPeak, proc.Peak(ff))
+			ourPeak = append(ourPeak, proc.Peak(ours))
 		}
-		fw, fp, ow, op := median(ffWall), median(ffPeak), median(ourWall), median(ourPeak)
-		fmt.Printf("%-7d %-14s %9.2fs %9.0f MiB\n", set.n, "ffmpeg CLI", fw.Seconds(), mib(fp))
-		fmt.Printf("%-7d %-14s %9.2fs %9.0f MiB\n", set.n, "img2vid", ow.Seconds(), mib(op))
-		fmt.Printf("%-7d %-14s %9.2fx %+9.0f MiB   (targets: <= 1.10x, <= +50 MiB)\n", set.n, "img2vid/ffmpeg", ow.Seconds()/fw.Seconds(), mib(op-fp))
+		fw, fp, ow, op := proc.Median(ffWall), proc.Median(ffPeak), proc.Median(ourWall), proc.Median(ourPeak)
+		fmt.Printf("%-7d %-14s %9.2fs %9.0f MiB\n", set.n, "ffmpeg CLI", fw.Seconds(), proc.MiB(fp))
+		fmt.Printf("%-7d %-14s %9.2fs %9.0f MiB\n", set.n, "img2vid", ow.Seconds(), proc.MiB(op))
+		fmt.Printf("%-7d %-14s %9.2fx %+9.0f MiB   (targets: <= 1.10x, <= +50 MiB)\n", set.n, "img2vid/ffmpeg", ow.Seconds()/fw.Seconds(), proc.MiB(op-fp))
 		if set.n == 50 {
 			peak50 = op
 		} else {
@@ -84,79 +83,3 @@ func main() {
 		}
 	}
 }
-
-// wall runs argv and returns its wall time.
-func wall(argv []string) time.Duration {
-	cmd, stderr := command(argv)
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		log.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
-	}
-	return time.Since(start)
-}
-
-// peak runs argv and returns the peak of the summed resident memory of it
-// and its descendants, sampled every 5 ms.
-func peak(argv []string) int64 {
-	cmd, stderr := command(argv)
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var top int64
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				log.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
-			}
-			return top
-		case <-tick.C:
-			top = max(top, treeRSS(cmd.Process.Pid))
-		}
-	}
-}
-
-// command prepares argv with its stderr kept for the error message.
-func command(argv []string) (*exec.Cmd, *strings.Builder) {
-	cmd := exec.Command(argv[0], argv[1:]...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	return cmd, &stderr
-}
-
-// treeRSS sums VmRSS over pid and its descendants, in bytes.
-func treeRSS(pid int) int64 {
-	var total int64
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			total += kb << 10
-		}
-	}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, c := range strings.Fields(string(b)) {
-			if cp, err := strconv.Atoi(c); err == nil {
-				total += treeRSS(cp)
-			}
-		}
-	}
-	return total
-}
-
-func median[T int64 | time.Duration](v []T) T {
-	s := append([]T(nil), v...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }

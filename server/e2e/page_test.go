@@ -464,6 +464,23 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); pv != "5 images at 4/s, converted to 2 frames/s = 1.5 s, 3 frames." {
 		t.Errorf("preview with an output rate %q", pv)
 	}
+	// A slideshow: a transition longer than each image's time is refused
+	// by its label before anything is sent; with a time per image, the
+	// preview counts each image's frames at the output rate.
+	choose := func(id, v string) {
+		eval[bool](t, ctx, `(() => { const e = document.getElementById("`+id+`"); e.value = "`+v+`";
+			e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })()`)
+	}
+	choose("transition", "crossfade")
+	if msg := eval[string](t, ctx, `document.getElementById("settings-error").textContent`); !strings.Contains(msg, "Transition time (0.5 s) must be shorter than each image's time (0.25 s)") {
+		t.Errorf("a crossfade longer than an image's time: %q, want it refused by its label", msg)
+	}
+	choose("duration", "2s")
+	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); pv != "5 images, 2.0 s each, at 2 frames/s = 10 s, 20 frames." {
+		t.Errorf("preview of a slideshow %q", pv)
+	}
+	choose("duration", "")
+	choose("transition", "none")
 	// Every option of the server's table has a labelled field with a
 	// one-line explanation, and the table's bounds and defaults.
 	fields := eval[[]struct {
