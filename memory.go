@@ -131,6 +131,9 @@ func estimateMemory(p Plan, images []Image) Memory {
 	if p.Options.HasTransition() {
 		m.Held += bytesNRGBA * fp // the frame a transition is drawn into
 	}
+	if p.Options.Moves() {
+		m.Held += 2 * bytesNRGBA * fp // Ken Burns renders: the image's, and the next one's in a transition
+	}
 	if p.Options.Interpolates() {
 		// Both frames as tensors, the output tensor, the model's working
 		// memory, and one in-between frame.

@@ -58,10 +58,35 @@ const (
 // Transitions lists the transitions, none first.
 var Transitions = []string{TransitionNone, TransitionCrossfade, TransitionFadeBlack, TransitionWipe, TransitionSlide}
 
+// Motions of a slideshow image.
+const (
+	MotionNone     = "none"
+	MotionKenBurns = "kenburns" // a slow zoom and pan towards a focus point
+)
+
+// Where a Ken Burns move goes: the frame's centre, the subject a detect
+// model finds, or a point given as x,y (fractions of the frame).
+const (
+	FocusCenter = "center"
+	FocusDetect = "detect"
+)
+
+// Directions of a Ken Burns move, image after image.
+const (
+	DirectionAlternate = "alternate" // in, out, in, ...
+	DirectionIn        = "in"
+	DirectionOut       = "out"
+)
+
+// MaxMotionZoom bounds a Ken Burns zoom: beyond it the window is so small
+// that the frame shows upscaled blur.
+const MaxMotionZoom = 3
+
 // Ways to fit a soundtrack to the video.
 const (
 	AudioTrim   = "trim"   // the audio is cut (and faded out) at the video's end
 	AudioExtend = "extend" // the video holds its last frame until the audio ends
+	AudioSpread = "spread" // each image's time is the soundtrack's length over the images: the slideshow ends with it
 )
 
 // Bounds on option values. They keep a single job's work finite; the server
@@ -110,6 +135,12 @@ type Options struct {
 	// image's time; with interpolate, at the scene cuts only.
 	Transition        string
 	TransitionSeconds float64
+	// Motion moves a window over each image (MotionKenBurns) by
+	// MotionZoom, towards MotionFocus, zooming as MotionDirection says.
+	Motion          string
+	MotionZoom      float64
+	MotionFocus     string
+	MotionDirection string
 	// DetectModel names a detect model whose boxes are drawn on every
 	// frame and reported; "" means none. DetectScore and DetectIoU (in
 	// [0,1]; 0 means the model's own) and DetectClasses (comma-separated
@@ -126,7 +157,7 @@ type Options struct {
 	// Audio is the path of a soundtrack muxed into the video; "" means none.
 	// It is a file, not a text option: the CLI and the server set it.
 	Audio    string
-	AudioFit string // AudioTrim or AudioExtend
+	AudioFit string // AudioTrim, AudioExtend or AudioSpread
 }
 
 // DefaultOptions returns the options used when the user sets nothing: the
@@ -145,7 +176,30 @@ func DefaultOptions() Options {
 		// Half a second: long enough to read as a dissolve, short enough
 		// for the seed's 5 images a second to hold each image a moment.
 		TransitionSeconds: 0.5,
+		Motion:            MotionNone,
+		MotionZoom:        1.15,
+		MotionFocus:       FocusCenter,
+		MotionDirection:   DirectionAlternate,
 	}
+}
+
+// Moves reports whether each image of a slideshow moves (Ken Burns).
+func (o Options) Moves() bool { return o.Motion == MotionKenBurns }
+
+// FocusPoint is MotionFocus as a point, in fractions of the frame: ok is
+// false for FocusDetect, which the images' detections decide, or for a
+// value that is no point.
+func (o Options) FocusPoint() (x, y float64, ok bool) {
+	if o.MotionFocus == "" || o.MotionFocus == FocusCenter {
+		return 0.5, 0.5, true
+	}
+	xs, ys, found := strings.Cut(o.MotionFocus, ",")
+	x, errX := strconv.ParseFloat(strings.TrimSpace(xs), 64)
+	y, errY := strconv.ParseFloat(strings.TrimSpace(ys), 64)
+	if !found || errX != nil || errY != nil || !(x >= 0 && x <= 1 && y >= 0 && y <= 1) {
+		return 0, 0, false
+	}
+	return x, y, true
 }
 
 // DefaultSlideshowFPS is a slideshow's output rate when fps_out is not
@@ -157,8 +211,11 @@ const DefaultSlideshowFPS = 30
 // transitions drawn between images: a transition or a duration is set and
 // no interpolation makes the frames between the images.
 func (o Options) Slideshow() bool {
-	return o.Interpolate <= 1 && (o.HasTransition() || o.Seconds > 0)
+	return o.Interpolate <= 1 && (o.HasTransition() || o.Seconds > 0 || o.Moves())
 }
+
+// focusOK reports whether MotionFocus names a point.
+func focusOK(o Options) bool { _, _, ok := o.FocusPoint(); return ok }
 
 // HasTransition reports whether a transition other than a cut is set.
 func (o Options) HasTransition() bool { return o.Transition != "" && o.Transition != TransitionNone }
@@ -286,10 +343,22 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "duration is each image's time in a slideshow; with interpolate, set fps instead")
 	case !(o.TransitionSeconds >= 0 && o.TransitionSeconds < o.ImageSeconds()) && o.HasTransition() && o.Slideshow():
 		return Errorf(EINVALID, "transition_duration %v s must be shorter than each image's time on screen (%v s)", o.TransitionSeconds, o.ImageSeconds())
+	case o.Motion != "" && o.Motion != MotionNone && o.Motion != MotionKenBurns:
+		return Errorf(EINVALID, "motion must be none or kenburns, got %q", o.Motion)
+	case o.Moves() && o.Interpolate > 1:
+		return Errorf(EINVALID, "motion kenburns moves each still image of a slideshow; it does not go with interpolate")
+	case o.Moves() && !(o.MotionZoom > 1 && o.MotionZoom <= MaxMotionZoom):
+		return Errorf(EINVALID, "motion_zoom must be above 1 and at most %d, got %v", MaxMotionZoom, o.MotionZoom)
+	case o.Moves() && o.MotionFocus == FocusDetect && o.DetectModel == "":
+		return Errorf(EINVALID, "motion_focus detect needs a detect_model to find the subject")
+	case o.Moves() && o.MotionFocus != FocusDetect && !focusOK(o):
+		return Errorf(EINVALID, "motion_focus must be center, detect or x,y (fractions of the frame from 0 to 1, e.g. 0.3,0.6), got %q", o.MotionFocus)
+	case o.MotionDirection != "" && o.MotionDirection != DirectionAlternate && o.MotionDirection != DirectionIn && o.MotionDirection != DirectionOut:
+		return Errorf(EINVALID, "motion_direction must be alternate, in or out, got %q", o.MotionDirection)
 	case !(o.SceneCut >= 0 && o.SceneCut <= 1):
 		return Errorf(EINVALID, "scene_cut must be between 0 and 1, got %v", o.SceneCut)
-	case o.AudioFit != AudioTrim && o.AudioFit != AudioExtend:
-		return Errorf(EINVALID, "audio_fit must be trim or extend, got %q", o.AudioFit)
+	case o.AudioFit != AudioTrim && o.AudioFit != AudioExtend && o.AudioFit != AudioSpread:
+		return Errorf(EINVALID, "audio_fit must be trim, extend or spread, got %q", o.AudioFit)
 	case !(o.DetectScore >= 0 && o.DetectScore <= 1):
 		return Errorf(EINVALID, "detect_score must be between 0 (the model's own) and 1, got %v", o.DetectScore)
 	case !(o.DetectIoU >= 0 && o.DetectIoU <= 1):
@@ -347,6 +416,14 @@ var OptionTable = []OptionSpec{
 	{Name: "transition_duration", Type: "string", Usage: "how long a transition takes, e.g. 0.5s, at the end of each image's time",
 		get: func(o *Options) string { return formatSeconds(o.TransitionSeconds) },
 		set: secondsOption("transition_duration", func(o *Options) *float64 { return &o.TransitionSeconds })},
+	{Name: "motion", Type: "string", Enum: []string{MotionNone, MotionKenBurns}, Usage: "kenburns: each image zooms and pans slowly towards motion_focus, at sub-pixel precision (a slideshow at fps_out, default 30)",
+		get: func(o *Options) string { return o.Motion }, set: func(o *Options, s string) error { o.Motion = s; return nil }},
+	{Name: "motion_zoom", Type: "number", Min: 1, Max: MaxMotionZoom, Bounded: true, Usage: "how far a Ken Burns move zooms: the close window is this many times smaller than the frame",
+		get: func(o *Options) string { return formatFloat(o.MotionZoom) }, set: floatOption("motion_zoom", func(o *Options) *float64 { return &o.MotionZoom })},
+	{Name: "motion_focus", Type: "string", Usage: "where a Ken Burns move goes: center, detect (the subject the detect model finds, kept whole in frame) or x,y (fractions of the frame, e.g. 0.3,0.6)",
+		get: func(o *Options) string { return o.MotionFocus }, set: func(o *Options, s string) error { o.MotionFocus = strings.TrimSpace(s); return nil }},
+	{Name: "motion_direction", Type: "string", Enum: []string{DirectionAlternate, DirectionIn, DirectionOut}, Usage: "Ken Burns zooms in, out, or alternately image after image",
+		get: func(o *Options) string { return o.MotionDirection }, set: func(o *Options, s string) error { o.MotionDirection = s; return nil }},
 	{Name: "format", Type: "string", Enum: []string{FormatMP4, FormatWebM, FormatGIF}, Usage: "mp4, webm or gif (default from the output's name, else mp4)",
 		get: func(o *Options) string { return o.Format }, set: func(o *Options, s string) error { o.Format = s; return nil }},
 	{Name: "size", Type: "string", Usage: "video size WxH, e.g. 1280x720, or original: the first image's (default the first image's, after the frame model, scaled down to fit within 3840x2160 or 2160x3840)",
@@ -400,7 +477,7 @@ var OptionTable = []OptionSpec{
 	{Name: "detect_classes", Type: "string", Usage: "comma-separated classes to keep, e.g. person,dog (default the model's own)",
 		get: func(o *Options) string { return o.DetectClasses },
 		set: func(o *Options, s string) error { o.DetectClasses = strings.Join(ParseClasses(s), ","); return nil }},
-	{Name: "audio_fit", Type: "string", Enum: []string{AudioTrim, AudioExtend}, Usage: "with a soundtrack: trim (the audio ends with the video) or extend (the last frame is held until the audio ends)",
+	{Name: "audio_fit", Type: "string", Enum: []string{AudioTrim, AudioExtend, AudioSpread}, Usage: "with a soundtrack: trim (the audio ends with the video), extend (the last frame is held until the audio ends) or spread (each image's time is the soundtrack's length over the images: a slideshow that ends with it)",
 		get: func(o *Options) string { return o.AudioFit }, set: func(o *Options, s string) error { o.AudioFit = s; return nil }},
 }
 

@@ -103,7 +103,7 @@ func TestParseOptionsRejects(t *testing.T) {
 		{[]string{"preset", "; rm -rf /"}, "preset must be one of"},
 		{[]string{"dedupe", "maybe"}, "dedupe must be true or false"},
 		{[]string{"scene_cut", "2"}, "scene_cut must be between 0 and 1"},
-		{[]string{"audio_fit", "loop"}, `audio_fit must be trim or extend, got "loop"`},
+		{[]string{"audio_fit", "loop"}, `audio_fit must be trim, extend or spread, got "loop"`},
 		{[]string{"detect_model", "d", "detect_score", "1.5"}, "detect_score must be between 0"},
 		{[]string{"detect_model", "d", "detect_iou", "-0.5"}, "detect_iou must be between 0"},
 		{[]string{"detect_model", "d", "detect_score", "high"}, "detect_score must be a number"},

@@ -96,6 +96,12 @@ func MakePlan(j Job) (Plan, error) {
 	if o.Format == "" {
 		o.Format = FormatMP4
 	}
+	if o.AudioFit == AudioSpread && j.AudioSeconds > 0 && len(j.Images) > 0 {
+		if o.Interpolate > 1 {
+			return Plan{}, Errorf(EINVALID, "audio_fit spread sets each image's time in a slideshow; with interpolate, use trim or extend")
+		}
+		o.Seconds = j.AudioSeconds / float64(len(j.Images)) // the slideshow ends with the sound
+	}
 	if err := o.Validate(); err != nil {
 		return Plan{}, err
 	}
@@ -174,7 +180,7 @@ func MakePlan(j Job) (Plan, error) {
 	if Over(p.FramePixels, lim.Pixels) {
 		return Plan{}, lim.Refuse(ETOOLARGE, LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, p.Width, p.Height)
 	}
-	p.PassThrough = !o.NamesModels() && !o.HasTransition() // a transition mixes pixels
+	p.PassThrough = !o.NamesModels() && !o.HasTransition() && !o.Moves() // both work on pixels
 	for _, im := range j.Images {
 		p.PassThrough = p.PassThrough && im.Whole && im.Width == p.Width && im.Height == p.Height
 	}

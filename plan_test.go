@@ -234,3 +234,25 @@ func TestPlanSizeThatPlaysEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// audio_fit spread gives each image the soundtrack's length over the
+// images: a slideshow at its output rate that ends with the sound, its
+// transitions checked against that time.
+func TestPlanSpreadsTheImagesOverTheSoundtrack(t *testing.T) {
+	j := planJob(8, 64, 48, func(j *Job) { j.Options.AudioFit, j.AudioSeconds = AudioSpread, 12 })
+	p, err := MakePlan(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Options.Seconds != 1.5 || p.FPS != DefaultSlideshowFPS || p.Frames != 360 || p.Duration != 12 {
+		t.Errorf("plan %s, %v s each; want 8 images of 1.5 s at 30 fps, 360 frames, 12 s", p, p.Options.Seconds)
+	}
+	j.Options.Transition, j.Options.TransitionSeconds = TransitionCrossfade, 2
+	if _, err := MakePlan(j); ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "shorter than each image's time on screen (1.5 s)") {
+		t.Errorf("a 2 s transition over 1.5 s images: %v, want it refused", err)
+	}
+	j.Options.Transition, j.Options.Interpolate = TransitionNone, 2
+	if _, err := MakePlan(j); ErrorCode(err) != EINVALID {
+		t.Errorf("spread with interpolate: %v, want it refused", err)
+	}
+}

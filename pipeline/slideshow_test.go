@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"bytes"
+	"fmt"
+	"image"
 	"image/color"
 	"os/exec"
 	"path/filepath"
@@ -143,6 +145,61 @@ func TestSceneCutsGetTheTransition(t *testing.T) {
 		want := 196*(1-float64(k)/4) + 20*float64(k)/4
 		if got := meanRGB(frames[4+k])[0]; got-want > 6 || want-got > 6 {
 			t.Errorf("frame %d across the cut: grey %v, want the crossfade's %v", 4+k, got, want)
+		}
+	}
+}
+
+// Ken Burns: each image's frames are a window moving evenly over it (the
+// path motion.Jitter finds smooth) from the first frame it is seen in to
+// its last, zooming in on the first image and out on the next; with a
+// detect model as the focus, the zoom ends on what the model found.
+func TestKenBurnsEndsOnTheSubject(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	rt := detectRuntime(t)
+	dir := t.TempDir()
+	var inputs []string
+	for i := range 2 {
+		img := testimage.Squares(256, 192, testimage.Square{Class: "red", Value: 255, Box: image.Rect(130, 90, 170, 130)})
+		p := filepath.Join(dir, fmt.Sprintf("f%d.png", i))
+		testimage.Write(t, p, testimage.PNG(t, img))
+		inputs = append(inputs, p)
+	}
+	dets := filepath.Join(dir, "show.detections.jsonl")
+	opts := img2vid.DefaultOptions()
+	opts.Seconds, opts.FPSOut, opts.Motion, opts.MotionZoom, opts.MotionFocus = 1, 10, img2vid.MotionKenBurns, 2, img2vid.FocusDetect
+	opts.DetectModel, opts.Detections = "squares-yolov8", dets
+	res, err := convert(t, &pipeline.Pipeline{Models: rt}, inputs, filepath.Join(dir, "show.mp4"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Frames != 20 {
+		t.Fatalf("%d frames, want 20", res.Frames)
+	}
+	recs := readRecords(t, dets)
+	box := map[int][4]float64{}
+	for _, r := range recs {
+		if r.Class == "red" {
+			box[r.Frame] = r.Box
+		}
+	}
+	center := func(f int) (float64, float64) { b := box[f]; return (b[0] + b[2]) / 2, (b[1] + b[3]) / 2 }
+	// Zooming in on image 0: the square grows from 40 px to twice that and
+	// ends in the middle of the frame; image 1 zooms back out.
+	if w0, w9 := box[0][2]-box[0][0], box[9][2]-box[9][0]; w9 < 1.8*w0 {
+		t.Errorf("the square is %v px wide at the first frame, %v at the last of image 0; want it doubled", w0, w9)
+	}
+	if x, y := center(9); x < 118 || x > 138 || y < 86 || y > 106 {
+		t.Errorf("at the end of the zoom the square is centred at %v,%v, want the frame's centre 128,96", x, y)
+	}
+	if w10, w19 := box[10][2]-box[10][0], box[19][2]-box[19][0]; w19 > 0.6*w10 {
+		t.Errorf("image 1 zooms out: the square is %v px wide at its first frame, %v at its last", w10, w19)
+	}
+	// The square's box moves evenly, frame to frame, as its window does.
+	for f := 2; f < 10; f++ {
+		for k := range 4 {
+			if d := box[f-2][k] - 2*box[f-1][k] + box[f][k]; d > 3 || d < -3 {
+				t.Errorf("frame %d: the box's edge %d moves unevenly (second difference %.2f px)", f, k, d)
+			}
 		}
 	}
 }

@@ -507,7 +507,7 @@ func TestSoundtrackUpload(t *testing.T) {
 		{"extend past the frame limit", []part{file("a.png", img), audio("song.mp3", "sound 30"), field("audio_fit", "extend")}, 413, "the video would have 150 frames; the limit is max_frames=100"},
 		{"two", []part{file("a.png", img), audio("a.mp3", "sound 1"), audio("b.mp3", "sound 1")}, 400, "at most one audio field"},
 		{"empty", []part{file("a.png", img), audio("a.mp3", "")}, 400, `audio file "a.mp3" is empty`},
-		{"bad fit", []part{file("a.png", img), field("audio_fit", "loop")}, 400, `audio_fit must be trim or extend`},
+		{"bad fit", []part{file("a.png", img), field("audio_fit", "loop")}, 400, `audio_fit must be trim, extend or spread`},
 	} {
 		resp, body := post(t, ts, tc.parts...)
 		var e ErrorBody
@@ -1110,6 +1110,10 @@ func TestEveryOptionThroughTheAPI(t *testing.T) {
 		"duration":            {field("duration", "3s")},
 		"transition":          {field("duration", "3s"), field("transition", "crossfade")},
 		"transition_duration": {field("duration", "3s"), field("transition", "wipe"), field("transition_duration", "1.5s")},
+		"motion":              {field("motion", "kenburns")},
+		"motion_zoom":         {field("motion", "kenburns"), field("motion_zoom", "1.3")},
+		"motion_focus":        {field("motion", "kenburns"), field("motion_focus", "0.3,0.6")},
+		"motion_direction":    {field("motion", "kenburns"), field("motion_direction", "out")},
 		"format":              {field("format", "webm")},
 		"size":                {field("size", "16x16")},
 		"aspect":              {field("aspect", "9:16")},

@@ -634,6 +634,15 @@ function settingsProblem() {
   if (secs("duration") === null) return { field: "duration", text: `${labelOf($("duration"))} must be a time such as 3s or 500ms, not "${value("duration")}".` };
   if (secs("transition_duration") === null) return { field: "transition_duration", text: `${labelOf($("transition_duration"))} must be a time such as 0.5s, not "${value("transition_duration")}".` };
   if (value("duration") !== "" && interp > 1) return { field: "duration", text: `${labelOf($("duration"))} is for slideshows; with smoothing, set images per second instead.` };
+  if ($("motion").value !== "none" && interp > 1) return { field: "motion", text: `${labelOf($("motion"))} moves still photos of a slideshow; it does not go with smoothing.` };
+  if ($("motion").value !== "none") {
+    const f = value("motion_focus");
+    const pt = /^\s*(\d*\.?\d+)\s*,\s*(\d*\.?\d+)\s*$/.exec(f);
+    if (f !== "" && f !== "center" && f !== "detect" && !(pt && Number(pt[1]) <= 1 && Number(pt[2]) <= 1)) {
+      return { field: "motion_focus", text: `${labelOf($("motion_focus"))} must be center, detect or x,y from 0 to 1 (0.3,0.6), not "${f}".` };
+    }
+    if (f === "detect" && !value("detect_model")) return { field: "motion_focus", text: `${labelOf($("motion_focus"))} detect needs an object detection model.` };
+  }
   if ($("transition").value !== "none" && interp <= 1) {
     const each = secs("duration") || 1 / fps;
     const trans = value("transition_duration") === "" ? 0.5 : secs("transition_duration");
@@ -682,8 +691,10 @@ function preview() {
   // smoothing otherwise converts the rate: the images keep their pace and
   // the frames at fps_out cover them (img2vid.Options.OutputFrames).
   const fpsOutSet = Number(value("fps_out")) > 0;
-  const each = durationSeconds(value("duration"));
-  const slideshow = interp <= 1 && (each > 0 || $("transition").value !== "none");
+  // audio_fit spread: each image's time is the sound's length over them.
+  const spread = audio && audio.seconds > 0 && $("audio_fit").value === "spread" && interp <= 1;
+  const each = spread ? audio.seconds / n : durationSeconds(value("duration"));
+  const slideshow = interp <= 1 && (each > 0 || $("transition").value !== "none" || $("motion").value !== "none");
   const resamples = fpsOutSet && interp <= 1 && fpsOut !== fps && !slideshow;
   let text = `${plural(n, "image")} at ${+fps.toFixed(3)}/s`;
   let frames = resamples ? Math.ceil(n * fpsOut / fps - 1e-9) : n * interp;

@@ -62,7 +62,7 @@ func TestConvertErrors(t *testing.T) {
 		{"negative limit", []string{"convert", "--max-pixels", "-1", empty, filepath.Join(out, "v.mp4")}, 3, "max_pixels must be 0 (no limit) or more"},
 		{"one argument", []string{"convert", empty}, 2, "Usage: img2vid convert"},
 		{"missing audio", []string{"convert", "--audio", filepath.Join(empty, "song.mp3"), empty, filepath.Join(out, "v.mp4")}, 4, "audio file " + filepath.Join(empty, "song.mp3")},
-		{"audio fit", []string{"convert", "--audio-fit", "loop", empty, filepath.Join(out, "v.mp4")}, 3, `audio_fit must be trim or extend, got "loop"`},
+		{"audio fit", []string{"convert", "--audio-fit", "loop", empty, filepath.Join(out, "v.mp4")}, 3, `audio_fit must be trim, extend or spread, got "loop"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
