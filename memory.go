@@ -1,5 +1,7 @@
 package img2vid
 
+import "slices"
+
 // Memory is a job's estimated peak memory, by where it goes. The figures
 // are bytes per pixel measured on the real pipeline (bench/memory keeps
 // them honest), rounded up; none depends on the machine's core count.
@@ -130,6 +132,9 @@ func estimateMemory(p Plan, images []Image) Memory {
 	m.Held = 2 * bytesNRGBA * fp
 	if p.Options.HasTransition() {
 		m.Held += bytesNRGBA * fp // the frame a transition is drawn into
+	}
+	if slices.ContainsFunc(images, func(im Image) bool { return im.Caption != "" }) {
+		m.Held += bytesNRGBA * fp // the frame a caption is drawn on, apart from the image's own
 	}
 	if p.Options.Moves() {
 		m.Held += 2 * bytesNRGBA * fp // Ken Burns renders: the image's, and the next one's in a transition

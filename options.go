@@ -58,6 +58,9 @@ const (
 // Transitions lists the transitions, none first.
 var Transitions = []string{TransitionNone, TransitionCrossfade, TransitionFadeBlack, TransitionWipe, TransitionSlide}
 
+// CaptionName captions each image with its file's name.
+const CaptionName = "name"
+
 // Motions of a slideshow image.
 const (
 	MotionNone     = "none"
@@ -135,6 +138,9 @@ type Options struct {
 	// image's time; with interpolate, at the scene cuts only.
 	Transition        string
 	TransitionSeconds float64
+	// Caption, when CaptionName, captions each image with its file's name
+	// (without the extension) where it has no caption of its own.
+	Caption string
 	// Motion moves a window over each image (MotionKenBurns) by
 	// MotionZoom, towards MotionFocus, zooming as MotionDirection says.
 	Motion          string
@@ -343,6 +349,8 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "duration is each image's time in a slideshow; with interpolate, set fps instead")
 	case !(o.TransitionSeconds >= 0 && o.TransitionSeconds < o.ImageSeconds()) && o.HasTransition() && o.Slideshow():
 		return Errorf(EINVALID, "transition_duration %v s must be shorter than each image's time on screen (%v s)", o.TransitionSeconds, o.ImageSeconds())
+	case o.Caption != "" && o.Caption != CaptionName:
+		return Errorf(EINVALID, "caption must be name (each image's file name) or absent, got %q", o.Caption)
 	case o.Motion != "" && o.Motion != MotionNone && o.Motion != MotionKenBurns:
 		return Errorf(EINVALID, "motion must be none or kenburns, got %q", o.Motion)
 	case o.Moves() && o.Interpolate > 1:
@@ -416,6 +424,8 @@ var OptionTable = []OptionSpec{
 	{Name: "transition_duration", Type: "string", Usage: "how long a transition takes, e.g. 0.5s, at the end of each image's time",
 		get: func(o *Options) string { return formatSeconds(o.TransitionSeconds) },
 		set: secondsOption("transition_duration", func(o *Options) *float64 { return &o.TransitionSeconds })},
+	{Name: "caption", Type: "string", Enum: []string{CaptionName}, Usage: "name: each image captioned with its file's name (without the extension), where it has no caption of its own",
+		get: func(o *Options) string { return o.Caption }, set: func(o *Options, s string) error { o.Caption = s; return nil }},
 	{Name: "motion", Type: "string", Enum: []string{MotionNone, MotionKenBurns}, Usage: "kenburns: each image zooms and pans slowly towards motion_focus, at sub-pixel precision (a slideshow at fps_out, default 30)",
 		get: func(o *Options) string { return o.Motion }, set: func(o *Options, s string) error { o.Motion = s; return nil }},
 	{Name: "motion_zoom", Type: "number", Min: 1, Max: MaxMotionZoom, Bounded: true, Usage: "how far a Ken Burns move zooms: the close window is this many times smaller than the frame",

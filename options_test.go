@@ -166,7 +166,7 @@ func TestOptionTableRoundTrips(t *testing.T) {
 	}
 	// aspect and size exclude each other, duration and interpolate too:
 	// they are set in a second set.
-	shaped, err := ParseOptions(form("aspect", "9:16", "fit", "blur", "duration", "3s", "transition", "crossfade", "transition_duration", "750ms"))
+	shaped, err := ParseOptions(form("aspect", "9:16", "fit", "blur", "duration", "3s", "transition", "crossfade", "transition_duration", "750ms", "caption", "name"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Image is what a plan knows of one input image: what its header says.
@@ -24,6 +26,45 @@ type Image struct {
 	// (ingest.Header.DecodeBytes); 0 when unknown, when two NRGBA copies
 	// are assumed.
 	DecodeBytes int64
+	// Caption is the text drawn under the image; "" for none.
+	Caption string
+}
+
+// MaxCaptionRunes bounds a caption's length: more does not fit in the
+// two lines a caption is drawn on.
+const MaxCaptionRunes = 200
+
+// NameCaption is the caption caption=name gives a file: its name without
+// folder or extension, control characters dropped, cut to MaxCaptionRunes.
+func NameCaption(file string) string {
+	base := file[strings.LastIndexAny(file, `/\`)+1:]
+	if dot := strings.LastIndex(base, "."); dot > 0 {
+		base = base[:dot]
+	}
+	base = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, base)
+	if r := []rune(base); len(r) > MaxCaptionRunes {
+		base = string(r[:MaxCaptionRunes])
+	}
+	return base
+}
+
+// CheckCaption refuses a caption that is not UTF-8, holds control
+// characters, or is longer than MaxCaptionRunes, naming the image by label.
+func CheckCaption(label, caption string) error {
+	switch {
+	case !utf8.ValidString(caption):
+		return Errorf(EINVALID, "the caption of %s is not UTF-8 text", label)
+	case strings.ContainsFunc(caption, unicode.IsControl):
+		return Errorf(EINVALID, "the caption of %s holds control characters; send plain text on one line", label)
+	case utf8.RuneCountInString(caption) > MaxCaptionRunes:
+		return Errorf(EINVALID, "the caption of %s has %d characters; at most %d fit", label, utf8.RuneCountInString(caption), MaxCaptionRunes)
+	}
+	return nil
 }
 
 // Pixels is the image's width x height.
@@ -113,10 +154,15 @@ func MakePlan(j Job) (Plan, error) {
 	case Over(n, lim.Files):
 		return Plan{}, lim.Refuse(ETOOLARGE, LimitFiles, "the job has %d images", n)
 	}
+	captioned := false
 	for _, im := range j.Images {
 		if err := lim.CheckImage(im); err != nil {
 			return Plan{}, err
 		}
+		if err := CheckCaption(im.Label, im.Caption); err != nil {
+			return Plan{}, err
+		}
+		captioned = captioned || im.Caption != ""
 	}
 	p := Plan{Options: o, Inputs: n, FPS: o.OutputFPS(), AudioSeconds: j.AudioSeconds, Images: slices.Clone(j.Images)}
 	use := func(m ModelInfo, field string) {
@@ -180,7 +226,7 @@ func MakePlan(j Job) (Plan, error) {
 	if Over(p.FramePixels, lim.Pixels) {
 		return Plan{}, lim.Refuse(ETOOLARGE, LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, p.Width, p.Height)
 	}
-	p.PassThrough = !o.NamesModels() && !o.HasTransition() && !o.Moves() // both work on pixels
+	p.PassThrough = !o.NamesModels() && !o.HasTransition() && !o.Moves() && !captioned // all work on pixels
 	for _, im := range j.Images {
 		p.PassThrough = p.PassThrough && im.Whole && im.Width == p.Width && im.Height == p.Height
 	}

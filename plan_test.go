@@ -256,3 +256,36 @@ func TestPlanSpreadsTheImagesOverTheSoundtrack(t *testing.T) {
 		t.Errorf("spread with interpolate: %v, want it refused", err)
 	}
 }
+
+// Captions: a file's name makes one without its folder, extension or
+// control characters; a caption too long, not UTF-8 or with control
+// characters is refused naming its image; a captioned image is decoded
+// (a caption is drawn on its pixels), never passed through.
+func TestCaptions(t *testing.T) {
+	for in, want := range map[string]string{
+		"photos/IMG_2041.JPG": "IMG_2041", "/a/b/Пляж.jpeg": "Пляж", "noext": "noext", ".hidden": ".hidden",
+		"bad\x07name.png": "badname", strings.Repeat("x", 300) + ".jpg": strings.Repeat("x", MaxCaptionRunes),
+	} {
+		if got := NameCaption(in); got != want {
+			t.Errorf("NameCaption(%q) = %q, want %q", in, got, want)
+		}
+	}
+	p, err := MakePlan(planJob(2, 64, 48, nil))
+	if err != nil || !p.PassThrough {
+		t.Fatalf("plain JPEGs of the frame's size pass through: %v %v", p.PassThrough, err)
+	}
+	p, err = MakePlan(planJob(2, 64, 48, func(j *Job) { j.Images[1].Caption = "the harbour at dawn" }))
+	if err != nil || p.PassThrough || p.Images[1].Caption != "the harbour at dawn" {
+		t.Errorf("a captioned image: pass-through %v, caption %q, %v", p.PassThrough, p.Images[1].Caption, err)
+	}
+	for caption, want := range map[string]string{
+		strings.Repeat("é", MaxCaptionRunes+1): "has 201 characters; at most 200",
+		"line one\nline two":                    "holds control characters",
+		"\xff\xfe":                              "is not UTF-8",
+	} {
+		_, err := MakePlan(planJob(2, 64, 48, func(j *Job) { j.Images[0].Caption = caption }))
+		if ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "the caption of fa.jpg") || !strings.Contains(err.Error(), want) {
+			t.Errorf("caption %.20q: %v, want it refused saying %q", caption, err, want)
+		}
+	}
+}

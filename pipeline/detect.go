@@ -10,6 +10,7 @@ import (
 
 	"github.com/img2vid/img2vid"
 	"github.com/img2vid/img2vid/annotate"
+	"github.com/img2vid/img2vid/caption"
 	"github.com/img2vid/img2vid/video"
 )
 
@@ -49,21 +50,50 @@ type frameWriter struct {
 	fps    float64
 	log    *annotate.Log // nil without a detect model
 	canvas *image.NRGBA  // the annotated copy, reused frame after frame
+	// captions are the caption overlays made so far, by text: an image's
+	// caption is drawn on each of its frames, and made once.
+	captions map[string]*caption.Overlay
 }
 
-// frame writes img, with dets drawn on it when detecting.
-func (w *frameWriter) frame(img *image.NRGBA, dets []img2vid.Detection, interpolated bool) error {
-	if w.log == nil {
+// frame writes img, with dets drawn on it when detecting and the caption
+// text under it (none for "").
+func (w *frameWriter) frame(img *image.NRGBA, dets []img2vid.Detection, text string, interpolated bool) error {
+	if w.log == nil && text == "" {
 		return w.enc.WriteFrame(img)
 	}
 	if w.canvas == nil || w.canvas.Rect != img.Rect {
 		w.canvas = image.NewNRGBA(img.Rect)
 	}
 	copy(w.canvas.Pix, img.Pix)
-	annotate.Draw(w.canvas, dets)
-	i := w.enc.Frames()
-	w.log.Frame(i, float64(i)/w.fps, dets, interpolated)
+	if w.log != nil {
+		annotate.Draw(w.canvas, dets)
+		i := w.enc.Frames()
+		w.log.Frame(i, float64(i)/w.fps, dets, interpolated)
+	}
+	if text != "" {
+		o, err := w.caption(text, img.Rect.Dx(), img.Rect.Dy())
+		if err != nil {
+			return err
+		}
+		o.Draw(w.canvas)
+	}
 	return w.enc.WriteFrame(w.canvas)
+}
+
+// caption is the overlay of text for w x h frames, made on its first use.
+func (w *frameWriter) caption(text string, fw, fh int) (*caption.Overlay, error) {
+	if o, ok := w.captions[text]; ok {
+		return o, nil
+	}
+	o, err := caption.Render(fw, fh, text)
+	if err != nil {
+		return nil, fmt.Errorf("drawing the caption %q: %w", text, err)
+	}
+	if w.captions == nil {
+		w.captions = map[string]*caption.Overlay{}
+	}
+	w.captions[text] = o
+	return o, nil
 }
 
 // write writes one image's frame: its file on the pass-through path.
@@ -71,5 +101,5 @@ func (w *frameWriter) write(f frame) error {
 	if f.data != nil {
 		return w.enc.WriteEncoded(f.data)
 	}
-	return w.frame(f.img, f.dets, false)
+	return w.frame(f.img, f.dets, f.caption, false)
 }

@@ -41,6 +41,8 @@ type frame struct {
 	img  *image.NRGBA
 	data []byte              // the file itself, on the JPEG pass-through path
 	dets []img2vid.Detection // what the detect model found on img, if one runs
+	// caption is drawn under the image on each of its frames; "" for none.
+	caption string
 }
 
 // FormatFor returns the format for an output file name: its extension when
@@ -83,6 +85,11 @@ func (p *Pipeline) Plan(ctx context.Context, inputs []string, opts img2vid.Optio
 	images, err := headers(inputs)
 	if err != nil {
 		return img2vid.Plan{}, err
+	}
+	if opts.Caption == img2vid.CaptionName {
+		for i, in := range inputs {
+			images[i].Caption = img2vid.NameCaption(in)
+		}
 	}
 	job := img2vid.Job{Options: opts, Limits: p.Limits, Images: images}
 	if job.Models, err = p.jobModels(opts); err != nil {
@@ -340,7 +347,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 				return frame{}, fmt.Errorf("%s on %s: %w", fm.Name(), filepath.Base(inputs[i]), err)
 			}
 		}
-		f := frame{img: cv.Place(img)}
+		f := frame{img: cv.Place(img), caption: plan.Images[i].Caption}
 		if det != nil {
 			if f.dets, err = detect(ctx, det, f.img, opts.DetectParams(), inputs[i]); err != nil {
 				return frame{}, err
@@ -498,7 +505,7 @@ func (p *Pipeline) between(ctx context.Context, out *frameWriter, interp img2vid
 			if opts.HasTransition() {
 				err = show.between(fa, fb, float64(k)/float64(n))
 			} else {
-				err = out.frame(a, fa.dets, false)
+				err = out.frame(a, fa.dets, fa.caption, false)
 			}
 			if err != nil {
 				return err
@@ -521,7 +528,11 @@ func (p *Pipeline) between(ctx context.Context, out *frameWriter, interp img2vid
 func (p *Pipeline) interpolate(ctx context.Context, out *frameWriter, interp img2vid.Interpolator, fa, fb frame, ts []float32) error {
 	var written error // an error of the encoder's, not the model's
 	err := interp.Interpolate(ctx, fa.img, fb.img, ts, func(k int, m *image.NRGBA) error {
-		written = out.frame(m, annotate.Between(fa.dets, fb.dets, float64(ts[k])), true)
+		text := fa.caption // the caption changes with the image, half way
+		if ts[k] >= 0.5 {
+			text = fb.caption
+		}
+		written = out.frame(m, annotate.Between(fa.dets, fb.dets, float64(ts[k])), text, true)
 		return written
 	})
 	if err != nil && written == nil {
@@ -589,7 +600,7 @@ func (p *Pipeline) resample(ctx context.Context, out *frameWriter, interp img2vi
 	if SceneDiff(a, b) > opts.SceneCut {
 		res.SceneCuts++
 		for range ts {
-			if err := out.frame(a, fa.dets, false); err != nil {
+			if err := out.frame(a, fa.dets, fa.caption, false); err != nil {
 				return err
 			}
 		}

@@ -33,7 +33,7 @@ func (s *slides) show(i int, cur frame, next *frame) error {
 		var err error
 		if s.opts.Moves() {
 			v := s.moved(cur, i, in+k, seen, 0)
-			err = s.out.frame(v.img, v.dets, false)
+			err = s.out.frame(v.img, v.dets, v.caption, false)
 		} else {
 			err = s.out.write(cur)
 		}
@@ -78,7 +78,7 @@ func (s *slides) moved(f frame, i, j, seen, buf int) frame {
 		s.view[buf] = image.NewNRGBA(f.img.Rect)
 	}
 	motion.Render(s.view[buf], f.img, w)
-	return frame{img: s.view[buf], dets: windowed(f.dets, w, fw, fh)}
+	return frame{img: s.view[buf], dets: windowed(f.dets, w, fw, fh), caption: f.caption}
 }
 
 // path is image i's Ken Burns move over a fw x fh frame: towards the focus
@@ -122,7 +122,8 @@ func windowed(dets []img2vid.Detection, w motion.Window, fw, fh int) []img2vid.D
 }
 
 // between writes the transition's frame at p from a to b, with a's boxes
-// until half way and b's after (both frames are real images, not made up).
+// and caption until half way and b's after (both frames are real images,
+// not made up).
 func (s *slides) between(a, b frame, p float64) error {
 	if s.mix == nil || s.mix.Rect != a.img.Rect {
 		s.mix = image.NewNRGBA(a.img.Rect)
@@ -130,9 +131,9 @@ func (s *slides) between(a, b frame, p float64) error {
 	if err := transition.Draw(s.mix, a.img, b.img, s.opts.Transition, p); err != nil {
 		return err
 	}
-	dets := a.dets
+	dets, text := a.dets, a.caption
 	if p >= 0.5 {
-		dets = b.dets
+		dets, text = b.dets, b.caption
 	}
-	return s.out.frame(s.mix, dets, false)
+	return s.out.frame(s.mix, dets, text, false)
 }

@@ -203,3 +203,45 @@ func TestKenBurnsEndsOnTheSubject(t *testing.T) {
 		}
 	}
 }
+
+// caption=name draws each file's name under its picture, on every frame
+// of it, in the bottom of the frame: the picture above is untouched.
+func TestCaptionsOnTheFrames(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	dir := t.TempDir()
+	var inputs []string
+	for _, name := range []string{"Пляж.png", "harbour.png"} {
+		f := filepath.Join(dir, name)
+		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(320, 180, color.NRGBA{90, 120, 150, 255})))
+		inputs = append(inputs, f)
+	}
+	render := func(c string) [][]byte {
+		opts := img2vid.DefaultOptions()
+		opts.Caption, opts.Quality = c, 0
+		out := filepath.Join(t.TempDir(), "v.mp4")
+		if _, err := (&pipeline.Pipeline{}).Convert(t.Context(), inputs, out, opts, nil); err != nil {
+			t.Fatal(err)
+		}
+		return videoFrames(t, out, 320, 180)
+	}
+	plain, captioned := render(""), render(img2vid.CaptionName)
+	if len(plain) != 2 || len(captioned) != 2 {
+		t.Fatalf("%d and %d frames, want 2", len(plain), len(captioned))
+	}
+	for i := range 2 {
+		var top, bottom float64
+		for y := range 180 {
+			for x := range 320 * 3 {
+				d := float64(plain[i][3*320*y+x]) - float64(captioned[i][3*320*y+x])
+				if y < 110 {
+					top = max(top, d, -d)
+				} else {
+					bottom = max(bottom, d, -d)
+				}
+			}
+		}
+		if top > 8 || bottom < 100 {
+			t.Errorf("frame %d: the picture above changed by %v, the caption area by %v; want untouched above, the caption drawn below", i, top, bottom)
+		}
+	}
+}

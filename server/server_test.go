@@ -40,6 +40,7 @@ type fakeConverter struct {
 	mu      sync.Mutex
 	inputs  [][]string
 	opts    []img2vid.Options
+	plans   []img2vid.Plan
 	block   bool
 	release chan struct{}
 	started chan string // receives each job's output path as it starts
@@ -58,6 +59,7 @@ func (f *fakeConverter) Run(ctx context.Context, plan img2vid.Plan, inputs []str
 	f.mu.Lock()
 	f.inputs = append(f.inputs, inputs)
 	f.opts = append(f.opts, opts)
+	f.plans = append(f.plans, plan)
 	f.mu.Unlock()
 	if f.started != nil {
 		f.started <- output
@@ -1111,6 +1113,7 @@ func TestEveryOptionThroughTheAPI(t *testing.T) {
 		"transition":          {field("duration", "3s"), field("transition", "crossfade")},
 		"transition_duration": {field("duration", "3s"), field("transition", "wipe"), field("transition_duration", "1.5s")},
 		"motion":              {field("motion", "kenburns")},
+		"caption":             {field("caption", "name")},
 		"motion_zoom":         {field("motion", "kenburns"), field("motion_zoom", "1.3")},
 		"motion_focus":        {field("motion", "kenburns"), field("motion_focus", "0.3,0.6")},
 		"motion_direction":    {field("motion", "kenburns"), field("motion_direction", "out")},
@@ -1183,6 +1186,43 @@ func TestCSVCellsAreInert(t *testing.T) {
 		}
 		if row := rows[1]; row[2] != want || strings.Join(row[5:9], ",") != "-1,0,2,3" {
 			t.Errorf("label %q: row %q, want the class cell %q and the numbers as they are", label, row, want)
+		}
+	}
+}
+
+// Captions come one per file in the files' order (captions fields); with
+// caption=name, each file given none is captioned with its name as the
+// client sent it. Too many captions, or one that is not plain text, are
+// refused naming what is wrong, before anything is queued.
+func TestCaptionsThroughTheAPI(t *testing.T) {
+	conv := &fakeConverter{}
+	_, ts := start(t, conv, nil)
+	img := pngOf(t, 8, 8, red)
+	id := submit(t, ts, file("beach.png", img), file("harbour at dawn.png", img), file("c.png", img),
+		field("captions", "The beach, 2026"), field("captions", ""), field("caption", "name"))
+	readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+	conv.mu.Lock()
+	images := conv.plans[0].Images
+	conv.mu.Unlock()
+	var got []string
+	for _, im := range images {
+		got = append(got, im.Caption)
+	}
+	if want := []string{"The beach, 2026", "harbour at dawn", "c"}; !slices.Equal(got, want) {
+		t.Errorf("captions %q, want %q", got, want)
+	}
+	for _, tc := range []struct {
+		name  string
+		parts []part
+		want  string
+	}{
+		{"too many", []part{file("a.png", img), field("captions", "one"), field("captions", "two")}, "2 captions for 1 images"},
+		{"control characters", []part{file("a.png", img), field("captions", "one\ntwo")}, `the caption of file 1 ("a.png") holds control characters`},
+		{"too long", []part{file("a.png", img), field("captions", strings.Repeat("é", img2vid.MaxCaptionRunes+1))}, "has 201 characters"},
+	} {
+		resp, body := post(t, ts, tc.parts...)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(errorOf(t, body).Error, tc.want) {
+			t.Errorf("%s: %d %s, want 400 saying %q", tc.name, resp.StatusCode, body, tc.want)
 		}
 	}
 }

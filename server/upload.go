@@ -24,6 +24,10 @@ import (
 // maxFieldBytes bounds one option field; no valid value comes close.
 const maxFieldBytes = 256
 
+// maxCaptionBytes bounds one captions field: MaxCaptionRunes characters
+// of up to four bytes.
+const maxCaptionBytes = 4 * img2vid.MaxCaptionRunes
+
 // outputExtensions maps an output format to the video's file name.
 var outputExtensions = map[string]string{img2vid.FormatMP4: ".mp4", img2vid.FormatWebM: ".webm", img2vid.FormatGIF: ".gif"}
 
@@ -101,6 +105,7 @@ type job struct {
 	client string // remote IP, counted against Limits.JobsPerClient
 	inputs []string
 	labels []string // how each input is named to the client: file 3 ("cut.jpg")
+	names  []string // each input's file name, as the client sent it
 	audio  string   // the stored soundtrack; "" for none
 	// audioLabel names the soundtrack to the client; audioLen is its
 	// length in seconds.
@@ -198,6 +203,7 @@ func (s *Server) shuttingDown() bool {
 // receive stores the files and reads the options of one upload into j.
 func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) error {
 	fields := map[string]string{}
+	var captions []string
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -212,10 +218,14 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 			err = s.storeFile(part, j)
 		case name == "audio":
 			err = s.storeAudio(ctx, part, j)
+		case name == "captions": // one per image, in the files' order
+			var c string
+			c, err = readField(part, maxCaptionBytes)
+			captions = append(captions, c)
 		case isOption(name):
-			fields[name], err = readField(part)
+			fields[name], err = readField(part, maxFieldBytes)
 		default:
-			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files, audio and the options %s", truncate(name, 40), strings.Join(img2vid.OptionNames(), ", "))
+			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files, audio, captions and the options %s", truncate(name, 40), strings.Join(img2vid.OptionNames(), ", "))
 		}
 		part.Close()
 		if err != nil {
@@ -227,6 +237,9 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 	}
 	opts, err := img2vid.ParseOptions(func(name string) string { return fields[name] })
 	if err != nil {
+		return err
+	}
+	if err := j.caption(captions, opts.Caption); err != nil {
 		return err
 	}
 	opts.Audio = j.audio
@@ -245,6 +258,24 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 		return err
 	}
 	j.opts = j.plan.Options
+	return nil
+}
+
+// caption gives the job's images their captions: the k-th captions field
+// to the k-th file, and with caption=name the file's name (as the client
+// sent it) to each image given none.
+func (j *job) caption(captions []string, mode string) error {
+	if len(captions) > len(j.images) {
+		return img2vid.Errorf(img2vid.EINVALID, "%d captions for %d images: send at most one captions field per file, in the files' order", len(captions), len(j.images))
+	}
+	for k := range j.images {
+		if k < len(captions) {
+			j.images[k].Caption = strings.TrimSpace(captions[k])
+		}
+		if j.images[k].Caption == "" && mode == img2vid.CaptionName {
+			j.images[k].Caption = img2vid.NameCaption(j.names[k])
+		}
+	}
 	return nil
 }
 
@@ -282,6 +313,7 @@ func (s *Server) storeFile(part *multipart.Part, j *job) error {
 	}
 	j.inputs = append(j.inputs, final)
 	j.labels = append(j.labels, label)
+	j.names = append(j.names, part.FileName())
 	j.images = append(j.images, im)
 	return nil
 }
@@ -402,13 +434,13 @@ func downloadName(file string) string {
 }
 
 // readField reads one option value, refusing values no option could have.
-func readField(part *multipart.Part) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
+func readField(part *multipart.Part, limit int) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(part, int64(limit)+1))
 	if err != nil {
 		return "", img2vid.Errorf(img2vid.EINVALID, "the upload could not be read: %v", err)
 	}
-	if len(b) > maxFieldBytes {
-		return "", img2vid.Errorf(img2vid.EINVALID, "field %s is longer than %d bytes", part.FormName(), maxFieldBytes)
+	if len(b) > limit {
+		return "", img2vid.Errorf(img2vid.EINVALID, "field %s is longer than %d bytes", part.FormName(), limit)
 	}
 	return string(b), nil
 }

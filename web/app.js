@@ -396,9 +396,28 @@ function render() {
       flag.textContent = flags.join("; ");
       li.append(flag);
     }
+    const n = it.file.name;
+    // Its caption, drawn under the picture in the video (the captions
+    // fields, in the files' order).
+    const cap = document.createElement("input");
+    cap.type = "text";
+    cap.className = "caption";
+    cap.maxLength = 200;
+    cap.value = it.caption || "";
+    cap.placeholder = "Caption";
+    cap.setAttribute("aria-label", `Caption of ${n}`);
+    cap.disabled = locked;
+    cap.tabIndex = -1; // reached from its card with Enter, as the list keeps one Tab stop
+    cap.addEventListener("input", () => { it.caption = cap.value; });
+    cap.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === "Escape") {
+        e.preventDefault();
+        focusItem(it.id);
+      }
+    });
+    li.append(cap);
     const tools = document.createElement("div");
     tools.className = "tools";
-    const n = it.file.name;
     tools.append(
       toolButton("◀", `Move ${n} earlier`, () => { move(i, i - 1); focusItem(it.id); }, locked || i === 0),
       toolButton("▶", `Move ${n} later`, () => { move(i, i + 1); focusItem(it.id); }, locked || i === items.length - 1),
@@ -455,6 +474,12 @@ $("thumbs").addEventListener("keydown", (e) => {
   } else if (e.key === "Delete" || e.key === "Backspace") {
     e.preventDefault();
     removeAt(i, true);
+  } else if (e.key === "Enter" || e.key === "F2") {
+    const cap = li.querySelector("input.caption");
+    if (cap && !cap.disabled) {
+      e.preventDefault();
+      cap.focus();
+    }
   }
 });
 $("thumbs").addEventListener("focusin", (e) => {
@@ -953,6 +978,7 @@ async function convert() {
     if (typeof v === "string" && v.trim() !== "") form.append(k, v.trim());
   }
   items.forEach((it) => form.append("files", it.file, it.file.name));
+  if (items.some((it) => (it.caption || "").trim() !== "")) items.forEach((it) => form.append("captions", (it.caption || "").trim()));
   if (audio) form.append("audio", audio.file, audio.file.name);
   localStorage.removeItem(jobKey);
   job = { id: null, events: null, xhr: null };

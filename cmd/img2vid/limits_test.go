@@ -121,7 +121,7 @@ func TestServeHoldsEveryLimit(t *testing.T) {
 
 	t.Run("interpolation over the memory ceiling", func(t *testing.T) {
 		big := testimage.PNGHeaderOnly(4096, 4096)
-		status, j := send(t, base, upload{files: [][]byte{big, big}, fields: map[string]string{"interpolate": "16", "interp_model": "blend"}})
+		status, j := send(t, base, upload{files: [][]byte{big, big}, fields: map[string]string{"interpolate": "16", "interp_model": "blend", "size": "original"}})
 		if status != 413 || j.Error.Limit != "max_memory_mb" || !strings.Contains(j.Error.Error, fmt.Sprintf("max_memory_mb=%d", ceilingMB)) {
 			t.Fatalf("got %d %+v, want 413 naming max_memory_mb", status, j.Error)
 		}

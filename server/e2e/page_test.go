@@ -403,6 +403,17 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 	p.keys("moving the first image earlier, where it cannot go", kb.Home)
 	p.keys("", kb.ArrowLeft, chromedp.KeyModifiers(chromedp.ModifierAlt))
 	p.focused("moving an image past the start")
+	// A caption by keyboard: Enter on the card edits it, Enter again
+	// goes back to the card; it is sent with the job.
+	p.keys("editing a caption", kb.Enter)
+	if f := p.focused("Enter on a card"); f != "input.caption" {
+		t.Errorf("Enter on a card focuses %q, want its caption", f)
+	}
+	p.keys("typing a caption", "Sunset, día 1")
+	p.keys("finishing the caption", kb.Enter)
+	if c := eval[string](t, ctx, `document.querySelector("#thumbs li input.caption").value`); c != "Sunset, día 1" {
+		t.Errorf("the first card's caption is %q", c)
+	}
 	p.keys("leaving the list", kb.Tab)
 	if f := p.focused("Tab out of the list"); f != "clear" {
 		t.Errorf("one Tab from the list reaches %q, want Remove all (one Tab stop per image)", f)

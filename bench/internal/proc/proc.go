@@ -4,15 +4,13 @@
 package proc
 
 import (
-	"fmt"
 	"log"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/img2vid/img2vid/internal/proctest"
 )
 
 // Wall runs argv and returns its wall time; a failure ends the bench.
@@ -26,29 +24,20 @@ func Wall(argv []string) time.Duration {
 }
 
 // Peak runs argv and returns the peak of the summed resident memory of it
-// and its descendants, sampled every 5 ms. Sampling takes CPU from what
-// is measured, so time it in runs of its own (Wall).
+// and its descendants (proctest.TreeRSS, sampled every 5 ms). Sampling
+// takes CPU from what is measured, so time it in runs of its own (Wall).
 func Peak(argv []string) int64 {
 	cmd, stderr := command(argv)
 	if err := cmd.Start(); err != nil {
 		log.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var top int64
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-done:
-			if err != nil {
-				log.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
-			}
-			return top
-		case <-tick.C:
-			top = max(top, treeRSS(cmd.Process.Pid))
-		}
+	stop := proctest.TreeRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	peak := stop()
+	if err != nil {
+		log.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
 	}
+	return peak
 }
 
 // command prepares argv with its stderr kept for the error message.
@@ -57,31 +46,6 @@ func command(argv []string) (*exec.Cmd, *strings.Builder) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	return cmd, &stderr
-}
-
-// treeRSS sums VmRSS over pid and its descendants, in bytes.
-func treeRSS(pid int) int64 {
-	var total int64
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			total += kb << 10
-		}
-	}
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		for _, c := range strings.Fields(string(b)) {
-			if cp, err := strconv.Atoi(c); err == nil {
-				total += treeRSS(cp)
-			}
-		}
-	}
-	return total
 }
 
 // Median is the middle of v.
