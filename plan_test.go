@@ -280,8 +280,8 @@ func TestCaptions(t *testing.T) {
 	}
 	for caption, want := range map[string]string{
 		strings.Repeat("é", MaxCaptionRunes+1): "has 201 characters; at most 200",
-		"line one\nline two":                    "holds control characters",
-		"\xff\xfe":                              "is not UTF-8",
+		"line one\nline two":                   "holds control characters",
+		"\xff\xfe":                             "is not UTF-8",
 	} {
 		_, err := MakePlan(planJob(2, 64, 48, func(j *Job) { j.Images[0].Caption = caption }))
 		if ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "the caption of fa.jpg") || !strings.Contains(err.Error(), want) {
