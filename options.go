@@ -234,14 +234,6 @@ func (o Options) ImageSeconds() float64 {
 	return 1 / o.FPS
 }
 
-// SlotFrames is how many frames image i (from 0) of a slideshow holds at
-// the output rate: rounded where the slots meet, so the video is exactly
-// as long as the images' times together, whatever the rate.
-func (o Options) SlotFrames(i int) int {
-	at := func(i int) int { return int(math.Round(float64(i) * o.ImageSeconds() * o.OutputFPS())) }
-	return at(i+1) - at(i)
-}
-
 // TransitionFrames is how many frames a transition of a slideshow takes,
 // at the end of an image's slot of slot frames: none for a cut, and
 // always fewer than the slot, so every image is seen whole.

@@ -1,6 +1,7 @@
 package img2vid
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"reflect"
@@ -28,6 +29,38 @@ type Image struct {
 	DecodeBytes int64
 	// Caption is the text drawn under the image; "" for none.
 	Caption string
+	// Seconds is the image's own time on screen in a slideshow; 0 for the
+	// job's (Options.ImageSeconds).
+	Seconds float64
+}
+
+// checkSeconds refuses an image's own time on screen out of the range a
+// duration takes, or too short for the job's transition.
+func checkSeconds(o Options, im Image) error {
+	s := im.Seconds
+	if s == 0 {
+		s = o.ImageSeconds()
+	} else if !(s >= 1/float64(MaxFPS) && s <= 1/MinFPS) {
+		return Errorf(EINVALID, "the duration of %s must be between %v and %v s, got %v s", im.Label, 1/float64(MaxFPS), 1/MinFPS, s)
+	}
+	if o.Slideshow() && o.HasTransition() && o.TransitionSeconds >= s {
+		return Errorf(EINVALID, "transition_duration %v s must be shorter than the time of %s on screen (%v s)", o.TransitionSeconds, im.Label, s)
+	}
+	return nil
+}
+
+// slots are the frames of each image of a slideshow at its output rate:
+// each its own time or the job's, rounded where the slots meet; and
+// their sum.
+func slots(o Options, images []Image) ([]int, int) {
+	out := make([]int, len(images))
+	at, done := 0.0, 0
+	for i, im := range images {
+		at += cmp.Or(im.Seconds, o.ImageSeconds())
+		end := int(math.Round(at * o.OutputFPS()))
+		out[i], done = end-done, end
+	}
+	return out, done
 }
 
 // MaxCaptionRunes bounds a caption's length: more does not fit in the
@@ -105,6 +138,10 @@ type Plan struct {
 	// and every image a plain JPEG of exactly the frame size.
 	PassThrough bool
 	FPS         float64 // output frame rate
+	// Slots are a slideshow's frames per image, by input: each image's
+	// time at the output rate, rounded where the slots meet, so the video
+	// lasts the images' times together. nil when not a slideshow.
+	Slots []int
 	// Frames is how many frames the encoder gets when no image is dropped
 	// as a duplicate: images x interpolate, plus HoldFrames.
 	Frames int
@@ -143,6 +180,14 @@ func MakePlan(j Job) (Plan, error) {
 		}
 		o.Seconds = j.AudioSeconds / float64(len(j.Images)) // the slideshow ends with the sound
 	}
+	if slices.ContainsFunc(j.Images, func(im Image) bool { return im.Seconds != 0 }) {
+		if o.Interpolate > 1 {
+			return Plan{}, Errorf(EINVALID, "an image's own duration is for a slideshow; with interpolate, every image takes 1/fps")
+		}
+		if o.Seconds == 0 {
+			o.Seconds = 1 / o.FPS // a slideshow; the other images keep 1/fps
+		}
+	}
 	if err := o.Validate(); err != nil {
 		return Plan{}, err
 	}
@@ -160,6 +205,9 @@ func MakePlan(j Job) (Plan, error) {
 			return Plan{}, err
 		}
 		if err := CheckCaption(im.Label, im.Caption); err != nil {
+			return Plan{}, err
+		}
+		if err := checkSeconds(o, im); err != nil {
 			return Plan{}, err
 		}
 		captioned = captioned || im.Caption != ""
@@ -234,6 +282,9 @@ func MakePlan(j Job) (Plan, error) {
 	// The last image is held for its whole slot, so the video lasts as
 	// long as the images at their rate, whatever the interpolation.
 	p.Frames = o.OutputFrames(n)
+	if o.Slideshow() {
+		p.Slots, p.Frames = slots(o, j.Images)
+	}
 	if o.AudioFit == AudioExtend && j.AudioSeconds > 0 {
 		p.HoldFrames = max(HoldFrames(j.AudioSeconds, p.FPS, p.Frames), 0)
 		p.Frames += p.HoldFrames

@@ -289,3 +289,31 @@ func TestCaptions(t *testing.T) {
 		}
 	}
 }
+
+// An image's own duration makes the job a slideshow: each image holds its
+// time (its own, else 1/fps) at the output rate, the slots rounded where
+// they meet; a transition must be shorter than every image's time, and
+// interpolate takes none.
+func TestPlanPerImageDurations(t *testing.T) {
+	j := planJob(3, 64, 48, func(j *Job) { j.Images[0].Seconds, j.Images[2].Seconds = 2, 0.5 })
+	p, err := MakePlan(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.Slots, []int{60, 6, 15}) || p.Frames != 81 || p.FPS != DefaultSlideshowFPS {
+		t.Errorf("slots %v, %d frames at %v fps; want 60, 6, 15 (2 s, 1/5 s, 0.5 s at 30 fps): 81", p.Slots, p.Frames, p.FPS)
+	}
+	j.Options.FPS, j.Images[1].Seconds = 1, 0.2 // the job's time is 1 s, one image's 0.2 s
+	j.Options.Transition, j.Options.TransitionSeconds = TransitionCrossfade, 0.3
+	if _, err := MakePlan(j); ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "shorter than the time of fb.jpg on screen (0.2 s)") {
+		t.Errorf("a 0.3 s transition with a 0.2 s image: %v, want it refused naming the image", err)
+	}
+	j.Options.Transition, j.Options.Interpolate = TransitionNone, 2
+	if _, err := MakePlan(j); ErrorCode(err) != EINVALID {
+		t.Errorf("own durations with interpolate: %v, want refused", err)
+	}
+	j.Options.Interpolate, j.Images[1].Seconds = 1, 5000
+	if _, err := MakePlan(j); ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "the duration of fb.jpg must be between") {
+		t.Errorf("a 5000 s image: %v, want refused", err)
+	}
+}

@@ -43,6 +43,7 @@ type frame struct {
 	dets []img2vid.Detection // what the detect model found on img, if one runs
 	// caption is drawn under the image on each of its frames; "" for none.
 	caption string
+	index   int // the input it was made from
 }
 
 // FormatFor returns the format for an output file name: its extension when
@@ -336,7 +337,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 				}
 				return frame{}, &passThroughError{fmt.Errorf("%s is not a plain JPEG: %w", filepath.Base(inputs[i]), err)}
 			}
-			return frame{data: data}, nil
+			return frame{data: data, index: i}, nil
 		}
 		img, _, err := ingest.Decode(inputs[i], maxPixels)
 		if err != nil {
@@ -347,7 +348,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 				return frame{}, fmt.Errorf("%s on %s: %w", fm.Name(), filepath.Base(inputs[i]), err)
 			}
 		}
-		f := frame{img: cv.Place(img), caption: plan.Images[i].Caption}
+		f := frame{img: cv.Place(img), caption: plan.Images[i].Caption, index: i}
 		if det != nil {
 			if f.dets, err = detect(ctx, det, f.img, opts.DetectParams(), inputs[i]); err != nil {
 				return frame{}, err
@@ -356,7 +357,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 		return f, nil
 	}
 
-	show := &slides{out: out, opts: opts}
+	show := &slides{out: out, opts: opts, slots: plan.Slots}
 	slots, wait := ordered(ctx, len(inputs), workers, window, load)
 	err = func() error {
 		var prev frame
@@ -382,7 +383,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 				// An image's slot ends in a transition to the next: it is
 				// written once the next one is here.
 				if havePrev {
-					if err := show.show(kept-2, prev, &cur); err != nil {
+					if err := show.show(prev, &cur); err != nil {
 						return err
 					}
 				}
@@ -418,7 +419,7 @@ func (p *Pipeline) run(ctx context.Context, start time.Time, plan img2vid.Plan, 
 		slot := perInput - 1
 		switch {
 		case opts.Slideshow():
-			if err := show.show(kept-1, prev, nil); err != nil {
+			if err := show.show(prev, nil); err != nil {
 				return err
 			}
 			slot = 0

@@ -13,22 +13,28 @@ import (
 // image; with Ken Burns, each image's frames a window moving over it from
 // the first frame it is seen in (the transition into it) to its last.
 type slides struct {
-	out  *frameWriter
-	opts img2vid.Options
-	mix  *image.NRGBA    // the transition's frame, drawn into frame after frame
-	view [2]*image.NRGBA // Ken Burns renders: the image, and the next one in a transition
+	out   *frameWriter
+	opts  img2vid.Options
+	slots []int // each input's frames (Plan.Slots)
+	// in is how many frames of the transition into the image shown next
+	// showed it already, and shown how many images were shown: the
+	// images shown, not the inputs, alternate their zoom.
+	in, shown int
+	mix       *image.NRGBA    // the transition's frame, drawn into frame after frame
+	view      [2]*image.NRGBA // Ken Burns renders: the image, and the next one in a transition
 }
 
-// show writes the slot of image i (from 0), cur, on the way to next; nil
-// next for the last image, which is held for its whole slot.
-func (s *slides) show(i int, cur frame, next *frame) error {
-	n := s.opts.SlotFrames(i)
+// show writes the slot of cur on the way to next; nil next for the last
+// image, which is held for its whole slot.
+func (s *slides) show(cur frame, next *frame) error {
+	n := s.slots[cur.index]
 	t := 0
 	if next != nil {
 		t = s.opts.TransitionFrames(n)
 	}
-	in := s.incoming(i)
-	seen := in + n // the frames image i is seen in
+	in, i := s.in, s.shown
+	s.in, s.shown = t, s.shown+1
+	seen := in + n // the frames the image is seen in
 	for k := range n - t {
 		var err error
 		if s.opts.Moves() {
@@ -43,7 +49,7 @@ func (s *slides) show(i int, cur frame, next *frame) error {
 	}
 	for k := 1; k <= t; k++ {
 		a := s.moved(cur, i, in+n-t+k-1, seen, 0)
-		b := s.moved(*next, i+1, k-1, t+s.opts.SlotFrames(i+1), 1)
+		b := s.moved(*next, i+1, k-1, t+s.slots[next.index], 1)
 		if err := s.between(a, b, float64(k)/float64(t+1)); err != nil {
 			return err
 		}
@@ -51,16 +57,7 @@ func (s *slides) show(i int, cur frame, next *frame) error {
 	return nil
 }
 
-// incoming is how many frames of the transition into image i show it
-// before its own slot starts.
-func (s *slides) incoming(i int) int {
-	if i == 0 {
-		return 0
-	}
-	return s.opts.TransitionFrames(s.opts.SlotFrames(i - 1))
-}
-
-// moved is image i's frame j of the seen it is seen in: the window of its
+// moved is frame j of the seen frames the i-th image shown is seen in: the window of its
 // Ken Burns move at that point, rendered into view buffer buf, with its
 // boxes where the window puts them; the image itself without motion.
 func (s *slides) moved(f frame, i, j, seen, buf int) frame {
@@ -78,7 +75,7 @@ func (s *slides) moved(f frame, i, j, seen, buf int) frame {
 		s.view[buf] = image.NewNRGBA(f.img.Rect)
 	}
 	motion.Render(s.view[buf], f.img, w)
-	return frame{img: s.view[buf], dets: windowed(f.dets, w, fw, fh), caption: f.caption}
+	return frame{img: s.view[buf], dets: windowed(f.dets, w, fw, fh), caption: f.caption, index: f.index}
 }
 
 // path is image i's Ken Burns move over a fw x fh frame: towards the focus

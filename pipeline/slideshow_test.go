@@ -245,3 +245,49 @@ func TestCaptionsOnTheFrames(t *testing.T) {
 		}
 	}
 }
+
+// Each image holds its own time at the output rate; the others the job's.
+func TestSlideshowPerImageDurations(t *testing.T) {
+	testenv.NeedFFmpeg(t)
+	dir := t.TempDir()
+	colors := []color.NRGBA{{200, 30, 30, 255}, {30, 200, 30, 255}, {30, 30, 200, 255}}
+	var inputs []string
+	for i, c := range colors {
+		f := filepath.Join(dir, string(rune('a'+i))+".png")
+		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(32, 32, c)))
+		inputs = append(inputs, f)
+	}
+	p := &pipeline.Pipeline{}
+	opts := img2vid.DefaultOptions()
+	opts.Seconds, opts.FPSOut, opts.Quality = 0.5, 10, 0
+	plan, err := p.Plan(t.Context(), inputs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the server makes a plan with the files' own times: 1 s, the job's 0.5 s, 0.3 s.
+	job := img2vid.Job{Images: plan.Images, Options: opts, Limits: p.Limits}
+	job.Images[0].Seconds, job.Images[2].Seconds = 1, 0.3
+	if plan, err = img2vid.MakePlan(job); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "v.mp4")
+	res, err := p.Run(t.Context(), plan, inputs, out, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Frames != 18 || res.Duration != 1.8 {
+		t.Fatalf("%d frames, %v s; want 10 + 5 + 3 = 18 at 10 fps, 1.8 s", res.Frames, res.Duration)
+	}
+	for i, f := range videoFrames(t, out, 32, 32) {
+		img := 0
+		switch {
+		case i >= 15:
+			img = 2
+		case i >= 10:
+			img = 1
+		}
+		if got, c := meanRGB(f), colors[img]; got[0]-float64(c.R) > 8 || float64(c.R)-got[0] > 8 || got[1]-float64(c.G) > 8 || float64(c.G)-got[1] > 8 {
+			t.Errorf("frame %d: %v, want image %d's colour %v", i, got, img, c)
+		}
+	}
+}

@@ -58,8 +58,8 @@ func TestOpenAPIFormMatchesTheOptionTable(t *testing.T) {
 		}
 	}
 	for name := range form {
-		if _, ok := img2vid.OptionByName(name); !ok && name != "files" && name != "audio" && name != "captions" {
-			t.Errorf("openapi.json documents form field %s, which is neither a file field, the captions nor in the option table", name)
+		if _, ok := img2vid.OptionByName(name); !ok && name != "files" && name != "audio" && name != "captions" && name != "durations" {
+			t.Errorf("openapi.json documents form field %s, which is neither a file field, the captions or durations nor in the option table", name)
 		}
 	}
 	var limits []string

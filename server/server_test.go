@@ -1226,3 +1226,24 @@ func TestCaptionsThroughTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// Durations come one per file in the files' order, like captions; an
+// empty field leaves the job's time; a time that is not one is refused
+// naming the file.
+func TestDurationsThroughTheAPI(t *testing.T) {
+	conv := &fakeConverter{}
+	_, ts := start(t, conv, nil)
+	img := pngOf(t, 8, 8, red)
+	id := submit(t, ts, file("a.png", img), file("b.png", img), field("durations", "3s"), field("durations", ""))
+	readEvents(t, ts.URL+"/api/jobs/"+id+"/events")
+	conv.mu.Lock()
+	plan := conv.plans[0]
+	conv.mu.Unlock()
+	if plan.Images[0].Seconds != 3 || plan.Images[1].Seconds != 0 || !slices.Equal(plan.Slots, []int{90, 6}) {
+		t.Errorf("images %+v, slots %v; want 3 s then the job's 0.2 s, at 30 fps: 90 and 6 frames", plan.Images, plan.Slots)
+	}
+	resp, body := post(t, ts, file("a.png", img), field("durations", "three"))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(errorOf(t, body).Error, `the duration of file 1 ("a.png") must be a time such as 3s`) {
+		t.Errorf("a duration that is not a time: %d %s", resp.StatusCode, body)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
@@ -203,7 +204,7 @@ func (s *Server) shuttingDown() bool {
 // receive stores the files and reads the options of one upload into j.
 func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) error {
 	fields := map[string]string{}
-	var captions []string
+	var captions, durations []string
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -222,10 +223,14 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 			var c string
 			c, err = readField(part, maxCaptionBytes)
 			captions = append(captions, c)
+		case name == "durations": // likewise
+			var d string
+			d, err = readField(part, maxFieldBytes)
+			durations = append(durations, d)
 		case isOption(name):
 			fields[name], err = readField(part, maxFieldBytes)
 		default:
-			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files, audio, captions and the options %s", truncate(name, 40), strings.Join(img2vid.OptionNames(), ", "))
+			err = img2vid.Errorf(img2vid.EINVALID, "unknown form field %q: send files, audio, captions, durations and the options %s", truncate(name, 40), strings.Join(img2vid.OptionNames(), ", "))
 		}
 		part.Close()
 		if err != nil {
@@ -240,6 +245,9 @@ func (s *Server) receive(ctx context.Context, mr *multipart.Reader, j *job) erro
 		return err
 	}
 	if err := j.caption(captions, opts.Caption); err != nil {
+		return err
+	}
+	if err := j.time(durations); err != nil {
 		return err
 	}
 	opts.Audio = j.audio
@@ -275,6 +283,25 @@ func (j *job) caption(captions []string, mode string) error {
 		if j.images[k].Caption == "" && mode == img2vid.CaptionName {
 			j.images[k].Caption = img2vid.NameCaption(j.names[k])
 		}
+	}
+	return nil
+}
+
+// time gives the job's images their own times on screen: the k-th
+// durations field (3s, 1.5s, 500ms; empty: the job's) to the k-th file.
+func (j *job) time(durations []string) error {
+	if len(durations) > len(j.images) {
+		return img2vid.Errorf(img2vid.EINVALID, "%d durations for %d images: send at most one durations field per file, in the files' order", len(durations), len(j.images))
+	}
+	for k, s := range durations {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return img2vid.Errorf(img2vid.EINVALID, "the duration of %s must be a time such as 3s or 500ms, got %q", j.labels[k], truncate(s, 40))
+		}
+		j.images[k].Seconds = d.Seconds()
 	}
 	return nil
 }
