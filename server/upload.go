@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 	"syscall"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
