@@ -92,35 +92,34 @@ func TestWorkerRunsOnlySignedJobs(t *testing.T) {
 	}
 }
 
-// A message that names files outside its job, or a job id that is a path,
-// is refused; paths in the plan's options are never the worker's: it runs
-// the plan with its own copies or none.
+// A message that names files outside its job, a path on the worker's
+// machine, or a job id that is a path, is refused: a worker runs a plan
+// with its own copies of the job's files and nothing else.
 func TestWorkerOpensOnlyTheJobsOwnFiles(t *testing.T) {
 	conv := &fakeConverter{}
 	l := startWorker(t, WorkerConfig{Converter: conv})
 	file := filepath.Join(t.TempDir(), "000001.png")
 	testimage.Write(t, file, testimage.PNG(t, testimage.Quadrants(16, 16)))
 
-	paths := oneImage(t, "paths", file)
-	paths.Plan.Options.Audio, paths.Plan.Options.Detections = "/etc/passwd", "/etc/cron.d/img2vid"
-	forge(t, l.System, paths, []string{file}, nil)
-	if st := waitState(t, l.System, "paths", "the end", failed); st.Status != StatusDone {
+	mine := oneImage(t, "mine", file)
+	forge(t, l.System, mine, []string{file}, nil)
+	if st := waitState(t, l.System, "mine", "the end", failed); st.Status != StatusDone {
 		t.Fatalf("job ended %s %+v", st.Status, st.Error)
 	}
-	if conv.plan.Options.Audio != "" || conv.plan.Options.Detections != "" {
-		t.Errorf("the worker ran the plan with the message's paths: audio %q, detections %q", conv.plan.Options.Audio, conv.plan.Options.Detections)
-	}
 
+	paths := oneImage(t, "paths", file)
+	paths.Plan.Options.Audio, paths.Plan.Options.Detections = "/etc/passwd", "/etc/cron.d/img2vid"
 	other := oneImage(t, "another", file)
-	other.Inputs = []string{"paths/000001.png"} // the first job's image
+	other.Inputs = []string{"mine/000001.png"} // the first job's image
 	bad := oneImage(t, "badaudio", file)
-	bad.Audio = "badaudio/../paths/000001.png"
+	bad.Audio = "badaudio/../mine/000001.png"
 	for _, tt := range []struct {
 		spec Spec
 		want string
 	}{
-		{other, `object "paths/000001.png" is not one of the job's own files`},
-		{bad, `object "badaudio/../paths/000001.png" is not one of the job's own files`},
+		{paths, "the message names a file on the worker's machine"},
+		{other, `object "mine/000001.png" is not one of the job's own files`},
+		{bad, `object "badaudio/../mine/000001.png" is not one of the job's own files`},
 	} {
 		forge(t, l.System, tt.spec, []string{file}, nil)
 		st := waitState(t, l.System, tt.spec.ID, "the end", failed)

@@ -134,6 +134,15 @@ func (s Spec) check() error {
 	if len(s.Labels) != len(s.Inputs) {
 		return fmt.Errorf("job %s: %d labels for %d images", s.ID, len(s.Labels), len(s.Inputs))
 	}
+	// An API replica clears every path of its own machine before it
+	// queues a job (Submit); a message that names one was not made by it.
+	paths := s.Options.Audio + s.Options.Detections
+	if s.Plan != nil {
+		paths += s.Plan.Options.Audio + s.Plan.Options.Detections
+	}
+	if paths != "" {
+		return fmt.Errorf("job %s: the message names a file on the worker's machine, which no API replica sends", s.ID)
+	}
 	seen := map[string]bool{}
 	for _, name := range s.objects() {
 		base, ok := strings.CutPrefix(name, s.ID+"/")

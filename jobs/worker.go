@@ -614,9 +614,8 @@ func (w *Worker) convert(ctx context.Context, spec Spec, dir string, tr *tracker
 	}
 	plan := *spec.Plan
 	opts := &plan.Options
-	// The files are the worker's own copies of the job's objects: no
-	// path in the message is ever opened or written.
-	opts.Audio, opts.Detections = "", ""
+	// The files are the worker's own copies of the job's objects: a
+	// message naming a path was refused (Spec.check).
 	if strings.HasSuffix(spec.Audio, ".upload") {
 		return res, "", "", img2vid.Errorf(img2vid.EUNAVAILABLE,
 			"the job was queued by an earlier version of img2vid, which kept the soundtrack undecoded; send it again")

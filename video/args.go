@@ -59,7 +59,9 @@ const GIFFilter = "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteu
 // reads frames from stdin and writes s.Output.
 func Args(s Spec) []string {
 	rate := strconv.FormatFloat(s.FPS, 'f', -1, 64)
-	in := ffmpeg.KwArgs{"framerate": rate}
+	// The frames come on stdin, in a format named here: ffmpeg opens no
+	// other protocol and probes nothing, whatever the bytes hold.
+	in := ffmpeg.KwArgs{"framerate": rate, "protocol_whitelist": "pipe"}
 	switch s.Input {
 	case InputJPEG:
 		in["f"] = "image2pipe"
