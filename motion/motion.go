@@ -50,37 +50,51 @@ func Path(fw, fh int, zoom, fx, fy float64, subject image.Rectangle, out bool) (
 
 // Render samples src's window w into dst (bilinear, at sub-pixel
 // positions), filling dst whole: dst's pixel centres map evenly onto the
-// window. Rows are shared between the cores.
+// window. Each row blends its two source rows first, over the columns the
+// window covers, then across: fewer multiplications than four taps per
+// pixel. Rows are shared between the cores.
 func Render(dst, src *image.NRGBA, w Window) {
 	dw, dh := dst.Rect.Dx(), dst.Rect.Dy()
 	sw, sh := src.Rect.Dx(), src.Rect.Dy()
 	sx, sy := w.W/float64(dw), w.H/float64(dh)
-	// Each destination column's source column and weight, computed once.
-	x0 := make([]int, dw)
+	// Each destination column's left source column (from lo) and weight.
+	x0 := make([]int32, dw)
 	fx := make([]uint32, dw)
+	lo, hi := sw, 0
 	for x := range dw {
 		p := min(max(w.X+(float64(x)+0.5)*sx-0.5, 0), float64(sw-1))
 		i := int(p)
-		x0[x], fx[x] = i, uint32((p-float64(i))*256)
+		x0[x], fx[x] = int32(i), uint32((p-float64(i))*256)
+		lo, hi = min(lo, i), max(hi, min(i+1, sw-1))
 	}
+	for x := range x0 {
+		x0[x] = 3 * (x0[x] - int32(lo)) // into the row of blended RGB below
+	}
+	span := hi - lo + 1
 	rows := func(from, to int) {
+		mid := make([]uint32, 3*(span+1)) // the two source rows blended, RGB, 16-bit
 		for y := from; y < to; y++ {
 			p := min(max(w.Y+(float64(y)+0.5)*sy-0.5, 0), float64(sh-1))
 			j := int(p)
 			fy := uint32((p - float64(j)) * 256)
 			j1 := min(j+1, sh-1)
-			r0 := src.Pix[src.PixOffset(src.Rect.Min.X, src.Rect.Min.Y+j):]
-			r1 := src.Pix[src.PixOffset(src.Rect.Min.X, src.Rect.Min.Y+j1):]
-			out := dst.Pix[dst.PixOffset(dst.Rect.Min.X, dst.Rect.Min.Y+y):]
+			r0 := src.Pix[src.PixOffset(src.Rect.Min.X+lo, src.Rect.Min.Y+j):][:4*span]
+			r1 := src.Pix[src.PixOffset(src.Rect.Min.X+lo, src.Rect.Min.Y+j1):][:4*span]
+			for i, k := 0, 0; i < 4*span; i, k = i+4, k+3 {
+				mid[k] = uint32(r0[i])*(256-fy) + uint32(r1[i])*fy
+				mid[k+1] = uint32(r0[i+1])*(256-fy) + uint32(r1[i+1])*fy
+				mid[k+2] = uint32(r0[i+2])*(256-fy) + uint32(r1[i+2])*fy
+			}
+			copy(mid[3*span:], mid[3*span-3:3*span]) // the last column's right neighbour is itself
+			out := dst.Pix[dst.PixOffset(dst.Rect.Min.X, dst.Rect.Min.Y+y):][:4*dw]
 			for x := range dw {
-				a, b := 4*x0[x], 4*min(x0[x]+1, sw-1)
-				wx := fx[x]
-				for k := range 3 {
-					top := uint32(r0[a+k])*(256-wx) + uint32(r0[b+k])*wx
-					bot := uint32(r1[a+k])*(256-wx) + uint32(r1[b+k])*wx
-					out[4*x+k] = uint8((top*(256-fy) + bot*fy + 1<<15) >> 16)
-				}
-				out[4*x+3] = 0xFF
+				a, wx := x0[x], fx[x]
+				m := mid[a : a+6 : a+6]
+				o := out[4*x : 4*x+4 : 4*x+4]
+				o[0] = uint8((m[0]*(256-wx) + m[3]*wx + 1<<15) >> 16)
+				o[1] = uint8((m[1]*(256-wx) + m[4]*wx + 1<<15) >> 16)
+				o[2] = uint8((m[2]*(256-wx) + m[5]*wx + 1<<15) >> 16)
+				o[3] = 0xFF
 			}
 		}
 	}
