@@ -34,6 +34,98 @@ type Image struct {
 	Seconds float64
 }
 
+// useModels finds the models o names among models, records them in the
+// plan, and takes the frame model's scale; an unknown model, one of
+// another kind, or a detect class the model lacks is refused.
+func (p *Plan) useModels(models []ModelInfo, o Options) error {
+	use := func(m ModelInfo, field string) {
+		p.Models = append(p.Models, ModelRef{Field: field, Name: m.Name, SHA256: m.SHA256})
+	}
+	if o.FrameModel != "" {
+		m, err := findModel(models, "frame_model", o.FrameModel, KindFrame)
+		if err != nil {
+			return err
+		}
+		p.FrameScale = max(m.Scale, 1)
+		use(m, "frame_model")
+	}
+	if o.Interpolates() {
+		m, err := findModel(models, "interp_model", o.InterpModel, KindInterpolate)
+		if err != nil {
+			return err
+		}
+		use(m, "interp_model")
+	}
+	if o.DetectModel != "" {
+		m, err := findModel(models, "detect_model", o.DetectModel, KindDetect)
+		if err != nil {
+			return err
+		}
+		use(m, "detect_model")
+		for _, c := range ParseClasses(o.DetectClasses) {
+			if !slices.Contains(m.Labels, c) {
+				return Errorf(EINVALID, "detect_classes: %q is not a class of %s (it has %s)", truncate(c, 60), o.DetectModel, strings.Join(m.Labels, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// jobOptions are the job's options as its plan runs them: validated, the
+// format set, and for a slideshow whose images have their own times or
+// share the soundtrack's (audio_fit spread), the job's time per image.
+func jobOptions(j Job) (Options, error) {
+	o := j.Options
+	if o.Format == "" {
+		o.Format = FormatMP4
+	}
+	if o.AudioFit == AudioSpread && j.AudioSeconds > 0 && len(j.Images) > 0 {
+		if o.Interpolate > 1 {
+			return o, Errorf(EINVALID, "audio_fit spread sets each image's time in a slideshow; with interpolate, use trim or extend")
+		}
+		o.Seconds = j.AudioSeconds / float64(len(j.Images)) // the slideshow ends with the sound
+	}
+	if slices.ContainsFunc(j.Images, func(im Image) bool { return im.Seconds != 0 }) {
+		if o.Interpolate > 1 {
+			return o, Errorf(EINVALID, "an image's own duration is for a slideshow; with interpolate, every image takes 1/fps")
+		}
+		if o.Seconds == 0 {
+			o.Seconds = 1 / o.FPS // a slideshow; the other images keep 1/fps
+		}
+	}
+	return o, o.Validate()
+}
+
+// checkImage refuses an image its header, caption or own time puts over
+// a limit, naming it.
+func checkImage(o Options, lim Limits, im Image) error {
+	if err := lim.CheckImage(im); err != nil {
+		return err
+	}
+	if err := CheckCaption(im.Label, im.Caption); err != nil {
+		return err
+	}
+	return checkSeconds(o, im)
+}
+
+// fitArea is the area every image is fitted into: the size set, else the
+// first image's (times the frame model's scale) in the aspect set, fitted
+// within the playable box unless the size is to be kept; and the first
+// image's label when it decided the size, for a refusal to name.
+func fitArea(o Options, first Image, scale int) (w, h int, sizedBy string) {
+	if o.Width != 0 {
+		return o.Width, o.Height, ""
+	}
+	w, h = first.Width*scale, first.Height*scale
+	if o.Aspect != "" {
+		w = aspectWidth(h, o.Aspect)
+	}
+	if !o.KeepSize {
+		w, h = Playable(w, h)
+	}
+	return w, h, first.Label + ": "
+}
+
 // checkSeconds refuses an image's own time on screen out of the range a
 // duration takes, or too short for the job's transition.
 func checkSeconds(o Options, im Image) error {
@@ -170,25 +262,8 @@ type ModelRef struct {
 
 // MakePlan returns j's plan, or the first limit j breaks, naming it.
 func MakePlan(j Job) (Plan, error) {
-	o := j.Options
-	if o.Format == "" {
-		o.Format = FormatMP4
-	}
-	if o.AudioFit == AudioSpread && j.AudioSeconds > 0 && len(j.Images) > 0 {
-		if o.Interpolate > 1 {
-			return Plan{}, Errorf(EINVALID, "audio_fit spread sets each image's time in a slideshow; with interpolate, use trim or extend")
-		}
-		o.Seconds = j.AudioSeconds / float64(len(j.Images)) // the slideshow ends with the sound
-	}
-	if slices.ContainsFunc(j.Images, func(im Image) bool { return im.Seconds != 0 }) {
-		if o.Interpolate > 1 {
-			return Plan{}, Errorf(EINVALID, "an image's own duration is for a slideshow; with interpolate, every image takes 1/fps")
-		}
-		if o.Seconds == 0 {
-			o.Seconds = 1 / o.FPS // a slideshow; the other images keep 1/fps
-		}
-	}
-	if err := o.Validate(); err != nil {
+	o, err := jobOptions(j)
+	if err != nil {
 		return Plan{}, err
 	}
 	lim := j.Limits
@@ -199,49 +274,14 @@ func MakePlan(j Job) (Plan, error) {
 	case Over(n, lim.Files):
 		return Plan{}, lim.Refuse(ETOOLARGE, LimitFiles, "the job has %d images", n)
 	}
-	captioned := false
 	for _, im := range j.Images {
-		if err := lim.CheckImage(im); err != nil {
+		if err := checkImage(o, lim, im); err != nil {
 			return Plan{}, err
 		}
-		if err := CheckCaption(im.Label, im.Caption); err != nil {
-			return Plan{}, err
-		}
-		if err := checkSeconds(o, im); err != nil {
-			return Plan{}, err
-		}
-		captioned = captioned || im.Caption != ""
 	}
 	p := Plan{Options: o, Inputs: n, FPS: o.OutputFPS(), AudioSeconds: j.AudioSeconds, Images: slices.Clone(j.Images)}
-	use := func(m ModelInfo, field string) {
-		p.Models = append(p.Models, ModelRef{Field: field, Name: m.Name, SHA256: m.SHA256})
-	}
-	if o.FrameModel != "" {
-		m, err := findModel(j.Models, "frame_model", o.FrameModel, KindFrame)
-		if err != nil {
-			return Plan{}, err
-		}
-		p.FrameScale = max(m.Scale, 1)
-		use(m, "frame_model")
-	}
-	if o.Interpolates() {
-		m, err := findModel(j.Models, "interp_model", o.InterpModel, KindInterpolate)
-		if err != nil {
-			return Plan{}, err
-		}
-		use(m, "interp_model")
-	}
-	if o.DetectModel != "" {
-		m, err := findModel(j.Models, "detect_model", o.DetectModel, KindDetect)
-		if err != nil {
-			return Plan{}, err
-		}
-		use(m, "detect_model")
-		for _, c := range ParseClasses(o.DetectClasses) {
-			if !slices.Contains(m.Labels, c) {
-				return Plan{}, Errorf(EINVALID, "detect_classes: %q is not a class of %s (it has %s)", truncate(c, 60), o.DetectModel, strings.Join(m.Labels, ", "))
-			}
-		}
+	if err := p.useModels(j.Models, o); err != nil {
+		return Plan{}, err
 	}
 	scale := max(p.FrameScale, 1)
 	for _, im := range j.Images {
@@ -254,18 +294,8 @@ func MakePlan(j Job) (Plan, error) {
 			p.ModelPixels = max(p.ModelPixels, out)
 		}
 	}
-	p.FitWidth, p.FitHeight = o.Width, o.Height
-	sizedBy := "" // the file whose size the video takes, to name in a refusal
-	if p.FitWidth == 0 {
-		p.FitWidth, p.FitHeight = j.Images[0].Width*scale, j.Images[0].Height*scale
-		sizedBy = j.Images[0].Label + ": "
-		if o.Aspect != "" {
-			p.FitWidth = aspectWidth(p.FitHeight, o.Aspect)
-		}
-		if !o.KeepSize {
-			p.FitWidth, p.FitHeight = Playable(p.FitWidth, p.FitHeight)
-		}
-	}
+	var sizedBy string // the file whose size the video takes, to name in a refusal
+	p.FitWidth, p.FitHeight, sizedBy = fitArea(o, j.Images[0], scale)
 	p.Width, p.Height = p.FitWidth+p.FitWidth%2, p.FitHeight+p.FitHeight%2
 	if p.Width > MaxSide || p.Height > MaxSide {
 		return Plan{}, Errorf(ETOOLARGE, "%svideo size %dx%d is above the limit of %dx%d; set a smaller size", sizedBy, p.Width, p.Height, MaxSide, MaxSide)
@@ -274,6 +304,7 @@ func MakePlan(j Job) (Plan, error) {
 	if Over(p.FramePixels, lim.Pixels) {
 		return Plan{}, lim.Refuse(ETOOLARGE, LimitPixels, "%svideo frames of %dx%d are too large (set a smaller size)", sizedBy, p.Width, p.Height)
 	}
+	captioned := slices.ContainsFunc(j.Images, func(im Image) bool { return im.Caption != "" })
 	p.PassThrough = !o.NamesModels() && !o.HasTransition() && !o.Moves() && !captioned // all work on pixels
 	for _, im := range j.Images {
 		p.PassThrough = p.PassThrough && im.Whole && im.Width == p.Width && im.Height == p.Height

@@ -151,54 +151,8 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", consumerName, err)
 	}
-	s.states, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      stateBucket,
-		Description: "img2vid job status and progress",
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", stateBucket, err)
-	}
-	s.admission, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      admissionBucket,
-		Description: "img2vid uploads' and jobs' places against the admission limits",
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		// A client's list that nobody rewrote for this long holds only
-		// places of jobs that have ended.
-		TTL:            cfg.TTL + holdFor,
-		LimitMarkerTTL: markerTTL,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", admissionBucket, err)
-	}
-	// The buckets have no byte cap: JetStream reserves a stream's cap
-	// against the server's storage when the stream is made, so capping
-	// both at the disk budget refused to start on a disk smaller than
-	// twice the budget (a tmpfs work folder, a small volume). The budget
-	// holds at admission instead, counted from the buckets' real size.
-	s.uploads, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      uploadsBucket,
-		Description: "img2vid uploaded images, deleted when their job ends",
-		// A job deletes its images when it ends; one that waits in the
-		// queue longer than the TTL fails, saying so.
-		TTL:      cfg.TTL,
-		Storage:  jetstream.FileStorage,
-		Replicas: cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", uploadsBucket, err)
-	}
-	s.videos, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      videosBucket,
-		Description: "img2vid finished videos, kept for the job TTL",
-		TTL:         cfg.TTL,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", videosBucket, err)
+	if err := s.createBuckets(ctx); err != nil {
+		return nil, err
 	}
 	// The object stores' streams are named by the object store
 	// specification (ADR-20): OBJ_ and the bucket.
@@ -220,6 +174,62 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*System, error) {
 		s.reap(wctx)
 	}()
 	return s, nil
+}
+
+// createBuckets creates (or updates) the key-value buckets of job states
+// and admission places and the object stores of uploads and videos.
+func (s *System) createBuckets(ctx context.Context) error {
+	var err error
+	s.states, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      stateBucket,
+		Description: "img2vid job status and progress",
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("creating bucket %s: %w", stateBucket, err)
+	}
+	s.admission, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      admissionBucket,
+		Description: "img2vid uploads' and jobs' places against the admission limits",
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+		// A client's list that nobody rewrote for this long holds only
+		// places of jobs that have ended.
+		TTL:            s.cfg.TTL + holdFor,
+		LimitMarkerTTL: markerTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("creating bucket %s: %w", admissionBucket, err)
+	}
+	// The buckets have no byte cap: JetStream reserves a stream's cap
+	// against the server's storage when the stream is made, so capping
+	// both at the disk budget refused to start on a disk smaller than
+	// twice the budget (a tmpfs work folder, a small volume). The budget
+	// holds at admission instead, counted from the buckets' real size.
+	s.uploads, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      uploadsBucket,
+		Description: "img2vid uploaded images, deleted when their job ends",
+		// A job deletes its images when it ends; one that waits in the
+		// queue longer than the TTL fails, saying so.
+		TTL:      s.cfg.TTL,
+		Storage:  jetstream.FileStorage,
+		Replicas: s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("creating bucket %s: %w", uploadsBucket, err)
+	}
+	s.videos, err = s.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      videosBucket,
+		Description: "img2vid finished videos, kept for the job TTL",
+		TTL:         s.cfg.TTL,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("creating bucket %s: %w", videosBucket, err)
+	}
+	return nil
 }
 
 // reclaim puts the jobs that the consumer counts as taken by a worker back
