@@ -1,11 +1,9 @@
 package pipeline_test
 
 import (
-	"bytes"
 	"fmt"
 	"image"
 	"image/color"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -15,23 +13,16 @@ import (
 	"github.com/img2vid/img2vid/pipeline"
 )
 
-// videoFrames decodes every frame of a video into packed RGB24.
-func videoFrames(t *testing.T, file string, w, h int) [][]byte {
+// solidInputs writes one w x h image file of each colour into dir, in order.
+func solidInputs(t *testing.T, dir string, w, h int, colors ...color.NRGBA) []string {
 	t.Helper()
-	cmd := exec.Command("ffmpeg", "-v", "error", "-i", file, "-f", "rawvideo", "-pix_fmt", "rgb24", "-")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ffmpeg decode %s: %v: %s", file, err, stderr.String())
+	var inputs []string
+	for i, c := range colors {
+		f := filepath.Join(dir, string(rune('a'+i))+".png")
+		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(w, h, c)))
+		inputs = append(inputs, f)
 	}
-	size := 3 * w * h
-	var frames [][]byte
-	for len(out) >= size {
-		frames = append(frames, out[:size])
-		out = out[size:]
-	}
-	return frames
+	return inputs
 }
 
 // meanRGB is a frame's mean colour.
@@ -55,14 +46,8 @@ func meanRGB(f []byte) [3]float64 {
 // as the images' durations together.
 func TestSlideshowTransitions(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	dir := t.TempDir()
 	colors := []color.NRGBA{{200, 30, 30, 255}, {30, 200, 30, 255}, {30, 30, 200, 255}}
-	var inputs []string
-	for i, c := range colors {
-		f := filepath.Join(dir, string(rune('a'+i))+".png")
-		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(32, 32, c)))
-		inputs = append(inputs, f)
-	}
+	inputs := solidInputs(t, t.TempDir(), 32, 32, colors...)
 	for _, kind := range []string{img2vid.TransitionCrossfade, img2vid.TransitionFadeBlack} {
 		t.Run(kind, func(t *testing.T) {
 			opts := img2vid.DefaultOptions()
@@ -76,7 +61,7 @@ func TestSlideshowTransitions(t *testing.T) {
 			if res.Frames != 30 || res.FPS != 10 || res.Duration != 3 {
 				t.Fatalf("result %+v, want 30 frames at 10 fps, 3 s", res)
 			}
-			frames := videoFrames(t, out, 32, 32)
+			frames := testimage.DecodeVideo(t, out, 32, 32)
 			if len(frames) != 30 {
 				t.Fatalf("%d frames decoded, want 30", len(frames))
 			}
@@ -119,13 +104,7 @@ func TestSlideshowTransitions(t *testing.T) {
 // only for the pairs of one scene.
 func TestSceneCutsGetTheTransition(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	dir := t.TempDir()
-	var inputs []string
-	for i, c := range []color.NRGBA{{200, 200, 200, 255}, {196, 196, 196, 255}, {20, 20, 20, 255}} {
-		f := filepath.Join(dir, string(rune('a'+i))+".png")
-		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(32, 32, c)))
-		inputs = append(inputs, f)
-	}
+	inputs := solidInputs(t, t.TempDir(), 32, 32, color.NRGBA{200, 200, 200, 255}, color.NRGBA{196, 196, 196, 255}, color.NRGBA{20, 20, 20, 255})
 	rec := &recordingInterp{}
 	opts := img2vid.DefaultOptions()
 	opts.Interpolate, opts.InterpModel, opts.Transition, opts.Quality = 4, "recording", img2vid.TransitionCrossfade, 0
@@ -137,7 +116,7 @@ func TestSceneCutsGetTheTransition(t *testing.T) {
 	if res.SceneCuts != 1 || len(rec.calls) != 1 {
 		t.Fatalf("%d scene cuts, %d model calls; want 1 cut and the model for the other pair only", res.SceneCuts, len(rec.calls))
 	}
-	frames := videoFrames(t, out, 32, 32)
+	frames := testimage.DecodeVideo(t, out, 32, 32)
 	if len(frames) != 12 {
 		t.Fatalf("%d frames, want 12", len(frames))
 	}
@@ -222,7 +201,7 @@ func TestCaptionsOnTheFrames(t *testing.T) {
 		if _, err := (&pipeline.Pipeline{}).Convert(t.Context(), inputs, out, opts, nil); err != nil {
 			t.Fatal(err)
 		}
-		return videoFrames(t, out, 320, 180)
+		return testimage.DecodeVideo(t, out, 320, 180)
 	}
 	plain, captioned := render(""), render(img2vid.CaptionName)
 	if len(plain) != 2 || len(captioned) != 2 {
@@ -249,14 +228,8 @@ func TestCaptionsOnTheFrames(t *testing.T) {
 // Each image holds its own time at the output rate; the others the job's.
 func TestSlideshowPerImageDurations(t *testing.T) {
 	testenv.NeedFFmpeg(t)
-	dir := t.TempDir()
 	colors := []color.NRGBA{{200, 30, 30, 255}, {30, 200, 30, 255}, {30, 30, 200, 255}}
-	var inputs []string
-	for i, c := range colors {
-		f := filepath.Join(dir, string(rune('a'+i))+".png")
-		testimage.Write(t, f, testimage.PNG(t, testimage.Solid(32, 32, c)))
-		inputs = append(inputs, f)
-	}
+	inputs := solidInputs(t, t.TempDir(), 32, 32, colors...)
 	p := &pipeline.Pipeline{}
 	opts := img2vid.DefaultOptions()
 	opts.Seconds, opts.FPSOut, opts.Quality = 0.5, 10, 0
@@ -278,7 +251,7 @@ func TestSlideshowPerImageDurations(t *testing.T) {
 	if res.Frames != 18 || res.Duration != 1.8 {
 		t.Fatalf("%d frames, %v s; want 10 + 5 + 3 = 18 at 10 fps, 1.8 s", res.Frames, res.Duration)
 	}
-	for i, f := range videoFrames(t, out, 32, 32) {
+	for i, f := range testimage.DecodeVideo(t, out, 32, 32) {
 		img := 0
 		switch {
 		case i >= 15:
