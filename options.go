@@ -339,7 +339,9 @@ func (o Options) Validate() error {
 		return Errorf(EINVALID, "duration must be between %v and %v s, got %v s", 1/float64(MaxFPS), 1/MinFPS, o.Seconds)
 	case o.Seconds > 0 && o.Interpolate > 1:
 		return Errorf(EINVALID, "duration is each image's time in a slideshow; with interpolate, set fps instead")
-	case !(o.TransitionSeconds >= 0 && o.TransitionSeconds < o.ImageSeconds()) && o.HasTransition() && o.Slideshow():
+	case !(o.TransitionSeconds >= 0 && o.TransitionSeconds < o.ImageSeconds()) && o.HasTransition() && o.Slideshow() && o.AudioFit != AudioSpread:
+		// (With audio_fit spread the images' time is the soundtrack's
+		// share, known only to the plan, which checks it image by image.)
 		return Errorf(EINVALID, "transition_duration %v s must be shorter than each image's time on screen (%v s)", o.TransitionSeconds, o.ImageSeconds())
 	case o.Caption != "" && o.Caption != CaptionName:
 		return Errorf(EINVALID, "caption must be name (each image's file name) or absent, got %q", o.Caption)

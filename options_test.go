@@ -149,6 +149,11 @@ func TestAudioOptions(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Errorf("audio with a WebM: %v", err)
 	}
+	// With audio_fit spread, the images' time is the soundtrack's share:
+	// only the plan knows it, so a transition is not checked against 1/fps.
+	if _, err := ParseOptions(form("transition", "crossfade", "audio_fit", "spread")); err != nil {
+		t.Errorf("a crossfade with audio_fit spread: %v", err)
+	}
 	if o, err := ParseOptions(form("audio_fit", "extend")); err != nil || o.AudioFit != AudioExtend {
 		t.Errorf("audio_fit=extend: %+v, %v", o, err)
 	}
