@@ -248,7 +248,7 @@ func TestPlanSpreadsTheImagesOverTheSoundtrack(t *testing.T) {
 		t.Errorf("plan %s, %v s each; want 8 images of 1.5 s at 30 fps, 360 frames, 12 s", p, p.Options.Seconds)
 	}
 	j.Options.Transition, j.Options.TransitionSeconds = TransitionCrossfade, 2
-	if _, err := MakePlan(j); ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "shorter than each image's time on screen (1.5 s)") {
+	if _, err := MakePlan(j); ErrorCode(err) != EINVALID || !strings.Contains(err.Error(), "shorter than the time of fa.jpg on screen (1.5 s)") {
 		t.Errorf("a 2 s transition over 1.5 s images: %v, want it refused", err)
 	}
 	j.Options.Transition, j.Options.Interpolate = TransitionNone, 2
