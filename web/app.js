@@ -409,13 +409,39 @@ function render() {
     cap.disabled = locked;
     cap.tabIndex = -1; // reached from its card with Enter, as the list keeps one Tab stop
     cap.addEventListener("input", () => { it.caption = cap.value; });
-    cap.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" || e.key === "Escape") {
-        e.preventDefault();
-        focusItem(it.id);
-      }
+    // Its own time on screen (the durations fields; empty: the job's).
+    const dur = document.createElement("input");
+    dur.type = "text";
+    dur.className = "duration";
+    dur.inputMode = "decimal";
+    dur.value = it.seconds || "";
+    dur.placeholder = "Time";
+    dur.setAttribute("aria-label", `Time of ${n} on screen, such as 3s`);
+    dur.disabled = locked;
+    dur.tabIndex = -1;
+    dur.toggleAttribute("aria-invalid", durationSeconds(dur.value) === null);
+    dur.addEventListener("input", () => {
+      it.seconds = dur.value;
+      dur.toggleAttribute("aria-invalid", durationSeconds(dur.value) === null);
+      preview();
     });
-    li.append(cap);
+    // Within a card: Tab and Shift+Tab between its caption and its time,
+    // Enter or Escape back to the card.
+    for (const [el, other] of [[cap, dur], [dur, cap]]) {
+      el.addEventListener("keydown", (e) => {
+        if (e.key === "Enter" || e.key === "Escape") {
+          e.preventDefault();
+          focusItem(it.id);
+        } else if (e.key === "Tab" && !e.shiftKey === (el === cap)) {
+          e.preventDefault();
+          other.focus();
+        }
+      });
+    }
+    const fields = document.createElement("div");
+    fields.className = "card-fields";
+    fields.append(cap, dur);
+    li.append(fields);
     const tools = document.createElement("div");
     tools.className = "tools";
     tools.append(
@@ -719,15 +745,19 @@ function preview() {
   // audio_fit spread: each image's time is the sound's length over them.
   const spread = audio && audio.seconds > 0 && $("audio_fit").value === "spread" && interp <= 1;
   const each = spread ? audio.seconds / n : durationSeconds(value("duration"));
-  const slideshow = interp <= 1 && (each > 0 || $("transition").value !== "none" || $("motion").value !== "none");
+  const own = items.map((it) => durationSeconds(it.seconds || "") || 0);
+  const slideshow = interp <= 1 && (each > 0 || own.some((s) => s > 0) || $("transition").value !== "none" || $("motion").value !== "none");
   const resamples = fpsOutSet && interp <= 1 && fpsOut !== fps && !slideshow;
   let text = `${plural(n, "image")} at ${+fps.toFixed(3)}/s`;
   let frames = resamples ? Math.ceil(n * fpsOut / fps - 1e-9) : n * interp;
   let rate = fpsOut;
   if (slideshow) {
     rate = fpsOutSet ? Number(value("fps_out")) : 30;
-    frames = Math.round(n * (each || 1 / fps) * rate);
-    text = `${plural(n, "image")}, ${seconds(each || 1 / fps)} each, at ${rate} frames/s`;
+    const times = own.map((s) => (spread ? each : s || each || 1 / fps));
+    frames = Math.round(times.reduce((a, b) => a + b, 0) * rate);
+    text = own.some((s) => s > 0) && !spread
+      ? `${plural(n, "image")}, each for its own time, at ${rate} frames/s`
+      : `${plural(n, "image")}, ${seconds(each || 1 / fps)} each, at ${rate} frames/s`;
   } else {
     if (interp > 1) text += `, x${interp}`;
     if (fpsOutSet) text += `, ${resamples ? "converted to" : "played at"} ${+fpsOut.toFixed(3)} frames/s`;
@@ -965,6 +995,12 @@ async function convert() {
     $(p.field).focus();
     return;
   }
+  const late = items.find((it) => durationSeconds(it.seconds || "") === null);
+  if (late) {
+    showError(`The time of ${late.file.name} must be a time such as 3s or 500ms, not "${late.seconds}".`);
+    reveal($("thumbs").querySelector(`li[data-id="${late.id}"]`));
+    return;
+  }
   showError("");
   dropUndo();
   $("result").hidden = true;
@@ -979,6 +1015,7 @@ async function convert() {
   }
   items.forEach((it) => form.append("files", it.file, it.file.name));
   if (items.some((it) => (it.caption || "").trim() !== "")) items.forEach((it) => form.append("captions", (it.caption || "").trim()));
+  if (items.some((it) => (it.seconds || "").trim() !== "")) items.forEach((it) => form.append("durations", (it.seconds || "").trim()));
   if (audio) form.append("audio", audio.file, audio.file.name);
   localStorage.removeItem(jobKey);
   job = { id: null, events: null, xhr: null };

@@ -410,6 +410,22 @@ func TestPageAsUsersMeetIt(t *testing.T) {
 		t.Errorf("Enter on a card focuses %q, want its caption", f)
 	}
 	p.keys("typing a caption", "Sunset, día 1")
+	// Tab goes on to the card's own time; a time that is not one is
+	// marked; a good one makes the preview count each image's own time.
+	p.keys("on to the card's time", kb.Tab)
+	if f := p.focused("Tab from a caption"); f != "input.duration" {
+		t.Errorf("Tab from a card's caption focuses %q, want its time", f)
+	}
+	p.keys("typing a time that is none", "soon")
+	if inv := eval[bool](t, ctx, `document.querySelector("#thumbs li input.duration").hasAttribute("aria-invalid")`); !inv {
+		t.Error(`a card's time "soon" is not marked invalid`)
+	}
+	p.retype("2s")
+	if pv := eval[string](t, ctx, `document.getElementById("preview").textContent`); !strings.Contains(pv, "each for its own time, at 30 frames/s") {
+		t.Errorf("preview with one image's own time: %q", pv)
+	}
+	p.retype("")
+	p.keys("back to the caption", kb.Tab, chromedp.KeyModifiers(chromedp.ModifierShift))
 	p.keys("finishing the caption", kb.Enter)
 	if c := eval[string](t, ctx, `document.querySelector("#thumbs li input.caption").value`); c != "Sunset, día 1" {
 		t.Errorf("the first card's caption is %q", c)
