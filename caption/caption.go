@@ -183,22 +183,3 @@ func fit(f font.Face, s string, width fixed.Int26_6) string {
 	}
 	return string(r) + "…"
 }
-
-// Has reports whether the caption font draws every character of text
-// (spaces aside): Latin, Greek and Cyrillic it does; a character it lacks
-// would be an empty box.
-func Has(text string) bool {
-	f, err := face(12)
-	if err != nil {
-		return false
-	}
-	for _, r := range text {
-		if r == ' ' {
-			continue
-		}
-		if _, ok := f.GlyphAdvance(r); !ok {
-			return false
-		}
-	}
-	return true
-}

@@ -16,9 +16,6 @@ import (
 // its top-left corner and its size. It keeps the frame's aspect.
 type Window struct{ X, Y, W, H float64 }
 
-// Center is the window's centre.
-func (w Window) Center() (float64, float64) { return w.X + w.W/2, w.Y + w.H/2 }
-
 // Lerp is the window at u (0: a, 1: b) on the straight way from a to b.
 func Lerp(a, b Window, u float64) Window {
 	l := func(p, q float64) float64 { return p + (q-p)*u }
